@@ -26,7 +26,6 @@ RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 def quiet_tensorflow() -> None:
     """Silences TensorFlow's C++ start-up log (set before TF is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     os.environ.setdefault("ABSL_LOG_LEVEL", "3")
 
 
@@ -51,7 +50,7 @@ def _list_recipes(args) -> int:
         )
         return 1
     rows = recipe_summaries()
-    width = max(len(name) for name, _ in rows)
+    width = max((len(name) for name, _ in rows), default=0)
     for name, summary in rows:
         print(f"{name:<{width}}  {summary}")
     return 0
