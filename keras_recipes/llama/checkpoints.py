@@ -1,0 +1,433 @@
+"""Import and export of real LLaMA checkpoints: llama2.c `.bin` and Hugging Face.
+
+Both formats are read into one canonical set of numpy tensors named as in
+Meta's original `model.py` (which llama2.c's `export.py` walks):
+
+    tok_embeddings.weight                    (vocab, dim)
+    layers.{i}.attention_norm.weight         (dim,)
+    layers.{i}.attention.wq.weight           (n_heads * head_dim, dim)     out x in
+    layers.{i}.attention.wk.weight           (n_kv_heads * head_dim, dim)
+    layers.{i}.attention.wv.weight           (n_kv_heads * head_dim, dim)
+    layers.{i}.attention.wo.weight           (dim, n_heads * head_dim)
+    layers.{i}.ffn_norm.weight               (dim,)
+    layers.{i}.feed_forward.w1.weight        (hidden_dim, dim)             gate
+    layers.{i}.feed_forward.w2.weight        (dim, hidden_dim)             down
+    layers.{i}.feed_forward.w3.weight        (hidden_dim, dim)             up
+    norm.weight                              (dim,)
+    output.weight                            (vocab, dim)                  if untied
+
+Matrices keep PyTorch's (out, in) layout; Keras kernels are the transpose.
+llama2.c rotates interleaved pairs (q[2i], q[2i+1]); Hugging Face permutes the
+rows of wq/wk so that "rotate half" computes the same thing. A model keeps the
+convention of the checkpoint it came from, so its outputs are exactly the
+checkpoint's, and conversion between the formats applies the permutation.
+
+llama2.c files (https://github.com/karpathy/llama2.c, `export.py`, `run.c`):
+
+- version 0 (legacy): 7 int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+  vocab_size, seq_len; a negative vocab_size means an unshared classifier
+  follows), then float32 tensors grouped by kind across layers, the two legacy
+  RoPE tables (seq_len * head_dim / 2 each, unused), then the classifier.
+- version 1: a 256-byte header (magic 0x616b3432 "ak42", version, the 7 int32,
+  a shared-classifier byte), norms first, then the matrices, all float32.
+- version 2: as version 1 plus an int32 group size in the header; norms in
+  float32, matrices in Q8_0 (int8 values, then one float32 scale per group).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+LLAMA2C_MAGIC = 0x616B3432
+LLAMA2C_HEADER_BYTES = 256
+LLAMA2C_VERSIONS = (0, 1, 2)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read or written as asked."""
+
+
+# ---------------------------------------------------------------------------
+# llama2.c: header and tensor layout
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Llama2cHeader:
+    """The hyper-parameters a llama2.c file starts with."""
+
+    dim: int
+    hidden_dim: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    seq_len: int
+    shared_classifier: bool = True
+    version: int = 0
+    group_size: int = 0
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+
+def _check_header(header: Llama2cHeader, path) -> None:
+    sizes = dataclasses.asdict(header)
+    for name in ("dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"):
+        if sizes[name] <= 0:
+            raise CheckpointError(
+                f"{path}: header field {name}={sizes[name]} must be positive; "
+                "this is not a llama2.c checkpoint or its header is corrupt."
+            )
+    if header.dim % header.n_heads or header.n_heads % header.n_kv_heads:
+        raise CheckpointError(
+            f"{path}: header has dim={header.dim}, n_heads={header.n_heads}, "
+            f"n_kv_heads={header.n_kv_heads}; dim must divide by n_heads and n_heads by "
+            "n_kv_heads. The header is corrupt or from another format."
+        )
+
+
+def read_llama2c_header(path: str | os.PathLike) -> tuple[Llama2cHeader, int]:
+    """Reads a llama2.c header; returns it and the byte offset of the tensors."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(LLAMA2C_HEADER_BYTES)
+    if len(head) < 28:
+        raise CheckpointError(
+            f"{path}: {len(head)} bytes is too short for a llama2.c header (28 bytes at least)."
+        )
+    (magic,) = struct.unpack("<I", head[:4])
+    if magic == LLAMA2C_MAGIC:
+        if len(head) < LLAMA2C_HEADER_BYTES:
+            raise CheckpointError(f"{path}: truncated header ({len(head)} of 256 bytes).")
+        (version,) = struct.unpack("<i", head[4:8])
+        if version not in (1, 2):
+            raise CheckpointError(
+                f"{path}: llama2.c version {version} is not supported; "
+                "versions 0 (legacy), 1 (fp32) and 2 (int8 Q8_0) are."
+            )
+        fields = struct.unpack("<7i", head[8:36])
+        shared = bool(head[36])
+        group_size = struct.unpack("<i", head[37:41])[0] if version == 2 else 0
+        header = Llama2cHeader(
+            *fields, shared_classifier=shared, version=version, group_size=group_size
+        )
+        offset = LLAMA2C_HEADER_BYTES
+    else:
+        fields = list(struct.unpack("<7i", head[:28]))
+        if fields[0] > 1 << 20 or fields[0] <= 0:
+            raise CheckpointError(
+                f"{path}: unknown magic 0x{magic:08x}; not a llama2.c checkpoint "
+                f"(version 1/2 files start with 0x{LLAMA2C_MAGIC:08x}, legacy files "
+                "with a positive int32 dim)."
+            )
+        shared = fields[5] > 0
+        fields[5] = abs(fields[5])
+        header = Llama2cHeader(*fields, shared_classifier=shared, version=0)
+        offset = 28
+    _check_header(header, path)
+    if header.version == 2 and header.group_size <= 0:
+        raise CheckpointError(f"{path}: version 2 header has group size {header.group_size}.")
+    return header, offset
+
+
+def _llama2c_layout(h: Llama2cHeader) -> list[tuple[str, tuple[int, ...], bool]]:
+    """(name, shape, quantized) of every tensor, in file order."""
+    d, hd, L = h.dim, h.hidden_dim, h.n_layers
+    q_dim, kv_dim = h.n_heads * h.head_dim, h.n_kv_heads * h.head_dim
+    per_layer = {
+        "attention_norm": (d,),
+        "attention.wq": (q_dim, d),
+        "attention.wk": (kv_dim, d),
+        "attention.wv": (kv_dim, d),
+        "attention.wo": (d, q_dim),
+        "ffn_norm": (d,),
+        "feed_forward.w1": (hd, d),
+        "feed_forward.w2": (d, hd),
+        "feed_forward.w3": (hd, d),
+    }
+
+    def layers(kind):
+        return [(f"layers.{i}.{kind}.weight", per_layer[kind], False) for i in range(L)]
+
+    matrices = [
+        kind for kind in per_layer if kind.startswith(("attention.", "feed_forward."))
+    ]
+    classifier = [] if h.shared_classifier else [("output.weight", (h.vocab_size, d), False)]
+    if h.version == 0:
+        half = h.seq_len * h.head_dim // 2
+        layout = [("tok_embeddings.weight", (h.vocab_size, d), False)]
+        layout += layers("attention_norm")
+        for kind in matrices[:4]:
+            layout += layers(kind)
+        layout += layers("ffn_norm")
+        for kind in matrices[4:]:
+            layout += layers(kind)
+        layout += [("norm.weight", (d,), False)]
+        layout += [("freq_cis_real", (half,), False), ("freq_cis_imag", (half,), False)]
+        return layout + classifier
+    norms = layers("attention_norm") + layers("ffn_norm") + [("norm.weight", (d,), False)]
+    rest = [("tok_embeddings.weight", (h.vocab_size, d), False)]
+    for kind in matrices:
+        rest += layers(kind)
+    rest += classifier
+    quantized = h.version == 2
+    return norms + [(name, shape, quantized) for name, shape, _ in rest]
+
+
+def _tensor_bytes(shape, quantized: bool, group_size: int) -> int:
+    n = int(np.prod(shape))
+    return n + 4 * (n // group_size) if quantized else 4 * n
+
+
+def read_llama2c(path: str | os.PathLike) -> tuple[Llama2cHeader, dict[str, np.ndarray]]:
+    """Reads a llama2.c checkpoint (version 0, 1 or 2) into float32 numpy tensors.
+
+    The file is memory-mapped and read one tensor at a time; Q8_0 tensors are
+    dequantized exactly as llama2.c's `runq.c` does (int8 value times the
+    group's float32 scale). The legacy RoPE tables of version 0 are skipped.
+
+    Raises:
+        CheckpointError: the file is truncated or longer than its header says,
+            has an unknown magic or version, or sizes that cannot be a LLaMA.
+    """
+    path = Path(path)
+    header, offset = read_llama2c_header(path)
+    layout = _llama2c_layout(header)
+    if header.version == 2:
+        for name, shape, quantized in layout:
+            if quantized and int(np.prod(shape)) % header.group_size:
+                raise CheckpointError(
+                    f"{path}: tensor {name} {shape} is not a multiple of the group size "
+                    f"{header.group_size} in the header."
+                )
+    expected = offset + sum(_tensor_bytes(s, q, header.group_size) for _, s, q in layout)
+    actual = path.stat().st_size
+    if actual != expected:
+        what = "truncated" if actual < expected else "longer than its header says"
+        raise CheckpointError(
+            f"{path}: file is {what}: the header ({header}) implies {expected:,} bytes, "
+            f"the file has {actual:,}. Re-download or re-export the checkpoint."
+        )
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    tensors = {}
+    for name, shape, quantized in layout:
+        n = int(np.prod(shape))
+        if quantized:
+            q = data[offset : offset + n].view(np.int8)
+            offset += n
+            scales = data[offset : offset + 4 * (n // header.group_size)].view("<f4")
+            offset += 4 * (n // header.group_size)
+            values = q.reshape(-1, header.group_size).astype(np.float32) * scales[:, None]
+        else:
+            values = np.array(data[offset : offset + 4 * n].view("<f4"), dtype=np.float32)
+            offset += 4 * n
+        if not name.startswith("freq_cis"):
+            tensors[name] = values.reshape(shape)
+    del data
+    return header, tensors
+
+
+def quantize_q80(w: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """llama2.c's Q8_0: per group of `group_size`, scale = max|w| / 127, q = round(w / scale)."""
+    groups = np.asarray(w, np.float32).reshape(-1, group_size)
+    scale = np.abs(groups).max(axis=1) / 127.0
+    safe = np.where(scale == 0, 1.0, scale)
+    q = np.round(groups / safe[:, None]).astype(np.int8)
+    return q.reshape(-1), scale.astype(np.float32)
+
+
+def write_llama2c(
+    path: str | os.PathLike,
+    header: Llama2cHeader,
+    tensors: dict[str, np.ndarray],
+) -> Path:
+    """Writes canonical tensors as a llama2.c file of `header.version`, atomically.
+
+    Version 2 chooses its group size as llama2.c's `export.py` does (64, halved
+    until it divides dim) unless `header.group_size` is set.
+    """
+    path = Path(path)
+    if header.version not in LLAMA2C_VERSIONS:
+        raise CheckpointError(f"llama2.c version {header.version} unknown; use 0, 1 or 2.")
+    if header.version == 2 and not header.group_size:
+        group_size = 64
+        while header.dim % group_size:
+            group_size //= 2
+        header = dataclasses.replace(header, group_size=group_size)
+    layout = _llama2c_layout(header)
+    head_dim = header.head_dim
+    with _atomic_file(path) as f:
+        if header.version == 0:
+            vocab = header.vocab_size if header.shared_classifier else -header.vocab_size
+            f.write(
+                struct.pack(
+                    "<7i",
+                    header.dim,
+                    header.hidden_dim,
+                    header.n_layers,
+                    header.n_heads,
+                    header.n_kv_heads,
+                    vocab,
+                    header.seq_len,
+                )
+            )
+        else:
+            fields = [header.dim, header.hidden_dim, header.n_layers, header.n_heads]
+            fields += [header.n_kv_heads, header.vocab_size, header.seq_len]
+            head = struct.pack("<Ii7iB", LLAMA2C_MAGIC, header.version, *fields, header.shared_classifier)
+            if header.version == 2:
+                head += struct.pack("<i", header.group_size)
+            f.write(head + b"\0" * (LLAMA2C_HEADER_BYTES - len(head)))
+        for name, shape, quantized in layout:
+            if name.startswith("freq_cis"):
+                # The legacy RoPE tables of llama2.c's export (unused by run.c).
+                freqs = 1.0 / 10000.0 ** (np.arange(0, head_dim, 2)[: head_dim // 2] / head_dim)
+                angles = np.outer(np.arange(header.seq_len), freqs)
+                table = np.cos(angles) if name == "freq_cis_real" else np.sin(angles)
+                f.write(table.astype("<f4").tobytes())
+                continue
+            if name not in tensors:
+                raise CheckpointError(f"{path}: tensor {name} is missing; cannot write it.")
+            value = np.asarray(tensors[name], np.float32)
+            if value.shape != shape:
+                raise CheckpointError(
+                    f"{path}: tensor {name} has shape {value.shape}, the header needs {shape}."
+                )
+            if quantized:
+                q, scale = quantize_q80(value, header.group_size)
+                f.write(q.tobytes())
+                f.write(scale.astype("<f4").tobytes())
+            else:
+                f.write(value.astype("<f4").tobytes())
+    return path
+
+
+class _atomic_file:
+    """Writes to a temporary file beside `path`, renamed into place on success."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        self.file = os.fdopen(fd, "wb")
+        return self.file
+
+    def __exit__(self, exc_type, exc, tb):
+        self.file.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# Hugging Face: config.json + (sharded) safetensors, LlamaForCausalLM names
+# ---------------------------------------------------------------------------
+
+HF_LAYER_NAMES = {
+    "input_layernorm": "attention_norm",
+    "self_attn.q_proj": "attention.wq",
+    "self_attn.k_proj": "attention.wk",
+    "self_attn.v_proj": "attention.wv",
+    "self_attn.o_proj": "attention.wo",
+    "post_attention_layernorm": "ffn_norm",
+    "mlp.gate_proj": "feed_forward.w1",
+    "mlp.down_proj": "feed_forward.w2",
+    "mlp.up_proj": "feed_forward.w3",
+}
+HF_TOP_NAMES = {
+    "model.embed_tokens.weight": "tok_embeddings.weight",
+    "model.norm.weight": "norm.weight",
+    "lm_head.weight": "output.weight",
+}
+
+
+def hf_to_canonical_name(name: str) -> str | None:
+    """`model.layers.3.mlp.up_proj.weight` -> `layers.3.feed_forward.w3.weight`."""
+    if name in HF_TOP_NAMES:
+        return HF_TOP_NAMES[name]
+    parts = name.split(".")
+    if len(parts) >= 5 and parts[:2] == ["model", "layers"] and parts[-1] == "weight":
+        kind = ".".join(parts[3:-1])
+        if kind in HF_LAYER_NAMES:
+            return f"layers.{parts[2]}.{HF_LAYER_NAMES[kind]}.weight"
+    return None
+
+
+def canonical_to_hf_name(name: str) -> str:
+    for hf, ours in HF_TOP_NAMES.items():
+        if name == ours:
+            return hf
+    _, index, *kind, _ = name.split(".")
+    inverse = {ours: hf for hf, ours in HF_LAYER_NAMES.items()}
+    return f"model.layers.{index}.{inverse['.'.join(kind)]}.weight"
+
+
+def permute_for_rotate_half(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Rows of wq/wk from interleaved-pair RoPE order to rotate-half order.
+
+    This is the permutation of Hugging Face's `convert_llama_weights_to_hf.py`:
+    within each head, features (2i, 2i+1) move to (i, i + head_dim/2).
+    """
+    rows, cols = w.shape
+    return w.reshape(n_heads, rows // n_heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+
+def permute_for_interleaved(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """Inverse of `permute_for_rotate_half`."""
+    rows, cols = w.shape
+    return w.reshape(n_heads, 2, rows // n_heads // 2, cols).swapaxes(1, 2).reshape(rows, cols)
+
+
+def hf_safetensors_files(directory: str | os.PathLike) -> list[Path]:
+    """The safetensors files of a Hugging Face checkpoint folder, single or sharded."""
+    directory = Path(directory)
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = sorted({directory / name for name in weight_map.values()})
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise CheckpointError(
+                f"{index} names shards that are not in the folder: {missing}."
+            )
+        return files
+    single = directory / "model.safetensors"
+    if single.is_file():
+        return [single]
+    found = sorted(directory.glob("*.safetensors"))
+    if found:
+        return found
+    raise CheckpointError(
+        f"{directory}: no model.safetensors, model.safetensors.index.json or *.safetensors; "
+        "a Hugging Face LLaMA folder needs config.json and its safetensors weights "
+        "(PyTorch .bin weights are not read: convert them with safetensors first)."
+    )
+
+
+def iter_hf_tensors(directory: str | os.PathLike):
+    """Yields (canonical name, numpy tensor in its stored dtype, file) one at a time.
+
+    Files are opened with `safetensors.safe_open`, which memory-maps them, so a
+    tensor is read only when asked for and never the whole file at once.
+    """
+    from safetensors import safe_open
+
+    for file in hf_safetensors_files(directory):
+        with safe_open(file, framework="np") as f:
+            for key in f.keys():
+                name = hf_to_canonical_name(key)
+                if name is not None:
+                    yield name, f.get_tensor(key), file
