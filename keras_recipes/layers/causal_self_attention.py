@@ -1,0 +1,200 @@
+"""Causal multi-head self-attention with grouped-query heads and a KV cache."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_recipes.layers.rotary_embedding import RotaryEmbedding
+
+# Finite, so that a row whose keys are all masked (a left-padding query)
+# stays finite instead of turning into NaN; exp() of it is exactly 0.
+MASK_VALUE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="keras_recipes")
+class CausalSelfAttention(keras.layers.Layer):
+    """Causal self-attention with RoPE, grouped-query heads and a KV cache.
+
+    Each of `n_heads` query heads attends to the tokens at or before its own
+    position. Keys and values have only `n_kv_heads` heads, each shared by
+    `n_heads // n_kv_heads` query heads: grouped-query attention
+    ([Ainslie et al. 2023](https://arxiv.org/abs/2305.13245)), which shrinks
+    the KV cache and the memory read per decoded token; `n_kv_heads=1` is
+    multi-query attention ([Shazeer 2019](https://arxiv.org/abs/1911.02150)),
+    `n_kv_heads=n_heads` plain multi-head attention
+    ([Vaswani et al. 2017](https://arxiv.org/abs/1706.03762)). Queries and
+    keys are rotated by `RotaryEmbedding` before the dot product. The
+    projections are named `wq`, `wk`, `wv`, `wo` as in Meta's code.
+
+    For decoding, pass `key_cache` / `value_cache` of a fixed length `S`:
+    the new keys and values are written at `start_index`, the queries attend
+    over the whole cache (future slots are hidden by the causal mask), and
+    the updated caches are returned.
+
+    Args:
+        n_heads: int, number of query heads; must divide the model width.
+        n_kv_heads: int or None, default None (= `n_heads`). Number of
+            key/value heads; must divide `n_heads`.
+        rope_theta: float, default `10000.0`. RoPE base.
+        rope_convention: str, `"interleaved"` (Meta, llama2.c; default) or
+            `"rotate_half"` (Hugging Face).
+        rope_scaling: dict or None. Llama 3.1 frequency scaling, see
+            `RotaryEmbedding`.
+        dropout: float, default 0. Dropout on the attention weights.
+        kernel_initializer: initializer for the four projections, default
+            `RandomNormal(stddev=0.02)`.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: tensor `(batch, seq_len, dim)`.
+        padding_mask: optional `(batch, key_len)` tensor, 1/True for real
+            tokens and 0/False for padding, over the keys: the inputs
+            without a cache, the cache slots with one.
+        key_cache: optional `(batch, S, n_kv_heads, head_dim)` tensor.
+        value_cache: optional tensor shaped like `key_cache`.
+        start_index: int or scalar int tensor, default 0. Position of
+            `inputs[:, 0]` in the sequence (and the cache slot written).
+        training: bool, whether dropout is active.
+
+    Returns:
+        `(batch, seq_len, dim)`; with caches, the tuple
+        `(outputs, key_cache, value_cache)`.
+
+    Examples:
+
+    >>> import numpy as np
+    >>> attn = CausalSelfAttention(n_heads=8, n_kv_heads=2)
+    >>> x = np.random.rand(1, 5, 64).astype("float32")
+    >>> attn(x).shape
+    (1, 5, 64)
+    >>> k = v = np.zeros((1, 16, 2, 8), "float32")  # a cache of 16 slots
+    >>> y, k, v = attn(x, key_cache=k, value_cache=v, start_index=0)
+    >>> y_next, k, v = attn(x[:, :1], key_cache=k, value_cache=v, start_index=5)
+    """
+
+    def __init__(
+        self,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        rope_theta: float = 10000.0,
+        rope_convention: str = "interleaved",
+        rope_scaling: dict | None = None,
+        dropout: float = 0.0,
+        kernel_initializer="default",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if int(n_heads) <= 0 or int(n_kv_heads) <= 0:
+            raise ValueError(
+                f"CausalSelfAttention: n_heads and n_kv_heads must be positive, "
+                f"got n_heads={n_heads}, n_kv_heads={n_kv_heads}."
+            )
+        if n_heads % n_kv_heads:
+            raise ValueError(
+                f"CausalSelfAttention: n_kv_heads ({n_kv_heads}) must divide n_heads ({n_heads})."
+            )
+        self.n_heads = int(n_heads)
+        self.n_kv_heads = int(n_kv_heads)
+        self.rope_theta = float(rope_theta)
+        self.rope_convention = rope_convention
+        self.rope_scaling = dict(rope_scaling) if rope_scaling else None
+        self.dropout = float(dropout)
+        if kernel_initializer == "default":
+            kernel_initializer = keras.initializers.RandomNormal(stddev=0.02)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.rotary = RotaryEmbedding(
+            rope_theta, rope_convention, rope_scaling, dtype=self.dtype_policy, name="rotary"
+        )
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if dim % self.n_heads:
+            raise ValueError(
+                f"CausalSelfAttention: n_heads ({self.n_heads}) must divide the "
+                f"model width ({dim})."
+            )
+        self.head_dim = dim // self.n_heads
+        if self.head_dim % 2:
+            raise ValueError(
+                f"CausalSelfAttention: head_dim = dim / n_heads = {self.head_dim} "
+                "must be even for RoPE."
+            )
+
+        def dense(units, name):
+            init = self.kernel_initializer.__class__.from_config(
+                self.kernel_initializer.get_config()
+            )
+            return keras.layers.Dense(
+                units, use_bias=False, kernel_initializer=init, dtype=self.dtype_policy, name=name
+            )
+
+        self.wq = dense(self.n_heads * self.head_dim, "wq")
+        self.wk = dense(self.n_kv_heads * self.head_dim, "wk")
+        self.wv = dense(self.n_kv_heads * self.head_dim, "wv")
+        self.wo = dense(dim, "wo")
+        for layer in (self.wq, self.wk, self.wv):
+            layer.build(input_shape)
+        self.wo.build(tuple(input_shape[:-1]) + (self.n_heads * self.head_dim,))
+        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+
+    def call(
+        self,
+        inputs,
+        padding_mask=None,
+        key_cache=None,
+        value_cache=None,
+        start_index=0,
+        training=None,
+    ):
+        batch, seq_len = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        groups, hd = self.n_heads // self.n_kv_heads, self.head_dim
+        q = ops.reshape(self.wq(inputs), (batch, seq_len, self.n_heads, hd))
+        k = ops.reshape(self.wk(inputs), (batch, seq_len, self.n_kv_heads, hd))
+        v = ops.reshape(self.wv(inputs), (batch, seq_len, self.n_kv_heads, hd))
+        q = self.rotary(q, start_index=start_index)
+        k = self.rotary(k, start_index=start_index)
+        if key_cache is not None:
+            start = [0, start_index, 0, 0]
+            k = key_cache = ops.slice_update(key_cache, start, ops.cast(k, key_cache.dtype))
+            v = value_cache = ops.slice_update(value_cache, start, ops.cast(v, value_cache.dtype))
+
+        # Query heads in groups that share one key/value head: no copies of k, v.
+        q = ops.reshape(q, (batch, seq_len, self.n_kv_heads, groups, hd))
+        scores = ops.einsum("btkgd,bskd->bkgts", q, ops.cast(k, q.dtype))
+        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(hd))
+        query_pos = ops.arange(seq_len) + ops.cast(start_index, "int32")
+        key_pos = ops.arange(ops.shape(k)[1])
+        allowed = key_pos[None, :] <= query_pos[:, None]  # (t, s)
+        allowed = allowed[None, None, None]
+        if padding_mask is not None:
+            allowed = ops.logical_and(
+                allowed, ops.cast(padding_mask, "bool")[:, None, None, None, :]
+            )
+        scores = ops.where(allowed, scores, MASK_VALUE)
+        weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
+        weights = self.attention_dropout(weights, training=training)
+        out = ops.einsum("bkgts,bskd->btkgd", weights, ops.cast(v, weights.dtype))
+        out = self.wo(ops.reshape(out, (batch, seq_len, self.n_heads * hd)))
+        if key_cache is not None:
+            return out, key_cache, value_cache
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "n_heads": self.n_heads,
+                "n_kv_heads": self.n_kv_heads,
+                "rope_theta": self.rope_theta,
+                "rope_convention": self.rope_convention,
+                "rope_scaling": self.rope_scaling,
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
