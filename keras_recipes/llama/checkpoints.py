@@ -36,6 +36,7 @@ llama2.c files (https://github.com/karpathy/llama2.c, `export.py`, `run.c`):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -158,9 +159,7 @@ def _llama2c_layout(h: Llama2cHeader) -> list[tuple[str, tuple[int, ...], bool]]
     def layers(kind):
         return [(f"layers.{i}.{kind}.weight", per_layer[kind], False) for i in range(L)]
 
-    matrices = [
-        kind for kind in per_layer if kind.startswith(("attention.", "feed_forward."))
-    ]
+    matrices = [kind for kind in per_layer if kind.startswith(("attention.", "feed_forward."))]
     classifier = [] if h.shared_classifier else [("output.weight", (h.vocab_size, d), False)]
     if h.version == 0:
         half = h.seq_len * h.head_dim // 2
@@ -188,12 +187,15 @@ def _tensor_bytes(shape, quantized: bool, group_size: int) -> int:
     return n + 4 * (n // group_size) if quantized else 4 * n
 
 
-def read_llama2c(path: str | os.PathLike) -> tuple[Llama2cHeader, dict[str, np.ndarray]]:
-    """Reads a llama2.c checkpoint (version 0, 1 or 2) into float32 numpy tensors.
+def iter_llama2c(path: str | os.PathLike):
+    """Reads a llama2.c checkpoint (version 0, 1 or 2) one tensor at a time.
 
-    The file is memory-mapped and read one tensor at a time; Q8_0 tensors are
-    dequantized exactly as llama2.c's `runq.c` does (int8 value times the
-    group's float32 scale). The legacy RoPE tables of version 0 are skipped.
+    Returns the header and a generator of `(canonical name, float32 array)`.
+    The whole file is validated against its header before the first tensor
+    is produced; the file is memory-mapped, so only the tensor being read is
+    resident. Q8_0 tensors are dequantized as llama2.c's `runq.c` does (int8
+    value times its group's float32 scale). Version 0's RoPE tables are
+    skipped.
 
     Raises:
         CheckpointError: the file is truncated or longer than its header says,
@@ -217,23 +219,32 @@ def read_llama2c(path: str | os.PathLike) -> tuple[Llama2cHeader, dict[str, np.n
             f"{path}: file is {what}: the header ({header}) implies {expected:,} bytes, "
             f"the file has {actual:,}. Re-download or re-export the checkpoint."
         )
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    tensors = {}
-    for name, shape, quantized in layout:
-        n = int(np.prod(shape))
-        if quantized:
-            q = data[offset : offset + n].view(np.int8)
-            offset += n
-            scales = data[offset : offset + 4 * (n // header.group_size)].view("<f4")
-            offset += 4 * (n // header.group_size)
-            values = q.reshape(-1, header.group_size).astype(np.float32) * scales[:, None]
-        else:
-            values = np.array(data[offset : offset + 4 * n].view("<f4"), dtype=np.float32)
-            offset += 4 * n
-        if not name.startswith("freq_cis"):
-            tensors[name] = values.reshape(shape)
-    del data
-    return header, tensors
+
+    def tensors():
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+        position = offset
+        for name, shape, quantized in layout:
+            n = int(np.prod(shape))
+            if quantized:
+                q = data[position : position + n].view(np.int8)
+                position += n
+                n_scales = n // header.group_size
+                scales = data[position : position + 4 * n_scales].view("<f4")
+                position += 4 * n_scales
+                values = q.reshape(-1, header.group_size).astype(np.float32) * scales[:, None]
+            else:
+                values = np.array(data[position : position + 4 * n].view("<f4"), np.float32)
+                position += 4 * n
+            if not name.startswith("freq_cis"):
+                yield name, values.reshape(shape)
+
+    return header, tensors()
+
+
+def read_llama2c(path: str | os.PathLike) -> tuple[Llama2cHeader, dict[str, np.ndarray]]:
+    """Reads a whole llama2.c checkpoint into a dict of float32 arrays (see `iter_llama2c`)."""
+    header, tensors = iter_llama2c(path)
+    return header, dict(tensors)
 
 
 def quantize_q80(w: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +294,9 @@ def write_llama2c(
         else:
             fields = [header.dim, header.hidden_dim, header.n_layers, header.n_heads]
             fields += [header.n_kv_heads, header.vocab_size, header.seq_len]
-            head = struct.pack("<Ii7iB", LLAMA2C_MAGIC, header.version, *fields, header.shared_classifier)
+            head = struct.pack(
+                "<Ii7iB", LLAMA2C_MAGIC, header.version, *fields, header.shared_classifier
+            )
             if header.version == 2:
                 head += struct.pack("<i", header.group_size)
             f.write(head + b"\0" * (LLAMA2C_HEADER_BYTES - len(head)))
@@ -311,25 +324,26 @@ def write_llama2c(
     return path
 
 
-class _atomic_file:
-    """Writes to a temporary file beside `path`, renamed into place on success."""
+@contextlib.contextmanager
+def _atomic_path(path: Path):
+    """A temporary path beside `path`, renamed onto it if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
 
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        self.file = os.fdopen(fd, "wb")
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb):
-        self.file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-        return False
+@contextlib.contextmanager
+def _atomic_file(path: Path):
+    """A binary file open for writing, renamed onto `path` once complete."""
+    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 # ---------------------------------------------------------------------------
@@ -400,9 +414,7 @@ def hf_safetensors_files(directory: str | os.PathLike) -> list[Path]:
         files = sorted({directory / name for name in weight_map.values()})
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
-            raise CheckpointError(
-                f"{index} names shards that are not in the folder: {missing}."
-            )
+            raise CheckpointError(f"{index} names shards that are not in the folder: {missing}.")
         return files
     single = directory / "model.safetensors"
     if single.is_file():
@@ -431,3 +443,365 @@ def iter_hf_tensors(directory: str | os.PathLike):
                 name = hf_to_canonical_name(key)
                 if name is not None:
                     yield name, f.get_tensor(key), file
+
+
+# ---------------------------------------------------------------------------
+# Our model <-> canonical tensors
+# ---------------------------------------------------------------------------
+
+
+def _model_variable(model, name: str):
+    """The Keras variable behind a canonical name, and whether it is transposed."""
+    parts = name.split(".")
+    if name == "tok_embeddings.weight":
+        return model.tok_embeddings.embeddings, False
+    if name == "norm.weight":
+        return model.norm.scale, False
+    if name == "output.weight":
+        if model.output_projection is None:
+            raise CheckpointError(
+                "output.weight found but the model ties its output to tok_embeddings."
+            )
+        return model.output_projection.kernel, True
+    if parts[0] == "layers" and len(parts) >= 4 and parts[1].isdigit():
+        index = int(parts[1])
+        if index >= len(model.blocks):
+            raise CheckpointError(f"{name}: layer {index} but the model has {len(model.blocks)}.")
+        block = model.blocks[index]
+        kind = ".".join(parts[2:-1])
+        if kind in ("attention_norm", "ffn_norm"):
+            return getattr(block, kind).scale, False
+        owner, _, weight = kind.partition(".")
+        if owner in ("attention", "feed_forward") and weight:
+            layer = getattr(getattr(block, owner), weight, None)
+            if layer is not None:
+                return layer.kernel, True
+    raise CheckpointError(f"{name}: not a LLaMA tensor name this model knows.")
+
+
+def canonical_names(config) -> list[str]:
+    """Every canonical tensor name a model of `config` has, in llama2.c's order."""
+    names = ["tok_embeddings.weight"]
+    kinds = ["attention_norm", "attention.wq", "attention.wk", "attention.wv", "attention.wo"]
+    kinds += ["ffn_norm", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
+    names += [f"layers.{i}.{kind}.weight" for kind in kinds for i in range(config.n_layers)]
+    names.append("norm.weight")
+    if not config.tie_embeddings:
+        names.append("output.weight")
+    return names
+
+
+def model_tensors(model):
+    """Yields (canonical name, float32 numpy array in (out, in) layout) of `model`."""
+    for name in canonical_names(model.config):
+        variable, transposed = _model_variable(model, name)
+        value = np.asarray(variable.numpy(), np.float32)
+        yield name, (value.T if transposed else value)
+
+
+def assign_tensors(model, tensors, source) -> None:
+    """Copies canonical tensors into `model`, checking every name, shape and dtype.
+
+    `tensors` yields (name, array[, file]); each array is cast to the
+    variable's dtype and assigned before the next is read, so peak memory is
+    the model plus one tensor. Raises `CheckpointError` naming the file and
+    the tensor on an unknown name, a wrong shape or dtype, or a missing tensor.
+    """
+    expected = set(canonical_names(model.config))
+    seen = set()
+    for name, value, *where in tensors:
+        file = where[0] if where else source
+        if name not in expected:
+            if name == "output.weight" and model.config.tie_embeddings:
+                continue  # A tied checkpoint that stores the classifier anyway.
+            raise CheckpointError(f"{file}: unexpected tensor {name} for this config.")
+        if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
+            raise CheckpointError(
+                f"{file}: tensor {name} has dtype {value.dtype}; LLaMA weights are floats."
+            )
+        variable, transposed = _model_variable(model, name)
+        want = tuple(variable.shape[::-1]) if transposed else tuple(variable.shape)
+        if tuple(value.shape) != want:
+            raise CheckpointError(
+                f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs {want}."
+            )
+        value = np.asarray(value, np.float32)
+        variable.assign((value.T if transposed else value).astype(variable.dtype))
+        seen.add(name)
+    missing = sorted(expected - seen)
+    if missing:
+        raise CheckpointError(
+            f"{source}: missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
+            "the checkpoint is incomplete or for another architecture."
+        )
+
+
+def _permuted(tensors, config, to_convention: str):
+    """Converts wq/wk rows between RoPE conventions as tensors stream by."""
+    permute = permute_for_rotate_half if to_convention == "rotate_half" else permute_for_interleaved
+    for name, value, *rest in tensors:
+        if name.endswith(".attention.wq.weight"):
+            value = permute(np.asarray(value, np.float32), config.n_heads)
+        elif name.endswith(".attention.wk.weight"):
+            value = permute(np.asarray(value, np.float32), config.n_kv_heads)
+        yield (name, value, *rest)
+
+
+# ---------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------
+
+
+def load_llama2c(path: str | os.PathLike):
+    """Loads a llama2.c checkpoint (version 0, 1 or 2) into a `LlamaModel`.
+
+    The model uses llama2.c's interleaved-pair RoPE, theta 10000 and RMSNorm
+    epsilon 1e-5, the constants `run.c` hard-codes, so its logits are what
+    llama2.c computes for the same weights.
+
+    Args:
+        path: a `.bin` written by llama2.c's `export.py` (`--version 0|1|2`)
+            or by `save_llama2c`.
+
+    Returns:
+        `LlamaModel`, with `.generate(...)`.
+
+    Examples:
+
+    ```python
+    model = load_llama2c("stories15M.bin")
+    tokenizer = Llama2cTokenizer.load("tokenizer.bin")
+    ids = model.generate([tokenizer.encode("Once upon a time")], max_new_tokens=64)
+    print(tokenizer.decode(ids[0]))
+    ```
+    """
+    from keras_recipes.llama.model import LlamaConfig, build_llama
+
+    header, tensors = iter_llama2c(path)
+    config = LlamaConfig(
+        vocab_size=header.vocab_size,
+        dim=header.dim,
+        n_layers=header.n_layers,
+        n_heads=header.n_heads,
+        n_kv_heads=header.n_kv_heads,
+        hidden_dim=header.hidden_dim,
+        max_seq_len=header.seq_len,
+        rope_theta=10000.0,
+        norm_eps=1e-5,
+        tie_embeddings=header.shared_classifier,
+        rope_convention="interleaved",
+    )
+    model = build_llama(config)
+    assign_tensors(model, tensors, path)
+    return model
+
+
+def save_llama2c(model, path: str | os.PathLike, version: int = 0) -> Path:
+    """Writes `model` as a llama2.c checkpoint, atomically.
+
+    Args:
+        model: a `LlamaModel`. Hugging Face style models (rotate-half RoPE)
+            have their wq/wk rows permuted to llama2.c's interleaved order.
+        path: the `.bin` to write (replaced only once fully written).
+        version: 0 (legacy, what `run.c` reads), 1 (fp32 with a header) or
+            2 (int8 Q8_0, what `runq.c` reads).
+
+    Raises:
+        CheckpointError: the model uses what llama2.c cannot express (a RoPE
+            theta other than 10000, RoPE scaling, RMSNorm epsilon not 1e-5).
+    """
+    config = model.config
+    problems = []
+    if config.rope_theta != 10000.0:
+        problems.append(f"rope_theta={config.rope_theta} (run.c uses 10000)")
+    if config.rope_scaling:
+        problems.append("rope_scaling (run.c has none)")
+    if config.norm_eps != 1e-5:
+        problems.append(f"norm_eps={config.norm_eps} (run.c uses 1e-5)")
+    if problems:
+        raise CheckpointError(
+            f"{path}: llama2.c cannot represent this model: {'; '.join(problems)}. "
+            "Save it with save_hf instead."
+        )
+    header = Llama2cHeader(
+        dim=config.dim,
+        hidden_dim=config.ffn_hidden_dim,
+        n_layers=config.n_layers,
+        n_heads=config.n_heads,
+        n_kv_heads=config.n_kv_heads,
+        vocab_size=config.vocab_size,
+        seq_len=config.max_seq_len,
+        shared_classifier=config.tie_embeddings,
+        version=version,
+    )
+    tensors = model_tensors(model)
+    if config.rope_convention == "rotate_half":
+        tensors = _permuted(tensors, config, "interleaved")
+    return write_llama2c(path, header, dict(tensors))
+
+
+def hf_config_to_llama(hf: dict, source="config.json"):
+    """A `LlamaConfig` from a Hugging Face `config.json` dict, or a clear error."""
+    from keras_recipes.llama.model import LlamaConfig
+
+    if hf.get("model_type") != "llama":
+        raise CheckpointError(
+            f"{source}: model_type is {hf.get('model_type')!r}; load_hf reads LLaMA "
+            "checkpoints (model_type 'llama', LlamaForCausalLM)."
+        )
+    problems = []
+    if hf.get("hidden_act", "silu") != "silu":
+        problems.append(f"hidden_act={hf['hidden_act']!r} (LLaMA uses silu)")
+    if hf.get("attention_bias") or hf.get("mlp_bias"):
+        problems.append("attention_bias/mlp_bias (LLaMA has no biases)")
+    n_heads = hf["num_attention_heads"]
+    head_dim = hf.get("head_dim")
+    if head_dim is not None and head_dim != hf["hidden_size"] // n_heads:
+        problems.append(f"head_dim={head_dim} != hidden_size / num_attention_heads")
+    scaling = hf.get("rope_scaling")
+    rope_theta = hf.get("rope_theta", hf.get("rope_parameters", {}).get("rope_theta", 10000.0))
+    if scaling:
+        kind = scaling.get("rope_type", scaling.get("type"))
+        if kind == "default":
+            scaling = None
+        elif kind != "llama3":
+            problems.append(f"rope_scaling of type {kind!r} (only 'llama3' is supported)")
+        else:
+            scaling = {
+                key: scaling[key]
+                for key in (
+                    "factor",
+                    "low_freq_factor",
+                    "high_freq_factor",
+                    "original_max_position_embeddings",
+                )
+            }
+    if problems:
+        raise CheckpointError(f"{source}: this model cannot represent {'; '.join(problems)}.")
+    try:
+        return LlamaConfig(
+            vocab_size=hf["vocab_size"],
+            dim=hf["hidden_size"],
+            n_layers=hf["num_hidden_layers"],
+            n_heads=n_heads,
+            n_kv_heads=hf.get("num_key_value_heads") or n_heads,
+            hidden_dim=hf["intermediate_size"],
+            max_seq_len=hf.get("max_position_embeddings", 2048),
+            rope_theta=float(rope_theta),
+            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+            rope_scaling=scaling,
+            rope_convention="rotate_half",
+        )
+    except KeyError as missing:
+        raise CheckpointError(f"{source}: required field {missing} is missing.") from None
+    except ValueError as error:
+        raise CheckpointError(f"{source}: {error}") from None
+
+
+def load_hf(directory: str | os.PathLike, dtype: str | None = None):
+    """Loads a Hugging Face LLaMA folder (config.json + safetensors) into a `LlamaModel`.
+
+    Reads `model.safetensors` or the shards listed in
+    `model.safetensors.index.json`, tensor by tensor (memory-mapped, never a
+    whole file at once), casting bfloat16 / float16 / float32 weights to the
+    model's dtype. Tied or untied embeddings, grouped-query attention,
+    `rope_theta` and `rope_scaling` of type "llama3" are honoured; the model
+    keeps Hugging Face's rotate-half RoPE, so its logits are the checkpoint's.
+
+    Args:
+        directory: the checkpoint folder.
+        dtype: optional Keras dtype policy for the model (default: Keras's).
+
+    Examples:
+
+    ```python
+    model = load_hf("path/to/TinyLlama-1.1B")
+    model.generate([[1, 450, 4996]], max_new_tokens=20)
+    ```
+    """
+    from keras_recipes.llama.model import LlamaModel
+
+    directory = Path(directory)
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory}: no config.json; not a Hugging Face model folder.")
+    config = hf_config_to_llama(json.loads(config_path.read_text()), config_path)
+    hf_safetensors_files(directory)  # A clear error before building a large model.
+    model = LlamaModel(config, dtype=dtype) if dtype else LlamaModel(config)
+    assign_tensors(model, _checked_hf_tensors(directory), directory)
+    return model
+
+
+def _checked_hf_tensors(directory):
+    from safetensors import safe_open
+
+    for file in hf_safetensors_files(directory):
+        with safe_open(file, framework="np") as f:
+            for key in f.keys():
+                name = hf_to_canonical_name(key)
+                if name is not None:
+                    yield name, f.get_tensor(key), file
+                elif key.endswith(".bias"):
+                    raise CheckpointError(
+                        f"{file}: tensor {key} is a bias; LLaMA has none, so this model "
+                        "cannot represent the checkpoint."
+                    )
+
+
+def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path:
+    """Writes `model` as a Hugging Face LLaMA folder: config.json + model.safetensors.
+
+    Interleaved-RoPE models (llama2.c) get their wq/wk rows permuted to
+    Hugging Face's rotate-half order, so `transformers` and keras-hub compute
+    the same logits. Each file is written under a temporary name and renamed.
+
+    Args:
+        model: a `LlamaModel`.
+        directory: the folder (created if needed).
+        dtype: "float32", "float16" or "bfloat16", the stored weight type.
+    """
+    import ml_dtypes
+    from safetensors.numpy import save_file
+
+    numpy_dtypes = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}
+    if dtype not in numpy_dtypes:
+        raise CheckpointError(f"save_hf: dtype must be one of {list(numpy_dtypes)}, got {dtype!r}.")
+    config = model.config
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = model_tensors(model)
+    if config.rope_convention == "interleaved":
+        tensors = _permuted(tensors, config, "rotate_half")
+    state = {
+        canonical_to_hf_name(name): np.ascontiguousarray(value.astype(numpy_dtypes[dtype]))
+        for name, value in tensors
+    }
+    hf_config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": config.dim,
+        "intermediate_size": config.ffn_hidden_dim,
+        "num_hidden_layers": config.n_layers,
+        "num_attention_heads": config.n_heads,
+        "num_key_value_heads": config.n_kv_heads,
+        "head_dim": config.head_dim,
+        "vocab_size": config.vocab_size,
+        "max_position_embeddings": config.max_seq_len,
+        "rope_theta": config.rope_theta,
+        "rms_norm_eps": config.norm_eps,
+        "tie_word_embeddings": config.tie_embeddings,
+        "hidden_act": "silu",
+        "attention_bias": False,
+        "mlp_bias": False,
+        "torch_dtype": dtype,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    if config.rope_scaling:
+        hf_config["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
+    with _atomic_path(directory / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    with _atomic_file(directory / "config.json") as f:
+        f.write(json.dumps(hf_config, indent=2).encode())
+    return directory
