@@ -444,12 +444,25 @@ class Muon(_Keras2Spellings, keras.optimizers.Muon):
 class ScheduleFreeAdamW(_Keras2Spellings, keras.optimizers.ScheduleFreeAdamW):
     """Schedule-Free AdamW (Defazio et al., 2024): no learning-rate schedule needed.
 
+    The sequence `z` (Keras calls it `momentum`) must start at the model's
+    weights. Keras 3.15 copies them into it in `build`, which `model.fit`
+    runs inside a traced `tf.function`, where the copy is lost: `z` starts
+    at zero and the first update sets every weight to about `-lr * sign(g)`.
+    This class makes the copy on the first update instead, so `fit` trains as
+    the algorithm says (and as `keras.optimizers.ScheduleFreeAdamW` does when
+    built eagerly).
+
     Examples:
 
     ```python
     opt = ScheduleFreeAdamW(lr=0.0025)
     ```
     """
+
+    def update_step(self, gradient, variable, learning_rate):
+        z = self._momentums[self._get_variable_index(variable)]
+        self.assign(z, ops.where(ops.equal(self.iterations, 0), variable, z))
+        super().update_step(gradient, variable, learning_rate)
 
 
 OPTIMIZERS: dict[str, type] = {

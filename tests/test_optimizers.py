@@ -339,6 +339,28 @@ def test_model_with_keras2_optimizer_saves_and_loads(tmp_path):
     np.testing.assert_allclose(float(loaded.optimizer.learning_rate), 0.05 / (1 + 0.5 * 2))
 
 
+def test_schedule_free_adamw_trains_in_fit_as_keras_built_eagerly():
+    import tensorflow as tf
+
+    x, y = tiny_regression()
+    model = tiny_model()
+    initial = model.get_weights()
+    model.compile(loss="mse", optimizer=optimizers.ScheduleFreeAdamW(learning_rate=0.01))
+    model.fit(x, y, batch_size=64, epochs=3, shuffle=False, verbose=0)
+    # Oracle: Keras's own optimizer, built eagerly (where its z = weights copy holds),
+    # stepping a copy of the same model by hand.
+    reference = tiny_model()
+    reference.set_weights(initial)
+    opt = keras.optimizers.ScheduleFreeAdamW(learning_rate=0.01)
+    opt.build(reference.trainable_variables)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            loss = keras.ops.mean(keras.ops.square(y - reference(x)))
+        opt.apply(tape.gradient(loss, reference.trainable_variables), reference.trainable_variables)
+    for got, want in zip(model.get_weights(), reference.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- the notes' snippets
 
 NOTES_SNIPPETS = {
