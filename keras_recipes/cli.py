@@ -35,7 +35,9 @@ def recipe_summaries(recipes_dir: Path = RECIPES_DIR) -> list[tuple[str, str]]:
     for path in sorted(recipes_dir.glob("*.py")):
         doc = ast.get_docstring(ast.parse(path.read_text())) or ""
         fields = dict(
-            line.split(":", 1) for line in doc.splitlines() if ":" in line and not line.startswith(" ")
+            line.split(":", 1)
+            for line in doc.splitlines()
+            if ":" in line and not line.startswith(" ")
         )
         summary = fields.get("Description", fields.get("Title", "")).strip()
         rows.append((path.name, summary))
@@ -64,6 +66,107 @@ def _list_optimizers(args) -> int:
     return 0
 
 
+# (flag, type, help) of `llama train`, shared with recipes/llama_tiny.py; the
+# defaults live in keras_recipes.llama.train.DEFAULTS (and QUICK for --quick).
+LLAMA_TRAIN_FLAGS = [
+    ("--epochs", int, "passes over the training windows"),
+    ("--seq-len", int, "tokens per training window (also the model's context)"),
+    ("--batch-size", int, "windows per step"),
+    ("--vocab-size", int, "SentencePiece vocabulary size"),
+    ("--dim", int, "model width"),
+    ("--n-layers", int, "transformer blocks"),
+    ("--n-heads", int, "attention (query) heads"),
+    ("--n-kv-heads", int, "key/value heads (grouped-query attention)"),
+    ("--hidden-dim", int, "SwiGLU feed-forward width"),
+    ("--dropout", float, "dropout rate while training"),
+    ("--learning-rate", float, "peak AdamW learning rate"),
+    ("--warmup-steps", int, "linear warm-up steps before the cosine decay"),
+    ("--weight-decay", float, "AdamW decoupled weight decay"),
+    ("--clipnorm", float, "clip the global gradient norm to this"),
+    ("--prompt", str, "text to continue at the end"),
+    ("--max-new-tokens", int, "tokens to sample"),
+    ("--temperature", float, "sampling temperature (0: greedy)"),
+    ("--top-k", int, "sample among the k likeliest tokens"),
+    ("--top-p", float, "sample from the smallest set of tokens with this much probability"),
+    ("--seed", int, "random seed (weights, data order, sampling)"),
+]
+
+
+def add_llama_train_arguments(
+    parser: argparse.ArgumentParser, defaults: dict | None = None, quick: dict | None = None
+) -> None:
+    """The flags of `keras-recipes llama train` and `recipes/llama_tiny.py`.
+
+    Size flags default to `None` (meaning: the run's defaults); pass the
+    `defaults` and `quick` dicts to show their values in `--help`.
+    """
+    parser.add_argument("--quick", action="store_true", help="seconds-long run with tiny sizes")
+    parser.add_argument("--out", default="runs/llama_tiny", help="output folder")
+    parser.add_argument(
+        "--corpus",
+        nargs="+",
+        metavar="PATH",
+        help="text files or folders of .txt files, one document per line "
+        "(default: gensim's Lee background corpus)",
+    )
+    for flag, type_, text in LLAMA_TRAIN_FLAGS:
+        key = flag[2:].replace("-", "_")
+        if defaults is not None and quick is not None:
+            text += f" (default {defaults[key]}; --quick {quick[key]})"
+        parser.add_argument(flag, type=type_, help=text)
+
+
+def _llama_train(args) -> int:
+    from keras_recipes.llama.train import DEFAULTS, train_llama
+
+    overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS}
+    try:
+        metrics = train_llama(args.out, corpus=args.corpus, quick=args.quick, **overrides)
+    except ValueError as error:
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\nInterrupted ({interrupt}). Run the same command again to resume.")
+        return 130
+    print(f"\nSample:\n{metrics['sample']}\n\nSaved the model, tokenizer and metrics in {args.out}")
+    return 0
+
+
+def _llama_generate(args) -> int:
+    import keras
+
+    from keras_recipes.llama import LlamaModel
+    from keras_recipes.llama.train import sample_text
+    from keras_recipes.tokenizers import load_sentencepiece
+
+    checkpoint = Path(args.checkpoint)
+    tokenizer_path = Path(args.tokenizer or checkpoint.with_name("tokenizer.model"))
+    try:
+        if not checkpoint.is_file():
+            raise ValueError(
+                f"No checkpoint at {checkpoint}: pass a .keras file `llama train` saved."
+            )
+        tokenizer = load_sentencepiece(tokenizer_path)
+        model = keras.models.load_model(checkpoint)
+        if not isinstance(model, LlamaModel):
+            raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a LLaMA model.")
+        text = sample_text(
+            model,
+            tokenizer,
+            args.prompt,
+            args.max_new_tokens,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        print(f"keras-recipes llama generate: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -77,6 +180,32 @@ def build_parser() -> argparse.ArgumentParser:
         "optimizers", help="list every optimizer name get_optimizer accepts"
     )
     optimizers.set_defaults(func=_list_optimizers)
+    llama = subparsers.add_parser("llama", help="train a tiny LLaMA, or generate text with one")
+    llama_commands = llama.add_subparsers(dest="llama_command", metavar="COMMAND", required=True)
+    llama_train = llama_commands.add_parser(
+        "train",
+        help="train a SentencePiece tokenizer and a tiny LLaMA (as recipes/llama_tiny.py)",
+    )
+    add_llama_train_arguments(llama_train)
+    llama_train.set_defaults(func=_llama_train)
+    llama_generate = llama_commands.add_parser("generate", help="continue a prompt")
+    llama_generate.add_argument(
+        "--checkpoint", required=True, metavar="PATH", help="a .keras file saved by llama train"
+    )
+    llama_generate.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model file (default: tokenizer.model next to the checkpoint)",
+    )
+    llama_generate.add_argument("--prompt", default="The", help="text to continue")
+    llama_generate.add_argument("--max-new-tokens", type=int, default=48)
+    llama_generate.add_argument(
+        "--temperature", type=float, default=0.8, help="0 for greedy decoding"
+    )
+    llama_generate.add_argument("--top-k", type=int, default=40)
+    llama_generate.add_argument("--top-p", type=float, default=None)
+    llama_generate.add_argument("--seed", type=int, default=None)
+    llama_generate.set_defaults(func=_llama_generate)
     return parser
 
 

@@ -22,10 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-# name -> file in gensim's test data folder; each holds one document per line.
+# name -> (file in gensim's test data folder, its encoding); one document per line.
 BUILTIN_CORPORA = {
-    "lee_background": "lee_background.cor",  # 300 news articles, 360 KB
-    "lee": "lee.cor",  # 50 news articles, 25 KB
+    "lee_background": ("lee_background.cor", "utf-8"),  # 300 news articles, 360 KB
+    "lee": ("lee.cor", "latin-1"),  # 50 news articles, 25 KB (has a latin-1 pound sign)
 }
 DOCUMENT_UNITS = ("line", "paragraph", "file")
 
@@ -39,7 +39,7 @@ def builtin_corpus_path(name: str = "lee_background") -> Path:
         )
     from gensim.test.utils import datapath
 
-    path = Path(datapath(BUILTIN_CORPORA[name]))
+    path = Path(datapath(BUILTIN_CORPORA[name][0]))
     if not path.is_file():
         raise ValueError(
             f"gensim's test data file {path} is missing; reinstall gensim "
@@ -63,7 +63,7 @@ def load_builtin_corpus(name: str = "lee_background") -> list[str]:
     len(documents)  # 300
     ```
     """
-    return load_text_files([builtin_corpus_path(name)])
+    return load_text_files([builtin_corpus_path(name)], encoding=BUILTIN_CORPORA[name][1])
 
 
 def load_text_files(

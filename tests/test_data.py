@@ -30,6 +30,8 @@ def test_builtin_corpus_is_gensims_lee_background():
     assert len(documents) == 300  # one article per line
     assert documents[0].startswith("Hundreds of people have been forced to vacate their homes")
     assert builtin_corpus_path("lee").name == "lee.cor"
+    lee = load_builtin_corpus("lee")
+    assert len(lee) == 50 and any("\u00a3" in doc for doc in lee)  # latin-1 pound sign
     with pytest.raises(ValueError, match="Unknown built-in corpus 'wiki'"):
         load_builtin_corpus("wiki")
 
