@@ -14,3 +14,34 @@ Submodules import TensorFlow/Keras lazily, so `import keras_recipes` is cheap.
 """
 
 __version__ = "0.1.0"
+
+
+def quiet_tensorflow() -> None:
+    """Imports TensorFlow without its start-up log on stderr.
+
+    TensorFlow 2.21 prints oneDNN, CUDA and CPU-feature lines through absl
+    before its logging is initialized, where `TF_CPP_MIN_LOG_LEVEL` does not
+    reach them; the only way to hide them is to point file descriptor 2 at
+    /dev/null while TensorFlow loads and initializes its devices. Python
+    errors raised by the import are shown as usual. Call it before anything
+    imports TensorFlow or Keras (the `keras-recipes` command and the recipes
+    do); later calls do nothing.
+    """
+    import os
+    import sys
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
