@@ -14,19 +14,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
 from pathlib import Path
 
-from keras_recipes import __version__
+from keras_recipes import __version__, quiet_tensorflow
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
-
-
-def quiet_tensorflow() -> None:
-    """Silences TensorFlow's C++ start-up log (set before TF is imported)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("ABSL_LOG_LEVEL", "3")
 
 
 def recipe_summaries(recipes_dir: Path = RECIPES_DIR) -> list[tuple[str, str]]:
@@ -210,12 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if args.func is not _list_recipes:
+        quiet_tensorflow()
     return args.func(args) or 0
 
 
