@@ -118,17 +118,15 @@ def test_perplexity_logger_prints_and_records_exp_of_validation_loss(tmp_path, c
     assert "epoch 2: loss" in printed and "val_perplexity" in printed
 
 
-def test_interrupt_stops_training_and_backup_resumes_at_the_next_epoch(tmp_path):
+def test_interrupt_after_steps_raises_keyboard_interrupt_and_backup_keeps_the_epoch(tmp_path):
+    # The full resume (weights, optimizer step, epoch) is tested end to end
+    # in tests/test_recipe_llama_tiny.py.
     model = build_llama(LlamaConfig.preset("tiny", vocab_size=64, max_seq_len=32))
     backup = tmp_path / "backup"
     with pytest.raises(KeyboardInterrupt):
         fit_tiny(model, 2, [keras.callbacks.BackupAndRestore(str(backup)), InterruptAfterSteps(6)])
     assert backup_epoch(backup) == 1  # epoch 1 (4 steps) finished, epoch 2 did not
-    resumed = build_llama(LlamaConfig.preset("tiny", vocab_size=64, max_seq_len=32))
-    history = fit_tiny(resumed, 2, [keras.callbacks.BackupAndRestore(str(backup))])
-    assert len(history.history["loss"]) == 1  # epoch 2 only
-    assert int(resumed.optimizer.iterations) == 8  # the step count came back too
-    assert backup_epoch(backup) == 0  # deleted once training completed
+    assert backup_epoch(tmp_path / "nothing") == 0
 
 
 def test_changed_settings_refuse_to_resume(tmp_path):

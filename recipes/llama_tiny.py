@@ -1,0 +1,275 @@
+"""
+Title: A tiny LLaMA trained from scratch on news text
+Author: keras-recipes
+Description: Train a SentencePiece tokenizer and a tiny LLaMA (RoPE, RMSNorm, SwiGLU, GQA) on gensim's Lee corpus, then sample from it.
+
+This is the main job of keras-recipes. In about five minutes on two CPU cores
+it goes from raw text to a language model that writes news-flavoured English:
+
+1. learn a subword vocabulary (SentencePiece) from the text;
+2. cut the token stream into `(inputs, targets)` windows, targets shifted by
+   one token, holding the last 10% out for validation;
+3. build a LLaMA decoder: rotary position embeddings in every attention
+   layer, RMSNorm pre-normalisation, a SwiGLU feed-forward, grouped-query
+   attention;
+4. train with AdamW, linear warm-up then cosine decay, global-norm gradient
+   clipping, reporting validation loss and perplexity after each epoch;
+5. back up after every epoch, so an interrupted run resumes where it stopped;
+6. sample a continuation of a prompt and save the model and tokenizer.
+
+Run it:
+
+    python recipes/llama_tiny.py                      # the default run (~5 min)
+    python recipes/llama_tiny.py --quick              # seconds, tiny sizes
+    python recipes/llama_tiny.py --corpus my_texts/   # your own .txt files
+
+Interrupt it (Ctrl-C) and run the same command again: it continues from the
+last completed epoch. The default corpus is the Lee background corpus that
+gensim ships with its tests: 300 Australian news articles, about 60,000 words.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from keras_recipes.cli import add_llama_train_arguments, quiet_tensorflow
+
+quiet_tensorflow()
+
+import keras  # noqa: E402
+
+from keras_recipes.data import (  # noqa: E402
+    language_model_datasets,
+    load_builtin_corpus,
+    load_text_files,
+)
+from keras_recipes.llama import LlamaConfig, build_llama  # noqa: E402
+from keras_recipes.llama.train import (  # noqa: E402
+    DEFAULTS,
+    QUICK,
+    PerplexityLogger,
+    backup_epoch,
+    check_run_settings,
+    interrupt_from_environment,
+    language_model_loss,
+    make_optimizer,
+    sample_text,
+)
+from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece  # noqa: E402
+
+"""
+## Setup
+
+The flags are the same as `keras-recipes llama train`'s. Every size has a
+default (`DEFAULTS`, the five-minute run) and a `--quick` value (`QUICK`,
+seconds, for tests).
+"""
+
+
+def parse_args(argv=None):
+    """The flags, shared with `keras-recipes llama train`, and the run's settings."""
+    parser = argparse.ArgumentParser(
+        description="Train a SentencePiece tokenizer and a tiny LLaMA, then sample from it."
+    )
+    add_llama_train_arguments(parser, DEFAULTS, QUICK)
+    args = parser.parse_args(argv)
+    settings = dict(QUICK if args.quick else DEFAULTS)
+    settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
+    settings["corpus"] = args.corpus
+    return args, settings
+
+
+args, settings = parse_args()
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+keras.utils.set_random_seed(settings["seed"])
+
+"""
+A run keeps everything in `--out`: the tokenizer, a `backup/` folder that
+`keras.callbacks.BackupAndRestore` writes after every epoch, the per-epoch
+history, and at the end the model and `metrics.json`. If a backup is there,
+this is a rerun after an interruption: it must use the same settings, and
+it reuses the tokenizer it trained the first time.
+"""
+
+backup_dir = out / "backup"
+initial_epoch = backup_epoch(backup_dir)
+try:
+    check_run_settings(out, settings, resuming=initial_epoch > 0)
+except ValueError as error:
+    sys.exit(f"error: {error}")
+if initial_epoch:
+    print(f"Resuming from the backup in {backup_dir}: {initial_epoch} epoch(s) already done.")
+
+"""## Data: text and a SentencePiece tokenizer
+
+The text is a list of documents, one news article each. SentencePiece learns
+a subword vocabulary from it: frequent words become single pieces, rare ones
+split into parts, so no word is ever out of vocabulary. Ids 0-3 are pad,
+unknown, begin- and end-of-sequence.
+"""
+
+if args.corpus:
+    documents = load_text_files(args.corpus)
+else:
+    documents = load_builtin_corpus(settings["corpus_name"])
+print(f"{len(documents)} documents, {sum(len(d.split()) for d in documents):,} words")
+
+tokenizer_path = out / "tokenizer.model"
+if initial_epoch and tokenizer_path.is_file():
+    tokenizer = load_sentencepiece(tokenizer_path)
+else:
+    tokenizer = train_sentencepiece(documents, vocab_size=settings["vocab_size"])
+    tokenizer.save(tokenizer_path)
+example = "Hundreds of people have been forced to vacate their homes."
+print(
+    "Tokenized:",
+    " ".join(tokenizer.id_to_piece(i) for i in tokenizer.encode(example)),
+)
+
+"""
+Every document becomes `<bos> ids <eos>`, the documents are laid end to end,
+the last 10% of tokens is held out for validation, and the stream is cut
+into windows of `seq_len + 1` tokens: the model reads the first `seq_len` and
+learns to predict, at every position, the token that comes next.
+"""
+
+prompt_length = len(tokenizer.encode(settings["prompt"], add_bos=True))
+if prompt_length + settings["max_new_tokens"] > settings["seq_len"]:
+    sys.exit(
+        f"The prompt ({prompt_length} tokens) plus --max-new-tokens "
+        f"{settings['max_new_tokens']} must fit in --seq-len {settings['seq_len']}."
+    )
+data = language_model_datasets(
+    documents,
+    tokenizer,
+    seq_len=settings["seq_len"],
+    batch_size=settings["batch_size"],
+    validation_split=settings["validation_split"],
+    seed=settings["seed"],
+)
+print(
+    f"{len(data.train_tokens):,} training tokens, {len(data.validation_tokens):,} validation tokens"
+)
+
+"""## Model: a tiny LLaMA
+
+The same architecture as LLaMA 2, at a size a laptop trains in minutes. The
+output projection shares the token-embedding matrix (as in llama2.c's
+TinyStories models), which saves parameters a small model cannot spare.
+"""
+
+config = LlamaConfig(
+    vocab_size=tokenizer.vocab_size,
+    dim=settings["dim"],
+    n_layers=settings["n_layers"],
+    n_heads=settings["n_heads"],
+    n_kv_heads=settings["n_kv_heads"],
+    hidden_dim=settings["hidden_dim"],
+    max_seq_len=settings["seq_len"],
+    tie_embeddings=True,
+    dropout=settings["dropout"],
+)
+model = build_llama(config)
+print(f"LLaMA with {model.count_params():,} parameters: {config}")
+
+"""## Training
+
+AdamW's learning rate rises linearly for `warmup_steps`, then follows a
+cosine down to a tenth of its peak at the last step. Gradients are clipped
+to a global norm of 1, and weight decay skips the RMSNorm scales. The loss
+is the mean cross-entropy of the next token; its exponential, the
+perplexity, is the number of tokens the model is as unsure between as a
+uniform guess would be.
+
+`BackupAndRestore` saves weights, optimizer state and the epoch count after
+every epoch and deletes them when training completes. (Set
+`KERAS_RECIPES_INTERRUPT_AFTER_STEPS=N` to simulate an interrupt after N
+steps.)
+"""
+
+steps_per_epoch = int(data.train.cardinality())
+model.compile(
+    optimizer=make_optimizer(
+        model,
+        total_steps=steps_per_epoch * settings["epochs"],
+        learning_rate=settings["learning_rate"],
+        warmup_steps=settings["warmup_steps"],
+        weight_decay=settings["weight_decay"],
+        clipnorm=settings["clipnorm"],
+    ),
+    loss=language_model_loss(),
+)
+history_path = out / "history.json"
+earlier = json.loads(history_path.read_text())[:initial_epoch] if initial_epoch else []
+logger = PerplexityLogger(settings["batch_size"] * settings["seq_len"], history_path, earlier)
+callbacks = [
+    keras.callbacks.BackupAndRestore(str(backup_dir)),
+    keras.callbacks.ProgbarLogger(),
+    logger,
+    *interrupt_from_environment(),
+]
+started = time.perf_counter()
+try:
+    model.fit(
+        data.train,
+        validation_data=data.validation,
+        epochs=settings["epochs"],
+        callbacks=callbacks,
+        shuffle=False,  # the windows dataset reshuffles itself every epoch
+    )
+except KeyboardInterrupt as interrupt:
+    print(f"\nInterrupted ({interrupt}). Run the same command again to resume.")
+    sys.exit(130)
+train_seconds = time.perf_counter() - started
+
+"""## Sampling
+
+Generation prefills the prompt in one pass, then decodes one token at a
+time against a key/value cache. Temperature and top-k sampling trade
+faithfulness for variety; `--temperature 0` is greedy.
+"""
+
+sample = sample_text(
+    model,
+    tokenizer,
+    settings["prompt"],
+    settings["max_new_tokens"],
+    temperature=settings["temperature"],
+    top_k=settings["top_k"],
+    top_p=settings["top_p"],
+    seed=settings["seed"],
+)
+print(f"\nSample:\n{sample}\n")
+
+"""## Saving the model, the tokenizer and the metrics"""
+
+model.save(out / "model.keras")
+metrics = {
+    "epochs": logger.history,
+    "final_val_loss": logger.history[-1].get("val_loss"),
+    "final_val_perplexity": logger.history[-1].get("val_perplexity"),
+    "resumed_from_epoch": initial_epoch,
+    "train_seconds_this_run": train_seconds,
+    "train_tokens": int(len(data.train_tokens)),
+    "validation_tokens": int(len(data.validation_tokens)),
+    "parameters": int(model.count_params()),
+    "config": config.to_dict(),
+    "prompt": settings["prompt"],
+    "sample": sample,
+}
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+print(f"Saved {out / 'model.keras'}, {tokenizer_path} and {out / 'metrics.json'}.")
+print(
+    f"Generate more: keras-recipes llama generate --checkpoint {out / 'model.keras'} "
+    f"--tokenizer {tokenizer_path} --prompt 'The fire'"
+)
+
+"""## Export
+
+The trained model and its tokenizer are in `--out`; this last section is
+where the model goes on to serving formats (SavedModel, TFLite) under
+`saved_models/`.
+"""
