@@ -1,0 +1,302 @@
+"""KV-cached text generation for `LlamaModel`: prefill once, then one token per step.
+
+How it runs (TensorFlow backend, XLA-compiled):
+
+1. Prompts are left-padded to a common length (rounded up to a multiple of
+   16 so that nearby prompt lengths share one compiled prefill); padding is
+   masked out of attention. RoPE depends only on relative positions, so the
+   shift does not change the result.
+2. *Prefill*: one compiled pass over the whole prompt fills the KV caches
+   and samples the first new token.
+3. *Decode*: a compiled `tf.while_loop` feeds one token per step against a
+   fixed-size cache. The cache grows through a few fixed windows (64, 128,
+   256, ... up to the context); each window is one compiled loop that
+   attends only over that window, so early tokens do not pay for the whole
+   context and per-token time stays flat. The loop stops early when every
+   sequence has produced `eos_id`.
+
+Every compiled function is traced once per (batch size, prompt bucket or
+window, sampler kind) and reused across calls: `generate_trace_count(model)`
+tells how many traces have happened.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+PROMPT_MULTIPLE = 16
+MIN_WINDOW = 64
+
+
+class _Compiled:
+    """The compiled prefill / decode functions of one model, by static key."""
+
+    def __init__(self):
+        self.functions = {}
+        self.traces = 0
+
+
+def generate_trace_count(model) -> int:
+    """How many times `model`'s generation functions have been traced."""
+    state = model.__dict__.get("_generate_compiled")
+    return 0 if state is None else state.traces
+
+
+def _compiled(model) -> _Compiled:
+    state = model.__dict__.get("_generate_compiled")
+    if state is None:
+        state = _Compiled()
+        object.__setattr__(model, "_generate_compiled", state)
+    return state
+
+
+def windows_for(context: int) -> list[int]:
+    """The cache sizes decoding moves through: 64, 128, ... capped at `context`."""
+    sizes, size = [], MIN_WINDOW
+    while size < context:
+        sizes.append(size)
+        size *= 2
+    return sizes + [context]
+
+
+def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id):
+    cfg = model.config
+    if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
+        array = np.asarray(prompt_ids)
+        if array.ndim == 1:
+            array = array[None]
+        if array.ndim != 2:
+            raise ValueError(
+                f"generate: prompt_ids must be (batch, length) ids or a list of lists, "
+                f"got shape {array.shape}."
+            )
+        prompts = [list(row) for row in array]
+    else:
+        prompts = list(prompt_ids)
+        if prompts and not isinstance(prompts[0], (list, tuple, np.ndarray)):
+            prompts = [prompts]  # one prompt given as a flat list
+        prompts = [list(p) for p in prompts]
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError(
+            "generate: empty prompt; give at least one token id per prompt (e.g. BOS)."
+        )
+    for i, prompt in enumerate(prompts):
+        ids = np.asarray(prompt)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"generate: prompt {i} holds non-integer values ({ids.dtype}).")
+        bad = ids[(ids < 0) | (ids >= cfg.vocab_size)]
+        if bad.size:
+            raise ValueError(
+                f"generate: prompt {i} has token id {int(bad[0])} outside [0, {cfg.vocab_size}) "
+                "(the model's vocab_size); check the tokenizer matches the model."
+            )
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
+        raise ValueError(f"generate: max_new_tokens must be an int, got {max_new_tokens!r}.")
+    if max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}.")
+    longest = max(len(p) for p in prompts)
+    if longest + max_new_tokens > cfg.max_seq_len:
+        raise ValueError(
+            f"generate: prompt length {longest} + max_new_tokens {max_new_tokens} = "
+            f"{longest + max_new_tokens} exceeds the context max_seq_len={cfg.max_seq_len}; "
+            "shorten the prompt or ask for fewer tokens."
+        )
+    if temperature is None or not temperature >= 0:
+        raise ValueError(f"generate: temperature must be >= 0 (0 = greedy), got {temperature}.")
+    if top_k is not None and (
+        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
+    ):
+        raise ValueError(f"generate: top_k must be a positive int or None, got {top_k!r}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p}.")
+    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
+        if value is not None and not 0 <= value < cfg.vocab_size:
+            raise ValueError(f"generate: {name}={value} is outside [0, {cfg.vocab_size}).")
+    return prompts
+
+
+def _sample(logits, position, temperature, top_p, seed, greedy, top_k, use_top_p):
+    """Next token ids `(B,)` from float32 logits `(B, vocab)`."""
+    if greedy:
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    logits = logits / temperature
+    if top_k is None and not use_top_p:
+        candidates, candidate_ids = logits, None
+    else:
+        k = top_k if top_k is not None else logits.shape[-1]
+        candidates, candidate_ids = tf.math.top_k(logits, k=k)  # sorted, descending
+    if use_top_p:
+        probs = tf.nn.softmax(candidates, axis=-1)
+        mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
+        candidates = tf.where(mass_before < top_p, candidates, -np.inf)  # keeps the first
+    draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
+    choice = tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
+    if candidate_ids is None:
+        return choice
+    return tf.gather(candidate_ids, choice, axis=1, batch_dims=1)
+
+
+def _make_prefill(model, state, sampler):
+    def prefill(ids, key_mask, caches, temperature, top_p, seed):
+        state.traces += 1
+        logits, caches = model.call_with_cache(ids, caches, 0, key_mask)
+        position = tf.shape(ids)[1]
+        return _sample(logits, position, temperature, top_p, seed, *sampler), caches
+
+    return tf.function(prefill, jit_compile=True, reduce_retracing=False)
+
+
+def _make_decode(model, state, sampler):
+    def decode(
+        tokens, key_mask, caches, done, start, stop, temperature, top_p, seed, eos_id, pad_id
+    ):
+        state.traces += 1
+
+        def keep_going(position, tokens, done, caches):
+            return tf.logical_and(position < stop, tf.logical_not(tf.reduce_all(done)))
+
+        def step(position, tokens, done, caches):
+            current = tf.slice(tokens, [0, position], [-1, 1])
+            logits, caches = model.call_with_cache(current, caches, position, key_mask)
+            token = _sample(logits, position + 1, temperature, top_p, seed, *sampler)
+            token = tf.where(done, pad_id, token)
+            tokens = tf.tensor_scatter_nd_update(
+                tokens,
+                tf.stack(
+                    [tf.range(tf.shape(tokens)[0]), tf.fill(tf.shape(token), position + 1)], 1
+                ),
+                token,
+            )
+            return position + 1, tokens, tf.logical_or(done, tf.equal(token, eos_id)), caches
+
+        position, tokens, done, caches = tf.while_loop(
+            keep_going, step, (start, tokens, done, caches)
+        )
+        return tokens, done, caches, position
+
+    return tf.function(decode, jit_compile=True, reduce_retracing=False)
+
+
+def generate(
+    model,
+    prompt_ids,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | None = None,
+    eos_id: int | None = None,
+    pad_id: int = 0,
+) -> np.ndarray:
+    """Continue token-id prompts with a LLaMA model, KV-cached.
+
+    Args:
+        model: a `LlamaModel` (from `build_llama` or a loaded `.keras` file).
+        prompt_ids: int array `(batch, length)`, one flat list of ids, or a
+            list of lists of different lengths (left-padded internally).
+        max_new_tokens: int >= 0, tokens to add to every prompt.
+        temperature: float >= 0, default 0. 0 is greedy (argmax); otherwise
+            logits are divided by it before sampling.
+        top_k: int or None. Sample only among the k most likely tokens.
+        top_p: float in (0, 1] or None. Nucleus sampling: the smallest set of
+            most likely tokens whose probability reaches `top_p`.
+        seed: int or None. Same seed, same samples.
+        eos_id: int or None. A sequence stops after producing it; later
+            positions are filled with `pad_id`, and the loop ends when every
+            sequence has stopped.
+        pad_id: int, default 0. Fills the left padding of shorter prompts
+            and the positions after `eos_id`.
+
+    Returns:
+        np.int32 array `(batch, longest_prompt + max_new_tokens)`, prompts
+        included (shorter ones left-padded with `pad_id`).
+
+    Examples:
+
+    >>> from keras_recipes.llama import build_llama
+    >>> model = build_llama("tiny")
+    >>> generate(model, [[1, 2, 3], [1, 7]], max_new_tokens=4).shape
+    (2, 7)
+    """
+    prompts = _check_inputs(
+        model, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+    )
+    cfg = model.config
+    batch, longest = len(prompts), max(len(p) for p in prompts)
+    if max_new_tokens == 0:
+        out = np.full((batch, longest), pad_id, np.int32)
+        for row, prompt in zip(out, prompts, strict=True):
+            row[longest - len(prompt) :] = prompt
+        return out
+
+    # Left-pad to a bucketed length so that nearby prompt lengths share a trace.
+    padded = -(-longest // PROMPT_MULTIPLE) * PROMPT_MULTIPLE
+    padded = max(longest, min(padded, cfg.max_seq_len - max_new_tokens))
+    total = padded + max_new_tokens
+    tokens = np.full((batch, cfg.max_seq_len), pad_id, np.int32)
+    n_pad = np.array([padded - len(p) for p in prompts], np.int32)
+    for row, prompt, n in zip(tokens, prompts, n_pad, strict=True):
+        row[n:padded] = prompt
+
+    sampler = (
+        temperature == 0,
+        None if temperature == 0 or top_k is None else min(int(top_k), cfg.vocab_size),
+        temperature > 0 and top_p is not None and top_p < 1,
+    )
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
+    scalars = dict(
+        temperature=tf.constant(max(float(temperature), 1e-6), tf.float32),
+        top_p=tf.constant(1.0 if top_p is None else float(top_p), tf.float32),
+        seed=tf.constant(int(seed) % (2**31 - 1), tf.int32),
+    )
+    state = _compiled(model)
+    windows = windows_for(cfg.max_seq_len)
+    window = next(w for w in windows if w > padded)
+
+    def key_mask(size):
+        return tf.constant(np.arange(size)[None, :] >= n_pad[:, None])
+
+    dtype = model.compute_dtype
+    cache_shape = (batch, window, cfg.n_kv_heads, cfg.head_dim)
+    caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
+    key = ("prefill", batch, padded, window, sampler)
+    if key not in state.functions:
+        state.functions[key] = _make_prefill(model, state, sampler)
+    first, caches = state.functions[key](
+        tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
+    )
+    first = first.numpy()
+    tokens[:, padded] = first
+    eos = -1 if eos_id is None else int(eos_id)
+    done = tf.constant(first == eos)
+    tokens = tf.constant(tokens)
+
+    position = padded  # the token at `position` is the next one to feed
+    while position < total - 1 and not bool(tf.reduce_all(done)):
+        window = next(w for w in windows if w > position)
+        size = caches[0][0].shape[1]
+        if size < window:
+            grow = [[0, 0], [0, window - size], [0, 0], [0, 0]]
+            caches = [(tf.pad(k, grow), tf.pad(v, grow)) for k, v in caches]
+        stop = min(window, total - 1)  # steps feed positions [position, stop)
+        key = ("decode", batch, window, sampler)
+        if key not in state.functions:
+            state.functions[key] = _make_decode(model, state, sampler)
+        tokens, done, caches, reached = state.functions[key](
+            tokens,
+            key_mask(window),
+            caches,
+            done,
+            tf.constant(position, tf.int32),
+            tf.constant(stop, tf.int32),
+            eos_id=tf.constant(eos, tf.int32),
+            pad_id=tf.constant(pad_id, tf.int32),
+            **scalars,
+        )
+        position = int(reached)
+        if position < stop:  # every sequence hit eos_id
+            break
+    out = tokens.numpy()[:, :total]
+    out[:, position + 1 :] = pad_id
+    # Undo the bucketing pad: return (batch, longest + max_new_tokens).
+    return np.ascontiguousarray(out[:, padded - longest :], dtype=np.int32)
