@@ -28,25 +28,30 @@ last completed epoch. The default corpus is the Lee background corpus that
 gensim ships with its tests: 300 Australian news articles, about 60,000 words.
 """
 
+"""
+## Setup
+
+TensorFlow loads quietly; the flags are the same as `keras-recipes llama
+train`'s. Every size has a default (`DEFAULTS`, the five-minute run) and a
+`--quick` value (`QUICK`, seconds, for tests).
+"""
+
 import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-from keras_recipes.cli import add_llama_train_arguments, quiet_tensorflow
+from keras_recipes import quiet_tensorflow
 
 quiet_tensorflow()
 
-import keras  # noqa: E402
+import keras
 
-from keras_recipes.data import (  # noqa: E402
-    language_model_datasets,
-    load_builtin_corpus,
-    load_text_files,
-)
-from keras_recipes.llama import LlamaConfig, build_llama  # noqa: E402
-from keras_recipes.llama.train import (  # noqa: E402
+from keras_recipes.cli import add_llama_train_arguments
+from keras_recipes.data import language_model_datasets, load_builtin_corpus, load_text_files
+from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama.train import (
     DEFAULTS,
     QUICK,
     PerplexityLogger,
@@ -57,15 +62,7 @@ from keras_recipes.llama.train import (  # noqa: E402
     make_optimizer,
     sample_text,
 )
-from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece  # noqa: E402
-
-"""
-## Setup
-
-The flags are the same as `keras-recipes llama train`'s. Every size has a
-default (`DEFAULTS`, the five-minute run) and a `--quick` value (`QUICK`,
-seconds, for tests).
-"""
+from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece
 
 
 def parse_args(argv=None):
