@@ -16,7 +16,7 @@ How it runs (TensorFlow backend, XLA-compiled):
    sequence has produced `eos_id`.
 
 Every compiled function is traced once per (batch size, prompt bucket or
-window, sampler kind) and reused across calls: `generate_trace_count(model)`
+window) and reused across calls and sampler settings: `generate_trace_count(model)`
 tells how many traces have happened.
 """
 
@@ -114,40 +114,47 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
     return prompts
 
 
-def _sample(logits, position, temperature, top_p, seed, greedy, top_k, use_top_p):
-    """Next token ids `(B,)` from float32 logits `(B, vocab)`."""
-    if greedy:
+def _sample(logits, position, temperature, top_k, top_p, seed):
+    """Next token ids `(B,)` from float32 logits `(B, vocab)`.
+
+    All settings are tensors, so one compiled function serves greedy and
+    every sampling setting: greedy is a branch on `temperature == 0`; top-k
+    and top-p become one threshold on the sorted logits.
+    """
+
+    def greedy():
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    logits = logits / temperature
-    if top_k is None and not use_top_p:
-        candidates, candidate_ids = logits, None
-    else:
-        k = top_k if top_k is not None else logits.shape[-1]
-        candidates, candidate_ids = tf.math.top_k(logits, k=k)  # sorted, descending
-    if use_top_p:
-        probs = tf.nn.softmax(candidates, axis=-1)
-        mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
-        candidates = tf.where(mass_before < top_p, candidates, -np.inf)  # keeps the first
-    draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
-    choice = tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
-    if candidate_ids is None:
-        return choice
-    return tf.gather(candidate_ids, choice, axis=1, batch_dims=1)
+
+    def sample():
+        scaled = logits / temperature
+        ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+        ranked = tf.where(tf.range(tf.shape(ranked)[1]) < top_k, ranked, -np.inf)
+        # Nucleus: keep the most likely tokens until their mass reaches top_p
+        # (always at least one), measured within the top-k as Hugging Face does.
+        mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
+        keep = tf.reduce_sum(tf.cast(mass_before < top_p, tf.int32), axis=-1)
+        keep = tf.clip_by_value(keep, 1, top_k)
+        threshold = tf.gather(ranked, keep - 1, axis=1, batch_dims=1)[:, None]
+        candidates = tf.where(scaled >= threshold, scaled, -np.inf)
+        draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
+        return tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
+
+    return tf.cond(temperature > 0, sample, greedy)
 
 
-def _make_prefill(model, state, sampler):
-    def prefill(ids, key_mask, caches, temperature, top_p, seed):
+def _make_prefill(model, state):
+    def prefill(ids, key_mask, caches, temperature, top_k, top_p, seed):
         state.traces += 1
         logits, caches = model.call_with_cache(ids, caches, 0, key_mask)
         position = tf.shape(ids)[1]
-        return _sample(logits, position, temperature, top_p, seed, *sampler), caches
+        return _sample(logits, position, temperature, top_k, top_p, seed), caches
 
     return tf.function(prefill, jit_compile=True, reduce_retracing=False)
 
 
-def _make_decode(model, state, sampler):
+def _make_decode(model, state):
     def decode(
-        tokens, key_mask, caches, done, start, stop, temperature, top_p, seed, eos_id, pad_id
+        tokens, key_mask, caches, done, start, stop, temperature, top_k, top_p, seed, eos_id, pad_id
     ):
         state.traces += 1
 
@@ -157,7 +164,7 @@ def _make_decode(model, state, sampler):
         def step(position, tokens, done, caches):
             current = tf.slice(tokens, [0, position], [-1, 1])
             logits, caches = model.call_with_cache(current, caches, position, key_mask)
-            token = _sample(logits, position + 1, temperature, top_p, seed, *sampler)
+            token = _sample(logits, position + 1, temperature, top_k, top_p, seed)
             token = tf.where(done, pad_id, token)
             tokens = tf.tensor_scatter_nd_update(
                 tokens,
@@ -186,6 +193,7 @@ def generate(
     seed: int | None = None,
     eos_id: int | None = None,
     pad_id: int = 0,
+    callback=None,
 ) -> np.ndarray:
     """Continue token-id prompts with a LLaMA model, KV-cached.
 
@@ -205,6 +213,10 @@ def generate(
             sequence has stopped.
         pad_id: int, default 0. Fills the left padding of shorter prompts
             and the positions after `eos_id`.
+        callback: callable or None. For streaming: called after every new
+            token with the np.int32 `(batch, longest_prompt + n)` ids so far.
+            Decoding then runs the same compiled loop one step per call (no
+            retracing), which costs a little speed.
 
     Returns:
         np.int32 array `(batch, longest_prompt + max_new_tokens)`, prompts
@@ -237,15 +249,11 @@ def generate(
     for row, prompt, n in zip(tokens, prompts, n_pad, strict=True):
         row[n:padded] = prompt
 
-    sampler = (
-        temperature == 0,
-        None if temperature == 0 or top_k is None else min(int(top_k), cfg.vocab_size),
-        temperature > 0 and top_p is not None and top_p < 1,
-    )
     if seed is None:
         seed = int(np.random.randint(0, 2**31 - 1))
     scalars = dict(
-        temperature=tf.constant(max(float(temperature), 1e-6), tf.float32),
+        temperature=tf.constant(float(temperature), tf.float32),
+        top_k=tf.constant(cfg.vocab_size if top_k is None else min(int(top_k), cfg.vocab_size)),
         top_p=tf.constant(1.0 if top_p is None else float(top_p), tf.float32),
         seed=tf.constant(int(seed) % (2**31 - 1), tf.int32),
     )
@@ -259,14 +267,16 @@ def generate(
     dtype = model.compute_dtype
     cache_shape = (batch, window, cfg.n_kv_heads, cfg.head_dim)
     caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
-    key = ("prefill", batch, padded, window, sampler)
+    key = ("prefill", batch, padded, window)
     if key not in state.functions:
-        state.functions[key] = _make_prefill(model, state, sampler)
+        state.functions[key] = _make_prefill(model, state)
     first, caches = state.functions[key](
         tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
     first = first.numpy()
     tokens[:, padded] = first
+    if callback is not None:
+        callback(tokens[:, padded - longest : padded + 1].copy())
     eos = -1 if eos_id is None else int(eos_id)
     done = tf.constant(first == eos)
     tokens = tf.constant(tokens)
@@ -279,9 +289,11 @@ def generate(
             grow = [[0, 0], [0, window - size], [0, 0], [0, 0]]
             caches = [(tf.pad(k, grow), tf.pad(v, grow)) for k, v in caches]
         stop = min(window, total - 1)  # steps feed positions [position, stop)
-        key = ("decode", batch, window, sampler)
+        if callback is not None:
+            stop = min(stop, position + 1)
+        key = ("decode", batch, window)
         if key not in state.functions:
-            state.functions[key] = _make_decode(model, state, sampler)
+            state.functions[key] = _make_decode(model, state)
         tokens, done, caches, reached = state.functions[key](
             tokens,
             key_mask(window),
@@ -294,6 +306,8 @@ def generate(
             **scalars,
         )
         position = int(reached)
+        if callback is not None:
+            callback(tokens.numpy()[:, padded - longest : position + 1])
         if position < stop:  # every sequence hit eos_id
             break
     out = tokens.numpy()[:, :total]
