@@ -126,37 +126,77 @@ def _llama_train(args) -> int:
 
 
 def _llama_generate(args) -> int:
-    import keras
+    import time
 
-    from keras_recipes.llama import LlamaModel
-    from keras_recipes.llama.train import sample_text
-    from keras_recipes.tokenizers import load_sentencepiece
+    from keras_recipes.llama.checkpoints import load_checkpoint
+    from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
 
-    checkpoint = Path(args.checkpoint)
-    tokenizer_path = Path(args.tokenizer or checkpoint.with_name("tokenizer.model"))
     try:
-        if not checkpoint.is_file():
+        if not Path(args.checkpoint).exists():
             raise ValueError(
-                f"No checkpoint at {checkpoint}: pass a .keras file `llama train` saved."
+                f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
+                "or a Hugging Face folder."
             )
-        tokenizer = load_sentencepiece(tokenizer_path)
-        model = keras.models.load_model(checkpoint)
-        if not isinstance(model, LlamaModel):
-            raise ValueError(f"{checkpoint} holds a {type(model).__name__}, not a LLaMA model.")
-        text = sample_text(
-            model,
-            tokenizer,
-            args.prompt,
-            args.max_new_tokens,
+        tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
+        if tokenizer_path is None:
+            raise ValueError(
+                f"No tokenizer.model or tokenizer.bin next to {args.checkpoint}; pass --tokenizer."
+            )
+        model = load_checkpoint(args.checkpoint)
+        tokenizer = load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+        prompt = tokenizer.encode(args.prompt, add_bos=True)
+        printed = tokenizer.decode(prompt)
+        print(printed, end="", flush=True)
+        start, first_token_at = time.perf_counter(), []
+
+        def stream(tokens):
+            nonlocal printed
+            first_token_at.append(time.perf_counter())
+            ids = tokens[0].tolist()
+            if tokenizer.eos_id in ids[len(prompt) :]:
+                ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
+            text = tokenizer.decode(ids)
+            if not text.endswith("\ufffd"):  # wait for the rest of a UTF-8 character
+                print(text[len(printed) :], end="", flush=True)
+                printed = text
+
+        out = model.generate(
+            [prompt],
+            max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
+            eos_id=tokenizer.eos_id,
+            callback=stream,
         )
     except ValueError as error:
         print(f"keras-recipes llama generate: {error}", file=sys.stderr)
         return 2
-    print(text)
+    end = time.perf_counter()
+    new = out[0, len(prompt) :].tolist()
+    produced = new.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in new else len(new)
+    first = first_token_at[0] if first_token_at else end
+    rate = (produced - 1) / (end - first) if produced > 1 and end > first else float("nan")
+    print()
+    print(
+        f"\n{produced} tokens; first after {first - start:.2f} s (prefill, compiling), "
+        f"then {rate:.1f} tokens/s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _llama_convert(args) -> int:
+    from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
+
+    try:
+        model = load_checkpoint(args.input)
+        path = save_checkpoint(model, args.output, llama2c_version=args.llama2c_version)
+    except ValueError as error:
+        print(f"keras-recipes llama convert: {error}", file=sys.stderr)
+        return 2
+    print(f"Wrote {path} ({model.count_params():,} parameters).")
     return 0
 
 
@@ -173,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
         "optimizers", help="list every optimizer name get_optimizer accepts"
     )
     optimizers.set_defaults(func=_list_optimizers)
-    llama = subparsers.add_parser("llama", help="train a tiny LLaMA, or generate text with one")
+    llama = subparsers.add_parser(
+        "llama", help="train a tiny LLaMA, generate text, convert checkpoints"
+    )
     llama_commands = llama.add_subparsers(dest="llama_command", metavar="COMMAND", required=True)
     llama_train = llama_commands.add_parser(
         "train",
@@ -181,24 +223,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_llama_train_arguments(llama_train)
     llama_train.set_defaults(func=_llama_train)
-    llama_generate = llama_commands.add_parser("generate", help="continue a prompt")
+    llama_generate = llama_commands.add_parser(
+        "generate", help="continue a prompt, streaming tokens as they are produced"
+    )
     llama_generate.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help="a .keras file saved by llama train"
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
     )
     llama_generate.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model file (default: tokenizer.model next to the checkpoint)",
+        help="SentencePiece .model or llama2.c tokenizer.bin "
+        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
     )
-    llama_generate.add_argument("--prompt", default="The", help="text to continue")
-    llama_generate.add_argument("--max-new-tokens", type=int, default=48)
+    llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
+    llama_generate.add_argument("--max-new-tokens", type=int, default=200)
     llama_generate.add_argument(
         "--temperature", type=float, default=0.8, help="0 for greedy decoding"
     )
-    llama_generate.add_argument("--top-k", type=int, default=40)
-    llama_generate.add_argument("--top-p", type=float, default=None)
+    llama_generate.add_argument("--top-k", type=int, default=None)
+    llama_generate.add_argument("--top-p", type=float, default=0.9)
     llama_generate.add_argument("--seed", type=int, default=None)
     llama_generate.set_defaults(func=_llama_generate)
+    llama_convert = llama_commands.add_parser(
+        "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
+    )
+    llama_convert.add_argument("input", help="a .keras file, a llama2.c .bin or an HF folder")
+    llama_convert.add_argument(
+        "output", help="OUT.keras, OUT.bin (llama2.c) or a folder name (Hugging Face)"
+    )
+    llama_convert.add_argument(
+        "--llama2c-version",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
+    )
+    llama_convert.set_defaults(func=_llama_convert)
     return parser
 
 

@@ -349,10 +349,10 @@ class Llama2cTokenizer:
         os.replace(tmp, path)
         return path
 
-    def encode(self, text: str, bos: bool = True, eos: bool = False) -> list[int]:
+    def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:
         """Token ids of `text`, as `run.c`'s `encode`."""
         raw = text.encode("utf-8")
-        tokens = [self.bos_id] if bos else []
+        tokens = [self.bos_id] if add_bos else []
         if raw:
             tokens.append(self._ids[b" "])
         i = 0
@@ -367,7 +367,7 @@ class Llama2cTokenizer:
             else:
                 tokens.extend(byte + 3 for byte in point)
             i = j
-        return self._merge(tokens) + ([self.eos_id] if eos else [])
+        return self._merge(tokens) + ([self.eos_id] if add_eos else [])
 
     def _merge(self, tokens: list[int]) -> list[int]:
         """run.c's merge loop — always the best-scoring adjacent pair, leftmost on
@@ -422,3 +422,45 @@ class Llama2cTokenizer:
             out.append(self.piece_bytes(previous, token))
             previous = token
         return b"".join(out).decode("utf-8", errors="replace")
+
+
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.bin")
+
+
+def load_tokenizer(path: str | os.PathLike, vocab_size: int | None = None):
+    """A tokenizer from a file: SentencePiece `.model`, or llama2.c `tokenizer.bin`.
+
+    A folder is searched for `tokenizer.model`, then `tokenizer.bin` (the
+    names Hugging Face and llama2.c use). Both returned types offer
+    `encode(text, add_bos=...)`, `decode(ids)`, `bos_id`, `eos_id` and
+    `vocab_size`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
+        if not found:
+            raise ValueError(
+                f"{path}: no {' or '.join(TOKENIZER_FILES)} in this folder; pass --tokenizer."
+            )
+        path = found[0]
+    if not path.is_file():
+        raise ValueError(f"No tokenizer at {path}: pass a .model or tokenizer.bin file.")
+    if path.suffix == ".bin":
+        return Llama2cTokenizer.load(path, vocab_size=vocab_size)
+    tokenizer = SentencePieceTokenizer(path)
+    if vocab_size is not None and tokenizer.vocab_size != vocab_size:
+        raise ValueError(
+            f"{path}: {tokenizer.vocab_size} pieces but the model's vocab_size is {vocab_size}; "
+            "use the tokenizer the model was trained with."
+        )
+    return tokenizer
+
+
+def find_tokenizer(checkpoint: str | os.PathLike) -> Path | None:
+    """The tokenizer file that belongs to a checkpoint: beside it, or in its folder."""
+    checkpoint = Path(checkpoint)
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    for name in TOKENIZER_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None

@@ -57,22 +57,22 @@ def test_encode_matches_sentencepiece_on_a_corpus(sentencepiece_and_bin, corpus)
     sp, path = sentencepiece_and_bin
     tokenizer = Llama2cTokenizer.load(path, vocab_size=600)
     for text in corpus[:300] + SAMPLES:
-        assert tokenizer.encode(text, bos=False) == sp.encode(text), text
+        assert tokenizer.encode(text, add_bos=False) == sp.encode(text), text
 
 
 def test_decode_inverts_encode_with_byte_fallback(sentencepiece_and_bin):
     tokenizer = Llama2cTokenizer.load(sentencepiece_and_bin[1])
     for text in SAMPLES:
-        ids = tokenizer.encode(text, bos=True, eos=True)
+        ids = tokenizer.encode(text, add_bos=True, add_eos=True)
         assert ids[0] == 1 and ids[-1] == 2
         assert tokenizer.decode(ids) == text
-    emoji = tokenizer.encode("🙂", bos=False)
+    emoji = tokenizer.encode("🙂", add_bos=False)
     assert [tokenizer.pieces[i] for i in emoji[1:]] == [b"<0xF0>", b"<0x9F>", b"<0x99>", b"<0x82>"]
 
 
 def test_piece_after_bos_drops_its_leading_space(sentencepiece_and_bin):
     tokenizer = Llama2cTokenizer.load(sentencepiece_and_bin[1])
-    ids = tokenizer.encode("the the", bos=True)
+    ids = tokenizer.encode("the the", add_bos=True)
     assert tokenizer.pieces[ids[1]] == tokenizer.pieces[ids[2]] == b" the"
     assert tokenizer.piece_bytes(1, ids[1]) == b"the"
     assert tokenizer.piece_bytes(ids[1], ids[2]) == b" the"

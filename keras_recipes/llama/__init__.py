@@ -1,5 +1,27 @@
-"""LLaMA in Keras: config and presets, model builder, KV-cached generation."""
+"""LLaMA in Keras: config and presets, model builder, KV-cached generation,
+and import/export of llama2.c and Hugging Face checkpoints."""
 
+from keras_recipes.llama.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    load_hf,
+    load_llama2c,
+    save_checkpoint,
+    save_hf,
+    save_llama2c,
+)
 from keras_recipes.llama.model import PRESETS, LlamaConfig, LlamaModel, build_llama
 
-__all__ = ["PRESETS", "LlamaConfig", "LlamaModel", "build_llama"]
+__all__ = [
+    "PRESETS",
+    "CheckpointError",
+    "LlamaConfig",
+    "LlamaModel",
+    "build_llama",
+    "load_checkpoint",
+    "load_hf",
+    "load_llama2c",
+    "save_checkpoint",
+    "save_hf",
+    "save_llama2c",
+]

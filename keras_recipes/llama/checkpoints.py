@@ -805,3 +805,48 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
     with _atomic_file(directory / "config.json") as f:
         f.write(json.dumps(hf_config, indent=2).encode())
     return directory
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """A `LlamaModel` from any checkpoint this package reads, chosen by its form.
+
+    A `.keras` file (saved by Keras / `llama train`), a llama2.c `.bin`, or a
+    Hugging Face folder holding `config.json`.
+    """
+    import keras
+
+    from keras_recipes.llama.model import LlamaModel
+
+    path = Path(path)
+    if path.is_dir():
+        return load_hf(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"No checkpoint at {path}: give a .keras file, a llama2.c .bin, or a Hugging "
+            "Face folder with config.json and safetensors."
+        )
+    if path.suffix == ".keras":
+        model = keras.models.load_model(path)
+        if not isinstance(model, LlamaModel):
+            raise CheckpointError(f"{path} holds a {type(model).__name__}, not a LLaMA model.")
+        return model
+    return load_llama2c(path)
+
+
+def save_checkpoint(model, path: str | os.PathLike, llama2c_version: int = 0) -> Path:
+    """Writes `model` in the format `path` names: `.keras`, `.bin` (llama2.c) or a folder (HF)."""
+    path = Path(path)
+    if path.suffix == ".keras":
+        with _atomic_path(path) as tmp:
+            keras_tmp = tmp.with_suffix(".keras")
+            model.save(keras_tmp)
+            os.replace(keras_tmp, tmp)
+        return path
+    if path.suffix == ".bin":
+        return save_llama2c(model, path, version=llama2c_version)
+    if path.suffix:
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format {path.suffix!r}; use .keras, .bin (llama2.c) "
+            "or a folder name (Hugging Face)."
+        )
+    return save_hf(model, path)

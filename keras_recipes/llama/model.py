@@ -345,6 +345,7 @@ class LlamaModel(keras.Model):
         seed: int | None = None,
         eos_id: int | None = None,
         pad_id: int = 0,
+        callback=None,
     ):
         """Continue prompts with KV-cached decoding; see `keras_recipes.llama.generate`."""
         from keras_recipes.llama.generate import generate
@@ -359,6 +360,7 @@ class LlamaModel(keras.Model):
             seed=seed,
             eos_id=eos_id,
             pad_id=pad_id,
+            callback=callback,
         )
 
     def get_config(self):

@@ -1,0 +1,109 @@
+"""`keras-recipes llama generate|convert` on real checkpoint formats, and streaming."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
+from keras_recipes.llama.generate import generate_trace_count
+from keras_recipes.tokenizers import Llama2cTokenizer
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_recipes.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def stories(tmp_path_factory):
+    """A random llama2.c checkpoint with a byte-level tokenizer.bin beside it."""
+    folder = tmp_path_factory.mktemp("stories")
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+    pieces += [b" ", b"a", b"b", b" a", b"ab", b" ab", b"Once", b" upon"]
+    scores = [0.0] * 259 + [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0]
+    tokenizer = Llama2cTokenizer(pieces, scores)
+    tokenizer.save(folder / "tokenizer.bin")
+    cfg = LlamaConfig(
+        vocab_size=len(pieces),
+        dim=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        hidden_dim=64,
+        max_seq_len=96,
+        tie_embeddings=True,
+    )
+    model = build_llama(cfg)
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        variable.assign(rng.normal(scale=0.5, size=variable.shape).astype("float32"))
+    save_checkpoint(model, folder / "model.bin")
+    return folder, model, tokenizer
+
+
+def test_streaming_callback_sees_every_token_and_changes_nothing(stories):
+    _, model, _ = stories
+    prompt = [[1, 259, 265]]
+    expected = model.generate(prompt, max_new_tokens=12)
+    traces = generate_trace_count(model)
+    seen = []
+    streamed = model.generate(prompt, max_new_tokens=12, callback=lambda t: seen.append(t))
+    np.testing.assert_array_equal(streamed, expected)
+    assert [s.shape[1] for s in seen] == list(range(4, 16))
+    np.testing.assert_array_equal(seen[-1], expected)
+    assert generate_trace_count(model) == traces  # streaming reuses the compiled step
+
+
+def test_generate_streams_a_llama2c_checkpoint_with_its_tokenizer(stories):
+    folder, model, tokenizer = stories
+    result = run_cli(
+        "llama",
+        "generate",
+        "--checkpoint",
+        str(folder / "model.bin"),
+        "--prompt",
+        "Once upon",
+        "--max-new-tokens",
+        "10",
+        "--temperature",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr
+    prompt = tokenizer.encode("Once upon", add_bos=True)
+    ids = model.generate([prompt], max_new_tokens=10, eos_id=tokenizer.eos_id)[0].tolist()
+    if tokenizer.eos_id in ids[len(prompt) :]:
+        ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
+    assert result.stdout.rstrip("\n") == tokenizer.decode(ids)
+    assert "tokens/s" in result.stderr
+
+
+def test_convert_between_formats_keeps_logits(stories, tmp_path):
+    folder, model, _ = stories
+    tokens = np.array([[1, 260, 7, 266, 2]], np.int32)
+    result = run_cli("llama", "convert", str(folder / "model.bin"), str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    result = run_cli("llama", "convert", str(tmp_path / "hf"), str(tmp_path / "m.keras"))
+    assert result.returncode == 0, result.stderr
+    for path in (tmp_path / "hf", tmp_path / "m.keras"):
+        np.testing.assert_allclose(
+            np.asarray(load_checkpoint(path)(tokens)), np.asarray(model(tokens)), atol=3e-5
+        )
+
+
+def test_clear_errors_for_missing_checkpoint_or_tokenizer(tmp_path, stories):
+    result = run_cli("llama", "generate", "--checkpoint", str(tmp_path / "nope.bin"))
+    assert result.returncode == 2 and "No checkpoint at" in result.stderr
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    save_checkpoint(stories[1], bare / "model.bin")
+    result = run_cli("llama", "generate", "--checkpoint", str(bare / "model.bin"))
+    assert result.returncode == 2 and "pass --tokenizer" in result.stderr
+    result = run_cli("llama", "convert", str(bare / "model.bin"), str(tmp_path / "x.onnx"))
+    assert result.returncode == 2 and "unknown checkpoint format '.onnx'" in result.stderr
