@@ -19,16 +19,16 @@ The tokenizers live inside the model, so one `.keras` file holds everything:
 `model.save("dates.keras")`, then `keras.models.load_model("dates.keras")`
 (after `import keras_recipes.seq2seq`, which registers the classes).
 
-Serving: `model.translate_function()` returns a `tf.function` that maps a
-string tensor `(batch,)` to a string tensor `(batch,)` with TensorFlow ops
-only (tokenization by lookup table, a fixed-length greedy loop), so it can
-be attached to a SavedModel as a signature:
+Serving: `model.translation_module()` returns a `tf.Module` whose `translate`
+`tf.function` maps a string tensor `(batch,)` to a string tensor `(batch,)`
+with TensorFlow ops only (tokenization by lookup table, a fixed-length
+greedy loop); it saves as a SavedModel with a `translate` signature:
 
 ```python
-fn = model.translate_function()
-fn(tf.constant(["9 May 2018"]))          # <tf.Tensor: [b'2018-05-09']>
-module = tf.Module(); module.model = model
-tf.saved_model.save(module, path, signatures={"translate": fn})
+module = model.translation_module()
+module.translate(tf.constant(["9 May 2018"]))          # [b'2018-05-09']
+tf.saved_model.save(module, path, signatures={"translate": module.translate})
+tf.saved_model.load(path).signatures["translate"](texts=tf.constant(["9 May 2018"]))
 ```
 """
 
@@ -590,54 +590,69 @@ class Seq2Seq(keras.Model):
 
     # --- serving ----------------------------------------------------------
 
-    def translate_function(self, max_length: int | None = None):
-        """A TensorFlow `tf.function`: string tensor `(batch,)` -> string tensor `(batch,)`.
+    def translation_module(self, max_length: int | None = None):
+        """A `tf.Module` whose `translate` maps a string tensor `(batch,)` to one `(batch,)`.
 
-        Greedy decoding for a fixed `max_length` steps (cut at `<end>`), with
-        tokenization done by TensorFlow lookup tables, so the function can be
-        saved as a SavedModel signature (TensorFlow backend only). Sources
-        longer than `max_source_length` tokens are truncated to it.
+        `translate` is a `tf.function` made of TensorFlow ops only: the
+        tokenizer is a lookup table (word level splits with the RE2 pattern
+        `[\\pL\\pN_]+|[^\\pL\\pN_\\s]`, Python's `\\w` spelled for RE2),
+        decoding is greedy for a fixed `max_length` steps, cut at `<end>`.
+        Sources longer than `max_source_length` tokens are truncated. The
+        module holds the model and the table, so it saves as a SavedModel
+        with a `translate` signature (TensorFlow backend only):
+
+        ```python
+        module = model.translation_module()
+        module.translate(tf.constant(["9 May 2018"]))   # [b"2018-05-09"]
+        tf.saved_model.save(module, path, signatures={"translate": module.translate})
+        ```
         """
         import tensorflow as tf
 
+        model = self
         max_length = max_length or self.max_target_length
         source, target = self.source_tokenizer, self.target_tokenizer
-        source_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(source.tokens), tf.range(len(source), dtype=tf.int64)
-            ),
-            default_value=UNK_ID,
-        )
-        target_tokens = tf.constant(target.tokens)
         separator = "" if target.level == "char" else " "
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def translate(texts):
-            if source.lowercase:
-                texts = tf.strings.lower(texts, encoding="utf-8")
-            if source.level == "char":
-                pieces = tf.strings.unicode_split(texts, "UTF-8")
-            else:
-                pieces = tf.strings.split(
-                    tf.strings.regex_replace(texts, r"(\w+|[^\w\s])", r" \1 ")
+        class Translator(tf.Module):
+            def __init__(self):
+                super().__init__(name="seq2seq_translator")
+                self.model = model
+                self.source_table = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(
+                        tf.constant(source.tokens), tf.range(len(source), dtype=tf.int64)
+                    ),
+                    default_value=UNK_ID,
                 )
-            ids = tf.cast(source_table.lookup(pieces), tf.int32)
-            ids = ids[:, : self.max_source_length].to_tensor(PAD_ID)
-            ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 1], tf.int32)], axis=1)
-            encoder_outputs, states, source_mask = self.encode(ids)
-            tokens = tf.fill([tf.shape(ids)[0], 1], START_ID)
-            out = []
-            for _ in range(max_length):
-                logits, states, _ = self.decode(tokens, encoder_outputs, states, source_mask)
-                tokens = tf.cast(tf.argmax(logits[:, -1], axis=-1), tf.int32)[:, None]
-                out.append(tokens)
-            out = tf.concat(out, axis=1)
-            alive = tf.cumsum(tf.cast(tf.equal(out, END_ID), tf.int32), axis=1) == 0
-            keep = tf.logical_and(alive, out > END_ID)
-            words = tf.ragged.boolean_mask(tf.gather(target_tokens, out), keep)
-            return tf.strings.reduce_join(words, axis=1, separator=separator)
+                self.target_tokens = tf.constant(target.tokens)
 
-        return translate
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+            def translate(self, texts):
+                if source.lowercase:
+                    texts = tf.strings.lower(texts, encoding="utf-8")
+                if source.level == "char":
+                    pieces = tf.strings.unicode_split(texts, "UTF-8")
+                else:
+                    pieces = tf.strings.split(
+                        tf.strings.regex_replace(texts, r"([\pL\pN_]+|[^\pL\pN_\s])", r" \1 ")
+                    )
+                ids = tf.cast(self.source_table.lookup(pieces), tf.int32)
+                ids = ids[:, : model.max_source_length].to_tensor(PAD_ID)
+                ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 1], tf.int32)], axis=1)
+                encoder_outputs, states, source_mask = model.encode(ids)
+                tokens = tf.fill([tf.shape(ids)[0], 1], START_ID)
+                out = []
+                for _ in range(max_length):
+                    logits, states, _ = model.decode(tokens, encoder_outputs, states, source_mask)
+                    tokens = tf.cast(tf.argmax(logits[:, -1], axis=-1), tf.int32)[:, None]
+                    out.append(tokens)
+                out = tf.concat(out, axis=1)
+                alive = tf.cumsum(tf.cast(tf.equal(out, END_ID), tf.int32), axis=1) == 0
+                keep = alive & (out != PAD_ID) & (out != START_ID)  # as SequenceTokenizer.decode
+                words = tf.ragged.boolean_mask(tf.gather(self.target_tokens, out), keep)
+                return tf.strings.reduce_join(words, axis=1, separator=separator)
+
+        return Translator()
 
     # --- saving -----------------------------------------------------------
 

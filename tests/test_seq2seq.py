@@ -215,14 +215,32 @@ def test_save_load_round_trip(trained, tmp_path):
     assert loaded.translate(sources, beam_width=2) == trained.translate(sources, beam_width=2)
 
 
-def test_translate_function_is_strings_to_strings(trained):
+def test_translation_module_is_strings_to_strings_and_saves(trained, tmp_path):
     import tensorflow as tf
 
     sources = [s for s, _ in PAIRS[:5] + HELD_OUT]
-    fn = trained.translate_function(max_length=4)  # four steps keep the graph small to trace
-    out = [b.decode() for b in fn(tf.constant(sources)).numpy()]
+    module = trained.translation_module(max_length=4)  # four steps keep the graph small to trace
+    out = [b.decode() for b in module.translate(tf.constant(sources)).numpy()]
     assert out == trained.translate(sources, max_length=4)
     assert all(len(text) == 4 for text in out)
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"translate": module.translate})
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["translate"]
+    served = serve(texts=tf.constant(sources))
+    assert [b.decode() for b in next(iter(served.values())).numpy()] == out
+
+
+def test_translation_module_tokenizes_words_like_python():
+    import tensorflow as tf
+
+    pairs = [("Où est l'été ?", "Where is summer?"), ("Ça va, Zoë!", "All good, Zoë!")]
+    keras.utils.set_random_seed(2)
+    model = Seq2Seq.from_pairs(
+        pairs, level="word", lowercase=True, units=4, embed_dim=4, max_source_length=12
+    )
+    sources = ["OÙ est l'été, Zoë ?", "ça va bien !", "été_2 est là."]
+    module = model.translation_module(max_length=3)
+    out = [b.decode() for b in module.translate(tf.constant(sources)).numpy()]
+    assert out == model.translate(sources, max_length=3)
 
 
 # --- bad input --------------------------------------------------------------
