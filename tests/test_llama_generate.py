@@ -5,7 +5,16 @@ import numpy as np
 import pytest
 
 from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama import generate as gen
 from keras_recipes.llama.generate import generate_trace_count, windows_for
+
+
+@pytest.fixture(scope="module", autouse=True)
+def small_windows():
+    """Windows of 64, 128, 256 on the tiny model, so tests cross windows."""
+    saved, gen.MIN_WINDOW = gen.MIN_WINDOW, 64
+    yield
+    gen.MIN_WINDOW = saved
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,11 @@ def test_one_trace_per_window_not_per_token():
 def test_windows_double_up_to_the_context():
     assert windows_for(256) == [64, 128, 256]
     assert windows_for(2048)[-1] == 2048 and windows_for(50) == [50]
+    gen.MIN_WINDOW = 256  # the default
+    try:
+        assert windows_for(4096) == [256, 512, 1024, 2048, 4096] and windows_for(256) == [256]
+    finally:
+        gen.MIN_WINDOW = 64
 
 
 def test_sampling_is_reproducible_with_a_seed(model):

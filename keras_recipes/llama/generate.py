@@ -9,14 +9,16 @@ How it runs (TensorFlow backend, XLA-compiled):
 2. *Prefill*: one compiled pass over the whole prompt fills the KV caches
    and samples the first new token.
 3. *Decode*: a compiled `tf.while_loop` feeds one token per step against a
-   fixed-size cache. The cache grows through a few fixed windows (64, 128,
-   256, ... up to the context); each window is one compiled loop that
-   attends only over that window, so early tokens do not pay for the whole
-   context and per-token time stays flat. The loop stops early when every
+   fixed-size cache. The cache grows through a few fixed windows (256,
+   512, 1024, ... up to the context); each window is one compiled loop that
+   attends only over that window, so early tokens do not pay for a long
+   context, and per-token time stays flat within a window. (Smaller windows
+   would cost more XLA compilations, i.e. first-call latency, than they
+   save in attention at the sizes measured.) The loop stops early when every
    sequence has produced `eos_id`.
 
 Every compiled function is traced once per (batch size, prompt bucket or
-window) and reused across calls and sampler settings: `generate_trace_count(model)`
+window, greedy or sampling) and reused across calls and sampler settings: `generate_trace_count(model)`
 tells how many traces have happened.
 """
 
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 PROMPT_MULTIPLE = 16
-MIN_WINDOW = 64
+MIN_WINDOW = 256
 
 
 class _Compiled:
@@ -50,7 +52,7 @@ def _compiled(model) -> _Compiled:
 
 
 def windows_for(context: int) -> list[int]:
-    """The cache sizes decoding moves through: 64, 128, ... capped at `context`."""
+    """The cache sizes decoding moves through: 256, 512, ... capped at `context`."""
     sizes, size = [], MIN_WINDOW
     while size < context:
         sizes.append(size)
@@ -114,45 +116,41 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
     return prompts
 
 
-def _sample(logits, position, temperature, top_k, top_p, seed):
+def _sample(logits, position, temperature, top_k, top_p, seed, greedy):
     """Next token ids `(B,)` from float32 logits `(B, vocab)`.
 
-    All settings are tensors, so one compiled function serves greedy and
-    every sampling setting: greedy is a branch on `temperature == 0`; top-k
-    and top-p become one threshold on the sorted logits.
+    `greedy` is static (greedy functions stay small and compile fast); the
+    sampling settings are tensors, so one compiled function serves every
+    temperature / top-k / top-p: top-k and top-p become one threshold on
+    the sorted logits.
     """
-
-    def greedy():
+    if greedy:
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-
-    def sample():
-        scaled = logits / temperature
-        ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
-        ranked = tf.where(tf.range(tf.shape(ranked)[1]) < top_k, ranked, -np.inf)
-        # Nucleus: keep the most likely tokens until their mass reaches top_p
-        # (always at least one), measured within the top-k as Hugging Face does.
-        mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
-        keep = tf.reduce_sum(tf.cast(mass_before < top_p, tf.int32), axis=-1)
-        keep = tf.clip_by_value(keep, 1, top_k)
-        threshold = tf.gather(ranked, keep - 1, axis=1, batch_dims=1)[:, None]
-        candidates = tf.where(scaled >= threshold, scaled, -np.inf)
-        draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
-        return tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
-
-    return tf.cond(temperature > 0, sample, greedy)
+    scaled = logits / temperature
+    ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+    ranked = tf.where(tf.range(tf.shape(ranked)[1]) < top_k, ranked, -np.inf)
+    # Nucleus: keep the most likely tokens until their mass reaches top_p
+    # (always at least one), measured within the top-k as Hugging Face does.
+    mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
+    keep = tf.reduce_sum(tf.cast(mass_before < top_p, tf.int32), axis=-1)
+    keep = tf.clip_by_value(keep, 1, top_k)
+    threshold = tf.gather(ranked, keep - 1, axis=1, batch_dims=1)[:, None]
+    candidates = tf.where(scaled >= threshold, scaled, -np.inf)
+    draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
+    return tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
 
 
-def _make_prefill(model, state):
+def _make_prefill(model, state, greedy):
     def prefill(ids, key_mask, caches, temperature, top_k, top_p, seed):
         state.traces += 1
         logits, caches = model.call_with_cache(ids, caches, 0, key_mask)
         position = tf.shape(ids)[1]
-        return _sample(logits, position, temperature, top_k, top_p, seed), caches
+        return _sample(logits, position, temperature, top_k, top_p, seed, greedy), caches
 
     return tf.function(prefill, jit_compile=True, reduce_retracing=False)
 
 
-def _make_decode(model, state):
+def _make_decode(model, state, greedy):
     def decode(
         tokens, key_mask, caches, done, start, stop, temperature, top_k, top_p, seed, eos_id, pad_id
     ):
@@ -164,7 +162,7 @@ def _make_decode(model, state):
         def step(position, tokens, done, caches):
             current = tf.slice(tokens, [0, position], [-1, 1])
             logits, caches = model.call_with_cache(current, caches, position, key_mask)
-            token = _sample(logits, position + 1, temperature, top_k, top_p, seed)
+            token = _sample(logits, position + 1, temperature, top_k, top_p, seed, greedy)
             token = tf.where(done, pad_id, token)
             tokens = tf.tensor_scatter_nd_update(
                 tokens,
@@ -258,6 +256,7 @@ def generate(
         seed=tf.constant(int(seed) % (2**31 - 1), tf.int32),
     )
     state = _compiled(model)
+    greedy = temperature == 0
     windows = windows_for(cfg.max_seq_len)
     window = next(w for w in windows if w > padded)
 
@@ -267,9 +266,9 @@ def generate(
     dtype = model.compute_dtype
     cache_shape = (batch, window, cfg.n_kv_heads, cfg.head_dim)
     caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
-    key = ("prefill", batch, padded, window)
+    key = ("prefill", batch, padded, window, greedy)
     if key not in state.functions:
-        state.functions[key] = _make_prefill(model, state)
+        state.functions[key] = _make_prefill(model, state, greedy)
     first, caches = state.functions[key](
         tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
@@ -291,9 +290,9 @@ def generate(
         stop = min(window, total - 1)  # steps feed positions [position, stop)
         if callback is not None:
             stop = min(stop, position + 1)
-        key = ("decode", batch, window)
+        key = ("decode", batch, window, greedy)
         if key not in state.functions:
-            state.functions[key] = _make_decode(model, state)
+            state.functions[key] = _make_decode(model, state, greedy)
         tokens, done, caches, reached = state.functions[key](
             tokens,
             key_mask(window),
