@@ -243,7 +243,7 @@ def test_hf_missing_and_misshapen_tensors_name_the_file_and_tensor(tmp_path, hf_
 
     ints = dict(state)
     ints["model.norm.weight"] = np.ones(32, np.int32)
-    with pytest.raises(CheckpointError, match="norm.weight has dtype int32"):
+    with pytest.raises(CheckpointError, match=r"norm.weight \(model.norm.weight\) has dtype I32"):
         load_hf(folder("dtype", ints))
 
     linear = json.loads(config)
@@ -271,3 +271,14 @@ def test_truncated_llama2c_file_fails_before_building(tmp_path, llama2c_file):
     (tmp_path / "cut.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="cut.bin: file is truncated"):
         load_llama2c(tmp_path / "cut.bin")
+
+
+def test_block_by_block_copy_equals_whole_tensor_copy(tmp_path, hf_dir, monkeypatch):
+    """Loaders copy large tensors a block of rows at a time; tiny blocks change nothing."""
+    directory, model = hf_dir
+    untied = build_llama(model.config.replace(rope_theta=10000.0, rope_scaling=None))
+    l2c = save_llama2c(untied, tmp_path / "untied.bin")
+    whole_hf, whole_l2c = logits_of(load_hf(directory)), logits_of(load_llama2c(l2c))
+    monkeypatch.setattr(ckpt, "ROWS_BLOCK_BYTES", 3 * 32 * 4)  # three rows per block
+    np.testing.assert_array_equal(logits_of(load_hf(directory)), whole_hf)
+    np.testing.assert_array_equal(logits_of(load_llama2c(l2c)), whole_l2c)

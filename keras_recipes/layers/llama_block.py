@@ -34,6 +34,9 @@ class LlamaBlock(keras.layers.Layer):
         rope_scaling: dict or None, Llama 3.1 RoPE scaling.
         dropout: float, default 0: on attention weights and both residual
             branches (training only).
+        kernel_initializer: initializer of the seven projections, default
+            `RandomNormal(stddev=0.02)`; checkpoint loaders pass `"zeros"`
+            to skip random draws they would overwrite.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -67,6 +70,7 @@ class LlamaBlock(keras.layers.Layer):
         rope_convention: str = "interleaved",
         rope_scaling: dict | None = None,
         dropout: float = 0.0,
+        kernel_initializer="default",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,6 +79,7 @@ class LlamaBlock(keras.layers.Layer):
         self.ffn_dim_multiplier, self.norm_eps = ffn_dim_multiplier, norm_eps
         self.rope_theta, self.rope_convention = rope_theta, rope_convention
         self.rope_scaling, self.dropout = rope_scaling, dropout
+        self.kernel_initializer = kernel_initializer
         policy = self.dtype_policy
         self.attention_norm = RMSNorm(norm_eps, dtype=policy, name="attention_norm")
         self.attention = CausalSelfAttention(
@@ -84,12 +89,19 @@ class LlamaBlock(keras.layers.Layer):
             rope_convention=rope_convention,
             rope_scaling=rope_scaling,
             dropout=dropout,
+            kernel_initializer=kernel_initializer,
             dtype=policy,
             name="attention",
         )
         self.ffn_norm = RMSNorm(norm_eps, dtype=policy, name="ffn_norm")
         self.feed_forward = SwiGLU(
-            hidden_dim, multiple_of, ffn_dim_multiplier, dropout, dtype=policy, name="feed_forward"
+            hidden_dim,
+            multiple_of,
+            ffn_dim_multiplier,
+            dropout,
+            kernel_initializer=kernel_initializer,
+            dtype=policy,
+            name="feed_forward",
         )
         self.residual_dropout = keras.layers.Dropout(dropout, dtype=policy)
 
@@ -139,6 +151,9 @@ class LlamaBlock(keras.layers.Layer):
                 "rope_convention": self.rope_convention,
                 "rope_scaling": self.rope_scaling,
                 "dropout": self.dropout,
+                "kernel_initializer": self.kernel_initializer
+                if isinstance(self.kernel_initializer, str)
+                else keras.initializers.serialize(self.kernel_initializer),
             }
         )
         return config

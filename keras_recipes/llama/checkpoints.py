@@ -187,13 +187,53 @@ def _tensor_bytes(shape, quantized: bool, group_size: int) -> int:
     return n + 4 * (n // group_size) if quantized else 4 * n
 
 
+def _read_array(f, dtype, shape, path, name) -> np.ndarray:
+    """Reads one tensor from the file's current position into a new array."""
+    array = np.empty(shape, dtype)
+    if f.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+        raise CheckpointError(f"{path}: file ends inside tensor {name}; it is truncated.")
+    return array
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredTensor:
+    """A tensor still in its file: read whole, or a block of rows at a time.
+
+    Loaders hand these to `assign_tensors`, which copies a few megabytes of
+    rows at a time into the model, so importing a checkpoint never holds a
+    second copy of a large matrix.
+    """
+
+    path: Path
+    offset: int
+    shape: tuple[int, ...]
+    dtype: object
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows `[start, stop)` (along the first axis) as a new array."""
+        stop = self.shape[0] if stop is None else stop
+        row_shape = self.shape[1:]
+        row_bytes = int(np.prod(row_shape)) * np.dtype(self.dtype).itemsize
+        with open(self.path, "rb") as f:
+            f.seek(self.offset + start * row_bytes)
+            return _read_array(f, self.dtype, (stop - start, *row_shape), self.path, "rows")
+
+    def __array__(self, dtype=None, copy=None):
+        value = self.read()
+        return value if dtype is None else value.astype(dtype)
+
+
 def iter_llama2c(path: str | os.PathLike):
     """Reads a llama2.c checkpoint (version 0, 1 or 2) one tensor at a time.
 
     Returns the header and a generator of `(canonical name, float32 array)`.
     The whole file is validated against its header before the first tensor
-    is produced; the file is memory-mapped, so only the tensor being read is
-    resident. Q8_0 tensors are dequantized as llama2.c's `runq.c` does (int8
+    is produced. Float32 tensors come as `StoredTensor`s, read when asked
+    (`np.asarray(t)`, or rows at a time), so nothing is resident before use. Q8_0 tensors are dequantized as llama2.c's `runq.c` does (int8
     value times its group's float32 scale). Version 0's RoPE tables are
     skipped.
 
@@ -221,22 +261,24 @@ def iter_llama2c(path: str | os.PathLike):
         )
 
     def tensors():
-        data = np.memmap(path, dtype=np.uint8, mode="r")
+        # Plain reads, not a memory map: mapped pages count as resident memory
+        # until unmapped, so a map would hold the whole file on top of the model.
         position = offset
-        for name, shape, quantized in layout:
-            n = int(np.prod(shape))
-            if quantized:
-                q = data[position : position + n].view(np.int8)
-                position += n
-                n_scales = n // header.group_size
-                scales = data[position : position + 4 * n_scales].view("<f4")
-                position += 4 * n_scales
-                values = q.reshape(-1, header.group_size).astype(np.float32) * scales[:, None]
-            else:
-                values = np.array(data[position : position + 4 * n].view("<f4"), np.float32)
-                position += 4 * n
-            if not name.startswith("freq_cis"):
-                yield name, values.reshape(shape)
+        with open(path, "rb") as f:
+            for name, shape, quantized in layout:
+                n = int(np.prod(shape))
+                if quantized:  # int8 is a quarter of the model's size: dequantize whole.
+                    f.seek(position)
+                    q = _read_array(f, np.int8, (n,), path, name)
+                    scales = _read_array(f, "<f4", (n // header.group_size,), path, name)
+                    values = q.reshape(-1, header.group_size).astype(np.float32)
+                    values *= scales[:, None]
+                    values = values.reshape(shape)
+                else:
+                    values = StoredTensor(path, position, shape, np.dtype("<f4"))
+                position += _tensor_bytes(shape, quantized, header.group_size)
+                if not name.startswith("freq_cis"):
+                    yield name, values
 
     return header, tensors()
 
@@ -244,7 +286,7 @@ def iter_llama2c(path: str | os.PathLike):
 def read_llama2c(path: str | os.PathLike) -> tuple[Llama2cHeader, dict[str, np.ndarray]]:
     """Reads a whole llama2.c checkpoint into a dict of float32 arrays (see `iter_llama2c`)."""
     header, tensors = iter_llama2c(path)
-    return header, dict(tensors)
+    return header, {name: np.asarray(value) for name, value in tensors}
 
 
 def quantize_q80(w: np.ndarray, group_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -429,20 +471,67 @@ def hf_safetensors_files(directory: str | os.PathLike) -> list[Path]:
     )
 
 
-def iter_hf_tensors(directory: str | os.PathLike):
-    """Yields (canonical name, numpy tensor in its stored dtype, file) one at a time.
+SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "bfloat16", "F64": "<f8"}
 
-    Files are opened with `safetensors.safe_open`, which memory-maps them, so a
-    tensor is read only when asked for and never the whole file at once.
+
+def read_safetensors_header(file: Path) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and the offset its data starts at."""
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{file}: too short to be a safetensors file.")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(100_000_000, file.stat().st_size):
+            raise CheckpointError(f"{file}: header length {length} is impossible; not safetensors.")
+        try:
+            header = json.loads(f.read(length))
+        except ValueError as error:
+            raise CheckpointError(f"{file}: unreadable safetensors header ({error}).") from None
+    header.pop("__metadata__", None)
+    return header, 8 + length
+
+
+def iter_hf_tensors(directory: str | os.PathLike):
+    """Yields (canonical name, `StoredTensor`, file) for each LLaMA tensor, unread.
+
+    The safetensors files are read tensor by tensor with plain file reads
+    (the format is an 8-byte header length, a JSON header of dtype, shape
+    and byte offsets, then the raw data), never mapped or read whole. Stored dtypes F32, F16, BF16 and F64 are
+    read; a tensor whose bytes run past the end of its file is an error
+    naming both. Biases, which LLaMA has none of, are refused.
     """
-    from safetensors import safe_open
+    import ml_dtypes
 
     for file in hf_safetensors_files(directory):
-        with safe_open(file, framework="np") as f:
-            for key in f.keys():
-                name = hf_to_canonical_name(key)
-                if name is not None:
-                    yield name, f.get_tensor(key), file
+        header, data_start = read_safetensors_header(file)
+        size = file.stat().st_size
+        for key, info in header.items():
+            name = hf_to_canonical_name(key)
+            if name is None:
+                if key.endswith(".bias"):
+                    raise CheckpointError(
+                        f"{file}: tensor {key} is a bias; LLaMA has none, so this model "
+                        "cannot represent the checkpoint."
+                    )
+                continue
+            dtype = SAFETENSORS_DTYPES.get(info["dtype"])
+            if dtype is None:
+                raise CheckpointError(
+                    f"{file}: tensor {name} ({key}) has dtype {info['dtype']}; LLaMA "
+                    f"weights are floats ({', '.join(SAFETENSORS_DTYPES)})."
+                )
+            dtype = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+            begin, end = info["data_offsets"]
+            shape = tuple(info["shape"])
+            if end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+                raise CheckpointError(
+                    f"{file}: tensor {key} claims shape {shape} but holds {end - begin} bytes."
+                )
+            if data_start + end > size:
+                raise CheckpointError(
+                    f"{file}: tensor {key} runs past the end of the file; it is truncated."
+                )
+            yield name, StoredTensor(file, data_start + begin, shape, dtype), file
 
 
 # ---------------------------------------------------------------------------
@@ -502,9 +591,9 @@ def model_tensors(model):
 def assign_tensors(model, tensors, source) -> None:
     """Copies canonical tensors into `model`, checking every name, shape and dtype.
 
-    `tensors` yields (name, array[, file]); each array is cast to the
-    variable's dtype and assigned before the next is read, so peak memory is
-    the model plus one tensor. Raises `CheckpointError` naming the file and
+    `tensors` yields (name, array or `StoredTensor`[, file]); each is cast to
+    the variable's dtype and copied in blocks of rows, read from the file
+    block by block, so peak memory is the model plus a few megabytes. Raises `CheckpointError` naming the file and
     the tensor on an unknown name, a wrong shape or dtype, or a missing tensor.
     """
     expected = set(canonical_names(model.config))
@@ -515,9 +604,10 @@ def assign_tensors(model, tensors, source) -> None:
             if name == "output.weight" and model.config.tie_embeddings:
                 continue  # A tied checkpoint that stores the classifier anyway.
             raise CheckpointError(f"{file}: unexpected tensor {name} for this config.")
-        if not (np.issubdtype(value.dtype, np.floating) or value.dtype.name == "bfloat16"):
+        dtype = np.dtype(value.dtype)
+        if not (np.issubdtype(dtype, np.floating) or dtype.name == "bfloat16"):
             raise CheckpointError(
-                f"{file}: tensor {name} has dtype {value.dtype}; LLaMA weights are floats."
+                f"{file}: tensor {name} has dtype {dtype}; LLaMA weights are floats."
             )
         variable, transposed = _model_variable(model, name)
         want = tuple(variable.shape[::-1]) if transposed else tuple(variable.shape)
@@ -525,8 +615,7 @@ def assign_tensors(model, tensors, source) -> None:
             raise CheckpointError(
                 f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs {want}."
             )
-        value = np.asarray(value, np.float32)
-        variable.assign((value.T if transposed else value).astype(variable.dtype))
+        _copy_rows(variable, value, transposed)
         seen.add(name)
     missing = sorted(expected - seen)
     if missing:
@@ -534,6 +623,30 @@ def assign_tensors(model, tensors, source) -> None:
             f"{source}: missing tensors {missing[:5]}{' ...' if len(missing) > 5 else ''}; "
             "the checkpoint is incomplete or for another architecture."
         )
+
+
+ROWS_BLOCK_BYTES = 16 << 20
+
+
+def _copy_rows(variable, value, transposed: bool) -> None:
+    """`variable[...] = value` (or `value.T`), 16 MB of `value`'s rows at a time."""
+    import keras
+
+    rows = value.shape[0]
+    row_bytes = max(1, int(np.prod(value.shape[1:])) * 4)
+    step = max(1, ROWS_BLOCK_BYTES // row_bytes)
+    if keras.backend.backend() != "tensorflow" or step >= rows:
+        whole = np.asarray(value)
+        variable.assign(np.ascontiguousarray(whole.T if transposed else whole, variable.dtype))
+        return
+    target = variable.value  # the tf.Variable: sliced assignment writes in place
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        block = value.read(start, stop) if isinstance(value, StoredTensor) else value[start:stop]
+        if transposed:
+            target[:, start:stop].assign(np.ascontiguousarray(block.T, variable.dtype))
+        else:
+            target[start:stop].assign(np.ascontiguousarray(block, variable.dtype))
 
 
 def _permuted(tensors, config, to_convention: str):
@@ -575,7 +688,7 @@ def load_llama2c(path: str | os.PathLike):
     print(tokenizer.decode(ids[0]))
     ```
     """
-    from keras_recipes.llama.model import LlamaConfig, build_llama
+    from keras_recipes.llama.model import LlamaConfig, LlamaModel
 
     header, tensors = iter_llama2c(path)
     config = LlamaConfig(
@@ -591,7 +704,7 @@ def load_llama2c(path: str | os.PathLike):
         tie_embeddings=header.shared_classifier,
         rope_convention="interleaved",
     )
-    model = build_llama(config)
+    model = LlamaModel(config, initializer="zeros")
     assign_tensors(model, tensors, path)
     return model
 
@@ -703,7 +816,7 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None):
     """Loads a Hugging Face LLaMA folder (config.json + safetensors) into a `LlamaModel`.
 
     Reads `model.safetensors` or the shards listed in
-    `model.safetensors.index.json`, tensor by tensor (memory-mapped, never a
+    `model.safetensors.index.json`, tensor by tensor (plain reads, never a
     whole file at once), casting bfloat16 / float16 / float32 weights to the
     model's dtype. Tied or untied embeddings, grouped-query attention,
     `rope_theta` and `rope_scaling` of type "llama3" are honoured; the model
@@ -728,25 +841,9 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None):
         raise CheckpointError(f"{directory}: no config.json; not a Hugging Face model folder.")
     config = hf_config_to_llama(json.loads(config_path.read_text()), config_path)
     hf_safetensors_files(directory)  # A clear error before building a large model.
-    model = LlamaModel(config, dtype=dtype) if dtype else LlamaModel(config)
-    assign_tensors(model, _checked_hf_tensors(directory), directory)
+    model = LlamaModel(config, initializer="zeros", **({"dtype": dtype} if dtype else {}))
+    assign_tensors(model, iter_hf_tensors(directory), directory)
     return model
-
-
-def _checked_hf_tensors(directory):
-    from safetensors import safe_open
-
-    for file in hf_safetensors_files(directory):
-        with safe_open(file, framework="np") as f:
-            for key in f.keys():
-                name = hf_to_canonical_name(key)
-                if name is not None:
-                    yield name, f.get_tensor(key), file
-                elif key.endswith(".bias"):
-                    raise CheckpointError(
-                        f"{file}: tensor {key} is a bias; LLaMA has none, so this model "
-                        "cannot represent the checkpoint."
-                    )
 
 
 def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path:

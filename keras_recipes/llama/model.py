@@ -249,6 +249,9 @@ class LlamaModel(keras.Model):
 
     Args:
         config: `LlamaConfig` or its `to_dict()`.
+        initializer: initializer of every matrix, default
+            `RandomNormal(stddev=0.02)`; not saved in the config (it only
+            matters before training or loading).
 
     Call arguments:
         token_ids: int tensor `(batch, seq_len)`.
@@ -266,11 +269,13 @@ class LlamaModel(keras.Model):
     (1, 11)
     """
 
-    def __init__(self, config: "LlamaConfig | dict", **kwargs):
+    def __init__(self, config: "LlamaConfig | dict", initializer=None, **kwargs):
         super().__init__(**kwargs)
         cfg = config if isinstance(config, LlamaConfig) else LlamaConfig.from_dict(config)
         self.config = cfg
-        init = keras.initializers.RandomNormal(stddev=0.02)
+        # Weights about to be overwritten (checkpoint loading) start as "zeros":
+        # random draws of a large embedding cost several times its size.
+        init = initializer or keras.initializers.RandomNormal(stddev=0.02)
         self.tok_embeddings = keras.layers.Embedding(
             cfg.vocab_size, cfg.dim, embeddings_initializer=init, name="tok_embeddings"
         )
@@ -286,6 +291,7 @@ class LlamaModel(keras.Model):
                 cfg.rope_convention,
                 cfg.rope_scaling,
                 cfg.dropout,
+                kernel_initializer=initializer or "default",
                 name=f"layers_{i}",
             )
             for i in range(cfg.n_layers)
