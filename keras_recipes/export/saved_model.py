@@ -1,0 +1,459 @@
+"""SavedModels that TF Serving serves as they are.
+
+`export_saved_model` writes `base_dir/<version>/` with named signatures, a
+warm-up file replaying one request per signature, and nothing else: the
+folder is built beside its final place, loaded back and checked against the
+Keras model, then renamed into place. An existing version is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_recipes.export import llama_graph
+from keras_recipes.export.warmup import WARMUP_FILE, write_warmup_requests
+
+# Signature names, by model kind.
+SERVING_DEFAULT = "serving_default"
+
+
+def _next_version(base_dir: Path) -> int:
+    versions = [int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _tokenizer_proto(tokenizer) -> bytes:
+    if tokenizer is None:
+        return None
+    if isinstance(tokenizer, (bytes, str, os.PathLike)):
+        from keras_recipes.tokenizers import SentencePieceTokenizer
+
+        tokenizer = SentencePieceTokenizer(tokenizer)
+    proto = getattr(tokenizer, "proto", None)
+    if not isinstance(proto, bytes):
+        raise ValueError(
+            "export_saved_model: `tokenizer` must be a keras_recipes SentencePieceTokenizer, "
+            f"its proto bytes or a .model path; got {type(tokenizer).__name__}."
+        )
+    return proto
+
+
+class _LlamaSignatures:
+    """The signatures of a `LlamaModel`, their example inputs and their oracle."""
+
+    def __init__(self, model, tokenizer_proto: bytes | None, example_prompt: str):
+        self.model = model
+        self.proto = tokenizer_proto
+        self.example_prompt = example_prompt
+
+    def functions(self) -> dict:
+        model = self.model
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
+            autograph=False,
+        )
+        def serving_default(token_ids):
+            return {"logits": model(token_ids, training=False)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                tf.TensorSpec([None], tf.float32, name="temperature"),
+                tf.TensorSpec([None], tf.int32, name="top_k"),
+                tf.TensorSpec([None], tf.int32, name="seed"),
+            ],
+            autograph=False,
+        )
+        def generate(token_ids, max_new_tokens, temperature, top_k, seed):
+            controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
+            lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
+            out = llama_graph.generate_in_graph(model, token_ids, lengths, *controls)
+            return {"token_ids": out}
+
+        functions = {SERVING_DEFAULT: serving_default, "generate": generate}
+        if self.proto is not None:
+            import tensorflow_text as tf_text
+
+            from keras_recipes.tokenizers import SentencePieceTokenizer
+
+            sp = tf_text.SentencepieceTokenizer(model=self.proto, add_bos=True)
+            eos_id = SentencePieceTokenizer(self.proto).eos_id
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="prompt"),
+                    tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                    tf.TensorSpec([None], tf.float32, name="temperature"),
+                    tf.TensorSpec([None], tf.int32, name="top_k"),
+                    tf.TensorSpec([None], tf.int32, name="seed"),
+                ],
+                autograph=False,
+            )
+            def generate_text(prompt, max_new_tokens, temperature, top_k, seed):
+                controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
+                ids = tf.cast(sp.tokenize(prompt), tf.int32)
+                padded, lengths = llama_graph.left_pad(ids)
+                out = llama_graph.generate_in_graph(model, padded, lengths, *controls)
+                new = out[:, tf.shape(padded)[1] :]
+                before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
+                new = tf.ragged.boolean_mask(new, before_eos)
+                return {"text": tf.strings.join([prompt, sp.detokenize(new)])}
+
+            functions["generate_text"] = generate_text
+            self.sentencepiece = sp
+        return functions
+
+    def resources(self) -> list:
+        return [self.sentencepiece] if self.proto is not None else []
+
+    def examples(self) -> dict:
+        vocab = self.model.config.vocab_size
+        ids = (np.arange(10, dtype=np.int32).reshape(2, 5) * 7 + 3) % vocab
+        controls = {
+            "max_new_tokens": np.array([4, 4], np.int32),
+            "temperature": np.array([0.0, 0.0], np.float32),
+            "top_k": np.array([0, 0], np.int32),
+            "seed": np.array([0, 0], np.int32),
+        }
+        examples = {
+            SERVING_DEFAULT: {"token_ids": ids},
+            "generate": {"token_ids": ids, **controls},
+        }
+        if self.proto is not None:
+            prompts = np.array([self.example_prompt.encode(), b"Hello"], object)
+            examples["generate_text"] = {"prompt": prompts, **controls}
+        return examples
+
+    def expected(self, name: str, inputs: dict) -> dict:
+        """What the Keras model answers to `inputs` (the verification oracle)."""
+        model = self.model
+        if name == SERVING_DEFAULT:
+            return {"logits": np.asarray(model(inputs["token_ids"], training=False))}
+        kwargs = dict(
+            max_new_tokens=int(inputs["max_new_tokens"][0]),
+            temperature=float(inputs["temperature"][0]),
+            top_k=int(inputs["top_k"][0]) or None,
+            seed=int(inputs["seed"][0]),
+        )
+        if name == "generate":
+            return {"token_ids": model.generate(inputs["token_ids"], **kwargs)}
+        from keras_recipes.tokenizers import SentencePieceTokenizer
+
+        tokenizer = SentencePieceTokenizer(self.proto)
+        texts = []
+        for prompt in inputs["prompt"]:
+            prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
+            ids = tokenizer.encode(prompt, add_bos=True)
+            out = model.generate([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
+            ends = np.flatnonzero(out == tokenizer.eos_id)
+            new = out[: ends[0]] if len(ends) else out
+            texts.append((prompt + tokenizer.decode(new)).encode())
+        return {"text": np.array(texts, object)}
+
+
+def _request_scalars(max_new_tokens, temperature, top_k, seed):
+    """The first value of each control; a request must use one value for all rows."""
+    scalars = []
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("temperature", temperature),
+        ("top_k", top_k),
+        ("seed", seed),
+    ):
+        tf.debugging.assert_equal(
+            value,
+            value[0],
+            message=f"{name} must be the same for every row of a request "
+            "(send rows with different settings as separate requests)",
+        )
+        scalars.append(value[0])
+    return scalars
+
+
+class _KerasSignatures:
+    """Signatures of the package's other models: classifiers, taggers, seq2seq."""
+
+    def __init__(self, model, labels):
+        self.model = model
+        self.labels = None if labels is None else [str(label) for label in labels]
+        self.kind = self._kind(model)
+
+    @staticmethod
+    def _kind(model) -> str:
+        from keras_recipes.seq2seq import Seq2Seq
+
+        if isinstance(model, Seq2Seq):
+            return "translate"
+        if len(model.inputs or []) != 1 or len(model.outputs or []) != 1:
+            raise ValueError(
+                f"export_saved_model: cannot tell which signatures {model.name!r} needs: it has "
+                f"{len(model.inputs or [])} inputs and {len(model.outputs or [])} outputs; the "
+                "exporter knows LlamaModel, Seq2Seq and one-input one-output classifiers/taggers."
+            )
+        rank = len(model.outputs[0].shape)
+        if rank == 2:
+            return "classify"
+        if rank == 3:
+            return "tag"
+        raise ValueError(
+            f"export_saved_model: output of {model.name!r} has rank {rank}; a classifier "
+            "gives (batch, classes) and a tagger (batch, time, classes)."
+        )
+
+    def _binary(self) -> bool:
+        return int(self.model.outputs[0].shape[-1]) == 1
+
+    def _labels(self) -> list[str]:
+        classes = 2 if self._binary() else int(self.model.outputs[0].shape[-1])
+        labels = self.labels or [str(i) for i in range(classes)]
+        if len(labels) != classes:
+            raise ValueError(
+                f"export_saved_model: {len(labels)} labels given for {classes} classes "
+                "(a single sigmoid output has two: below and above 0.5)."
+            )
+        return labels
+
+    def _spec(self):
+        spec = self.model.inputs[0]
+        dtype = tf.as_dtype(spec.dtype)
+        return tf.TensorSpec([None, *spec.shape[1:]], dtype, name="inputs")
+
+    def functions(self) -> dict:
+        model = self.model
+        if self.kind == "translate":
+            self._translator = model.translation_module()
+            translator = self._translator
+
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+            def translate(text):
+                return {"translation": translator.translate(text)}
+
+            return {"translate": translate, SERVING_DEFAULT: translate}
+        label_table = tf.constant(self._labels())
+        binary = self._binary()
+
+        @tf.function(input_signature=[self._spec()], autograph=False)
+        def predict(inputs):
+            scores = tf.cast(model(inputs, training=False), tf.float32)
+            if binary:  # one sigmoid unit: the label is whether it passes 0.5
+                index = tf.cast(scores[..., 0] > 0.5, tf.int32)
+            else:
+                index = tf.argmax(scores, -1, output_type=tf.int32)
+            return {"scores": scores, "labels": tf.gather(label_table, index)}
+
+        return {self.kind: predict, SERVING_DEFAULT: predict}
+
+    def resources(self) -> list:
+        # Seq2Seq's translator holds the tokenizer's lookup table.
+        return [self._translator] if self.kind == "translate" else []
+
+    def examples(self) -> dict:
+        if self.kind == "translate":
+            return {"translate": {"text": np.array([b"9 May 2018", b"1 jan 2000"], object)}}
+        spec = self.model.inputs[0]
+        shape = [2] + [d if d is not None else 6 for d in spec.shape[1:]]
+        if "int" in str(spec.dtype):
+            vocab = _input_vocab(self.model)
+            x = (np.arange(np.prod(shape)).reshape(shape) * 7 + 1) % vocab
+        else:
+            x = np.sin(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape)
+        return {self.kind: {"inputs": x.astype(spec.dtype)}}
+
+    def expected(self, name: str, inputs: dict) -> dict:
+        if self.kind == "translate":
+            texts = [t.decode() for t in inputs["text"]]
+            return {
+                "translation": np.array([t.encode() for t in self.model.translate(texts)], object)
+            }
+        scores = np.asarray(self.model(inputs["inputs"], training=False), np.float32)
+        index = (scores[..., 0] > 0.5).astype(int) if self._binary() else scores.argmax(-1)
+        labels = np.array([label.encode() for label in self._labels()], object)
+        return {"scores": scores, "labels": labels[index]}
+
+
+def _input_vocab(model) -> int:
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            return layer.input_dim
+    return 2
+
+
+def _signatures_for(model, tokenizer, labels, example_prompt):
+    from keras_recipes.llama import LlamaModel
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"export_saved_model: expected a keras.Model, got {type(model).__name__}; "
+            "load a checkpoint with keras.models.load_model first."
+        )
+    if isinstance(model, LlamaModel):
+        return _LlamaSignatures(model, _tokenizer_proto(tokenizer), example_prompt)
+    if tokenizer is not None:
+        raise ValueError(
+            "export_saved_model: `tokenizer` is for LlamaModel's generate_text signature; "
+            f"{type(model).__name__} carries its own vocabulary."
+        )
+    return _KerasSignatures(model, labels)
+
+
+def compare_outputs(name: str, got: dict, expected: dict, atol: float = 1e-4) -> None:
+    """Raises a ValueError naming the signature and output that differ."""
+    for key, want in expected.items():
+        if key not in got:
+            raise ValueError(f"signature {name!r}: output {key!r} missing (got {sorted(got)}).")
+        have = np.asarray(got[key])
+        want = np.asarray(want)
+        if have.shape != want.shape:
+            raise ValueError(
+                f"signature {name!r}: output {key!r} has shape {have.shape}, expected {want.shape}."
+            )
+        if want.dtype.kind == "f":
+            scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+            worst = float(np.abs(have - want).max(initial=0.0))
+            if worst > atol * scale:
+                raise ValueError(
+                    f"signature {name!r}: output {key!r} differs from the Keras model by {worst:g}."
+                )
+        elif not np.array_equal(have, want):
+            raise ValueError(
+                f"signature {name!r}: output {key!r} differs from the Keras model:\n"
+                f"{have!r}\nexpected\n{want!r}"
+            )
+
+
+def call_signature(loaded, name: str, inputs: dict) -> dict:
+    """Runs signature `name` of a loaded SavedModel on numpy inputs; numpy outputs."""
+    if name not in loaded.signatures:
+        raise ValueError(
+            f"no signature {name!r} in this SavedModel; it has {sorted(loaded.signatures)}."
+        )
+    function = loaded.signatures[name]
+    specs = function.structured_input_signature[1]
+    missing = sorted(set(specs) - set(inputs))
+    extra = sorted(set(inputs) - set(specs))
+    if missing or extra:
+        raise ValueError(
+            f"signature {name!r} takes inputs {sorted(specs)}; missing {missing}, unexpected {extra}."
+        )
+    feeds = {key: tf.constant(np.asarray(value), specs[key].dtype) for key, value in inputs.items()}
+    return {key: value.numpy() for key, value in function(**feeds).items()}
+
+
+def verify_saved_model(path, signatures, examples: dict | None = None) -> None:
+    """Loads `path` and checks every signature's answer against the Keras model."""
+    loaded = tf.saved_model.load(str(path))
+    for name, inputs in (examples or signatures.examples()).items():
+        compare_outputs(
+            name, call_signature(loaded, name, inputs), signatures.expected(name, inputs)
+        )
+
+
+def export_saved_model(
+    model: keras.Model,
+    base_dir: str | os.PathLike,
+    version: int | None = None,
+    tokenizer=None,
+    labels: list[str] | None = None,
+    model_name: str | None = None,
+    example_prompt: str = "Once upon a time",
+    verify: bool = True,
+) -> Path:
+    """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
+
+    The signatures depend on the model (inputs and outputs are named):
+
+    - `LlamaModel`: `serving_default` (`token_ids` int32 `(B, T)` ->
+      `logits` `(B, T, vocab)`); `generate` (`token_ids`, and per-row
+      `max_new_tokens`, `temperature`, `top_k` (0: off), `seed`, all rows of
+      one request holding the same values -> `token_ids` `(B, T + N)`),
+      running the KV-cached loop inside the graph; with a `tokenizer`,
+      `generate_text` (string `prompt` and the same controls -> string
+      `text`, prompt included), tokenized by tensorflow-text in the graph.
+    - `Seq2Seq`: `translate` (string `text` -> string `translation`).
+    - One-input classifiers: `classify` (`inputs` -> `scores`, `labels`);
+      taggers (per-step outputs): `tag`, the same per step.
+
+    The folder is written beside `base_dir` under a temporary name, loaded
+    back and checked against the Keras model (`verify`), given a warm-up
+    file (`assets.extra/tf_serving_warmup_requests`, one request per
+    signature), and only then renamed to `base_dir/<version>`. TF Serving
+    serves the highest version number.
+
+    Args:
+        model: a `LlamaModel`, `Seq2Seq`, or a classifier/tagger built by
+            `keras_recipes.rnn`.
+        base_dir: str or path, the model's folder (`saved_models/NAME`).
+        version: int or None. None takes the next integer after the highest
+            existing version. An existing version is an error, never
+            overwritten.
+        tokenizer: `SentencePieceTokenizer`, its proto bytes or `.model`
+            path, or None. Adds `generate_text` to a LLaMA export.
+        labels: list of str or None, class names of a classifier or tagger.
+        model_name: str or None, the name TF Serving serves it under (used in
+            the warm-up requests); defaults to `base_dir`'s name.
+        example_prompt: str, the warm-up prompt of `generate_text`.
+        verify: bool, default True. Compare every signature with the Keras
+            model before the folder is renamed into place.
+
+    Returns:
+        The `Path` of the version folder.
+
+    Examples:
+
+    ```python
+    model = build_llama("tiny")
+    path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
+    # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
+    #     -e MODEL_NAME=llama tensorflow/serving
+    ```
+    """
+    base_dir = Path(base_dir)
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
+    ):
+        raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
+    signatures = _signatures_for(model, tokenizer, labels, example_prompt)
+    base_dir.mkdir(parents=True, exist_ok=True)
+    version = _next_version(base_dir) if version is None else int(version)
+    final = base_dir / str(version)
+    if final.exists():
+        raise ValueError(
+            f"export_saved_model: {final} already exists; versions are never overwritten. "
+            "Pass another version, or version=None for the next one."
+        )
+    model_name = model_name or base_dir.resolve().name
+    functions = signatures.functions()
+
+    # Track the variables (each once, however many ops read it) and the
+    # tokenizer resources, not the Keras objects: the graph holds only the
+    # signatures.
+    root = tf.Module()
+    root.model_variables = list(model.weights)
+    root.resources = signatures.resources()
+    partial = base_dir / f".partial-{version}-{uuid.uuid4().hex[:8]}"
+    try:
+        tf.saved_model.save(
+            root,
+            str(partial),
+            signatures={name: f.get_concrete_function() for name, f in functions.items()},
+        )
+        examples = signatures.examples()
+        if verify:
+            verify_saved_model(partial, signatures, examples)
+        write_warmup_requests(partial / WARMUP_FILE, model_name, examples)
+        if final.exists():
+            raise ValueError(f"export_saved_model: {final} appeared while exporting; not replaced.")
+        os.rename(partial, final)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial, ignore_errors=True)
+    return final

@@ -1,0 +1,427 @@
+"""TFLite (LiteRT) export: LLaMA `prefill` / `decode` with the KV cache as tensors.
+
+The generative convention of LiteRT / ai-edge-torch: the model keeps no
+state; every call takes the KV cache of each block as fixed-size input
+tensors `(1, max_seq_len, n_kv_heads, head_dim)` and returns the updated
+ones, and the caller (`TFLiteGenerator`) carries them from call to call.
+
+- `prefill(tokens (1, P), input_pos (1,), k_cache_i, v_cache_i...)` writes
+  the keys and values of `P` tokens starting at `input_pos` and returns
+  the caches. Prompts are right-padded to `P`: a padded slot is overwritten
+  before any real query can see it.
+- `decode(tokens (1, 1), input_pos (1,), caches...)` feeds one token and
+  returns `logits (1, vocab)` and the caches.
+
+Only built-in TFLite ops are used (no Flex delegate), so the pip LiteRT
+interpreter runs the file as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+QUANTIZE_MODES = (None, "dynamic-int8", "float16")
+
+
+def _prefill_length(context: int, wanted: int | None) -> int:
+    if wanted is not None:
+        if not isinstance(wanted, int) or wanted < 1 or context % wanted:
+            raise ValueError(
+                f"export_tflite: prefill_len must be a positive divisor of max_seq_len "
+                f"({context}) so prompt chunks tile the cache; got {wanted!r}."
+            )
+        return wanted
+    for size in (64, 32, 16, 8, 4, 2, 1):
+        if context % size == 0 and size <= context:
+            return size
+    return 1
+
+
+def _llama_functions(model, prefill_len: int) -> dict:
+    cfg = model.config
+    cache_spec = [1, cfg.max_seq_len, cfg.n_kv_heads, cfg.head_dim]
+    names = [(f"k_cache_{i}", f"v_cache_{i}") for i in range(cfg.n_layers)]
+    cache_specs = [tf.TensorSpec(cache_spec, tf.float32, name=n) for pair in names for n in pair]
+
+    def unflatten(flat):
+        return [(flat[2 * i], flat[2 * i + 1]) for i in range(cfg.n_layers)]
+
+    def flatten(caches) -> dict:
+        out = {}
+        for (k_name, v_name), (k, v) in zip(names, caches, strict=True):
+            out[k_name], out[v_name] = tf.cast(k, tf.float32), tf.cast(v, tf.float32)
+        return out
+
+    def run_blocks(tokens, position, caches):
+        x = model.tok_embeddings(tokens)
+        new_caches = []
+        for block, (k, v) in zip(model.blocks, caches, strict=True):
+            x, k, v = block(x, None, k, v, start_index=position)
+            new_caches.append((k, v))
+        return x, new_caches
+
+    def tied_logits(h):
+        if model.output_projection is not None:
+            return tf.cast(model.output_projection(h), tf.float32)
+        # x @ E^T as a FULLY_CONNECTED on E itself: no transposed copy of the table.
+        embeddings = tf.convert_to_tensor(model.tok_embeddings.embeddings)
+        return tf.cast(tf.matmul(h, tf.cast(embeddings, h.dtype), transpose_b=True), tf.float32)
+
+    token_spec = tf.TensorSpec([1, prefill_len], tf.int32, name="tokens")
+    pos_spec = tf.TensorSpec([1], tf.int32, name="input_pos")
+
+    @tf.function(input_signature=[token_spec, pos_spec, *cache_specs], autograph=False)
+    def prefill(tokens, input_pos, *flat):
+        _, caches = run_blocks(tokens, input_pos[0], unflatten(flat))
+        return flatten(caches)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, 1], tf.int32, name="tokens"), pos_spec, *cache_specs],
+        autograph=False,
+    )
+    def decode(tokens, input_pos, *flat):
+        x, caches = run_blocks(tokens, input_pos[0], unflatten(flat))
+        return {"logits": tied_logits(model.norm(x[:, -1])), **flatten(caches)}
+
+    return {"prefill": prefill, "decode": decode}
+
+
+def _keras_functions(model) -> dict:
+    if len(model.inputs or []) != 1:
+        raise ValueError(
+            f"export_tflite: {model.name!r} has {len(model.inputs or [])} inputs; the exporter "
+            "converts LlamaModel and one-input models (classifiers, taggers, RNNs)."
+        )
+    spec = model.inputs[0]
+    if any(d is None for d in spec.shape[1:]):
+        raise ValueError(
+            f"export_tflite: input of {model.name!r} has shape {spec.shape}; give the time "
+            "dimension a fixed size (e.g. sequence_length=...) so no TensorList ops are needed."
+        )
+    input_spec = tf.TensorSpec([1, *spec.shape[1:]], tf.as_dtype(spec.dtype), name="inputs")
+
+    @tf.function(input_signature=[input_spec], autograph=False)
+    def serving_default(inputs):
+        return {"outputs": tf.cast(model(inputs, training=False), tf.float32)}
+
+    return {"serving_default": serving_default}
+
+
+def _frozen(name: str, function):
+    """`function` with its weights as constants, outputs still named, called `name`.
+
+    The converter keeps captured variables as READ_VARIABLE ops that nothing
+    initializes; frozen, they are plain constants (one buffer per weight,
+    however many ops read it).
+    """
+    concrete = function.get_concrete_function()
+    frozen = convert_variables_to_constants_v2(concrete)
+    keys = sorted(concrete.structured_outputs)  # tf.nest flattens dicts by key
+
+    def named(*args):
+        return dict(zip(keys, frozen(*args), strict=True))
+
+    named.__name__ = name
+    specs = concrete.structured_input_signature[0]
+    return tf.function(named, input_signature=specs, autograph=False).get_concrete_function()
+
+
+def _convert(model, functions: dict, quantize: str | None) -> bytes:
+    # Signatures are named after their functions (converting from concrete
+    # functions, no stray `serve` endpoint shadows them).
+    concrete = [_frozen(name, function) for name, function in functions.items()]
+    if len(concrete) == 1:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete)
+    else:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete, tf.Module())
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "dynamic-int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as error:  # the converter raises ConverterError and friends
+        raise ValueError(
+            "export_tflite: the model does not convert with built-in TFLite ops only. "
+            f"The converter says:\n{error}\nThe op named there has no TFLite kernel: for "
+            "recurrent layers give a fixed batch and sequence length or `unroll=True`."
+        ) from error
+
+
+def _interpreter(model_path: str | os.PathLike, num_threads: int | None = None):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(model_path), num_threads=num_threads)
+
+
+class TFLiteGenerator:
+    """Generate text token ids with an exported LLaMA `.tflite` and LiteRT.
+
+    Runs the `prefill` and `decode` signatures of a file written by
+    `export_tflite`, carrying the KV caches between calls.
+
+    Args:
+        path: str or path of the `.tflite` file.
+        num_threads: int or None, LiteRT CPU threads (None: its default).
+
+    Examples:
+
+    ```python
+    export_tflite(model, "llama.tflite")
+    generator = TFLiteGenerator("llama.tflite")
+    generator.generate([[1, 5, 9]], max_new_tokens=32)   # same as model.generate
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"TFLiteGenerator: no .tflite file at {path}.")
+        self.interpreter = _interpreter(path, num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if not {"prefill", "decode"} <= set(signatures):
+            raise ValueError(
+                f"TFLiteGenerator: {path} has signatures {sorted(signatures)}; a LLaMA export "
+                "has `prefill` and `decode` (write it with export_tflite(llama_model, ...))."
+            )
+        self.prefill_runner = self.interpreter.get_signature_runner("prefill")
+        self.decode_runner = self.interpreter.get_signature_runner("decode")
+        details = self.decode_runner.get_input_details()
+        self.cache_names = sorted(n for n in details if "_cache_" in n)
+        self.cache_shape = tuple(details[self.cache_names[0]]["shape"])
+        self.context = int(self.cache_shape[1])
+        self.prefill_len = int(self.prefill_runner.get_input_details()["tokens"]["shape"][1])
+        self.vocab_size = int(self.decode_runner.get_output_details()["logits"]["shape"][-1])
+
+    def _empty_caches(self) -> dict:
+        return {name: np.zeros(self.cache_shape, np.float32) for name in self.cache_names}
+
+    def prefill(self, prompt: np.ndarray) -> dict:
+        """The caches after the prompt's tokens, all but the last one."""
+        caches = self._empty_caches()
+        body = prompt[:-1]
+        for start in range(0, len(body), self.prefill_len):
+            chunk = np.zeros((1, self.prefill_len), np.int32)
+            piece = body[start : start + self.prefill_len]
+            chunk[0, : len(piece)] = piece
+            caches = self.prefill_runner(
+                tokens=chunk, input_pos=np.array([start], np.int32), **caches
+            )
+        return caches
+
+    def decode(self, token: int, position: int, caches: dict) -> tuple[np.ndarray, dict]:
+        """Logits `(vocab,)` after feeding `token` at `position`, and the new caches."""
+        out = self.decode_runner(
+            tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32), **caches
+        )
+        logits = out.pop("logits")[0]
+        return logits, out
+
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int = 0,
+    ) -> np.ndarray:
+        """Continue each prompt; arguments as `LlamaModel.generate`.
+
+        Returns:
+            np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
+            included and left-padded with `pad_id`; positions after `eos_id`
+            hold `pad_id`. Sampling (temperature > 0) uses numpy's generator
+            seeded with `seed`, so it is reproducible but not the same draw
+            as `model.generate`'s.
+        """
+        array = np.asarray(prompt_ids) if not isinstance(prompt_ids, list) else None
+        prompts = (
+            [list(row) for row in (array[None] if array.ndim == 1 else array)]
+            if array is not None
+            else ([prompt_ids] if prompt_ids and np.isscalar(prompt_ids[0]) else prompt_ids)
+        )
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("TFLiteGenerator.generate: empty prompt; give at least one token id.")
+        longest = max(len(p) for p in prompts)
+        if longest + max_new_tokens > self.context:
+            raise ValueError(
+                f"TFLiteGenerator.generate: prompt length {longest} + max_new_tokens "
+                f"{max_new_tokens} exceeds the context {self.context}."
+            )
+        for prompt in prompts:
+            ids = np.asarray(prompt)
+            if ids.min() < 0 or ids.max() >= self.vocab_size:
+                raise ValueError(
+                    f"TFLiteGenerator.generate: token ids must be in [0, {self.vocab_size})."
+                )
+        rng = np.random.default_rng(seed)
+        out = np.full((len(prompts), longest + max_new_tokens), pad_id, np.int32)
+        for row, prompt in enumerate(prompts):
+            prompt = np.asarray(prompt, np.int32)
+            offset = longest - len(prompt)
+            out[row, offset:longest] = prompt
+            if max_new_tokens == 0:
+                continue
+            caches = self.prefill(prompt)
+            token, position = int(prompt[-1]), len(prompt) - 1
+            for step in range(max_new_tokens):
+                logits, caches = self.decode(token, position, caches)
+                token = _pick(logits, temperature, top_k, rng)
+                position += 1
+                out[row, longest + step] = token
+                if eos_id is not None and token == eos_id:
+                    break
+        return out
+
+
+def _pick(logits: np.ndarray, temperature: float, top_k: int | None, rng) -> int:
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / temperature
+    if top_k:
+        cutoff = np.sort(scaled)[-min(top_k, scaled.size)]
+        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    probs = np.exp(scaled - scaled.max())
+    return int(rng.choice(scaled.size, p=probs / probs.sum()))
+
+
+def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> dict:
+    """Checks a `.tflite` export against the Keras model; returns what it measured.
+
+    Float32 exports must give the same greedy tokens and logits within
+    1e-3 (relative to their scale); quantized ones logits whose cosine
+    similarity to the Keras model's is at least 0.95.
+    """
+    from keras_recipes.llama import LlamaModel
+
+    if isinstance(model, LlamaModel):
+        generator = TFLiteGenerator(path)
+        prompt = (np.arange(7) * 11 + 1) % model.config.vocab_size
+        steps = min(steps, model.config.max_seq_len - len(prompt))
+        caches = generator.prefill(prompt)
+        got, _ = generator.decode(int(prompt[-1]), len(prompt) - 1, caches)
+        want = np.asarray(model(prompt[None].astype("int32"), training=False))[0, -1]
+        report = {"cosine": _cosine(got, want)}
+        if quantize is None:
+            worst = float(np.abs(got - want).max())
+            if not worst <= 1e-3 * max(1.0, float(np.abs(want).max())):
+                raise ValueError(f"verify_tflite: decode logits differ from Keras by {worst:g}.")
+            tokens = generator.generate(prompt[None], steps)
+            expected = model.generate(prompt[None], steps)
+            if not np.array_equal(tokens, expected):
+                raise ValueError(
+                    f"verify_tflite: greedy tokens differ from model.generate:\n{tokens}\n{expected}"
+                )
+        elif not report["cosine"] >= 0.95:
+            raise ValueError(
+                f"verify_tflite: {quantize} logits are too far from the Keras model's "
+                f"(cosine similarity {report['cosine']:.3f} < 0.95)."
+            )
+        return report
+    interpreter = _interpreter(path)
+    runner = interpreter.get_signature_runner("serving_default")
+    detail = runner.get_input_details()["inputs"]
+    shape = tuple(detail["shape"])
+    if np.issubdtype(detail["dtype"], np.integer):
+        x = (np.arange(np.prod(shape)).reshape(shape) * 7 + 1) % _vocab(model)
+    else:
+        x = np.sin(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape)
+    x = x.astype(detail["dtype"])
+    got = runner(inputs=x)["outputs"]
+    want = np.asarray(model(x, training=False), np.float32)
+    tolerance = 1e-4 if quantize is None else 0.05
+    worst = float(np.abs(got - want).max())
+    if not worst <= tolerance * max(1.0, float(np.abs(want).max())):
+        raise ValueError(f"verify_tflite: outputs differ from the Keras model by {worst:g}.")
+    return {"max_abs_error": worst}
+
+
+def _vocab(model) -> int:
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            return layer.input_dim
+    return 2
+
+
+def _cosine(a, b) -> float:
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-30))
+
+
+def export_tflite(
+    model: keras.Model,
+    path: str | os.PathLike,
+    quantize: str | None = None,
+    prefill_len: int | None = None,
+    verify: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Convert a model to a `.tflite` file that runs with built-in ops only.
+
+    A `LlamaModel` gets the `prefill` and `decode` signatures described in
+    this module's docstring (run them with `TFLiteGenerator`); other
+    one-input models (classifiers, taggers, RNNs with a fixed sequence
+    length) get `serving_default` (`inputs` -> `outputs`) at batch size 1.
+    The file is written under a temporary name, checked against the Keras
+    model (`verify_tflite`) and renamed into place.
+
+    Args:
+        model: `LlamaModel` or a one-input `keras.Model`.
+        path: str or path of the `.tflite` file to write.
+        quantize: None (float32), `"dynamic-int8"` (int8 weights, float
+            activations) or `"float16"` (float16 weights).
+        prefill_len: int or None, tokens per `prefill` call; must divide
+            `max_seq_len` (default: the largest of 64, 32, ... that does).
+        verify: bool, default True.
+        overwrite: bool, default False. An existing file is an error unless
+            True.
+
+    Returns:
+        The `Path` written.
+
+    Examples:
+
+    ```python
+    model = build_llama("tiny")
+    export_tflite(model, "saved_models/llama.tflite")
+    export_tflite(model, "saved_models/llama-int8.tflite", quantize="dynamic-int8")
+    TFLiteGenerator("saved_models/llama.tflite").generate([[1, 2, 3]], 16)
+    ```
+    """
+    from keras_recipes.llama import LlamaModel
+
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"export_tflite: quantize must be one of {list(QUANTIZE_MODES)}, got {quantize!r}."
+        )
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"export_tflite: expected a keras.Model, got {type(model).__name__}.")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ValueError(f"export_tflite: {path} exists; pass overwrite=True or another path.")
+    if isinstance(model, LlamaModel):
+        functions = _llama_functions(model, _prefill_length(model.config.max_seq_len, prefill_len))
+    else:
+        functions = _keras_functions(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        partial.write_bytes(_convert(model, functions, quantize))
+        if verify:
+            verify_tflite(partial, model, quantize)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return path

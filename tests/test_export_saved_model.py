@@ -1,0 +1,298 @@
+"""SavedModel export: what TF Serving would load, replayed in a fresh process."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from keras_recipes.export import export_saved_model, read_warmup_requests
+from keras_recipes.export.llama_graph import weights_nbytes
+from keras_recipes.export.saved_model import _LlamaSignatures
+from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.rnn import build_bidirectional, build_encoder
+from keras_recipes.tokenizers import train_sentencepiece
+
+TEXT = [
+    "once upon a time there was a little cat who liked to sit on the mat",
+    "the dog ran to the park and played with a red ball all day long",
+    "a little girl found a shiny stone and showed it to her mother",
+] * 20
+
+
+def peaky_llama(tie_embeddings: bool = False, **overrides):
+    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
+    keras.utils.set_random_seed(3)
+    config = LlamaConfig.preset("tiny", tie_embeddings=tie_embeddings, **overrides)
+    model = build_llama(config)
+    scale = model.norm.scale  # larger logits, same ranking: argmax margins grow
+    scale.assign(scale.numpy() * 6.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_sentencepiece(TEXT, vocab_size=48)
+
+
+@pytest.fixture(scope="module")
+def llama(tokenizer):
+    return peaky_llama(vocab_size=tokenizer.vocab_size, max_seq_len=64)
+
+
+@pytest.fixture(scope="module")
+def export_dir(llama, tokenizer, tmp_path_factory):
+    base = tmp_path_factory.mktemp("saved_models") / "llama_tiny"
+    export_saved_model(llama, base, tokenizer=tokenizer)
+    return base
+
+
+def test_export_writes_version_1_atomically(export_dir):
+    assert sorted(p.name for p in export_dir.iterdir()) == ["1"]
+    version = export_dir / "1"
+    assert (version / "saved_model.pb").is_file()
+    assert (version / "assets.extra" / "tf_serving_warmup_requests").is_file()
+
+
+def test_warmup_has_one_request_per_signature(export_dir):
+    requests = read_warmup_requests(export_dir / "1" / "assets.extra/tf_serving_warmup_requests")
+    names = [name for name, _ in requests]
+    assert sorted(names) == ["generate", "generate_text", "serving_default"]
+    generate = dict(requests)["generate"]
+    assert sorted(generate) == ["max_new_tokens", "seed", "temperature", "token_ids", "top_k"]
+
+
+def test_tied_embeddings_are_stored_once(tmp_path):
+    # A naive export of a tied-embedding LLaMA stored the table twice.
+    tied = peaky_llama(tie_embeddings=True, max_seq_len=32)
+    version = export_saved_model(tied, tmp_path / "tied", verify=False)
+    stored = sum(f.stat().st_size for f in (version / "variables").iterdir())
+    weights = weights_nbytes(tied)
+    assert weights <= stored < 1.1 * weights, (stored, weights)
+    graph = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
+    nodes = list(graph.meta_graphs[0].graph_def.node)
+    for function in graph.meta_graphs[0].graph_def.library.function:
+        nodes += function.node_def
+    largest = max(n.attr["value"].tensor.ByteSize() for n in nodes if n.op == "Const")
+    table = tied.tok_embeddings.embeddings
+    assert largest < table.shape[0] * table.shape[1], "weights baked into the graph"
+
+
+def test_existing_version_is_never_overwritten(export_dir, llama):
+    before = sorted(p.name for p in (export_dir / "1").rglob("*"))
+    with pytest.raises(ValueError, match="already exists"):
+        export_saved_model(llama, export_dir, version=1)
+    assert sorted(p.name for p in (export_dir / "1").rglob("*")) == before
+
+
+def test_failed_verification_leaves_nothing(llama, tmp_path, monkeypatch):
+    def wrong(self, name, inputs):
+        return {"logits": np.zeros((2, 5, llama.config.vocab_size), np.float32)}
+
+    monkeypatch.setattr(_LlamaSignatures, "expected", wrong)
+    with pytest.raises(ValueError, match="serving_default.*logits.*differs"):
+        export_saved_model(llama, tmp_path / "m")
+    assert list((tmp_path / "m").iterdir()) == []
+
+
+def test_bad_arguments_are_named(llama, tmp_path):
+    with pytest.raises(ValueError, match="version must be a positive int"):
+        export_saved_model(llama, tmp_path / "m", version=0)
+    with pytest.raises(ValueError, match="SentencePieceTokenizer"):
+        export_saved_model(llama, tmp_path / "m", tokenizer=123)
+    a, b = keras.Input((3,)), keras.Input((3,))
+    two_inputs = keras.Model([a, b], keras.layers.Add()([a, b]))
+    with pytest.raises(ValueError, match="2 inputs"):
+        export_saved_model(two_inputs, tmp_path / "m2")
+
+
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # registers the SentencePiece ops TF Serving's build includes
+    from keras_recipes.export import call_signature, read_warmup_requests
+    from keras_recipes.serving import rest_predict
+
+    version, bodies_path = sys.argv[1], sys.argv[2]
+    loaded = tf.saved_model.load(version)
+    result = {"signatures": {}}
+    for name, function in loaded.signatures.items():
+        result["signatures"][name] = {
+            "inputs": sorted(function.structured_input_signature[1]),
+            "outputs": sorted(function.structured_outputs),
+        }
+    warm = read_warmup_requests(version + "/assets.extra/tf_serving_warmup_requests")
+    result["warmup"] = [
+        [name, {k: v.tolist() for k, v in call_signature(loaded, name, inputs).items()
+                if v.dtype != object}]
+        for name, inputs in warm
+    ]
+    result["rest"] = [rest_predict(loaded, body) for body in json.load(open(bodies_path))]
+    print(json.dumps(result))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def fresh(export_dir, tmp_path_factory):
+    """Loads the export in a new Python process, as TF Serving would: no Keras objects."""
+    prompt = [[2, 15, 16, 17], [2, 30, 31, 32]]
+    sampled = {"max_new_tokens": 10, "temperature": 1.5, "top_k": 8, "seed": 11}
+    greedy = {"max_new_tokens": 12, "temperature": 0.0, "top_k": 0, "seed": 0}
+    bodies = [
+        {"instances": [{"token_ids": row} for row in prompt]},
+        {"inputs": {"token_ids": prompt}},
+        {
+            "signature_name": "generate",
+            "instances": [{"token_ids": row, **greedy} for row in prompt],
+        },
+        {
+            "signature_name": "generate",
+            "inputs": {"token_ids": prompt, **{k: [v] for k, v in sampled.items()}},
+        },
+        {
+            "signature_name": "generate_text",
+            "instances": [{"prompt": p, **greedy} for p in ["once upon a time", "the dog"]],
+        },
+    ]
+    bodies.append(bodies[3])  # the same seed again
+    reseeded = {**sampled, "seed": sampled["seed"] + 1}
+    bodies.append(
+        {
+            "signature_name": "generate",
+            "inputs": {"token_ids": prompt, **{k: [v] for k, v in reseeded.items()}},
+        }
+    )
+    path = tmp_path_factory.mktemp("bodies") / "bodies.json"
+    path.write_text(json.dumps(bodies))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    run = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(export_dir / "1"), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    return answer, prompt, greedy, sampled
+
+
+def test_signatures_have_named_inputs_and_outputs(fresh):
+    signatures = fresh[0]["signatures"]
+    assert signatures["serving_default"] == {"inputs": ["token_ids"], "outputs": ["logits"]}
+    controls = ["max_new_tokens", "seed", "temperature", "top_k"]
+    assert signatures["generate"] == {
+        "inputs": sorted(["token_ids", *controls]),
+        "outputs": ["token_ids"],
+    }
+    assert signatures["generate_text"] == {
+        "inputs": sorted(["prompt", *controls]),
+        "outputs": ["text"],
+    }
+
+
+def test_warmup_replay_matches_keras(fresh, llama):
+    replies = dict((name, out) for name, out in fresh[0]["warmup"])
+    ids = (np.arange(10, dtype=np.int32).reshape(2, 5) * 7 + 3) % llama.config.vocab_size
+    np.testing.assert_allclose(replies["serving_default"]["logits"], llama(ids), atol=1e-4)
+    np.testing.assert_array_equal(replies["generate"]["token_ids"], llama.generate(ids, 4))
+
+
+def test_rest_row_and_columnar_logits_match_keras(fresh, llama):
+    rest, prompt = fresh[0]["rest"], fresh[1]
+    expected = np.asarray(llama(np.array(prompt, np.int32)))
+    np.testing.assert_allclose(rest[0]["predictions"], expected, atol=1e-4)
+    np.testing.assert_allclose(rest[1]["outputs"], expected, atol=1e-4)
+
+
+def test_rest_generate_greedy_matches_model_generate(fresh, llama):
+    rest, prompt, greedy = fresh[0]["rest"], fresh[1], fresh[2]
+    want = llama.generate(prompt, greedy["max_new_tokens"])
+    np.testing.assert_array_equal(rest[2]["predictions"], want)
+
+
+def test_rest_generate_sampling_is_seeded_top_k(fresh, llama):
+    # The in-graph loop is not XLA-compiled (TF Serving runs XLA only on
+    # request) and XLA draws other stateless random numbers than TF's
+    # kernels, so sampled tokens are checked by what they must satisfy:
+    # same seed same tokens, and every token among the model's top-k.
+    rest, prompt, sampled = fresh[0]["rest"], fresh[1], fresh[3]
+    out = np.array(rest[3]["outputs"])
+    assert out.shape == (2, len(prompt[0]) + sampled["max_new_tokens"])
+    np.testing.assert_array_equal(out[:, : len(prompt[0])], prompt)
+    np.testing.assert_array_equal(rest[5]["outputs"], out)
+    assert not np.array_equal(rest[6]["outputs"], out)
+    logits = np.asarray(llama(out[:, :-1]))
+    for position in range(len(prompt[0]) - 1, out.shape[1] - 1):
+        for row in range(2):
+            rank = int(
+                (logits[row, position] > logits[row, position, out[row, position + 1]]).sum()
+            )
+            assert rank < sampled["top_k"], (row, position, rank)
+    greedy = llama.generate(prompt, sampled["max_new_tokens"])
+    assert not np.array_equal(out, greedy)
+
+
+def test_rest_generate_text_matches_keras_and_tokenizer(fresh, llama, tokenizer):
+    rest, greedy = fresh[0]["rest"], fresh[2]
+    texts = []
+    for prompt in ["once upon a time", "the dog"]:
+        ids = tokenizer.encode(prompt, add_bos=True)
+        out = llama.generate([ids], greedy["max_new_tokens"], eos_id=tokenizer.eos_id)[0]
+        new = out[len(ids) :]
+        ends = np.flatnonzero(new == tokenizer.eos_id)
+        texts.append(prompt + tokenizer.decode(new[: ends[0]] if len(ends) else new))
+    assert rest[4]["predictions"] == texts
+
+
+def test_mixed_controls_in_one_request_are_refused(export_dir):
+    loaded = tf.saved_model.load(str(export_dir / "1"))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same for every row"):
+        loaded.signatures["generate"](
+            token_ids=tf.constant([[2, 3], [4, 5]]),
+            max_new_tokens=tf.constant([2, 3]),
+            temperature=tf.constant([0.0, 0.0]),
+            top_k=tf.constant([0, 0]),
+            seed=tf.constant([0, 0]),
+        )
+
+
+def test_next_export_is_version_2(export_dir, llama):
+    path = export_saved_model(llama, export_dir, verify=False)
+    assert path == export_dir / "2"
+    assert not [p for p in export_dir.iterdir() if p.name.startswith(".")]
+
+
+def test_classifier_gets_classify_with_labels(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = build_encoder(vocab_size=50, embed_dim=8, units=8, sequence_length=6)
+    path = export_saved_model(model, tmp_path / "sentiment", labels=["negative", "positive"])
+    loaded = tf.saved_model.load(str(path))
+    x = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], np.int32)
+    out = loaded.signatures["classify"](inputs=tf.constant(x))
+    scores = np.asarray(model(x))
+    np.testing.assert_allclose(out["scores"].numpy(), scores, atol=1e-6)
+    want = [b"positive" if s > 0.5 else b"negative" for s in scores[:, 0]]
+    assert out["labels"].numpy().tolist() == want
+
+
+def test_tagger_gets_tag_per_step(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = build_bidirectional(
+        "gru", 4, "sum", (5, 3), return_sequences=True, num_outputs=3, output_activation="softmax"
+    )
+    path = export_saved_model(model, tmp_path / "tagger", labels=["O", "PER", "LOC"])
+    loaded = tf.saved_model.load(str(path))
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    out = loaded.signatures["tag"](inputs=tf.constant(x))
+    want = np.array([b"O", b"PER", b"LOC"], object)[np.asarray(model(x)).argmax(-1)]
+    assert out["labels"].numpy().tolist() == want.tolist()
