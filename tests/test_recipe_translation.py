@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "translation.py"
 
 
@@ -41,6 +43,7 @@ def test_quick_dates_run_writes_metrics_heatmap_and_model(tmp_path):
     assert "bahdanau   greedy" in stdout and "none       beam" in stdout
 
 
+@pytest.mark.slow  # a second full recipe start-up; BLEU itself is tested fast in test_seq2seq
 def test_pairs_file_reports_bleu(tmp_path):
     words = ["one", "two", "three", "four", "five", "six"]
     french = ["un", "deux", "trois", "quatre", "cinq", "six"]
