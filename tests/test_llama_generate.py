@@ -150,3 +150,14 @@ def test_bad_input_fails_before_any_work(model, args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         model.generate(*args, **kwargs)
     assert generate_trace_count(model) == before
+
+
+def test_streaming_callback_sees_each_token_and_no_retrace(model):
+    plain = model.generate([[2, 3, 4]], max_new_tokens=10)
+    before = generate_trace_count(model)
+    seen = []
+    streamed = model.generate([[2, 3, 4]], max_new_tokens=10, callback=seen.append)
+    np.testing.assert_array_equal(streamed, plain)
+    assert [s.shape[1] for s in seen] == list(range(4, 14))
+    np.testing.assert_array_equal(seen[-1], plain)
+    assert generate_trace_count(model) == before

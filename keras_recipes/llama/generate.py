@@ -141,9 +141,9 @@ def _sample(logits, position, temperature, top_k, top_p, seed, greedy):
 
 
 def _make_prefill(model, state, greedy):
-    def prefill(ids, key_mask, caches, temperature, top_k, top_p, seed):
+    def prefill(ids, key_mask, caches, output_kernel, temperature, top_k, top_p, seed):
         state.traces += 1
-        logits, caches = model.call_with_cache(ids, caches, 0, key_mask)
+        logits, caches = model.call_with_cache(ids, caches, 0, key_mask, output_kernel)
         position = tf.shape(ids)[1]
         return _sample(logits, position, temperature, top_k, top_p, seed, greedy), caches
 
@@ -152,7 +152,19 @@ def _make_prefill(model, state, greedy):
 
 def _make_decode(model, state, greedy):
     def decode(
-        tokens, key_mask, caches, done, start, stop, temperature, top_k, top_p, seed, eos_id, pad_id
+        tokens,
+        key_mask,
+        caches,
+        output_kernel,
+        done,
+        start,
+        stop,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        eos_id,
+        pad_id,
     ):
         state.traces += 1
 
@@ -161,7 +173,9 @@ def _make_decode(model, state, greedy):
 
         def step(position, tokens, done, caches):
             current = tf.slice(tokens, [0, position], [-1, 1])
-            logits, caches = model.call_with_cache(current, caches, position, key_mask)
+            logits, caches = model.call_with_cache(
+                current, caches, position, key_mask, output_kernel
+            )
             token = _sample(logits, position + 1, temperature, top_k, top_p, seed, greedy)
             token = tf.where(done, pad_id, token)
             tokens = tf.tensor_scatter_nd_update(
@@ -269,8 +283,11 @@ def generate(
     key = ("prefill", batch, padded, window, greedy)
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
+    # Transposed once here: inside the loop XLA would re-transpose tied
+    # embeddings (vocab x dim) at every step.
+    output_kernel = tf.identity(model.output_kernel())
     first, caches = state.functions[key](
-        tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
+        tf.constant(tokens[:, :padded]), key_mask(window), caches, output_kernel, **scalars
     )
     first = first.numpy()
     tokens[:, padded] = first
@@ -297,6 +314,7 @@ def generate(
             tokens,
             key_mask(window),
             caches,
+            output_kernel,
             done,
             tf.constant(position, tf.int32),
             tf.constant(stop, tf.int32),

@@ -320,11 +320,16 @@ class LlamaModel(keras.Model):
             x = block(x, padding_mask=padding_mask, training=training)
         return self.logits(self.norm(x))
 
-    def call_with_cache(self, token_ids, caches, start_index, padding_mask=None):
+    def call_with_cache(
+        self, token_ids, caches, start_index, padding_mask=None, output_kernel=None
+    ):
         """One cached step: writes `token_ids`' keys/values at `start_index`.
 
         `caches` is a list of `(key_cache, value_cache)` per block. Returns
         the logits of the last position `(B, vocab)` and the new caches.
+        `output_kernel` optionally gives the `(dim, vocab)` output matrix
+        (`output_kernel()`), so a decode loop need not transpose tied
+        embeddings at every step.
         """
         x = self.tok_embeddings(token_ids)
         new_caches = []
@@ -333,9 +338,17 @@ class LlamaModel(keras.Model):
                 x, padding_mask, key_cache, value_cache, start_index=start_index
             )
             new_caches.append((key_cache, value_cache))
-        return self.logits(self.norm(x[:, -1])), new_caches
+        return self.logits(self.norm(x[:, -1]), output_kernel), new_caches
 
-    def logits(self, x):
+    def output_kernel(self):
+        """The `(dim, vocab)` output matrix (the transposed embeddings when tied)."""
+        if self.output_projection is None:
+            return ops.transpose(self.tok_embeddings.embeddings)
+        return self.output_projection.kernel
+
+    def logits(self, x, output_kernel=None):
+        if output_kernel is not None:
+            return ops.cast(ops.matmul(x, ops.cast(output_kernel, x.dtype)), "float32")
         if self.output_projection is None:
             embeddings = ops.cast(self.tok_embeddings.embeddings, x.dtype)
             return ops.cast(ops.matmul(x, ops.transpose(embeddings)), "float32")
