@@ -134,13 +134,11 @@ def _frozen(name: str, function):
 
 
 def _convert(model, functions: dict, quantize: str | None) -> bytes:
-    # Signatures are named after their functions (converting from concrete
-    # functions, no stray `serve` endpoint shadows them).
+    # Signatures are named after their functions (one function alone is
+    # `serving_default`); from concrete functions, no stray `serve` endpoint
+    # of a Keras export shadows them.
     concrete = [_frozen(name, function) for name, function in functions.items()]
-    if len(concrete) == 1:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete)
-    else:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete, tf.Module())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete, tf.Module())
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "dynamic-int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -225,6 +223,23 @@ class TFLiteGenerator:
         )
         logits = out.pop("logits")[0]
         return logits, out
+
+    def logits(self, token_ids) -> np.ndarray:
+        """Logits `(T, vocab)` after each token of one sequence (teacher forcing).
+
+        Row `t` is the prediction for token `t + 1`, as `model(ids)[0, t]`;
+        comparing its argmax with a reference continuation measures how
+        often a quantized file picks the same next token.
+        """
+        ids = np.asarray(token_ids, np.int32).reshape(-1)
+        if not 0 < len(ids) <= self.context:
+            raise ValueError(f"TFLiteGenerator.logits: need 1 to {self.context} token ids.")
+        caches = self._empty_caches()
+        rows = []
+        for position, token in enumerate(ids):
+            row, caches = self.decode(int(token), position, caches)
+            rows.append(row)
+        return np.stack(rows)
 
     def generate(
         self,

@@ -1,0 +1,140 @@
+"""TFLite export: LLaMA prefill/decode with the KV cache as tensors, run by LiteRT."""
+
+import keras
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+from keras_recipes.export import TFLiteGenerator, export_tflite
+from keras_recipes.export.llama_graph import weights_nbytes
+from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.rnn import build_bidirectional, build_lstm
+
+PROMPT = np.array([[1, 17, 250, 33, 8]], np.int32)
+
+
+@pytest.fixture(scope="module")
+def llama():
+    keras.utils.set_random_seed(5)
+    model = build_llama(LlamaConfig.preset("tiny", max_seq_len=128))
+    scale = model.norm.scale  # larger logits, same ranking: argmax margins grow
+    scale.assign(scale.numpy() * 6.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def files(llama, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tflite")
+    return {
+        mode: export_tflite(llama, folder / f"llama-{mode or 'float32'}.tflite", quantize=mode)
+        for mode in (None, "dynamic-int8", "float16")
+    }
+
+
+def op_names(path) -> set:
+    interpreter = Interpreter(model_path=str(path))
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def test_signatures_carry_the_kv_cache(files, llama):
+    interpreter = Interpreter(model_path=str(files[None]))
+    signatures = interpreter.get_signature_list()
+    caches = [f"{kind}_cache_{i}" for i in range(llama.config.n_layers) for kind in "kv"]
+    assert sorted(signatures["decode"]["inputs"]) == sorted(["tokens", "input_pos", *caches])
+    assert sorted(signatures["decode"]["outputs"]) == sorted(["logits", *caches])
+    assert sorted(signatures["prefill"]["outputs"]) == sorted(caches)
+    shape = interpreter.get_signature_runner("decode").get_input_details()["k_cache_0"]["shape"]
+    cfg = llama.config
+    assert tuple(shape) == (1, cfg.max_seq_len, cfg.n_kv_heads, cfg.head_dim)
+
+
+def test_builtin_ops_only(files):
+    for path in files.values():
+        names = op_names(path)
+        assert not [n for n in names if n.startswith("Flex") or n == "CUSTOM"], names
+        assert "READ_VARIABLE" not in names and "VAR_HANDLE" not in names
+
+
+def test_float32_greedy_equals_model_generate_for_64_tokens(files, llama):
+    got = TFLiteGenerator(files[None]).generate(PROMPT, 64)
+    np.testing.assert_array_equal(got, llama.generate(PROMPT, 64))
+
+
+def test_prompt_longer_than_one_prefill_chunk(files, llama):
+    prompt = (np.arange(70, dtype=np.int32)[None] * 13 + 1) % llama.config.vocab_size
+    generator = TFLiteGenerator(files[None])
+    assert generator.prefill_len < 70
+    np.testing.assert_array_equal(generator.generate(prompt, 8), llama.generate(prompt, 8))
+
+
+def test_dynamic_int8_agrees_on_90_percent(files, llama):
+    # Next-token agreement along model.generate's 64 tokens (teacher forcing):
+    # a free-running comparison would count every token after the first
+    # difference as a miss.
+    want = llama.generate(PROMPT, 64)[0]
+    logits = TFLiteGenerator(files["dynamic-int8"]).logits(want[:-1])
+    picked = logits[PROMPT.shape[1] - 1 :].argmax(-1)
+    agreement = (picked == want[PROMPT.shape[1] :]).mean()
+    assert agreement >= 0.9, agreement
+
+
+def test_teacher_forced_float32_logits_match_keras(files, llama):
+    ids = llama.generate(PROMPT, 16)[0]
+    got = TFLiteGenerator(files[None]).logits(ids)
+    np.testing.assert_allclose(got, np.asarray(llama(ids[None]))[0], atol=1e-4)
+
+
+def test_file_sizes_follow_the_weights(files, llama):
+    weights = weights_nbytes(llama)
+    float32 = files[None].stat().st_size
+    assert weights <= float32 < 1.1 * weights
+    assert files["float16"].stat().st_size < 0.6 * float32
+    assert files["dynamic-int8"].stat().st_size < 0.35 * float32
+
+
+def test_tied_embedding_table_is_stored_once(tmp_path):
+    keras.utils.set_random_seed(0)
+    tied = build_llama(LlamaConfig.preset("tiny", tie_embeddings=True, max_seq_len=32))
+    path = export_tflite(tied, tmp_path / "tied.tflite", verify=False)
+    assert path.stat().st_size < 1.1 * weights_nbytes(tied)
+
+
+def test_sampling_is_seeded_and_within_top_k(files, llama):
+    generator = TFLiteGenerator(files[None])
+    a = generator.generate(PROMPT, 12, temperature=1.0, top_k=5, seed=3)
+    np.testing.assert_array_equal(
+        a, generator.generate(PROMPT, 12, temperature=1.0, top_k=5, seed=3)
+    )
+    logits = np.asarray(llama(a[:, :-1]))[0]
+    for position in range(PROMPT.shape[1] - 1, a.shape[1] - 1):
+        assert (logits[position] > logits[position, a[0, position + 1]]).sum() < 5
+
+
+def test_existing_file_and_bad_mode_are_refused(files, llama):
+    with pytest.raises(ValueError, match="exists"):
+        export_tflite(llama, files[None])
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        export_tflite(llama, files[None].with_name("x.tflite"), quantize="int4")
+
+
+def test_lstm_with_fixed_length_converts(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_lstm((12, 3), units=[8, 4])
+    path = export_tflite(model, tmp_path / "lstm.tflite")
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    x = np.random.default_rng(0).normal(size=(1, 12, 3)).astype("float32")
+    np.testing.assert_allclose(runner(inputs=x)["outputs"], model(x), atol=1e-5)
+    assert not [n for n in op_names(path) if n.startswith("Flex")]
+
+
+def test_bidirectional_tagger_converts(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = build_bidirectional("gru", 4, "concat", (6, 2), return_sequences=True, num_outputs=3)
+    path = export_tflite(model, tmp_path / "tagger.tflite")  # verified inside
+    assert path.is_file()
+
+
+def test_unknown_sequence_length_is_explained(tmp_path):
+    model = build_lstm((None, 3), units=4)
+    with pytest.raises(ValueError, match="fixed size"):
+        export_tflite(model, tmp_path / "x.tflite")
