@@ -1,0 +1,47 @@
+"""Turning words into numbers: vocabularies, one-hot, TF-IDF, Word2Vec, pretrained vectors.
+
+- `vocabulary.py`: `vocab_size`, `build_vocabulary` / `Vocabulary` (padding 0,
+  OOV 1), integer and one-hot codes (the study notes' options 1 and 2).
+- `tfidf.py`: `tf_idf` with `keras.layers.TextVectorization(output_mode="tf_idf")`.
+- `word2vec.py`: `Word2Vec`, skip-gram and CBOW with negative sampling,
+  trained in-graph with TensorFlow, gensim's parameter names.
+- `vectors.py`: `KeyedVectors` (most_similar, analogies, word pairs,
+  word2vec-format files, Embedding weights, subword vectors for unknown
+  words) and `load_vectors` for GloVe and `.vec` files.
+
+Examples:
+
+```python
+from keras_recipes.embeddings import Word2Vec, build_vocabulary
+w2v = Word2Vec(sentences, vector_size=100, window=5, min_count=5, sg=1, negative=5, epochs=5)
+w2v.wv.most_similar(positive=["king", "woman"], negative=["man"])
+layer = w2v.wv.embedding_layer(build_vocabulary(sentences), trainable=False)
+```
+"""
+
+from keras_recipes.embeddings.tfidf import tf_idf
+from keras_recipes.embeddings.vectors import KeyedVectors, char_ngrams, fnv1a_32, load_vectors
+from keras_recipes.embeddings.vocabulary import (
+    OOV_TOKEN,
+    PAD_TOKEN,
+    Vocabulary,
+    build_vocabulary,
+    one_hot,
+    vocab_size,
+)
+from keras_recipes.embeddings.word2vec import Word2Vec
+
+__all__ = [
+    "OOV_TOKEN",
+    "PAD_TOKEN",
+    "KeyedVectors",
+    "Vocabulary",
+    "Word2Vec",
+    "build_vocabulary",
+    "char_ngrams",
+    "fnv1a_32",
+    "load_vectors",
+    "one_hot",
+    "tf_idf",
+    "vocab_size",
+]
