@@ -4,6 +4,7 @@
     keras-recipes --version
     keras-recipes recipes                 # the runnable scripts, one line each
     keras-recipes optimizers              # every optimizer name get_optimizer takes
+    keras-recipes export --checkpoint model.keras --format saved_model --out saved_models/NAME
 
 Every subcommand's arguments are declared here; the module doing the work is
 imported inside its handler, so `--help` answers without loading TensorFlow,
@@ -200,6 +201,54 @@ def _llama_convert(args) -> int:
     return 0
 
 
+def serving_command(base_dir: Path) -> str:
+    """The `docker run` line that serves `base_dir` (a folder of versions) with TF Serving."""
+    name = Path(base_dir).resolve().name
+    return (
+        f'docker run -p 8501:8501 -p 8500:8500 -v "{Path(base_dir).resolve()}:/models/{name}" '
+        f"-e MODEL_NAME={name} tensorflow/serving"
+    )
+
+
+def _export(args) -> int:
+    import keras
+
+    from keras_recipes.llama import LlamaModel
+
+    checkpoint = Path(args.checkpoint)
+    try:
+        if not checkpoint.exists():
+            raise ValueError(f"No checkpoint at {checkpoint}.")
+        if checkpoint.suffix == ".keras":
+            model = keras.models.load_model(checkpoint)
+        else:
+            from keras_recipes.llama.checkpoints import load_checkpoint
+
+            model = load_checkpoint(checkpoint)
+        if args.format == "saved_model":
+            from keras_recipes.export import export_saved_model
+
+            if args.quantize:
+                raise ValueError("--quantize applies to --format tflite only.")
+            tokenizer = args.tokenizer
+            default_tokenizer = checkpoint.with_name("tokenizer.model")
+            if tokenizer is None and isinstance(model, LlamaModel) and default_tokenizer.is_file():
+                tokenizer = default_tokenizer
+            path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
+            print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
+        else:
+            from keras_recipes.export import export_tflite
+
+            out = Path(args.out)
+            out = out if out.suffix == ".tflite" else out.with_suffix(".tflite")
+            path = export_tflite(model, out, quantize=args.quantize)
+            print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")
+    except ValueError as error:
+        print(f"keras-recipes export: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -262,6 +311,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
     )
     llama_convert.set_defaults(func=_llama_convert)
+    export = subparsers.add_parser(
+        "export", help="export a checkpoint as a TF Serving SavedModel or a TFLite file"
+    )
+    export.add_argument(
+        "--checkpoint", required=True, metavar="PATH", help=".keras file or LLaMA checkpoint"
+    )
+    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    export.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="saved_model: the model folder (saved_models/NAME, versions inside); "
+        "tflite: the .tflite file",
+    )
+    export.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model for LLaMA's generate_text signature "
+        "(default: tokenizer.model next to the checkpoint, if there)",
+    )
+    export.add_argument("--version", type=int, default=None, help="default: the next one")
+    export.add_argument(
+        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
+    )
+    export.set_defaults(func=_export)
     return parser
 
 

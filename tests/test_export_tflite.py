@@ -138,3 +138,26 @@ def test_unknown_sequence_length_is_explained(tmp_path):
     model = build_lstm((None, 3), units=4)
     with pytest.raises(ValueError, match="fixed size"):
         export_tflite(model, tmp_path / "x.tflite")
+
+
+def test_cli_export_tflite_and_saved_model(llama, tmp_path, capsys):
+    from keras_recipes.cli import main
+
+    checkpoint = tmp_path / "model.keras"
+    llama.save(checkpoint)
+    out = tmp_path / "llama-int8"
+    args = ["export", "--checkpoint", str(checkpoint), "--format", "tflite", "--out", str(out)]
+    assert main([*args, "--quantize", "dynamic-int8"]) == 0
+    assert TFLiteGenerator(out.with_suffix(".tflite")).generate(PROMPT, 4).shape == (1, 9)
+
+    classifier = build_lstm((5, 2), units=3)
+    classifier.save(tmp_path / "lstm.keras")
+    base = tmp_path / "saved_models" / "lstm"
+    args = ["export", "--checkpoint", str(tmp_path / "lstm.keras"), "--out", str(base)]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    printed = capsys.readouterr().out
+    assert f'-v "{base.resolve()}:/models/lstm" -e MODEL_NAME=lstm tensorflow/serving' in printed
+    assert main([*args, "--version", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
