@@ -1,0 +1,119 @@
+"""Word2Vec trained in-graph: gensim's vocabulary, subsampling, pairs and a king-queen corpus."""
+
+import numpy as np
+import pytest
+from gensim.models import Word2Vec as GensimWord2Vec
+
+from keras_recipes.embeddings import Word2Vec
+from keras_recipes.embeddings.word2vec import _alias_table
+
+ROYAL = ["crown", "throne", "palace", "court"]
+COMMON = ["farm", "field", "market", "street"]
+MALE = ["he", "his", "beard", "him"]
+FEMALE = ["she", "her", "dress", "hers"]
+WHO = {"king": (ROYAL, MALE), "queen": (ROYAL, FEMALE), "man": (COMMON, MALE), "woman": (COMMON, FEMALE)}  # fmt: skip
+
+
+def royal_corpus(n=1500, seed=0):
+    """Sentences where each of king/queen/man/woman appears only among its two traits' words."""
+    rng = np.random.default_rng(seed)
+    names = list(WHO)
+    sentences = []
+    for _ in range(n):
+        word = names[rng.integers(4)]
+        status, gender = WHO[word]
+        context = list(rng.choice(status, 3)) + list(rng.choice(gender, 3))
+        rng.shuffle(context)
+        sentences.append(context[:3] + [word] + context[3:])
+    return sentences
+
+
+@pytest.fixture(scope="module", params=[1, 0], ids=["skip-gram", "cbow"])
+def royal_model(request):
+    return Word2Vec(
+        royal_corpus(), vector_size=24, window=3, min_count=1, sg=request.param,
+        negative=5, sample=0, epochs=5, seed=3, batch_size=512, workers=1,
+    )  # fmt: skip
+
+
+def test_king_minus_man_plus_woman_is_queen(royal_model):
+    best = royal_model.wv.most_similar(positive=["king", "woman"], negative=["man"], topn=1)
+    assert best[0][0] == "queen"
+    assert royal_model.wv.similarity("king", "queen") > royal_model.wv.similarity("king", "farm")
+    assert royal_model.wv.doesnt_match(["crown", "throne", "palace", "farm"]) == "farm"
+
+
+def test_training_reports_speed_and_every_example(royal_model):
+    assert royal_model.words_per_second > 0 and royal_model.train_seconds > 0
+    words = 1500 * 7
+    assert royal_model.corpus_total_words == words
+    if royal_model.sg:  # every word has its full 6 neighbours at most, 1 at least
+        assert words * 5 <= royal_model.trained_examples <= words * 6 * 5 + 512 * 5
+    else:
+        assert words * 5 <= royal_model.trained_examples <= words * 5 + 512 * 5
+
+
+def test_vocabulary_and_subsampling_match_gensim():
+    sentences = royal_corpus(300) + [["rare", "word"]] * 2
+    ours = Word2Vec(min_count=3, sample=1e-2)
+    ours.build_vocab(sentences)
+    theirs = GensimWord2Vec(min_count=3, sample=1e-2)
+    theirs.build_vocab(sentences)
+    assert sorted(ours.wv.index_to_key) == sorted(theirs.wv.index_to_key)
+    assert "rare" not in ours.wv
+    for word in ours.wv.index_to_key:
+        keep = ours._keep_probability[ours.wv.key_to_index[word]]
+        assert keep == pytest.approx(theirs.wv.get_vecattr(word, "sample_int") / 2**32, abs=1e-6)
+        assert ours.word_counts[ours.wv.key_to_index[word]] == theirs.wv.get_vecattr(word, "count")
+
+
+def test_noise_distribution_is_unigram_to_the_three_quarters():
+    counts = np.array([100, 40, 10, 3, 1], np.float64)
+    accept, alias = _alias_table(counts**0.75)
+    mass = accept / len(counts)
+    for column in range(len(counts)):
+        mass[alias[column]] += (1 - accept[column]) / len(counts)
+    np.testing.assert_allclose(mass, counts**0.75 / (counts**0.75).sum(), atol=1e-6)
+
+
+def test_pairs_respect_windows_sentences_and_decay():
+    import tensorflow as tf
+
+    model = Word2Vec(window=3, min_count=1, sample=0, sg=1, alpha=0.025, min_alpha=0.005)
+    model.build_vocab([[f"w{i}" for i in range(50)], [f"v{i}" for i in range(30)]])
+    pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
+    ids, sentences = tf.constant(model._ids), tf.constant(model._sentence_ids)
+    target, context, rate = pairs(
+        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(64)
+    )
+    rate = rate.numpy().ravel()
+    real = rate > 0
+    target, context = target.numpy().ravel()[real], context.numpy().ravel()[real]
+    position = {w: (w[0], int(w[1:])) for w in model.wv.index_to_key}
+    keys = model.wv.index_to_key
+    distances = []
+    for t, c in zip(target, context, strict=True):
+        (ts, tp), (cs, cp) = position[keys[t]], position[keys[c]]
+        assert ts == cs, "a pair crossed a sentence boundary"
+        distances.append(abs(tp - cp))
+    # Reduced windows: distance d is used with probability (window - d + 1) / window.
+    counts = np.bincount(distances, minlength=4)[1:]
+    assert counts[0] > counts[1] > counts[2] > 0 and max(distances) <= 3
+    # Learning rate falls linearly from the chunk's start to its end value.
+    assert rate[real].max() == pytest.approx(0.02) and rate[real].min() > 0.01
+
+
+@pytest.mark.parametrize(
+    "sentences, kwargs, message",
+    [
+        ([], {}, "corpus is empty"),
+        ([[], []], {}, "corpus is empty"),
+        ([["a", "b"], ["a"]], {"min_count": 5}, r"min_count=5 .*'a', appears 2 times"),
+        (["a plain string"], {}, "is a string"),
+        ([["a"]], {"sg": 2}, "sg must be"),
+        ([["a"]], {"window": 0}, "window must be"),
+    ],
+)
+def test_bad_corpora_and_settings_are_named(sentences, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Word2Vec(sentences, **kwargs)
