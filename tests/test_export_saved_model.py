@@ -296,3 +296,12 @@ def test_tagger_gets_tag_per_step(tmp_path):
     out = loaded.signatures["tag"](inputs=tf.constant(x))
     want = np.array([b"O", b"PER", b"LOC"], object)[np.asarray(model(x)).argmax(-1)]
     assert out["labels"].numpy().tolist() == want.tolist()
+
+
+def test_jit_compiled_generate_matches_model_generate(llama, tmp_path):
+    path = export_saved_model(llama, tmp_path / "xla", jit_compile=True, verify=False)
+    generate = tf.saved_model.load(str(path)).signatures["generate"]
+    prompt = np.array([[2, 15, 16, 17, 40, 41, 3], [2, 30, 31, 32, 1, 1, 9]], np.int32)
+    controls = dict(temperature=tf.constant([0.0]), top_k=tf.constant([0]), seed=tf.constant([0]))
+    out = generate(token_ids=prompt, max_new_tokens=tf.constant([20]), **controls)
+    np.testing.assert_array_equal(out["token_ids"].numpy(), llama.generate(prompt, 20))

@@ -54,7 +54,9 @@ def left_pad(ragged_ids, pad_id: int = 0):
     return dense, lengths
 
 
-def generate_in_graph(model, token_ids, lengths, max_new_tokens, temperature, top_k, seed):
+def generate_in_graph(
+    model, token_ids, lengths, max_new_tokens, temperature, top_k, seed, jit_compile=False
+):
     """KV-cached decoding of left-padded prompts inside one graph.
 
     Args:
@@ -62,13 +64,14 @@ def generate_in_graph(model, token_ids, lengths, max_new_tokens, temperature, to
         token_ids: int32 `(B, T)`, prompts left-padded with 0.
         lengths: int32 `(B,)`, the real length of each prompt.
         max_new_tokens, temperature, top_k, seed: scalar tensors.
+        jit_compile: bool. XLA-compile the decoding loop (TF Serving then
+            needs `--xla_cpu_compilation_enabled=true`).
 
     Returns:
         int32 `(B, T + max_new_tokens)`, prompts included.
     """
-    cfg = model.config
-    context = cfg.max_seq_len
-    batch, longest = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    context = model.config.max_seq_len
+    longest = tf.shape(token_ids)[1]
     tf.debugging.assert_less_equal(
         longest + max_new_tokens,
         context,
@@ -81,6 +84,8 @@ def generate_in_graph(model, token_ids, lengths, max_new_tokens, temperature, to
     tf.debugging.assert_greater_equal(
         temperature, 0.0, message="generate: temperature must be >= 0 (0 = greedy)"
     )
+    cfg = model.config
+    batch = tf.shape(token_ids)[0]
     # The same left-padded bucket as model.generate, so the sampling seeds match.
     bucket = (longest + PROMPT_MULTIPLE - 1) // PROMPT_MULTIPLE * PROMPT_MULTIPLE
     padded = tf.maximum(longest, tf.minimum(bucket, context - max_new_tokens))
@@ -90,44 +95,56 @@ def generate_in_graph(model, token_ids, lengths, max_new_tokens, temperature, to
     n_pad = padded - lengths
     key_mask = tf.range(context)[None, :] >= n_pad[:, None]
     seed = tf.math.floormod(seed, 2**31 - 1)
-
     cache_shape = tf.stack([batch, context, cfg.n_kv_heads, cfg.head_dim])
     dtype = model.compute_dtype
     caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
-
-    def write(tokens, position, token):
-        index = tf.stack([tf.range(batch), tf.fill([batch], position)], axis=1)
-        return tf.tensor_scatter_nd_update(tokens, index, token)
+    # Only the loop is (optionally) compiled: the prompt's length depends on
+    # the request, and XLA wants static shapes.
+    loop = tf.function(
+        lambda *args: _decode_loop(model, *args), jit_compile=jit_compile, autograph=False
+    )
 
     def run():
         logits, new_caches = model.call_with_cache(tokens[:, :padded], caches, 0, key_mask)
         first = sample_next(logits, padded, temperature, top_k, seed)
-        start = write(tokens, padded, first)
-
-        def keep_going(position, tokens, caches):
-            return position < total - 1
-
-        def step(position, tokens, caches):
-            current = tf.slice(tokens, [0, position], [-1, 1])
-            logits, caches = model.call_with_cache(current, caches, position, key_mask)
-            token = sample_next(logits, position + 1, temperature, top_k, seed)
-            return position + 1, write(tokens, position + 1, token), caches
-
-        shapes = tf.TensorShape([None, None, cfg.n_kv_heads, cfg.head_dim])
-        _, out, _ = tf.while_loop(
-            keep_going,
-            step,
-            (padded, start, new_caches),
-            shape_invariants=(
-                tf.TensorShape([]),
-                tf.TensorShape([None, context]),
-                [(shapes, shapes) for _ in model.blocks],
-            ),
-        )
-        return out
+        start = _write(tokens, padded, first)
+        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
     return out[:, shift:total]
+
+
+def _write(tokens, position, token):
+    batch = tf.shape(tokens)[0]
+    index = tf.stack([tf.range(batch), tf.fill([batch], position)], axis=1)
+    return tf.tensor_scatter_nd_update(tokens, index, token)
+
+
+def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top_k, seed):
+    """Feeds the token at each position from `start` and writes the next one."""
+    cfg = model.config
+
+    def keep_going(position, tokens, caches):
+        return position < total - 1
+
+    def step(position, tokens, caches):
+        current = tf.slice(tokens, [0, position], [-1, 1])
+        logits, caches = model.call_with_cache(current, caches, position, key_mask)
+        token = sample_next(logits, position + 1, temperature, top_k, seed)
+        return position + 1, _write(tokens, position + 1, token), caches
+
+    shape = tf.TensorShape([None, cfg.max_seq_len, cfg.n_kv_heads, cfg.head_dim])
+    _, tokens, _ = tf.while_loop(
+        keep_going,
+        step,
+        (start, tokens, caches),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None, cfg.max_seq_len]),
+            [(shape, shape) for _ in model.blocks],
+        ),
+    )
+    return tokens
 
 
 def weights_nbytes(model) -> int:

@@ -48,8 +48,11 @@ def _tokenizer_proto(tokenizer) -> bytes:
 class _LlamaSignatures:
     """The signatures of a `LlamaModel`, their example inputs and their oracle."""
 
-    def __init__(self, model, tokenizer_proto: bytes | None, example_prompt: str):
+    def __init__(
+        self, model, tokenizer_proto: bytes | None, example_prompt: str, jit_compile: bool
+    ):
         self.model = model
+        self.jit_compile = jit_compile
         self.proto = tokenizer_proto
         self.example_prompt = example_prompt
 
@@ -76,7 +79,9 @@ class _LlamaSignatures:
         def generate(token_ids, max_new_tokens, temperature, top_k, seed):
             controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
-            out = llama_graph.generate_in_graph(model, token_ids, lengths, *controls)
+            out = llama_graph.generate_in_graph(
+                model, token_ids, lengths, *controls, jit_compile=self.jit_compile
+            )
             return {"token_ids": out}
 
         functions = {SERVING_DEFAULT: serving_default, "generate": generate}
@@ -102,7 +107,9 @@ class _LlamaSignatures:
                 controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
                 padded, lengths = llama_graph.left_pad(ids)
-                out = llama_graph.generate_in_graph(model, padded, lengths, *controls)
+                out = llama_graph.generate_in_graph(
+                    model, padded, lengths, *controls, jit_compile=self.jit_compile
+                )
                 new = out[:, tf.shape(padded)[1] :]
                 before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
                 new = tf.ragged.boolean_mask(new, before_eos)
@@ -287,7 +294,7 @@ def _input_vocab(model) -> int:
     return 2
 
 
-def _signatures_for(model, tokenizer, labels, example_prompt):
+def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
     from keras_recipes.llama import LlamaModel
 
     if not isinstance(model, keras.Model):
@@ -296,7 +303,7 @@ def _signatures_for(model, tokenizer, labels, example_prompt):
             "load a checkpoint with keras.models.load_model first."
         )
     if isinstance(model, LlamaModel):
-        return _LlamaSignatures(model, _tokenizer_proto(tokenizer), example_prompt)
+        return _LlamaSignatures(model, _tokenizer_proto(tokenizer), example_prompt, jit_compile)
     if tokenizer is not None:
         raise ValueError(
             "export_saved_model: `tokenizer` is for LlamaModel's generate_text signature; "
@@ -366,6 +373,7 @@ def export_saved_model(
     model_name: str | None = None,
     example_prompt: str = "Once upon a time",
     verify: bool = True,
+    jit_compile: bool = False,
 ) -> Path:
     """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
 
@@ -403,6 +411,9 @@ def export_saved_model(
         example_prompt: str, the warm-up prompt of `generate_text`.
         verify: bool, default True. Compare every signature with the Keras
             model before the folder is renamed into place.
+        jit_compile: bool, default False. XLA-compile LLaMA's decoding loop:
+            faster, but TF Serving must then run with
+            `--xla_cpu_compilation_enabled=true` (it refuses XLA otherwise).
 
     Returns:
         The `Path` of the version folder.
@@ -421,7 +432,7 @@ def export_saved_model(
         isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
     ):
         raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
-    signatures = _signatures_for(model, tokenizer, labels, example_prompt)
+    signatures = _signatures_for(model, tokenizer, labels, example_prompt, jit_compile)
     base_dir.mkdir(parents=True, exist_ok=True)
     version = _next_version(base_dir) if version is None else int(version)
     final = base_dir / str(version)

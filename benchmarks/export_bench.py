@@ -1,0 +1,159 @@
+"""Exported LLaMA speed and size against Keras `model.generate`, same run.
+
+Builds a randomly initialized LLaMA of the stories15M shape (or `--preset`),
+exports it as a SavedModel and as float32 / float16 / dynamic-int8 TFLite
+files, then decodes the same greedy continuation with each and prints
+tokens per second as ratios to Keras's XLA-compiled `model.generate`
+measured in the same process, plus file sizes and int8's next-token
+agreement with the Keras model. Nothing passes or fails on time.
+
+    python benchmarks/export_bench.py                 # stories15M shape
+    python benchmarks/export_bench.py --quick         # the "tiny" preset, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from keras_recipes import quiet_tensorflow
+
+
+def best_rate(run, tokens: int, repeats: int) -> float:
+    """Tokens per second of the fastest of `repeats` timed runs (after one warm-up)."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return tokens / best
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="stories15M")
+    parser.add_argument("--quick", action="store_true", help='the "tiny" preset, fewer tokens')
+    parser.add_argument("--prompt-len", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="LiteRT threads")
+    parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    args = parser.parse_args(argv)
+    quiet_tensorflow()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
+    from keras_recipes.export.llama_graph import weights_nbytes
+    from keras_recipes.llama import LlamaConfig, build_llama
+
+    preset = "tiny" if args.quick else args.preset
+    new_tokens = 32 if args.quick else args.new_tokens
+    keras.utils.set_random_seed(0)
+    config = LlamaConfig.preset(preset)
+    model = build_llama(config)
+    prompt = (np.arange(args.prompt_len, dtype=np.int32)[None] * 37 + 1) % config.vocab_size
+    print(
+        f"{preset}: {model.count_params():,} parameters, prompt {args.prompt_len}, "
+        f"{new_tokens} new tokens, greedy, batch 1"
+    )
+
+    figures = {"preset": preset, "new_tokens": new_tokens, "weights_bytes": weights_nbytes(model)}
+    reference = model.generate(prompt, new_tokens)
+    figures["keras_tokens_per_s"] = best_rate(
+        lambda: model.generate(prompt, new_tokens), new_tokens, args.repeats
+    )
+
+    work = Path(tempfile.mkdtemp(prefix="export-bench-"))
+    start = time.perf_counter()
+    version = export_saved_model(model, work / "llama", verify=False)
+    figures["saved_model_export_s"] = time.perf_counter() - start
+    figures["saved_model_variables_bytes"] = sum(
+        f.stat().st_size for f in (version / "variables").iterdir()
+    )
+    figures["saved_model_graph_bytes"] = (version / "saved_model.pb").stat().st_size
+    loaded = tf.saved_model.load(str(version))
+    generate = loaded.signatures["generate"]
+    feeds = dict(
+        token_ids=tf.constant(prompt),
+        max_new_tokens=tf.constant([new_tokens]),
+        temperature=tf.constant([0.0]),
+        top_k=tf.constant([0]),
+        seed=tf.constant([0]),
+    )
+    same = np.array_equal(generate(**feeds)["token_ids"].numpy(), reference)
+    figures["saved_model_equals_keras"] = bool(same)
+    figures["saved_model_tokens_per_s"] = best_rate(
+        lambda: generate(**feeds), new_tokens, args.repeats
+    )
+
+    # The same loop XLA-compiled (TF Serving: --xla_cpu_compilation_enabled=true).
+    version = export_saved_model(model, work / "llama_xla", verify=False, jit_compile=True)
+    generate_xla = tf.saved_model.load(str(version)).signatures["generate"]
+    same_xla = np.array_equal(generate_xla(**feeds)["token_ids"].numpy(), reference)
+    figures["saved_model_xla_equals_keras"] = bool(same_xla)
+    figures["saved_model_xla_tokens_per_s"] = best_rate(
+        lambda: generate_xla(**feeds), new_tokens, args.repeats
+    )
+
+    for mode in (None, "float16", "dynamic-int8"):
+        label = mode or "float32"
+        start = time.perf_counter()
+        path = export_tflite(model, work / f"llama-{label}.tflite", quantize=mode, verify=False)
+        figures[f"tflite_{label}_export_s"] = time.perf_counter() - start
+        figures[f"tflite_{label}_bytes"] = path.stat().st_size
+        generator = TFLiteGenerator(path, num_threads=args.threads)
+        out = generator.generate(prompt, new_tokens)
+        figures[f"tflite_{label}_free_running_agreement"] = float(
+            (out[:, args.prompt_len :] == reference[:, args.prompt_len :]).mean()
+        )
+        logits = generator.logits(reference[0, :-1])[args.prompt_len - 1 :]
+        figures[f"tflite_{label}_next_token_agreement"] = float(
+            (logits.argmax(-1) == reference[0, args.prompt_len :]).mean()
+        )
+        figures[f"tflite_{label}_tokens_per_s"] = best_rate(
+            lambda g=generator: g.generate(prompt, new_tokens), new_tokens, args.repeats
+        )
+
+    keras_rate = figures["keras_tokens_per_s"]
+    print(f"\n{'':<28}{'tokens/s':>10}{'vs Keras':>10}{'agreement':>11}{'MB':>9}")
+    print(
+        f"{'Keras model.generate (XLA)':<28}{keras_rate:>10.1f}{1.0:>9.2f}x{'':>11}"
+        f"{figures['weights_bytes'] / 1e6:>9.1f}"
+    )
+    saved_mb = (figures["saved_model_variables_bytes"] + figures["saved_model_graph_bytes"]) / 1e6
+    rate = figures["saved_model_tokens_per_s"]
+    print(
+        f"{'SavedModel generate':<28}{rate:>10.1f}{rate / keras_rate:>9.2f}x"
+        f"{'exact' if same else 'DIFFERS':>11}{saved_mb:>9.1f}"
+    )
+    rate = figures["saved_model_xla_tokens_per_s"]
+    print(
+        f"{'SavedModel generate (XLA)':<28}{rate:>10.1f}{rate / keras_rate:>9.2f}x"
+        f"{'exact' if same_xla else 'DIFFERS':>11}{saved_mb:>9.1f}"
+    )
+    for label in ("float32", "float16", "dynamic-int8"):
+        rate = figures[f"tflite_{label}_tokens_per_s"]
+        agreement = figures[f"tflite_{label}_next_token_agreement"]
+        print(
+            f"{'TFLite ' + label:<28}{rate:>10.1f}{rate / keras_rate:>9.2f}x"
+            f"{agreement:>10.0%} {figures[f'tflite_{label}_bytes'] / 1e6:>8.1f}"
+        )
+    print("\nagreement: next-token argmax equal to Keras's along Keras's greedy continuation.")
+    print(
+        f"SavedModel: variables {figures['saved_model_variables_bytes'] / 1e6:.1f} MB "
+        f"(weights {figures['weights_bytes'] / 1e6:.1f} MB), "
+        f"graph {figures['saved_model_graph_bytes'] / 1e6:.1f} MB"
+    )
+    if args.out:
+        Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
