@@ -17,7 +17,7 @@ Run:
 
 ```
 python benchmarks/word2vec_bench.py                  # cores "0" and "0,1", seeds 1 2 3
-python benchmarks/word2vec_bench.py --cores 0 --seeds 1 --sg 1
+python benchmarks/word2vec_bench.py --cores 0 --seeds 1 --archs skip-gram
 ```
 """
 
@@ -41,7 +41,10 @@ def load_sentences(path):
     return sentences
 
 
-def one_run(library, sg, seed, workers, corpus):
+ARCHS = {"skip-gram": dict(sg=1), "CBOW": dict(sg=0), "sg-shared": dict(sg=1, shared=True)}
+
+
+def one_run(library, arch, seed, workers, corpus):
     """Trains once in this process and prints a JSON line of figures."""
     import time
 
@@ -51,6 +54,7 @@ def one_run(library, sg, seed, workers, corpus):
         keras_recipes.quiet_tensorflow()
     from gensim.test.utils import datapath
 
+    sg = ARCHS[arch]["sg"]
     sentences = load_sentences(corpus)
     words = sum(len(s) for s in sentences)
     if library == "gensim":
@@ -67,7 +71,8 @@ def one_run(library, sg, seed, workers, corpus):
     else:
         from keras_recipes.embeddings import Word2Vec
 
-        model = Word2Vec(sg=sg, seed=seed, workers=workers, **SETTINGS)
+        shared = ARCHS[arch].get("shared", False)
+        model = Word2Vec(sg=sg, seed=seed, workers=workers, shared_negatives=shared, **SETTINGS)
         model.build_vocab(sentences)
         model.train()
         seconds = model.train_seconds
@@ -86,11 +91,11 @@ def one_run(library, sg, seed, workers, corpus):
     )
 
 
-def measure(library, sg, seed, cores, corpus):
+def measure(library, arch, seed, cores, corpus):
     workers = len(cores.split(","))
     command = [
         "taskset", "-c", cores, sys.executable, __file__, "--one-run", library,
-        "--sg", str(sg), "--seeds", str(seed), "--workers", str(workers), "--corpus", corpus,
+        "--archs", arch, "--seeds", str(seed), "--workers", str(workers), "--corpus", corpus,
     ]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -103,7 +108,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cores", nargs="+", default=["0", "0,1"], help="taskset core lists")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--sg", nargs="+", type=int, default=[1, 0], help="1 skip-gram, 0 CBOW")
+    parser.add_argument(
+        "--archs",
+        nargs="+",
+        choices=list(ARCHS),
+        default=list(ARCHS),
+        help="skip-gram, CBOW, and skip-gram with negatives shared per window (ours; "
+        "gensim's row is plain skip-gram)",
+    )
     parser.add_argument("--corpus", default=None, help="whitespace-tokenized text file")
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--one-run", choices=["ours", "gensim"], help=argparse.SUPPRESS)
@@ -114,7 +126,7 @@ def main(argv=None):
 
         args.corpus = datapath("head500.noblanks.cor")
     if args.one_run:
-        return one_run(args.one_run, args.sg[0], args.seeds[0], args.workers, args.corpus)
+        return one_run(args.one_run, args.archs[0], args.seeds[0], args.workers, args.corpus)
 
     report = []
     print(f"corpus {args.corpus}; settings {SETTINGS}; seeds {args.seeds}; medians")
@@ -123,17 +135,16 @@ def main(argv=None):
         f"{'gensim rho':>10} {'ours rho':>8} {'gensim acc':>10} {'ours acc':>8}"
     )
     for cores in args.cores:
-        for sg in args.sg:
+        for arch in args.archs:
             runs = {"gensim": [], "ours": []}
             for seed in args.seeds:
                 for library in ("gensim", "ours"):  # interleaved, so load drifts hit both
-                    runs[library].append(measure(library, sg, seed, cores, args.corpus))
+                    runs[library].append(measure(library, arch, seed, cores, args.corpus))
             med = {
                 lib: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
                 for lib, rs in runs.items()
             }
             ratio = med["ours"]["words_per_second"] / med["gensim"]["words_per_second"]
-            arch = "skip-gram" if sg else "CBOW"
             print(
                 f"{arch:9} {cores:5} {med['gensim']['words_per_second']:11,.0f} "
                 f"{med['ours']['words_per_second']:10,.0f} {ratio:6.2f} "

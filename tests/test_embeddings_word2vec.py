@@ -28,10 +28,12 @@ def royal_corpus(n=1500, seed=0):
     return sentences
 
 
-@pytest.fixture(scope="module", params=[1, 0], ids=["skip-gram", "cbow"])
+@pytest.fixture(scope="module", params=[(1, False), (0, False), (1, True)],
+                ids=["skip-gram", "cbow", "skip-gram-shared-negatives"])  # fmt: skip
 def royal_model(request):
+    sg, shared = request.param
     return Word2Vec(
-        royal_corpus(), vector_size=24, window=3, min_count=1, sg=request.param,
+        royal_corpus(), vector_size=24, window=3, min_count=1, sg=sg, shared_negatives=shared,
         negative=5, sample=0, epochs=5, seed=3, batch_size=512, workers=1,
     )  # fmt: skip
 
@@ -47,10 +49,10 @@ def test_training_reports_speed_and_every_example(royal_model):
     assert royal_model.words_per_second > 0 and royal_model.train_seconds > 0
     words = 1500 * 7
     assert royal_model.corpus_total_words == words
-    if royal_model.sg:  # every word has its full 6 neighbours at most, 1 at least
+    if royal_model.sg and not royal_model.shared_negatives:  # 1 to 6 neighbours a word
         assert words * 5 <= royal_model.trained_examples <= words * 6 * 5 + 512 * 5
-    else:
-        assert words * 5 <= royal_model.trained_examples <= words * 5 + 512 * 5
+    else:  # one example per centre word (batches of batch_size // 4 centres)
+        assert words * 5 <= royal_model.trained_examples <= words * 5 + 128 * 5
 
 
 def test_vocabulary_and_subsampling_match_gensim():
