@@ -213,6 +213,7 @@ def serving_command(base_dir: Path) -> str:
 def _export(args) -> int:
     import keras
 
+    import keras_recipes.seq2seq  # noqa: F401  (registers Seq2Seq for load_model)
     from keras_recipes.llama import LlamaModel
 
     checkpoint = Path(args.checkpoint)

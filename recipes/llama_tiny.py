@@ -269,4 +269,29 @@ print(
 The trained model and its tokenizer are in `--out`; this last section is
 where the model goes on to serving formats (SavedModel, TFLite) under
 `saved_models/`.
+
+`export_saved_model` writes the next version folder of
+`saved_models/llama_tiny/` with three signatures: `serving_default` (token
+ids -> logits), `generate` (the KV-cached decoding loop inside the graph)
+and `generate_text` (plain text in and out, SentencePiece inside the
+graph), checks each against this Keras model, adds TF Serving's warm-up
+requests and only then renames the folder into place. `export_tflite`
+writes the `prefill` / `decode` file LiteRT runs on a phone. A `--quick`
+run exports into `--out` so that tests leave `saved_models/` alone.
 """
+
+from keras_recipes.cli import serving_command  # noqa: E402
+from keras_recipes.export import export_saved_model, export_tflite  # noqa: E402
+
+saved_models = out / "saved_models" if args.quick else Path("saved_models")
+version = export_saved_model(model, saved_models / "llama_tiny", tokenizer=tokenizer)
+tflite_path = export_tflite(model, saved_models / f"llama_tiny-{version.name}.tflite")
+metrics["export"] = {"saved_model": str(version), "tflite": str(tflite_path)}
+(out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+print(f"Exported {version} (SavedModel) and {tflite_path} (TFLite). Serve it with:")
+print(f"  {serving_command(version.parent)}")
+print(
+    '  curl -d \'{"signature_name": "generate_text", "instances": [{"prompt": '
+    f'"{settings["prompt"]}", "max_new_tokens": 48, "temperature": 0.0, '
+    '"top_k": 0, "seed": 0}]}\' localhost:8501/v1/models/llama_tiny:predict'
+)

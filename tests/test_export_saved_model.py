@@ -250,7 +250,7 @@ def test_rest_generate_text_matches_keras_and_tokenizer(fresh, llama, tokenizer)
         out = llama.generate([ids], greedy["max_new_tokens"], eos_id=tokenizer.eos_id)[0]
         new = out[len(ids) :]
         ends = np.flatnonzero(new == tokenizer.eos_id)
-        texts.append(prompt + tokenizer.decode(new[: ends[0]] if len(ends) else new))
+        texts.append(tokenizer.decode([*ids, *(new[: ends[0]] if len(ends) else new)]))
     assert rest[4]["predictions"] == texts
 
 
@@ -305,3 +305,22 @@ def test_jit_compiled_generate_matches_model_generate(llama, tmp_path):
     controls = dict(temperature=tf.constant([0.0]), top_k=tf.constant([0]), seed=tf.constant([0]))
     out = generate(token_ids=prompt, max_new_tokens=tf.constant([20]), **controls)
     np.testing.assert_array_equal(out["token_ids"].numpy(), llama.generate(prompt, 20))
+
+
+def test_seq2seq_gets_translate_string_to_string(tmp_path):
+    from keras_recipes.seq2seq import Seq2Seq
+
+    keras.utils.set_random_seed(4)
+    pairs = [
+        ("9 May 2018", "2018-05-09"),
+        ("1 jan 2000", "2000-01-01"),
+        ("3 March 1999", "1999-03-03"),
+    ]
+    model = Seq2Seq.from_pairs(pairs, units=8, embed_dim=4)
+    path = export_saved_model(model, tmp_path / "dates")  # verified against model.translate
+    loaded = tf.saved_model.load(str(path))
+    texts = ["9 May 2018", "3 March 1999"]
+    out = loaded.signatures["translate"](text=tf.constant(texts))["translation"].numpy()
+    assert [t.decode() for t in out] == model.translate(texts)
+    warmup = read_warmup_requests(path / "assets.extra/tf_serving_warmup_requests")
+    assert [name for name, _ in warmup] == ["translate"]

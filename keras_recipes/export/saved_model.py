@@ -113,7 +113,9 @@ class _LlamaSignatures:
                 new = out[:, tf.shape(padded)[1] :]
                 before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
                 new = tf.ragged.boolean_mask(new, before_eos)
-                return {"text": tf.strings.join([prompt, sp.detokenize(new)])}
+                # Decoding prompt and continuation together keeps the space
+                # between them (a piece's leading "▁" is dropped at the start).
+                return {"text": sp.detokenize(tf.concat([ids, new], axis=1))}
 
             functions["generate_text"] = generate_text
             self.sentencepiece = sp
@@ -163,7 +165,7 @@ class _LlamaSignatures:
             out = model.generate([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
             ends = np.flatnonzero(out == tokenizer.eos_id)
             new = out[: ends[0]] if len(ends) else out
-            texts.append((prompt + tokenizer.decode(new)).encode())
+            texts.append(tokenizer.decode([*ids, *new]).encode())
         return {"text": np.array(texts, object)}
 
 
@@ -385,7 +387,8 @@ def export_saved_model(
       one request holding the same values -> `token_ids` `(B, T + N)`),
       running the KV-cached loop inside the graph; with a `tokenizer`,
       `generate_text` (string `prompt` and the same controls -> string
-      `text`, prompt included), tokenized by tensorflow-text in the graph.
+      `text`, the prompt and its continuation decoded together), tokenized
+      by tensorflow-text in the graph.
     - `Seq2Seq`: `translate` (string `text` -> string `translation`).
     - One-input classifiers: `classify` (`inputs` -> `scores`, `labels`);
       taggers (per-step outputs): `tag`, the same per step.
