@@ -161,3 +161,11 @@ def test_cli_export_tflite_and_saved_model(llama, tmp_path, capsys):
     assert f'-v "{base.resolve()}:/models/lstm" -e MODEL_NAME=lstm tensorflow/serving' in printed
     assert main([*args, "--version", "1"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_generator_takes_ragged_prompts_like_model_generate(files, llama):
+    prompts = [[1, 17, 250], [1, 5, 9, 33, 8]]
+    got = TFLiteGenerator(files[None]).generate(prompts, 6, pad_id=0)
+    np.testing.assert_array_equal(got, llama.generate(prompts, 6))
+    with pytest.raises(ValueError, match="exceeds the context"):
+        TFLiteGenerator(files[None]).generate(prompts, llama.config.max_seq_len)

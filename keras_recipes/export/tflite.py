@@ -260,12 +260,13 @@ class TFLiteGenerator:
             seeded with `seed`, so it is reproducible but not the same draw
             as `model.generate`'s.
         """
-        array = np.asarray(prompt_ids) if not isinstance(prompt_ids, list) else None
-        prompts = (
-            [list(row) for row in (array[None] if array.ndim == 1 else array)]
-            if array is not None
-            else ([prompt_ids] if prompt_ids and np.isscalar(prompt_ids[0]) else prompt_ids)
-        )
+        if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
+            array = np.asarray(prompt_ids)
+            prompts = [list(row) for row in (array[None] if array.ndim == 1 else array)]
+        elif prompt_ids and np.isscalar(prompt_ids[0]):
+            prompts = [list(prompt_ids)]  # one prompt as a flat list
+        else:
+            prompts = [list(p) for p in prompt_ids]
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("TFLiteGenerator.generate: empty prompt; give at least one token id.")
         longest = max(len(p) for p in prompts)
