@@ -105,10 +105,14 @@ def generate_in_graph(
     )
 
     def run():
-        logits, new_caches = model.call_with_cache(tokens[:, :padded], caches, 0, key_mask)
+        # Transposed once per request, not at every step (tied embeddings).
+        kernel = tf.convert_to_tensor(model.output_kernel())
+        logits, new_caches = model.call_with_cache(
+            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel
+        )
         first = sample_next(logits, padded, temperature, top_k, seed)
         start = _write(tokens, padded, first)
-        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed)
+        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed, kernel)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
     return out[:, shift:total]
@@ -120,7 +124,7 @@ def _write(tokens, position, token):
     return tf.tensor_scatter_nd_update(tokens, index, token)
 
 
-def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top_k, seed):
+def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel):
     """Feeds the token at each position from `start` and writes the next one."""
     cfg = model.config
 
@@ -129,7 +133,9 @@ def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top
 
     def step(position, tokens, caches):
         current = tf.slice(tokens, [0, position], [-1, 1])
-        logits, caches = model.call_with_cache(current, caches, position, key_mask)
+        logits, caches = model.call_with_cache(
+            current, caches, position, key_mask, output_kernel=kernel
+        )
         token = sample_next(logits, position + 1, temperature, top_k, seed)
         return position + 1, _write(tokens, position + 1, token), caches
 
