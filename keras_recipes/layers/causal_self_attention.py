@@ -66,7 +66,7 @@ class CausalSelfAttention(keras.layers.Layer):
     >>> import numpy as np
     >>> attn = CausalSelfAttention(n_heads=8, n_kv_heads=2)
     >>> x = np.random.rand(1, 5, 64).astype("float32")
-    >>> attn(x).shape
+    >>> tuple(attn(x).shape)
     (1, 5, 64)
     >>> k = v = np.zeros((1, 16, 2, 8), "float32")  # a cache of 16 slots
     >>> y, k, v = attn(x, key_cache=k, value_cache=v, start_index=0)

@@ -54,7 +54,7 @@ class LlamaBlock(keras.layers.Layer):
 
     >>> import numpy as np
     >>> block = LlamaBlock(n_heads=4, n_kv_heads=2, hidden_dim=128)
-    >>> block(np.random.rand(2, 7, 64).astype("float32")).shape
+    >>> tuple(block(np.random.rand(2, 7, 64).astype("float32")).shape)
     (2, 7, 64)
     """
 

@@ -31,7 +31,7 @@ class RMSNorm(keras.layers.Layer):
     >>> import numpy as np
     >>> norm = RMSNorm(epsilon=1e-5)
     >>> y = norm(np.array([[3.0, 4.0]], "float32"))
-    >>> np.round(np.asarray(y), 4).tolist()  # rms of (3, 4) is sqrt(12.5)
+    >>> np.asarray(y, "float64").round(4).tolist()  # rms of (3, 4) is sqrt(12.5)
     [[0.8485, 1.1314]]
     """
 

@@ -85,7 +85,7 @@ class RotaryEmbedding(keras.layers.Layer):
     >>> import numpy as np
     >>> rope = RotaryEmbedding(rope_theta=10000.0)
     >>> q = np.random.rand(2, 8, 4, 16).astype("float32")
-    >>> rope(q).shape
+    >>> tuple(rope(q).shape)
     (2, 8, 4, 16)
     >>> # The last token, rotated on its own at its true position:
     >>> last = rope(q[:, 7:], start_index=7)

@@ -59,7 +59,7 @@ class SwiGLU(keras.layers.Layer):
 
     >>> import numpy as np
     >>> ffn = SwiGLU(hidden_dim=768)
-    >>> ffn(np.zeros((2, 10, 288), "float32")).shape
+    >>> tuple(ffn(np.zeros((2, 10, 288), "float32")).shape)
     (2, 10, 288)
     >>> SwiGLU(multiple_of=32).compute_hidden_dim(288)  # stories15M
     768

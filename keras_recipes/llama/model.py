@@ -262,7 +262,7 @@ class LlamaModel(keras.Model):
 
     >>> import numpy as np
     >>> model = build_llama(LlamaConfig.preset("tiny"))
-    >>> model(np.zeros((2, 16), "int32")).shape
+    >>> tuple(model(np.zeros((2, 16), "int32")).shape)
     (2, 16, 512)
     >>> out = model.generate([[1, 5, 9]], max_new_tokens=8)  # greedy
     >>> out.shape
