@@ -119,3 +119,26 @@ def test_pairs_respect_windows_sentences_and_decay():
 def test_bad_corpora_and_settings_are_named(sentences, kwargs, message):
     with pytest.raises(ValueError, match=message):
         Word2Vec(sentences, **kwargs)
+
+
+def test_corpus_in_several_chunks_trains_every_chunk_with_decaying_rate():
+    model = Word2Vec(
+        royal_corpus(600), vector_size=16, window=3, min_count=1, sg=1, sample=0,
+        epochs=2, seed=1, batch_size=256, chunk_words=1000, workers=1,
+    )  # fmt: skip
+    assert len(model._chunks) == 5  # 4200 words, cut at sentence ends after 1000
+    assert sum(raw for _, _, raw in model._chunks) == model.corpus_total_words
+    assert model.trained_examples >= 2 * 4200  # every centre word has neighbours
+    best = model.wv.most_similar(positive=["king", "woman"], negative=["man"], topn=1)
+    assert best[0][0] == "queen"
+
+
+def test_sample_above_one_is_an_absolute_count_as_in_gensim():
+    sentences = royal_corpus(200)
+    ours = Word2Vec(min_count=1, sample=50)
+    ours.build_vocab(sentences)
+    theirs = GensimWord2Vec(min_count=1, sample=50)
+    theirs.build_vocab(sentences)
+    for word in ours.wv.index_to_key:
+        keep = ours._keep_probability[ours.wv.key_to_index[word]]
+        assert keep == pytest.approx(theirs.wv.get_vecattr(word, "sample_int") / 2**32, abs=1e-6)

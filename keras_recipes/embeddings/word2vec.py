@@ -249,7 +249,11 @@ class Word2Vec:
 
         retained = float(self.word_counts.sum())
         if self.sample > 0:
-            threshold = self.sample * retained if self.sample < 1.0 else self.sample
+            # gensim: a fraction of the retained words, or (>= 1) an absolute count.
+            if self.sample < 1.0:
+                threshold = self.sample * retained
+            else:
+                threshold = float(int(self.sample * (3 + np.sqrt(5)) / 2))
             keep = (np.sqrt(self.word_counts / threshold) + 1) * (threshold / self.word_counts)
             self._keep_probability = np.minimum(keep, 1.0).astype(np.float32)
         else:
