@@ -1,0 +1,50 @@
+"""Runs recipes/*.py in subprocesses for the recipe tests (several at once, to share the wait)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def run_recipes(name: str, *runs: list[str], stdin: str | None = None) -> list[str]:
+    """Runs `recipes/NAME.py` once per argument list, concurrently; returns each stdout.
+
+    Fails the test with the tail of the output if any run exits non-zero.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, str(RECIPES / f"{name}.py"), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for args in runs
+    ]
+    outputs = []
+    for args, process in zip(runs, processes, strict=True):
+        stdout, stderr = process.communicate(input=stdin, timeout=600)
+        assert process.returncode == 0, f"{name} {args}:\n{stdout[-2000:]}\n{stderr[-4000:]}"
+        outputs.append(stdout)
+    return outputs
+
+
+def read_metrics(folder: Path) -> dict:
+    return json.loads((Path(folder) / "metrics.json").read_text())
+
+
+def help_text(name: str) -> str:
+    """`--help` output; recipes parse their flags before TensorFlow loads, so this is fast."""
+    result = subprocess.run(
+        [sys.executable, str(RECIPES / f"{name}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -1,0 +1,84 @@
+"""recipes/ner.py: BiLSTM tagger, conlleval scores per merge mode, built-in corpus and CoNLL files."""
+
+import pytest
+from rnn_recipe_runs import help_text, read_metrics, run_recipes
+
+# IOB1, as the original CoNLL-2003 files: entities start with I-, B- only between neighbours.
+CONLL = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP I-ORG
+rejects VBZ B-VP O
+German JJ B-NP I-MISC
+call NN I-NP O
+to TO B-VP O
+boycott VB I-VP O
+British JJ B-NP I-MISC
+lamb NN I-NP O
+. . O O
+
+Peter NNP B-NP I-PER
+Blackburn NNP I-NP I-PER
+met VBD B-VP O
+John NNP B-NP I-PER
+Smith NNP I-NP I-PER
+Anna NNP I-NP B-PER
+in IN B-PP O
+Brussels NNP B-NP I-LOC
+. . O O
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ner")
+    conll = tmp / "conll2003"
+    conll.mkdir()
+    for name in ("eng.train", "eng.testa", "eng.testb"):
+        (conll / name).write_text(CONLL * 3)
+    builtin, from_conll = tmp / "builtin", tmp / "conll"
+    stdouts = run_recipes(
+        "ner",
+        ["--quick", "--out", str(builtin)],
+        ["--quick", "--conll", str(conll), "--merge-modes", "sum", "--out", str(from_conll)],
+    )
+    return builtin, from_conll, stdouts
+
+
+def check_scores(scores):
+    overall = scores["overall"]
+    for key in ("precision", "recall", "f1"):
+        assert 0.0 <= overall[key] <= 1.0
+    assert overall["correct"] <= min(overall["predicted"], overall["gold"])
+    assert 0.0 <= scores["accuracy"] <= 1.0
+
+
+def test_builtin_corpus_compares_all_four_merge_modes(runs):
+    builtin, _, (stdout, _) = runs
+    metrics = read_metrics(builtin)
+    assert metrics["scheme"] == "bio"
+    assert list(metrics["merge_modes"]) == ["concat", "sum", "mul", "ave"]
+    for scores in metrics["merge_modes"].values():
+        check_scores(scores)
+        assert scores["overall"]["gold"] > 0
+    # concat doubles the width the output layer reads: more parameters than sum/mul/ave
+    params = {m: s["parameters"] for m, s in metrics["merge_modes"].items()}
+    assert params["concat"] > params["sum"] == params["mul"] == params["ave"]
+    assert "entity-level scores on the test set" in stdout
+
+
+def test_conll_iob1_files_are_read_and_scored(runs):
+    _, from_conll, _ = runs
+    metrics = read_metrics(from_conll)
+    assert metrics["scheme"] == "iob1"
+    assert list(metrics["merge_modes"]) == ["sum"]
+    scores = metrics["merge_modes"]["sum"]
+    check_scores(scores)
+    # 3 copies x 7 gold entities: ORG, MISC, MISC, PER, PER, PER, LOC
+    assert scores["overall"]["gold"] == 21
+    assert scores["per_type"]["PER"]["gold"] == 9
+
+
+def test_help_lists_flags():
+    text = help_text("ner")
+    for flag in ("--quick", "--out", "--conll", "--merge-modes", "--epochs"):
+        assert flag in text
