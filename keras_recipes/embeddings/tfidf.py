@@ -41,9 +41,9 @@ def tf_idf(
 
     Examples:
 
-    >>> matrix, vocabulary, _ = tf_idf(["the cat sat", "the dog sat", "a cat"])
-    >>> vocabulary[:2]
-    ['[UNK]', 'the']
+    >>> matrix, vocabulary, _ = tf_idf(["the cat sat on the mat", "the dog sat", "a cat"])
+    >>> vocabulary[:2], matrix.shape
+    (['[UNK]', 'the'], (3, 8))
     """
     import keras
 
@@ -62,7 +62,7 @@ def tf_idf(
         max_tokens=max_tokens, standardize=standardize, output_mode="tf_idf"
     )
     layer.adapt(fit_on, batch_size=max(1, len(fit_on)))
-    vocabulary = layer.get_vocabulary()
+    vocabulary = [str(token) for token in layer.get_vocabulary()]
     if len(vocabulary) <= 1:
         raise ValueError("tf_idf: the documents hold no tokens after standardization.")
     matrix = np.asarray(keras.ops.convert_to_numpy(layer(np.array(documents))), np.float32)

@@ -108,8 +108,10 @@ class Word2Vec:
         cbow_mean: int. 1 averages the context vectors in CBOW, 0 sums them.
         max_sentence_length: int. Longer sentences are split into pieces of
             this many words. Defaults to 10000 (gensim's limit).
-        batch_size: int. Pairs (skip-gram) or centre words x4 (CBOW) per
-            update step. Defaults to 16384.
+        batch_size: int. (centre, context) pairs per update step for
+            skip-gram; CBOW and `shared_negatives` skip-gram take
+            `batch_size // 4` centre words (windows) per step. Defaults to
+            16384.
         chunk_words: int. Corpus words whose pairs are built and shuffled
             together. Defaults to 2,000,000.
         shared_negatives: bool. Skip-gram only. False (the default) draws
