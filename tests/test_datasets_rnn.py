@@ -189,3 +189,17 @@ def test_series_shapes_and_season():
     np.testing.assert_allclose(sine[:450], sine[50:], atol=1e-5)
     series = seasonal_series(480, season=12, noise=0.0)
     assert series.shape == (480,) and series[-12:].mean() > series[:12].mean()  # trend up
+
+
+def test_estimate_key_and_midi_melodies(tmp_path):
+    from keras_recipes.datasets.music import estimate_key, midi_melodies
+
+    assert estimate_key([60, 62, 64, 65, 67, 69, 71, 60]) == (0, "major")
+    assert estimate_key([57, 59, 60, 62, 64, 65, 67, 57, 57]) == (9, "minor")  # A minor
+    # E major written two octaves low is moved by octaves to start in C4-B4
+    write_midi([40, 42, 44, 45, 47, 49, 51, 52], tmp_path / "low.mid")
+    melodies, keys = midi_melodies(tmp_path, length=8)
+    assert melodies.tolist() == [[64, 66, 68, 69, 71, 73, 75, 76]]
+    assert keys == [(64, "major")]
+    with pytest.raises(ValueError, match="no run of 16 notes"):
+        midi_melodies(tmp_path, length=16)

@@ -195,3 +195,62 @@ def read_midi(path: str | os.PathLike) -> list[tuple[int, int, int]]:
                 if start is not None:
                     notes.append((message.note, start, now - start))
     return sorted(notes, key=lambda note: (note[1], note[0]))
+
+
+def estimate_key(pitches) -> tuple[int, str]:
+    """The `(tonic pitch class, mode)` whose scale holds the most of `pitches`.
+
+    Ties go to the key whose tonic is played most, then to major. A simple
+    scale-fit, enough to label melodies for training (not a full key finder).
+    """
+    classes = np.bincount(np.asarray(pitches, dtype=int).reshape(-1) % 12, minlength=12)
+    best = max(
+        ((tonic, mode) for mode in SCALES for tonic in range(12)),
+        key=lambda key: (
+            sum(classes[(key[0] + s) % 12] for s in SCALES[key[1]]),
+            classes[key[0]],
+            key[1] == "major",
+        ),
+    )
+    return best
+
+
+def midi_melodies(
+    directory: str | os.PathLike, length: int = 32
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Melodies cut from the `*.mid` / `*.midi` files of a folder, with their keys.
+
+    Each file's notes are read in time order keeping the highest note of any
+    chord (the tune, usually), then cut into pieces of `length` notes. Each
+    piece gets its key from `estimate_key`, is transposed by octaves so it
+    starts within C4-B4, and notes still outside `[LOWEST, HIGHEST]` are
+    moved by octaves into it. The key's tonic is returned as the pitch of
+    that class in C4-B4.
+
+    Returns:
+        `(melodies, keys)` as from `generate_melodies`.
+    """
+    files = sorted(p for p in Path(directory).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+    if not files:
+        raise ValueError(f"No .mid or .midi files in {str(directory)!r}.")
+    melodies, keys = [], []
+    for file in files:
+        top: dict[int, int] = {}
+        for pitch, start, _ in read_midi(file):
+            top[start] = max(pitch, top.get(start, 0))
+        notes = [top[t] for t in sorted(top)]
+        for i in range(0, len(notes) - length + 1, length):
+            piece = np.array(notes[i : i + length])
+            piece = piece + 12 * ((TONICS[-1] - piece[0]) // 12)  # first note into C4-B4
+            while (piece < LOWEST).any() or (piece > HIGHEST).any():
+                piece = np.where(piece < LOWEST, piece + 12, piece)
+                piece = np.where(piece > HIGHEST, piece - 12, piece)
+            tonic_class, mode = estimate_key(piece)
+            melodies.append(piece.astype("int32"))
+            keys.append((TONICS[0] + (tonic_class - TONICS[0]) % 12, mode))
+    if not melodies:
+        raise ValueError(
+            f"The MIDI files in {str(directory)!r} hold no run of {length} notes; "
+            "use a smaller --length or longer files."
+        )
+    return np.stack(melodies), keys
