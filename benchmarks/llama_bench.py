@@ -39,13 +39,9 @@ def best_of(fn, repeats):
     return min(timed(fn)[0] for _ in range(repeats))
 
 
-def build_models(cfg):
+def build_hub(cfg):
     import keras_hub
 
-    from keras_recipes.llama import build_llama
-
-    keras.utils.set_random_seed(0)
-    ours = build_llama(cfg)
     backbone = keras_hub.models.LlamaBackbone(
         vocabulary_size=cfg.vocab_size,
         num_layers=cfg.n_layers,
@@ -59,7 +55,15 @@ def build_models(cfg):
     )
     hub = keras_hub.models.LlamaCausalLM(backbone, preprocessor=None)
     hub.compile(sampler="greedy")
-    return ours, hub
+    return hub
+
+
+def build_models(cfg):
+    from keras_recipes.llama import build_llama
+
+    keras.utils.set_random_seed(0)
+    ours = build_llama(cfg)
+    return ours, build_hub(cfg)
 
 
 def decode(ours, hub, cfg, batch, repeats, report):
@@ -116,31 +120,154 @@ def per_position(ours, cfg, repeats, report):
     report["ms_per_token_by_position"] = {str(k): v for k, v in rates.items()}
 
 
-def train(ours, hub, cfg, steps, report):
+TRAIN_MODES = ("fp32", "bf16", "fp32-jit", "bf16-jit")
+
+
+def build_ours(cfg, mode, weights=None):
+    """Our model under the mode's dtype policy ("bf16": `mixed_bfloat16`)."""
+    from keras_recipes.llama import build_llama
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16" if mode.startswith("bf16") else "float32")
+    try:
+        model = build_llama(cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if weights is not None:
+        model.set_weights(weights)  # mixed_bfloat16 variables stay float32
+    return model
+
+
+def compile_for_training(model, mode, learning_rate=1e-4):
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate),
+        loss=loss,
+        jit_compile=mode.endswith("-jit"),
+    )
+
+
+def train(ours, hub, cfg, steps, report, modes=("fp32",)):
+    """Best-step training tokens/s of ours in each mode against keras-hub.
+
+    keras-hub trains in float32 with `compile`'s default (no XLA on a
+    CPU-only machine: `jit_compile="auto"` resolves to False there); when a
+    "-jit" mode of ours is asked for, keras-hub is also timed with
+    `jit_compile=True`, and each "-jit" row's ratio is also given against it.
+    """
     batch, length = 8, cfg.max_seq_len
     rng = np.random.default_rng(0)
     x = rng.integers(0, cfg.vocab_size, (batch, length)).astype("int32")
     y = rng.integers(0, cfg.vocab_size, (batch, length)).astype("int32")
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    runs = {
-        "ours": (ours, x),
-        "keras-hub": (hub, {"token_ids": x, "padding_mask": np.ones_like(x)}),
-    }
+    hub_inputs = {"token_ids": x, "padding_mask": np.ones_like(x)}
+    weights = ours.get_weights()
+    runs = {}
+    for mode in modes:
+        model = ours if mode == "fp32" else build_ours(cfg, mode, weights)
+        runs[f"ours {mode}"] = (model, x, mode)
+    hub_modes = ["fp32"] + (["fp32-jit"] if any(m.endswith("-jit") for m in modes) else [])
+    hub_weights = hub.get_weights()
+    for mode in hub_modes:
+        model = hub
+        if mode != "fp32":  # a second keras-hub model, same weights, XLA step
+            model = build_hub(cfg)
+            model.set_weights(hub_weights)
+        runs[f"keras-hub {mode}"] = (model, hub_inputs, mode)
     first, best = {}, {}
-    for name, (model, inputs) in runs.items():
-        model.compile(optimizer=keras.optimizers.AdamW(1e-4), loss=loss)
+    for name, (model, inputs, mode) in runs.items():
+        compile_for_training(model, mode)
         first[name], _ = timed(lambda m=model, i=inputs: m.train_on_batch(i, y))
     for _ in range(steps):  # alternate, keep each one's best step
-        for name, (model, inputs) in runs.items():
+        for name, (model, inputs, _mode) in runs.items():
             seconds, _ = timed(lambda m=model, i=inputs: m.train_on_batch(i, y))
             best[name] = min(best.get(name, float("inf")), seconds)
-    results = {name: batch * length / seconds for name, seconds in best.items()}
+    rates = {name: batch * length / seconds for name, seconds in best.items()}
+    print(
+        f"train batch {batch} x {length}, forward + backward + AdamW, load {os.getloadavg()[0]:.1f}"
+    )
     for name in runs:
-        print(f"train {name:9s} {results[name]:8.1f} tokens/s   (first step {first[name]:.2f} s)")
-    ratio = results["ours"] / results["keras-hub"]
-    print(f"  ratio ours/keras-hub: {ratio:.2f}x")
+        print(f"  {name:18s} {rates[name]:8.1f} tokens/s   (first step {first[name]:.2f} s)")
+    hub_rate = rates["keras-hub fp32"]
     report["train_b8x256"] = dict(
-        ours_tokens_per_s=results["ours"], keras_hub_tokens_per_s=results["keras-hub"], ratio=ratio
+        keras_hub_tokens_per_s=hub_rate, load_average_1m=os.getloadavg()[0]
+    )
+    for mode in modes:
+        ratio = rates[f"ours {mode}"] / hub_rate
+        line = f"  ratio ours {mode} / keras-hub fp32: {ratio:.2f}x"
+        entry = dict(tokens_per_s=rates[f"ours {mode}"], ratio=ratio)
+        if mode.endswith("-jit"):
+            entry["ratio_vs_keras_hub_jit"] = rates[f"ours {mode}"] / rates["keras-hub fp32-jit"]
+            line += f"   / keras-hub fp32-jit: {entry['ratio_vs_keras_hub_jit']:.2f}x"
+        print(line)
+        report["train_b8x256"][f"ours_{mode}"] = entry
+    if "keras-hub fp32-jit" in rates:
+        report["train_b8x256"]["keras_hub_jit_tokens_per_s"] = rates["keras-hub fp32-jit"]
+    # The original single figure (ours fp32 / keras-hub fp32), kept for comparisons.
+    if "fp32" in modes:
+        report["train_b8x256"]["ours_tokens_per_s"] = rates["ours fp32"]
+        report["train_b8x256"]["ratio"] = rates["ours fp32"] / hub_rate
+
+
+def loss_curves(cfg, steps, seq_len, jit, report, batch=8, period=61, learning_rate=1e-3):
+    """Training loss per step: float32 (two inits) and mixed_bfloat16.
+
+    Data: one random token sequence of `period` tokens repeated, each row
+    starting at a random offset, so the loss falls from ~ln(vocab) as the
+    model learns the cycle. The float32 run with a second init is the noise
+    reference for the bf16 - fp32 gap (same init, same batches).
+    """
+    rng = np.random.default_rng(1)
+    cycle = rng.integers(0, cfg.vocab_size, period)
+    tiled = np.tile(cycle, (seq_len + 1) // period + 2)
+    batches = []
+    for _ in range(steps):
+        starts = rng.integers(0, period, batch)
+        rows = np.stack([tiled[s : s + seq_len + 1] for s in starts]).astype("int32")
+        batches.append((rows[:, :-1], rows[:, 1:]))
+    suffix = "-jit" if jit else ""
+    keras.utils.set_random_seed(0)
+    reference = build_ours(cfg, "fp32")
+    weights = reference.get_weights()
+    keras.utils.set_random_seed(1)
+    other_init = build_ours(cfg, "fp32")
+    runs = {
+        "fp32": (reference, "fp32" + suffix),
+        "bf16": (build_ours(cfg, "bf16", weights), "bf16" + suffix),
+        "fp32 seed 1": (other_init, "fp32" + suffix),
+    }
+    curves, seconds = {}, {}
+    for name, (model, mode) in runs.items():
+        keras.utils.set_random_seed(0)
+        compile_for_training(model, mode, learning_rate)
+        start = time.perf_counter()
+        curves[name] = [float(model.train_on_batch(x, y)) for x, y in batches]
+        seconds[name] = time.perf_counter() - start
+    print(
+        f"loss curves: batch {batch} x {seq_len}, period-{period} repeating tokens, "
+        f"AdamW lr {learning_rate}, {'XLA' if jit else 'no XLA'}"
+    )
+    print("  step      fp32      bf16   |bf16-fp32|  fp32 seed 1  |seed1-fp32|")
+    for i in range(steps):
+        a, b, c = curves["fp32"][i], curves["bf16"][i], curves["fp32 seed 1"][i]
+        print(f"  {i:4d}  {a:8.4f}  {b:8.4f}  {abs(b - a):10.4f}  {c:11.4f}  {abs(c - a):11.4f}")
+    gap = np.abs(np.subtract(curves["bf16"], curves["fp32"]))
+    noise = np.abs(np.subtract(curves["fp32 seed 1"], curves["fp32"]))
+    print(
+        f"  mean |bf16 - fp32| {gap.mean():.4f} (max {gap.max():.4f}); "
+        f"mean |fp32 seed 1 - fp32| {noise.mean():.4f} (max {noise.max():.4f})"
+    )
+    print(
+        f"  final loss: fp32 {curves['fp32'][-1]:.4f}, bf16 {curves['bf16'][-1]:.4f}, "
+        f"fp32 seed 1 {curves['fp32 seed 1'][-1]:.4f}"
+    )
+    print("  wall s (incl. compile): " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
+    report["loss_curves"] = dict(
+        batch=batch,
+        seq_len=seq_len,
+        jit=jit,
+        curves=curves,
+        mean_abs_gap_bf16=float(gap.mean()),
+        mean_abs_gap_fp32_seed=float(noise.mean()),
     )
 
 
@@ -150,6 +277,23 @@ def main(argv=None):
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--train-modes",
+        nargs="+",
+        choices=TRAIN_MODES,
+        default=["fp32"],
+        help="our training rows: fp32, bf16 (mixed_bfloat16), and either with XLA (-jit)",
+    )
+    parser.add_argument(
+        "--loss-curve",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also print fp32 vs mixed_bfloat16 loss curves over STEPS steps",
+    )
+    parser.add_argument("--loss-curve-seq-len", type=int, default=64)
+    parser.add_argument("--loss-curve-jit", action="store_true")
+    parser.add_argument("--skip-decode", action="store_true")
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -160,11 +304,14 @@ def main(argv=None):
     print(f"stories15M shape, float32, {cores} core(s) available, load {os.getloadavg()[0]:.1f}")
     ours, hub = build_models(cfg)
     report = {"cores": cores, "load_average_1m": os.getloadavg()[0]}
-    for batch in args.batches:
-        decode(ours, hub, cfg, batch, args.repeats, report)
-    per_position(ours, cfg, args.repeats, report)
+    if not args.skip_decode:
+        for batch in args.batches:
+            decode(ours, hub, cfg, batch, args.repeats, report)
+        per_position(ours, cfg, args.repeats, report)
     if not args.skip_train:
-        train(ours, hub, cfg, args.train_steps, report)
+        train(ours, hub, cfg, args.train_steps, report, args.train_modes)
+    if args.loss_curve:
+        loss_curves(cfg, args.loss_curve, args.loss_curve_seq_len, args.loss_curve_jit, report)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
