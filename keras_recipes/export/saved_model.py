@@ -12,6 +12,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -19,6 +20,9 @@ import tensorflow as tf
 
 from keras_recipes.export import llama_graph
 from keras_recipes.export.warmup import WARMUP_FILE, write_warmup_requests
+
+if TYPE_CHECKING:
+    from keras_recipes.embeddings import KeyedVectors, Word2Vec
 
 # Signature names, by model kind.
 SERVING_DEFAULT = "serving_default"
@@ -123,6 +127,9 @@ class _LlamaSignatures:
 
     def resources(self) -> list:
         return [self.sentencepiece] if self.proto is not None else []
+
+    def variables(self) -> list:
+        return list(self.model.weights)
 
     def examples(self) -> dict:
         vocab = self.model.config.vocab_size
@@ -265,6 +272,9 @@ class _KerasSignatures:
         # Seq2Seq's translator holds the tokenizer's lookup table.
         return [self._translator] if self.kind == "translate" else []
 
+    def variables(self) -> list:
+        return list(self.model.weights)
+
     def examples(self) -> dict:
         if self.kind == "translate":
             return {"translate": {"text": np.array([b"9 May 2018", b"1 jan 2000"], object)}}
@@ -289,6 +299,67 @@ class _KerasSignatures:
         return {"scores": scores, "labels": labels[index]}
 
 
+class _VectorSignatures:
+    """The `lookup` signature of word vectors (`KeyedVectors`, or a `Word2Vec`'s `wv`).
+
+    Words are looked up in the graph by a `tf.lookup.StaticHashTable` (word
+    -> row); the vectors are one variable, gathered by row. A word outside
+    the vocabulary gets a zero vector and `in_vocabulary` False (subword
+    vectors from `build_subwords` are not exported).
+    """
+
+    def __init__(self, wv):
+        if len(wv) == 0:
+            raise ValueError("export_saved_model: the word vectors have no words to export.")
+        self.wv = wv
+        self.vectors = tf.Variable(wv.vectors, trainable=False, name="vectors")
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([key.encode("utf-8") for key in wv.index_to_key], tf.string),
+                tf.range(len(wv), dtype=tf.int64),
+            ),
+            default_value=-1,
+        )
+
+    def functions(self) -> dict:
+        table, vectors = self.table, self.vectors
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="words")])
+        def lookup(words):
+            rows = table.lookup(words)
+            known = rows >= 0
+            found = tf.gather(vectors, tf.maximum(rows, 0))
+            return {
+                "vectors": tf.where(known[:, None], found, tf.zeros_like(found)),
+                "in_vocabulary": known,
+            }
+
+        return {"lookup": lookup, SERVING_DEFAULT: lookup}
+
+    def resources(self) -> list:
+        return [self.table]
+
+    def variables(self) -> list:
+        return [self.vectors]
+
+    def examples(self) -> dict:
+        unknown = "[OOV]"
+        while unknown in self.wv:
+            unknown += "_"
+        words = [*self.wv.index_to_key[:2], unknown]
+        return {"lookup": {"words": np.array([w.encode("utf-8") for w in words], object)}}
+
+    def expected(self, name: str, inputs: dict) -> dict:
+        words = [w.decode("utf-8") if isinstance(w, bytes) else str(w) for w in inputs["words"]]
+        known = np.array([w in self.wv.key_to_index for w in words], bool)
+        zeros = np.zeros(self.wv.vector_size, np.float32)
+        vectors = [self.wv[w] if k else zeros for w, k in zip(words, known, strict=True)]
+        return {
+            "vectors": np.stack(vectors).astype(np.float32).reshape(len(words), -1),
+            "in_vocabulary": known,
+        }
+
+
 def _input_vocab(model) -> int:
     for layer in model.layers:
         if isinstance(layer, keras.layers.Embedding):
@@ -297,12 +368,27 @@ def _input_vocab(model) -> int:
 
 
 def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
+    from keras_recipes.embeddings import KeyedVectors, Word2Vec
     from keras_recipes.llama import LlamaModel
 
+    if isinstance(model, (KeyedVectors, Word2Vec)):
+        wv = model if isinstance(model, KeyedVectors) else getattr(model, "wv", None)
+        if wv is None:
+            raise ValueError(
+                "export_saved_model: this Word2Vec has no vectors yet; pass `sentences` "
+                "(or call build_vocab and train) before exporting it."
+            )
+        if tokenizer is not None or labels is not None:
+            raise ValueError(
+                "export_saved_model: word vectors take neither `tokenizer` nor `labels`; "
+                "their vocabulary is their own keys."
+            )
+        return _VectorSignatures(wv)
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"export_saved_model: expected a keras.Model, got {type(model).__name__}; "
-            "load a checkpoint with keras.models.load_model first."
+            "load a checkpoint with keras.models.load_model first (word vectors: pass "
+            "KeyedVectors or Word2Vec)."
         )
     if isinstance(model, LlamaModel):
         return _LlamaSignatures(model, _tokenizer_proto(tokenizer), example_prompt, jit_compile)
@@ -367,7 +453,7 @@ def verify_saved_model(path, signatures, examples: dict | None = None) -> None:
 
 
 def export_saved_model(
-    model: keras.Model,
+    model: keras.Model | KeyedVectors | Word2Vec,
     base_dir: str | os.PathLike,
     version: int | None = None,
     tokenizer=None,
@@ -392,6 +478,10 @@ def export_saved_model(
     - `Seq2Seq`: `translate` (string `text` -> string `translation`).
     - One-input classifiers: `classify` (`inputs` -> `scores`, `labels`);
       taggers (per-step outputs): `tag`, the same per step.
+    - Word vectors (`KeyedVectors`, or a trained `Word2Vec`): `lookup`
+      (string `words` `(B,)` -> float32 `vectors` `(B, vector_size)` and
+      bool `in_vocabulary` `(B,)`; an unknown word gets zeros), an in-graph
+      hash table over one variable holding the vectors.
 
     The folder is written beside `base_dir` under a temporary name, loaded
     back and checked against the Keras model (`verify`), given a warm-up
@@ -400,8 +490,8 @@ def export_saved_model(
     serves the highest version number.
 
     Args:
-        model: a `LlamaModel`, `Seq2Seq`, or a classifier/tagger built by
-            `keras_recipes.rnn`.
+        model: a `LlamaModel`, `Seq2Seq`, a classifier/tagger built by
+            `keras_recipes.rnn`, or word vectors (`KeyedVectors`, `Word2Vec`).
         base_dir: str or path, the model's folder (`saved_models/NAME`).
         version: int or None. None takes the next integer after the highest
             existing version. An existing version is an error, never
@@ -428,6 +518,8 @@ def export_saved_model(
     path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
     # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
     #     -e MODEL_NAME=llama tensorflow/serving
+    wv = Word2Vec(sentences, vector_size=100, min_count=5).wv
+    export_saved_model(wv, "saved_models/word2vec")            # signature "lookup"
     ```
     """
     base_dir = Path(base_dir)
@@ -451,7 +543,7 @@ def export_saved_model(
     # tokenizer resources, not the Keras objects: the graph holds only the
     # signatures.
     root = tf.Module()
-    root.model_variables = list(model.weights)
+    root.model_variables = signatures.variables()
     root.resources = signatures.resources()
     partial = base_dir / f".partial-{version}-{uuid.uuid4().hex[:8]}"
     try:
