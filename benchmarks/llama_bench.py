@@ -9,7 +9,14 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
 - first-call latency of generate (tracing + XLA compilation included);
 - our ms/token near position 16 and near position 240 (cost must not grow);
 - training tokens/s (best step), batch 8 x 256, forward + backward + AdamW: our
-  `build_llama` vs keras-hub `LlamaCausalLM` (backbone + tied head).
+  `build_llama` vs keras-hub `LlamaCausalLM` (backbone + tied head), ours in
+  each of `--train-modes`: fp32, bf16 (Keras `mixed_bfloat16`: bfloat16
+  compute, float32 variables, RMSNorm / softmax / logits in float32) and
+  either compiled with XLA (`fp32-jit`, `bf16-jit`; keras-hub is then also
+  timed with `jit_compile=True`);
+- with `--loss-curve STEPS`: per-step training loss of ours in float32 and
+  in mixed_bfloat16 from the same init on the same batches, next to a
+  float32 run from another init (the noise the bf16 gap is judged against).
 
 Ratios are ours / keras-hub. Absolute numbers depend on the machine and on
 whatever else runs on it; the two are timed alternately and each keeps
@@ -17,7 +24,9 @@ its best run, so compare ratios. Pin to one core with
 `taskset -c 0 python benchmarks/llama_bench.py`.
 
 Usage:
-    python benchmarks/llama_bench.py [--skip-train] [--train-steps 3] [--repeats 3]
+    python benchmarks/llama_bench.py [--skip-decode] [--skip-train] [--train-steps 3]
+        [--repeats 3] [--train-modes fp32 bf16 fp32-jit bf16-jit]
+        [--loss-curve 60 [--loss-curve-seq-len 64] [--loss-curve-jit]]
 """
 
 import argparse
