@@ -77,6 +77,7 @@ LLAMA_TRAIN_FLAGS = [
     ("--warmup-steps", int, "linear warm-up steps before the cosine decay"),
     ("--weight-decay", float, "AdamW decoupled weight decay"),
     ("--clipnorm", float, "clip the global gradient norm to this"),
+    ("--backup-steps", int, "back up weights and optimizer state every this many steps"),
     ("--prompt", str, "text to continue at the end"),
     ("--max-new-tokens", int, "tokens to sample"),
     ("--temperature", float, "sampling temperature (0: greedy)"),
@@ -84,6 +85,10 @@ LLAMA_TRAIN_FLAGS = [
     ("--top-p", float, "sample from the smallest set of tokens with this much probability"),
     ("--seed", int, "random seed (weights, data order, sampling)"),
 ]
+
+
+# keras_recipes.llama.distribute.STRATEGIES, spelled out so --help needs no TensorFlow.
+LLAMA_TRAIN_STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
 def add_llama_train_arguments(
@@ -108,6 +113,14 @@ def add_llama_train_arguments(
         if defaults is not None and quick is not None:
             text += f" (default {defaults[key]}; --quick {quick[key]})"
         parser.add_argument(flag, type=type_, help=text)
+    parser.add_argument(
+        "--strategy",
+        choices=LLAMA_TRAIN_STRATEGIES,
+        default="default",
+        help="tf.distribute strategy: default (one process), mirrored (one replica per local "
+        "GPU), multi-worker (the processes TF_CONFIG lists; run the same command in each). "
+        "--batch-size is the global batch, split across replicas",
+    )
 
 
 def _llama_train(args) -> int:
@@ -115,7 +128,9 @@ def _llama_train(args) -> int:
 
     overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     try:
-        metrics = train_llama(args.out, corpus=args.corpus, quick=args.quick, **overrides)
+        metrics = train_llama(
+            args.out, corpus=args.corpus, quick=args.quick, strategy=args.strategy, **overrides
+        )
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2

@@ -211,6 +211,76 @@ def windows_dataset(
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def epoch_windows_dataset(
+    tokens: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    epochs: int,
+    first_epoch: int = 0,
+    seed: int = 0,
+):
+    """Training batches for epochs `first_epoch .. epochs - 1`, as one stream.
+
+    Each epoch visits the windows of `windows_dataset` (stride `seq_len`) in
+    its own order, a function of `(seed, epoch)` only, and keeps its full
+    batches: `steps_per_epoch(len(tokens), seq_len, batch_size)` of them. A
+    run that restarts at epoch `e` (from a backup) therefore sees exactly the
+    batches an uninterrupted run sees from `e` on, on any number of workers.
+    Pass it to `fit` with `steps_per_epoch`, so one iterator runs through the
+    whole stream.
+
+    Args:
+        tokens: 1-D int array. The token stream.
+        seq_len: int. Tokens per training example.
+        batch_size: int. Examples per (global) batch.
+        epochs: int. The run's last epoch, exclusive (`fit`'s `epochs`).
+        first_epoch: int. The epoch the stream starts at. Defaults to `0`.
+        seed: int. Seed of every epoch's order. Defaults to `0`.
+
+    Examples:
+
+    ```python
+    ds = epoch_windows_dataset(np.arange(1000), seq_len=8, batch_size=4, epochs=3)
+    model.fit(ds, epochs=3, steps_per_epoch=steps_per_epoch(1000, 8, 4))
+    ```
+    """
+    import tensorflow as tf
+
+    steps = steps_per_epoch(len(tokens), seq_len, batch_size)
+    if not 0 <= first_epoch < epochs:
+        raise ValueError(f"Need 0 <= first_epoch < epochs; got {first_epoch} and {epochs}.")
+    starts = np.arange(0, len(tokens) - seq_len, seq_len, dtype=np.int64)
+    order = np.concatenate(
+        [
+            np.random.default_rng([seed, epoch]).permutation(starts)[: steps * batch_size]
+            for epoch in range(first_epoch, epochs)
+        ]
+    )
+    stream = tf.constant(np.asarray(tokens).astype(np.int32))
+    offsets = tf.range(seq_len + 1, dtype=tf.int64)
+
+    def cut(start):
+        window = tf.gather(stream, start + offsets)
+        return window[:-1], window[1:]
+
+    ds = tf.data.Dataset.from_tensor_slices(order).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(num_tokens: int, seq_len: int, batch_size: int) -> int:
+    """Full batches of `seq_len + 1`-token windows (stride `seq_len`) in `num_tokens`."""
+    for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int; received {value!r}.")
+    windows = max(0, -(-(num_tokens - seq_len) // seq_len))
+    if windows < batch_size:
+        raise ValueError(
+            f"{num_tokens} tokens make {windows} windows of {seq_len + 1} tokens, fewer than "
+            f"one batch of {batch_size}; use a smaller batch_size or seq_len, or more text."
+        )
+    return windows // batch_size
+
+
 class LanguageModelData(NamedTuple):
     """What `language_model_datasets` returns."""
 

@@ -14,8 +14,11 @@ it goes from raw text to a language model that writes news-flavoured English:
    attention;
 4. train with AdamW, linear warm-up then cosine decay, global-norm gradient
    clipping, reporting validation loss and perplexity after each epoch;
-5. back up after every epoch, so an interrupted run resumes where it stopped;
+5. back up every few steps, so an interrupted run resumes where it stopped;
 6. sample a continuation of a prompt and save the model and tokenizer.
+
+The same script trains on several processes or machines with
+`tf.distribute` (`--strategy multi-worker` and a `TF_CONFIG` per process).
 
 Run it:
 
@@ -24,7 +27,7 @@ Run it:
     python recipes/llama_tiny.py --corpus my_texts/   # your own .txt files
 
 Interrupt it (Ctrl-C) and run the same command again: it continues from the
-last completed epoch. The default corpus is the Lee background corpus that
+last backup, without losing or repeating a step. The default corpus is the Lee background corpus that
 gensim ships with its tests: 300 Australian news articles, about 60,000 words.
 """
 
@@ -49,13 +52,28 @@ quiet_tensorflow()
 import keras
 
 from keras_recipes.cli import add_llama_train_arguments
-from keras_recipes.data import language_model_datasets, load_builtin_corpus, load_text_files
+from keras_recipes.data import (
+    epoch_windows_dataset,
+    language_model_datasets,
+    load_builtin_corpus,
+    load_text_files,
+)
 from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama.distribute import (
+    StepBackupAndRestore,
+    check_same_on_every_worker,
+    is_chief,
+    make_strategy,
+    prepare_for_strategy,
+    read_backup,
+    replica_batch_size,
+    shard_by_data,
+    worker_dir,
+)
 from keras_recipes.llama.train import (
     DEFAULTS,
     QUICK,
     PerplexityLogger,
-    backup_epoch,
     check_run_settings,
     interrupt_from_environment,
     language_model_loss,
@@ -79,26 +97,49 @@ def parse_args(argv=None):
 
 
 args, settings = parse_args()
-out = Path(args.out)
+
+"""
+`--strategy` picks TensorFlow's distribution engine, created before
+TensorFlow runs anything: `default` is this one process; `mirrored` keeps a
+replica of the model on every local GPU; `multi-worker` runs one replica per
+process, on one machine or several, each process started with the same
+command and a `TF_CONFIG` saying where all of them listen and which one it
+is. `--batch-size` is the global batch: each step, every replica trains on
+its share and the gradients are summed across replicas, so the learning
+rate, the warm-up and the step counts mean the same on any number of them.
+The chief process writes to `--out`, the others to `--out/worker-<i>`.
+"""
+
+try:
+    strategy = make_strategy(args.strategy)
+    replica_batch_size(settings["batch_size"], strategy)
+except ValueError as error:
+    sys.exit(f"error: {error}")
+print(f"Strategy: {args.strategy}, {strategy.num_replicas_in_sync} replica(s).")
+out = worker_dir(args.out, strategy)
 out.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(settings["seed"])
 
 """
 A run keeps everything in `--out`: the tokenizer, a `backup/` folder that
-`keras.callbacks.BackupAndRestore` writes after every epoch, the per-epoch
-history, and at the end the model and `metrics.json`. If a backup is there,
-this is a rerun after an interruption: it must use the same settings, and
-it reuses the tokenizer it trained the first time.
+`keras.callbacks.BackupAndRestore` writes every `--backup-steps` steps, the
+per-epoch history, and at the end the model and `metrics.json`. If a backup
+is there, this is a rerun after an interruption: it must use the same
+settings, and it reuses the tokenizer it trained the first time.
 """
 
 backup_dir = out / "backup"
-initial_epoch = backup_epoch(backup_dir)
+backup = read_backup(backup_dir)
+initial_epoch, initial_step = (backup["epoch"], backup["batch"]) if backup else (0, 0)
 try:
-    check_run_settings(out, settings, resuming=initial_epoch > 0)
+    check_run_settings(out, settings, resuming=backup is not None)
 except ValueError as error:
     sys.exit(f"error: {error}")
-if initial_epoch:
-    print(f"Resuming from the backup in {backup_dir}: {initial_epoch} epoch(s) already done.")
+if backup:
+    print(
+        f"Resuming from the backup in {backup_dir}: {initial_epoch} epoch(s) "
+        f"and {initial_step} step(s) already done."
+    )
 
 """## Data: text and a SentencePiece tokenizer
 
@@ -115,11 +156,13 @@ else:
 print(f"{len(documents)} documents, {sum(len(d.split()) for d in documents):,} words")
 
 tokenizer_path = out / "tokenizer.model"
-if initial_epoch and tokenizer_path.is_file():
+if backup and tokenizer_path.is_file():
     tokenizer = load_sentencepiece(tokenizer_path)
 else:
     tokenizer = train_sentencepiece(documents, vocab_size=settings["vocab_size"])
     tokenizer.save(tokenizer_path)
+# Every worker trains its own tokenizer from the same text; they must agree.
+check_same_on_every_worker(strategy, tokenizer_path.read_bytes(), "tokenizer")
 example = "Hundreds of people have been forced to vacate their homes."
 print(
     "Tokenized:",
@@ -151,11 +194,31 @@ print(
     f"{len(data.train_tokens):,} training tokens, {len(data.validation_tokens):,} validation tokens"
 )
 
+"""
+Training reads one stream of batches for all epochs, each epoch in its own
+order that depends only on the seed and the epoch number. A resumed run
+starts the stream at the epoch it resumes, and under `multi-worker` every
+worker cuts the same global batches into per-replica pieces and takes its
+own (`tf.data` auto-sharding by DATA).
+"""
+
+steps_per_epoch = int(data.train.cardinality())
+train_stream = epoch_windows_dataset(
+    data.train_tokens,
+    settings["seq_len"],
+    settings["batch_size"],
+    epochs=settings["epochs"],
+    first_epoch=min(initial_epoch, settings["epochs"] - 1),
+    seed=settings["seed"],
+)
+
 """## Model: a tiny LLaMA
 
 The same architecture as LLaMA 2, at a size a laptop trains in minutes. The
 output projection shares the token-embedding matrix (as in llama2.c's
 TinyStories models), which saves parameters a small model cannot spare.
+Under a strategy, the model (and later its optimizer) is built in the
+strategy's scope, so every replica holds a mirrored copy of each weight.
 """
 
 config = LlamaConfig(
@@ -169,7 +232,8 @@ config = LlamaConfig(
     tie_embeddings=True,
     dropout=settings["dropout"],
 )
-model = build_llama(config)
+with strategy.scope():
+    model = build_llama(config)
 print(f"LLaMA with {model.count_params():,} parameters: {config}")
 
 """## Training
@@ -181,42 +245,49 @@ is the mean cross-entropy of the next token; its exponential, the
 perplexity, is the number of tokens the model is as unsure between as a
 uniform guess would be.
 
-`BackupAndRestore` saves weights, optimizer state and the epoch count after
-every epoch and deletes them when training completes. (Set
+`StepBackupAndRestore` (Keras' `BackupAndRestore`, step-exact) saves
+weights, optimizer state, the epoch and the step every `--backup-steps`
+steps and at each epoch's end, and deletes them when training completes; a
+rerun passes over the steps the backup already holds. (Set
 `KERAS_RECIPES_INTERRUPT_AFTER_STEPS=N` to simulate an interrupt after N
-steps.)
+steps.) `prepare_for_strategy` clips the gradient after the replicas' shares
+are summed, as in one process, and lets `fit` run under
+`MultiWorkerMirroredStrategy` (see its docstring).
 """
 
-steps_per_epoch = int(data.train.cardinality())
-model.compile(
-    optimizer=make_optimizer(
-        model,
-        total_steps=steps_per_epoch * settings["epochs"],
-        learning_rate=settings["learning_rate"],
-        warmup_steps=settings["warmup_steps"],
-        weight_decay=settings["weight_decay"],
-        clipnorm=settings["clipnorm"],
-    ),
-    loss=language_model_loss(),
-)
+with strategy.scope():
+    model.compile(
+        optimizer=make_optimizer(
+            model,
+            total_steps=steps_per_epoch * settings["epochs"],
+            learning_rate=settings["learning_rate"],
+            warmup_steps=settings["warmup_steps"],
+            weight_decay=settings["weight_decay"],
+            clipnorm=settings["clipnorm"],
+        ),
+        loss=language_model_loss(),
+    )
+prepare_for_strategy(model, strategy)
 history_path = out / "history.json"
 earlier = json.loads(history_path.read_text())[:initial_epoch] if initial_epoch else []
 logger = PerplexityLogger(settings["batch_size"] * settings["seq_len"], history_path, earlier)
 callbacks = [
-    keras.callbacks.BackupAndRestore(str(backup_dir)),
+    StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=strategy),
     keras.callbacks.ProgbarLogger(),
     logger,
     *interrupt_from_environment(),
 ]
 started = time.perf_counter()
 try:
-    model.fit(
-        data.train,
-        validation_data=data.validation,
-        epochs=settings["epochs"],
-        callbacks=callbacks,
-        shuffle=False,  # the windows dataset reshuffles itself every epoch
-    )
+    with strategy.scope():
+        model.fit(
+            shard_by_data(train_stream),
+            validation_data=shard_by_data(data.validation),
+            epochs=settings["epochs"],
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # the stream holds every epoch's order already
+        )
 except KeyboardInterrupt as interrupt:
     print(f"\nInterrupted ({interrupt}). Run the same command again to resume.")
     sys.exit(130)
@@ -249,6 +320,9 @@ metrics = {
     "final_val_loss": logger.history[-1].get("val_loss"),
     "final_val_perplexity": logger.history[-1].get("val_perplexity"),
     "resumed_from_epoch": initial_epoch,
+    "resumed_from_step": initial_step,
+    "strategy": args.strategy,
+    "replicas": strategy.num_replicas_in_sync,
     "train_seconds_this_run": train_seconds,
     "train_tokens": int(len(data.train_tokens)),
     "validation_tokens": int(len(data.validation_tokens)),
@@ -263,6 +337,8 @@ print(
     f"Generate more: keras-recipes llama generate --checkpoint {out / 'model.keras'} "
     f"--tokenizer {tokenizer_path} --prompt 'The fire'"
 )
+if not is_chief(strategy):
+    sys.exit(0)  # the chief's model is the run's model: only it goes on to export
 
 """## Export
 

@@ -16,7 +16,10 @@ The pieces, each usable on its own with any `keras.Model` language model:
 `train_llama` strings them together: corpus -> SentencePiece tokenizer ->
 windows -> `build_llama` -> `fit` with BackupAndRestore -> a sample -> the
 model (`model.keras`), tokenizer (`tokenizer.model`) and `metrics.json` in
-one folder. `recipes/llama_tiny.py` walks through the same steps as a
+one folder. It runs on one process or on `tf.distribute` (`strategy=`, see
+`keras_recipes.llama.distribute`): the global batch is split across
+replicas, and backups every `backup_steps` steps let a killed run resume
+without losing or repeating a step. `recipes/llama_tiny.py` walks through the same steps as a
 readable script; `keras-recipes llama train` calls `train_llama`.
 """
 
@@ -49,6 +52,7 @@ DEFAULTS = dict(
     weight_decay=0.1,
     clipnorm=1.0,
     validation_split=0.1,
+    backup_steps=20,
     prompt="The government said",
     max_new_tokens=48,
     temperature=0.8,
@@ -70,6 +74,7 @@ QUICK = dict(
     n_kv_heads=1,
     hidden_dim=64,
     warmup_steps=5,
+    backup_steps=5,
     max_new_tokens=12,
 )
 INTERRUPT_ENV = "KERAS_RECIPES_INTERRUPT_AFTER_STEPS"
@@ -326,13 +331,19 @@ def train_llama(
     corpus: list[str] | None = None,
     quick: bool = False,
     verbose: int | str = "auto",
+    strategy: str = "default",
     **overrides,
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
 
     The job of `recipes/llama_tiny.py` and `keras-recipes llama train`. A
-    rerun after an interruption resumes from the last completed epoch (the
-    BackupAndRestore folder `OUT/backup`), reusing the saved tokenizer.
+    rerun after an interruption resumes from the last backup (the
+    BackupAndRestore folder `OUT/backup`, written every `backup_steps`
+    steps and at each epoch's end), reusing the saved tokenizer.
+
+    Under `strategy="multi-worker"` every process of the `TF_CONFIG`
+    cluster runs this same call; the chief writes to `out`, the others to
+    `out/worker-<i>` (see `keras_recipes.llama.distribute.worker_dir`).
 
     Args:
         out: str or path. Output folder: `model.keras`, `tokenizer.model`,
@@ -342,27 +353,50 @@ def train_llama(
         quick: bool. The seconds-long settings of `QUICK` instead of
             `DEFAULTS`. Defaults to `False`.
         verbose: `fit`'s verbosity (progress bar). Defaults to `"auto"`.
+        strategy: str. `"default"` (one process, no distribution),
+            `"mirrored"` (one replica per local GPU) or `"multi-worker"`
+            (processes listed in `TF_CONFIG`). `batch_size` is the global
+            batch, split across replicas; the learning rate and step counts
+            are per global batch. Defaults to `"default"`.
         **overrides: any key of `DEFAULTS` (`epochs`, `seq_len`, `dim`, ...);
             `None` values are ignored.
 
     Returns:
         The metrics dict also written to `OUT/metrics.json`.
     """
-    from keras_recipes.data import language_model_datasets, load_builtin_corpus, load_text_files
+    from keras_recipes.data import (
+        epoch_windows_dataset,
+        language_model_datasets,
+        load_builtin_corpus,
+        load_text_files,
+    )
     from keras_recipes.llama import LlamaConfig, build_llama
+    from keras_recipes.llama.distribute import (
+        StepBackupAndRestore,
+        check_same_on_every_worker,
+        make_strategy,
+        prepare_for_strategy,
+        read_backup,
+        replica_batch_size,
+        shard_by_data,
+        worker_dir,
+    )
     from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece
 
+    distribution = make_strategy(strategy)  # before TensorFlow runs any op
     settings = dict(QUICK if quick else DEFAULTS)
     unknown = set(overrides) - set(settings)
     if unknown:
         raise ValueError(f"Unknown training settings {sorted(unknown)}; known: {sorted(settings)}.")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
-    out = Path(out)
+    replica_batch_size(settings["batch_size"], distribution)
+    out = worker_dir(out, distribution)
     out.mkdir(parents=True, exist_ok=True)
     backup_dir = out / "backup"
-    initial_epoch = backup_epoch(backup_dir)
-    check_run_settings(out, settings, resuming=initial_epoch > 0)
+    backup = read_backup(backup_dir)
+    initial_epoch, initial_step = (backup["epoch"], backup["batch"]) if backup else (0, 0)
+    check_run_settings(out, settings, resuming=backup is not None)
     keras.utils.set_random_seed(settings["seed"])
 
     if corpus:
@@ -370,11 +404,12 @@ def train_llama(
     else:
         documents = load_builtin_corpus(settings.get("corpus_name", "lee_background"))
     tokenizer_path = out / "tokenizer.model"
-    if initial_epoch > 0 and tokenizer_path.is_file():
+    if backup is not None and tokenizer_path.is_file():
         tokenizer = load_sentencepiece(tokenizer_path)
     else:
         tokenizer = train_sentencepiece(documents, vocab_size=settings["vocab_size"])
         tokenizer.save(tokenizer_path)
+    check_same_on_every_worker(distribution, tokenizer_path.read_bytes(), "tokenizer")
     prompt_length = len(tokenizer.encode(settings["prompt"], add_bos=True))
     if prompt_length + settings["max_new_tokens"] > settings["seq_len"]:
         raise ValueError(
@@ -402,37 +437,53 @@ def train_llama(
         tie_embeddings=True,
         dropout=settings["dropout"],
     )
-    model = build_llama(config)
     steps_per_epoch = int(data.train.cardinality())
-    model.compile(
-        optimizer=make_optimizer(
-            model,
-            total_steps=steps_per_epoch * settings["epochs"],
-            learning_rate=settings["learning_rate"],
-            warmup_steps=settings["warmup_steps"],
-            weight_decay=settings["weight_decay"],
-            clipnorm=settings["clipnorm"],
-        ),
-        loss=language_model_loss(),
+    # Every epoch's order depends on (seed, epoch) only, so a resumed run and
+    # every worker see the batches an uninterrupted single process would.
+    train_stream = epoch_windows_dataset(
+        data.train_tokens,
+        settings["seq_len"],
+        settings["batch_size"],
+        epochs=settings["epochs"],
+        first_epoch=min(initial_epoch, settings["epochs"] - 1),
+        seed=settings["seed"],
     )
+    with distribution.scope():
+        model = build_llama(config)
+        model.compile(
+            optimizer=make_optimizer(
+                model,
+                total_steps=steps_per_epoch * settings["epochs"],
+                learning_rate=settings["learning_rate"],
+                warmup_steps=settings["warmup_steps"],
+                weight_decay=settings["weight_decay"],
+                clipnorm=settings["clipnorm"],
+            ),
+            loss=language_model_loss(),
+        )
+    prepare_for_strategy(model, distribution)
     history_path = out / "history.json"
     earlier = json.loads(history_path.read_text())[:initial_epoch] if initial_epoch else []
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir))]
+    callbacks = [
+        StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=distribution)
+    ]
     if verbose:  # the progress bar first, so the logger's line follows its epoch line
         callbacks.append(keras.callbacks.ProgbarLogger())
     callbacks += [logger, *interrupt_from_environment()]
     started = time.perf_counter()
-    model.fit(
-        data.train,
-        validation_data=data.validation,
-        epochs=settings["epochs"],
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the windows dataset reshuffles itself every epoch
-    )
+    with distribution.scope():
+        model.fit(
+            shard_by_data(train_stream),
+            validation_data=shard_by_data(data.validation),
+            epochs=settings["epochs"],
+            steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the stream holds every epoch's order already
+        )
     train_seconds = time.perf_counter() - started
 
     sample = sample_text(
@@ -451,6 +502,9 @@ def train_llama(
         "final_val_loss": logger.history[-1].get("val_loss"),
         "final_val_perplexity": logger.history[-1].get("val_perplexity"),
         "resumed_from_epoch": initial_epoch,
+        "resumed_from_step": initial_step,
+        "strategy": strategy,
+        "replicas": distribution.num_replicas_in_sync,
         "train_seconds_this_run": train_seconds,
         "train_tokens": int(len(data.train_tokens)),
         "validation_tokens": int(len(data.validation_tokens)),
