@@ -386,3 +386,22 @@ def test_a_killed_worker_and_a_restarted_cluster_resume_to_the_same_weights(
     single_out, _ = single_process_run
     assert_same_weights(weights_of(out / "model.keras"), weights_of(single_out / "model.keras"))
     assert not (out / "backup").exists() and not (out / "worker-1" / "backup").exists()
+
+
+def test_cli_and_recipe_refuse_multi_worker_without_tf_config(tmp_path, monkeypatch, capsys):
+    from keras_recipes.cli import main
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    argv = ["--quick", "--strategy", "multi-worker", "--out", str(tmp_path / "run")]
+    assert main(["llama", "train", *argv]) == 2
+    assert "needs TF_CONFIG" in capsys.readouterr().err
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "llama_tiny.py"
+    result = subprocess.run(
+        [sys.executable, str(recipe), *argv],
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        env={k: v for k, v in os.environ.items() if k != "TF_CONFIG"},
+    )
+    assert result.returncode != 0 and "needs TF_CONFIG" in result.stderr
+    assert not (tmp_path / "run" / "model.keras").exists()

@@ -178,11 +178,10 @@ def is_chief(strategy) -> bool:
     """
     if not is_multi_worker(strategy):
         return True
-    task = read_tf_config()["task"]
-    cluster = read_tf_config()["cluster"]
-    if "chief" in cluster:
-        return task["type"] == "chief"
-    return task["type"] == "worker" and task["index"] == 0
+    config = read_tf_config()
+    if "chief" in config["cluster"]:
+        return config["task"]["type"] == "chief"
+    return config["task"] == {"type": "worker", "index": 0}
 
 
 def worker_dir(out: str | os.PathLike, strategy) -> Path:
