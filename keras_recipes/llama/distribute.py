@@ -259,8 +259,12 @@ def _gather_ints(strategy, value: int) -> list[int]:
     """Every replica's `value`, on every worker (a collective: all must call it)."""
     import tensorflow as tf
 
-    local = strategy.run(lambda: tf.constant([value], tf.int64))
-    return [int(v) for v in strategy.gather(local, axis=0).numpy()]
+    @tf.function  # collectives run eagerly are slow, and TensorFlow warns about it
+    def gather():
+        local = strategy.run(lambda: tf.constant([value], tf.int64))
+        return strategy.gather(local, axis=0)
+
+    return [int(v) for v in gather().numpy()]
 
 
 def prepare_for_strategy(model: keras.Model, strategy) -> keras.Model:
