@@ -53,6 +53,15 @@ def export_dir(llama, tokenizer, tmp_path_factory):
     return base
 
 
+def graph_nodes(version):
+    """Every node of a SavedModel's graph, functions (loop bodies) included."""
+    graph = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
+    nodes = list(graph.meta_graphs[0].graph_def.node)
+    for function in graph.meta_graphs[0].graph_def.library.function:
+        nodes += function.node_def
+    return nodes
+
+
 def test_export_writes_version_1_atomically(export_dir):
     assert sorted(p.name for p in export_dir.iterdir()) == ["1"]
     version = export_dir / "1"
@@ -75,13 +84,19 @@ def test_tied_embeddings_are_stored_once(tmp_path):
     stored = sum(f.stat().st_size for f in (version / "variables").iterdir())
     weights = weights_nbytes(tied)
     assert weights <= stored < 1.1 * weights, (stored, weights)
-    graph = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
-    nodes = list(graph.meta_graphs[0].graph_def.node)
-    for function in graph.meta_graphs[0].graph_def.library.function:
-        nodes += function.node_def
-    largest = max(n.attr["value"].tensor.ByteSize() for n in nodes if n.op == "Const")
+    largest = max(
+        n.attr["value"].tensor.ByteSize() for n in graph_nodes(version) if n.op == "Const"
+    )
     table = tied.tok_embeddings.embeddings
     assert largest < table.shape[0] * table.shape[1], "weights baked into the graph"
+
+
+def test_default_export_holds_no_xla_op(export_dir):
+    # Outside XLA, TensorFlow runs an Xla* op (keras.ops.slice_update's
+    # XlaDynamicUpdateSlice) only by compiling it with XLA, which a stock
+    # TF Serving refuses unless started with --xla_cpu_compilation_enabled.
+    xla_ops = {n.op for n in graph_nodes(export_dir / "1") if n.op.startswith("Xla")}
+    assert not xla_ops, f"the SavedModel needs XLA to run: {sorted(xla_ops)}"
 
 
 def test_existing_version_is_never_overwritten(export_dir, llama):
@@ -324,3 +339,4 @@ def test_seq2seq_gets_translate_string_to_string(tmp_path):
     assert [t.decode() for t in out] == model.translate(texts)
     warmup = read_warmup_requests(path / "assets.extra/tf_serving_warmup_requests")
     assert [name for name, _ in warmup] == ["translate"]
+    assert not [n.op for n in graph_nodes(path) if n.op.startswith("Xla")]

@@ -13,6 +13,7 @@ from keras_recipes.layers import (
     llama_hidden_dim,
     rope_inverse_frequencies,
 )
+from keras_recipes.layers.causal_self_attention import update_cache
 
 RNG = np.random.default_rng(0)
 
@@ -208,6 +209,19 @@ def test_kv_cache_step_by_step_equals_full_pass():
         steps.append(np.asarray(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
     assert not np.asarray(k)[:, 9:].any()  # slots past the end untouched
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_scatter_cache_update_equals_slice(steps):
+    cache = _rand(2, 8, 2, 4)
+    values = _rand(2, steps, 2, 4)
+    sliced = np.asarray(update_cache(cache, values, 4, "slice"))
+    expected = cache.copy()
+    expected[:, 4 : 4 + steps] = values
+    np.testing.assert_array_equal(sliced, expected)
+    np.testing.assert_array_equal(np.asarray(update_cache(cache, values, 4, "scatter")), expected)
+    with pytest.raises(ValueError, match="cache_update"):
+        update_cache(cache, values, 4, "copy")
 
 
 def test_attention_rejects_bad_head_counts():

@@ -7,7 +7,9 @@ TF Serving request returns a whole continuation. It follows
 same bucket, a key mask over the padding, the same sampler seeded with
 `(seed, position)`), so greedy decoding returns exactly the tokens of
 `model.generate`. It is not XLA-compiled (TF Serving runs XLA only when
-started with `--xla_cpu_compilation_enabled`), and XLA draws different
+started with `--xla_cpu_compilation_enabled`), so it holds no XLA op: the
+KV caches are written with a scatter (`cache_update="scatter"`), not the
+`XlaDynamicUpdateSlice` that `keras.ops.slice_update` becomes. XLA draws different
 stateless random numbers than TensorFlow's kernels: sampled continuations
 are reproducible for a seed and follow the same distribution and top-k
 rule, but are not the same draws as `model.generate`'s.
@@ -100,15 +102,19 @@ def generate_in_graph(
     caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
     # Only the loop is (optionally) compiled: the prompt's length depends on
     # the request, and XLA wants static shapes.
+    cache_update = "slice" if jit_compile else "scatter"
     loop = tf.function(
-        lambda *args: _decode_loop(model, *args), jit_compile=jit_compile, autograph=False
+        lambda *args: _decode_loop(model, *args, cache_update),
+        jit_compile=jit_compile,
+        autograph=False,
     )
 
     def run():
         # Transposed once per request, not at every step (tied embeddings).
         kernel = tf.convert_to_tensor(model.output_kernel())
+        # The prefill is never compiled: the prompt's length varies.
         logits, new_caches = model.call_with_cache(
-            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel
+            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, cache_update="scatter"
         )
         first = sample_next(logits, padded, temperature, top_k, seed)
         start = _write(tokens, padded, first)
@@ -124,7 +130,9 @@ def _write(tokens, position, token):
     return tf.tensor_scatter_nd_update(tokens, index, token)
 
 
-def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel):
+def _decode_loop(
+    model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel, cache_update
+):
     """Feeds the token at each position from `start` and writes the next one."""
     cfg = model.config
 
@@ -134,7 +142,7 @@ def _decode_loop(model, tokens, caches, start, total, key_mask, temperature, top
     def step(position, tokens, caches):
         current = tf.slice(tokens, [0, position], [-1, 1])
         logits, caches = model.call_with_cache(
-            current, caches, position, key_mask, output_kernel=kernel
+            current, caches, position, key_mask, output_kernel=kernel, cache_update=cache_update
         )
         token = sample_next(logits, position + 1, temperature, top_k, seed)
         return position + 1, _write(tokens, position + 1, token), caches

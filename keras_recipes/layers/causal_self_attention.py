@@ -11,6 +11,30 @@ from keras_recipes.layers.rotary_embedding import RotaryEmbedding
 # stays finite instead of turning into NaN; exp() of it is exactly 0.
 MASK_VALUE = -1e9
 
+CACHE_UPDATES = ("slice", "scatter")
+
+
+def update_cache(cache, values, start_index, method="slice"):
+    """Writes `values` `(B, T, kv, hd)` into `cache` `(B, S, kv, hd)` at slot `start_index`.
+
+    `"slice"` is a dynamic-update-slice: in place under XLA, and a TFLite
+    builtin. Outside XLA, TensorFlow runs that op only by compiling it with
+    XLA (`XlaDynamicUpdateSlice`), which a stock TF Serving refuses unless
+    started with `--xla_cpu_compilation_enabled`; `"scatter"` writes the
+    rows with a scatter that plain TensorFlow kernels run.
+    """
+    values = ops.cast(values, cache.dtype)
+    if method == "slice":
+        return ops.slice_update(cache, [0, start_index, 0, 0], values)
+    if method != "scatter":
+        raise ValueError(f"cache_update must be one of {CACHE_UPDATES}, got {method!r}.")
+    batch, steps = ops.shape(values)[0], ops.shape(values)[1]
+    rows = ops.repeat(ops.arange(batch), steps)
+    slots = ops.tile(ops.arange(steps) + ops.cast(start_index, "int32"), [batch])
+    indices = ops.stack([rows, slots], axis=1)
+    flat = ops.reshape(values, (batch * steps, ops.shape(values)[2], ops.shape(values)[3]))
+    return ops.scatter_update(cache, indices, flat)
+
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
 class CausalSelfAttention(keras.layers.Layer):
@@ -56,6 +80,9 @@ class CausalSelfAttention(keras.layers.Layer):
         start_index: int or scalar int tensor, default 0. Position of
             `inputs[:, 0]` in the sequence (and the cache slot written).
         training: bool, whether dropout is active.
+        cache_update: `"slice"` (default) or `"scatter"`, how the cache is
+            written: see `update_cache` (`"scatter"` for graphs run
+            without XLA, such as a SavedModel for a stock TF Serving).
 
     Returns:
         `(batch, seq_len, dim)`; with caches, the tuple
@@ -147,6 +174,7 @@ class CausalSelfAttention(keras.layers.Layer):
         value_cache=None,
         start_index=0,
         training=None,
+        cache_update="slice",
     ):
         batch, seq_len = ops.shape(inputs)[0], ops.shape(inputs)[1]
         groups, hd = self.n_heads // self.n_kv_heads, self.head_dim
@@ -156,9 +184,8 @@ class CausalSelfAttention(keras.layers.Layer):
         q = self.rotary(q, start_index=start_index)
         k = self.rotary(k, start_index=start_index)
         if key_cache is not None:
-            start = [0, start_index, 0, 0]
-            k = key_cache = ops.slice_update(key_cache, start, ops.cast(k, key_cache.dtype))
-            v = value_cache = ops.slice_update(value_cache, start, ops.cast(v, value_cache.dtype))
+            k = key_cache = update_cache(key_cache, k, start_index, cache_update)
+            v = value_cache = update_cache(value_cache, v, start_index, cache_update)
 
         # Query heads in groups that share one key/value head: no copies of k, v.
         q = ops.reshape(q, (batch, seq_len, self.n_kv_heads, groups, hd))

@@ -45,6 +45,7 @@ class LlamaBlock(keras.layers.Layer):
         key_cache, value_cache: optional KV cache of this block.
         start_index: int or scalar tensor, position of `inputs[:, 0]`.
         training: bool.
+        cache_update: `"slice"` or `"scatter"`, see `CausalSelfAttention`.
 
     Returns:
         `(batch, seq_len, dim)`, or `(outputs, key_cache, value_cache)`
@@ -117,6 +118,7 @@ class LlamaBlock(keras.layers.Layer):
         value_cache=None,
         start_index=0,
         training=None,
+        cache_update="slice",
     ):
         attended = self.attention(
             self.attention_norm(inputs),
@@ -125,6 +127,7 @@ class LlamaBlock(keras.layers.Layer):
             value_cache=value_cache,
             start_index=start_index,
             training=training,
+            cache_update=cache_update,
         )
         if key_cache is not None:
             attended, key_cache, value_cache = attended

@@ -321,7 +321,13 @@ class LlamaModel(keras.Model):
         return self.logits(self.norm(x))
 
     def call_with_cache(
-        self, token_ids, caches, start_index, padding_mask=None, output_kernel=None
+        self,
+        token_ids,
+        caches,
+        start_index,
+        padding_mask=None,
+        output_kernel=None,
+        cache_update="slice",
     ):
         """One cached step: writes `token_ids`' keys/values at `start_index`.
 
@@ -329,13 +335,19 @@ class LlamaModel(keras.Model):
         the logits of the last position `(B, vocab)` and the new caches.
         `output_kernel` optionally gives the `(dim, vocab)` output matrix
         (`output_kernel()`), so a decode loop need not transpose tied
-        embeddings at every step.
+        embeddings at every step. `cache_update` is `"slice"` (XLA, TFLite)
+        or `"scatter"` (graphs run without XLA): see `update_cache`.
         """
         x = self.tok_embeddings(token_ids)
         new_caches = []
         for block, (key_cache, value_cache) in zip(self.blocks, caches, strict=True):
             x, key_cache, value_cache = block(
-                x, padding_mask, key_cache, value_cache, start_index=start_index
+                x,
+                padding_mask,
+                key_cache,
+                value_cache,
+                start_index=start_index,
+                cache_update=cache_update,
             )
             new_caches.append((key_cache, value_cache))
         return self.logits(self.norm(x[:, -1]), output_kernel), new_caches
