@@ -197,31 +197,35 @@ def test_attention_padding_mask():
     assert np.isfinite(got).all()  # fully masked (padding) rows stay finite
 
 
-def test_kv_cache_step_by_step_equals_full_pass():
+@pytest.mark.parametrize("runtime", ["xla", "tf"])
+def test_kv_cache_step_by_step_equals_full_pass(runtime):
+    # runtime="tf" writes with a scatter and attends one token without a matmul.
     x = _rand(2, 9, 32)
     attn = CausalSelfAttention(n_heads=4, n_kv_heads=2)
     full = np.asarray(attn(x))
     k = v = np.zeros((2, 16, 2, 8), "float32")
-    out, k, v = attn(x[:, :5], key_cache=k, value_cache=v, start_index=0)
+    out, k, v = attn(x[:, :5], key_cache=k, value_cache=v, start_index=0, runtime=runtime)
     steps = [np.asarray(out)]
     for i in range(5, 9):
-        out, k, v = attn(x[:, i : i + 1], key_cache=k, value_cache=v, start_index=i)
+        out, k, v = attn(
+            x[:, i : i + 1], key_cache=k, value_cache=v, start_index=i, runtime=runtime
+        )
         steps.append(np.asarray(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
     assert not np.asarray(k)[:, 9:].any()  # slots past the end untouched
 
 
 @pytest.mark.parametrize("steps", [1, 3])
-def test_scatter_cache_update_equals_slice(steps):
+def test_tf_runtime_cache_update_equals_xla(steps):
     cache = _rand(2, 8, 2, 4)
     values = _rand(2, steps, 2, 4)
-    sliced = np.asarray(update_cache(cache, values, 4, "slice"))
+    sliced = np.asarray(update_cache(cache, values, 4, "xla"))
     expected = cache.copy()
     expected[:, 4 : 4 + steps] = values
     np.testing.assert_array_equal(sliced, expected)
-    np.testing.assert_array_equal(np.asarray(update_cache(cache, values, 4, "scatter")), expected)
-    with pytest.raises(ValueError, match="cache_update"):
-        update_cache(cache, values, 4, "copy")
+    np.testing.assert_array_equal(np.asarray(update_cache(cache, values, 4, "tf")), expected)
+    with pytest.raises(ValueError, match="runtime"):
+        update_cache(cache, values, 4, "jax")
 
 
 def test_attention_rejects_bad_head_counts():

@@ -8,8 +8,9 @@ same bucket, a key mask over the padding, the same sampler seeded with
 `(seed, position)`), so greedy decoding returns exactly the tokens of
 `model.generate`. It is not XLA-compiled (TF Serving runs XLA only when
 started with `--xla_cpu_compilation_enabled`), so it holds no XLA op: the
-KV caches are written with a scatter (`cache_update="scatter"`), not the
-`XlaDynamicUpdateSlice` that `keras.ops.slice_update` becomes. XLA draws different
+model runs with `runtime="tf"`: KV caches written with a scatter, not the
+`XlaDynamicUpdateSlice` that `keras.ops.slice_update` becomes, and
+attention that does not transpose the cache at every step. XLA draws different
 stateless random numbers than TensorFlow's kernels: sampled continuations
 are reproducible for a seed and follow the same distribution and top-k
 rule, but are not the same draws as `model.generate`'s.
@@ -102,9 +103,9 @@ def generate_in_graph(
     caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
     # Only the loop is (optionally) compiled: the prompt's length depends on
     # the request, and XLA wants static shapes.
-    cache_update = "slice" if jit_compile else "scatter"
+    runtime = "xla" if jit_compile else "tf"
     loop = tf.function(
-        lambda *args: _decode_loop(model, *args, cache_update),
+        lambda *args: _decode_loop(model, *args, runtime),
         jit_compile=jit_compile,
         autograph=False,
     )
@@ -114,7 +115,7 @@ def generate_in_graph(
         kernel = tf.convert_to_tensor(model.output_kernel())
         # The prefill is never compiled: the prompt's length varies.
         logits, new_caches = model.call_with_cache(
-            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, cache_update="scatter"
+            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, runtime="tf"
         )
         first = sample_next(logits, padded, temperature, top_k, seed)
         start = _write(tokens, padded, first)
@@ -131,7 +132,7 @@ def _write(tokens, position, token):
 
 
 def _decode_loop(
-    model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel, cache_update
+    model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel, runtime
 ):
     """Feeds the token at each position from `start` and writes the next one."""
     cfg = model.config
@@ -142,7 +143,7 @@ def _decode_loop(
     def step(position, tokens, caches):
         current = tf.slice(tokens, [0, position], [-1, 1])
         logits, caches = model.call_with_cache(
-            current, caches, position, key_mask, output_kernel=kernel, cache_update=cache_update
+            current, caches, position, key_mask, output_kernel=kernel, runtime=runtime
         )
         token = sample_next(logits, position + 1, temperature, top_k, seed)
         return position + 1, _write(tokens, position + 1, token), caches

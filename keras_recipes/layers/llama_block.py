@@ -45,7 +45,7 @@ class LlamaBlock(keras.layers.Layer):
         key_cache, value_cache: optional KV cache of this block.
         start_index: int or scalar tensor, position of `inputs[:, 0]`.
         training: bool.
-        cache_update: `"slice"` or `"scatter"`, see `CausalSelfAttention`.
+        runtime: `"xla"` or `"tf"`, see `CausalSelfAttention`.
 
     Returns:
         `(batch, seq_len, dim)`, or `(outputs, key_cache, value_cache)`
@@ -118,7 +118,7 @@ class LlamaBlock(keras.layers.Layer):
         value_cache=None,
         start_index=0,
         training=None,
-        cache_update="slice",
+        runtime="xla",
     ):
         attended = self.attention(
             self.attention_norm(inputs),
@@ -127,7 +127,7 @@ class LlamaBlock(keras.layers.Layer):
             value_cache=value_cache,
             start_index=start_index,
             training=training,
-            cache_update=cache_update,
+            runtime=runtime,
         )
         if key_cache is not None:
             attended, key_cache, value_cache = attended

@@ -327,7 +327,7 @@ class LlamaModel(keras.Model):
         start_index,
         padding_mask=None,
         output_kernel=None,
-        cache_update="slice",
+        runtime="xla",
     ):
         """One cached step: writes `token_ids`' keys/values at `start_index`.
 
@@ -335,8 +335,8 @@ class LlamaModel(keras.Model):
         the logits of the last position `(B, vocab)` and the new caches.
         `output_kernel` optionally gives the `(dim, vocab)` output matrix
         (`output_kernel()`), so a decode loop need not transpose tied
-        embeddings at every step. `cache_update` is `"slice"` (XLA, TFLite)
-        or `"scatter"` (graphs run without XLA): see `update_cache`.
+        embeddings at every step. `runtime` is `"xla"` (XLA, TFLite) or
+        `"tf"` (graphs run by plain TensorFlow kernels): see `CausalSelfAttention`.
         """
         x = self.tok_embeddings(token_ids)
         new_caches = []
@@ -347,7 +347,7 @@ class LlamaModel(keras.Model):
                 key_cache,
                 value_cache,
                 start_index=start_index,
-                cache_update=cache_update,
+                runtime=runtime,
             )
             new_caches.append((key_cache, value_cache))
         return self.logits(self.norm(x[:, -1]), output_kernel), new_caches
