@@ -137,6 +137,7 @@ def test_swiglu_is_w2_of_silu_w1_times_w3():
     a = x @ w1
     expected = ((a / (1 + np.exp(-a))) * (x @ w3)) @ w2
     np.testing.assert_allclose(np.asarray(ffn(x)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ffn(x, runtime="tf")), expected, atol=1e-5)
     assert not any("bias" in v.path for v in ffn.weights)
 
 

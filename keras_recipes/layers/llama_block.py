@@ -132,7 +132,7 @@ class LlamaBlock(keras.layers.Layer):
         if key_cache is not None:
             attended, key_cache, value_cache = attended
         h = inputs + self.residual_dropout(attended, training=training)
-        out = h + self.feed_forward(self.ffn_norm(h), training=training)
+        out = h + self.feed_forward(self.ffn_norm(h), training=training, runtime=runtime)
         if key_cache is not None:
             return out, key_cache, value_cache
         return out
