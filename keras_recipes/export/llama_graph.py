@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes.llama.generate import PROMPT_MULTIPLE, _sample
+from keras_recipes.llama.generate import PROMPT_MULTIPLE, sample_logits
 
 
 def sample_next(logits, position, temperature, top_k, seed):
@@ -38,7 +38,7 @@ def sample_next(logits, position, temperature, top_k, seed):
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
     def sampled():
-        return _sample(logits, position, temperature, top_k, tf.constant(1.0), seed, False)
+        return sample_logits(logits, position, temperature, top_k, tf.constant(1.0), seed, False)
 
     return tf.cond(temperature > 0, sampled, greedy)
 

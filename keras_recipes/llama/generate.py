@@ -116,7 +116,7 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
     return prompts
 
 
-def _sample(logits, position, temperature, top_k, top_p, seed, greedy):
+def sample_logits(logits, position, temperature, top_k, top_p, seed, greedy):
     """Next token ids `(B,)` from float32 logits `(B, vocab)`.
 
     `greedy` is static (greedy functions stay small and compile fast); the
@@ -145,7 +145,7 @@ def _make_prefill(model, state, greedy):
         state.traces += 1
         logits, caches = model.call_with_cache(ids, caches, 0, key_mask, output_kernel)
         position = tf.shape(ids)[1]
-        return _sample(logits, position, temperature, top_k, top_p, seed, greedy), caches
+        return sample_logits(logits, position, temperature, top_k, top_p, seed, greedy), caches
 
     return tf.function(prefill, jit_compile=True, reduce_retracing=False)
 
@@ -176,7 +176,7 @@ def _make_decode(model, state, greedy):
             logits, caches = model.call_with_cache(
                 current, caches, position, key_mask, output_kernel
             )
-            token = _sample(logits, position + 1, temperature, top_k, top_p, seed, greedy)
+            token = sample_logits(logits, position + 1, temperature, top_k, top_p, seed, greedy)
             token = tf.where(done, pad_id, token)
             tokens = tf.tensor_scatter_nd_update(
                 tokens,
