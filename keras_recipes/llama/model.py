@@ -315,10 +315,62 @@ class LlamaModel(keras.Model):
         self.built = True
 
     def call(self, token_ids, padding_mask=None, training=None):
+        return self.logits(self.hidden_states(token_ids, padding_mask, training))
+
+    def hidden_states(self, token_ids, padding_mask=None, training=None):
+        """The final hidden states `(B, T, dim)`, after the last norm (what `logits` maps)."""
         x = self.tok_embeddings(token_ids)
         for block in self.blocks:
             x = block(x, padding_mask=padding_mask, training=training)
-        return self.logits(self.norm(x))
+        return self.norm(x)
+
+    def train_step(self, data):
+        """Keras' TensorFlow `train_step`, with the head and loss fused when it can be.
+
+        Compiled with `LanguageModelLoss` (no sample weights, no compiled
+        metrics, the default mean reduction), the step never builds the
+        `(B, T, vocab)` logits: `fused_head_cross_entropy` computes the same
+        loss and gradients a chunk of tokens at a time. Otherwise it is
+        Keras' own step.
+        """
+        from keras_recipes.llama.losses import LanguageModelLoss, fused_head_cross_entropy
+
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        loss_fn = self.loss
+        fusable = (
+            isinstance(loss_fn, LanguageModelLoss)
+            and loss_fn.reduction == "sum_over_batch_size"
+            and sample_weight is None
+            and y is not None
+            and not self._compile_metrics
+            and self.optimizer is not None
+        )
+        if not fusable:
+            return super().train_step(data)
+        import tensorflow as tf
+        from keras.src.losses.loss import (
+            scale_loss_for_distribution,
+            unscale_loss_for_distribution,
+        )
+
+        tied = self.output_projection is None
+        kernel = self.tok_embeddings.embeddings if tied else self.output_projection.kernel
+        with tf.GradientTape() as tape:
+            hidden = self.hidden_states(x, training=True)
+            loss = fused_head_cross_entropy(
+                hidden, kernel, y, kernel_is_embedding=tied, chunk_rows=loss_fn.chunk_rows
+            )
+            if self.losses:
+                loss = loss + ops.sum(self.losses)
+            loss = scale_loss_for_distribution(loss)
+            self._loss_tracker.update_state(
+                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
+            )
+            loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_weights
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return self.compute_metrics(x, y, None, sample_weight=None)
 
     def call_with_cache(
         self,

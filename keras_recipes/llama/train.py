@@ -159,8 +159,14 @@ def make_optimizer(
 
 
 def language_model_loss() -> keras.losses.Loss:
-    """Mean next-token cross-entropy from logits `(B, T, vocab)` and ids `(B, T)`."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    """Mean next-token cross-entropy from logits `(B, T, vocab)` and ids `(B, T)`.
+
+    A `LanguageModelLoss`: `LlamaModel.train_step` computes it fused with
+    the output head, without the whole logits tensor.
+    """
+    from keras_recipes.llama.losses import LanguageModelLoss
+
+    return LanguageModelLoss()
 
 
 class PerplexityLogger(keras.callbacks.Callback):

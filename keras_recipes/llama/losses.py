@@ -1,0 +1,135 @@
+"""Language-model cross-entropy fused with the output head, computed chunk by chunk.
+
+The plain training step of a LLaMA computes the logits `(B, T, vocab)`,
+casts them to float32 and hands them to
+`SparseCategoricalCrossentropy(from_logits=True)`. At the stories15M shape
+(batch 8 x 256 tokens, vocab 32000) that tensor alone is 262 MB of float32,
+written and read several times by the softmax, the loss and its gradient:
+about half the training step on a CPU. `fused_head_cross_entropy` computes
+the same mean loss from the final hidden states and the output matrix a
+chunk of rows at a time, and computes the gradients in the same pass (the
+loss is a scalar, so its gradient only scales them): per chunk, logits in
+the compute dtype, softmax in float32, `g = softmax - onehot`, then
+`dh = g @ W^T` and `dW += h^T @ g`. No whole logits tensor is kept, and the
+head costs three matrix products, as in the plain path, with no recompute
+([Liger-Kernel's fused linear cross-entropy](https://arxiv.org/abs/2410.10989)
+does the same on GPUs).
+
+`LanguageModelLoss` is the loss to `compile` a `LlamaModel` with: on logits
+it is `SparseCategoricalCrossentropy(from_logits=True)`, and
+`LlamaModel.train_step` recognises it and takes the fused path instead.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+CHUNK_ROWS = 1024
+
+
+@keras.saving.register_keras_serializable(package="keras_recipes")
+class LanguageModelLoss(keras.losses.SparseCategoricalCrossentropy):
+    """Mean token cross-entropy from logits, which `LlamaModel` computes fused with its head.
+
+    On any `(y_true, logits)` it is `SparseCategoricalCrossentropy(
+    from_logits=True)`. A `LlamaModel` compiled with it trains with
+    `fused_head_cross_entropy` (the same loss and gradients, without the
+    whole logits tensor) when the step has no sample weights and no
+    compiled metrics.
+
+    Args:
+        chunk_rows: int, default 1024. Tokens per chunk of the fused path.
+        **kwargs: `SparseCategoricalCrossentropy` arguments other than
+            `from_logits` (a `reduction` other than the default mean turns
+            the fused path off).
+    """
+
+    def __init__(self, chunk_rows: int = CHUNK_ROWS, name="language_model_loss", **kwargs):
+        kwargs.pop("from_logits", None)
+        super().__init__(from_logits=True, name=name, **kwargs)
+        if chunk_rows < 1:
+            raise ValueError(f"LanguageModelLoss: chunk_rows must be >= 1, got {chunk_rows}.")
+        self.chunk_rows = int(chunk_rows)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("from_logits", None)
+        config["chunk_rows"] = self.chunk_rows
+        return config
+
+
+def fused_head_cross_entropy(
+    hidden, kernel, labels, kernel_is_embedding: bool = False, chunk_rows: int = CHUNK_ROWS
+):
+    """Mean cross-entropy of `softmax(hidden @ kernel)` against `labels`, gradients fused.
+
+    Args:
+        hidden: `(..., dim)` final hidden states (after the last norm), in
+            the compute dtype.
+        kernel: the output matrix, `(dim, vocab)`, or the `(vocab, dim)`
+            token embeddings when `kernel_is_embedding` (tied weights), read
+            in place instead of transposed. A variable or tensor; it is cast
+            to `hidden`'s dtype.
+        labels: int `(...)`, the target ids, shaped like `hidden` without
+            its last axis.
+        kernel_is_embedding: bool, default False.
+        chunk_rows: int, default 1024. Rows of logits alive at a time.
+
+    Returns:
+        float32 scalar. Differentiable with respect to `hidden` and `kernel`.
+    """
+    dim = hidden.shape[-1]
+    h = tf.reshape(hidden, [-1, dim])
+    y = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    w = tf.cast(kernel, h.dtype)
+    rows = h.shape[0]
+    if rows is None:  # dynamic batch: one chunk
+        bounds = [(0, None)]
+    else:
+        bounds = [(s, min(s + chunk_rows, rows)) for s in range(0, rows, chunk_rows)]
+    return _fused(h, w, y, bounds, kernel_is_embedding)
+
+
+def _fused(h, w, y, bounds, kernel_is_embedding):
+    @tf.custom_gradient
+    def loss_and_grads(h, w):
+        count = tf.cast(tf.shape(h)[0], tf.float32)
+        total = tf.constant(0.0, tf.float32)
+        dh_parts, dw = [], None
+        for start, stop in bounds:
+            h_c = h[start:stop]
+            y_c = y[start:stop]
+            logits = tf.cast(
+                tf.matmul(h_c, w, transpose_b=kernel_is_embedding), tf.float32
+            )  # (c, vocab)
+            shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
+            exps = tf.exp(shifted)
+            sums = tf.reduce_sum(exps, axis=-1, keepdims=True)
+            target = tf.gather(shifted, y_c[:, None], batch_dims=1)
+            total += tf.reduce_sum(tf.math.log(sums) - target)
+            # d(mean loss)/d logits = (softmax - onehot) / count
+            probs = exps * (1.0 / sums)
+            rows = tf.range(tf.shape(y_c)[0])
+            g = tf.tensor_scatter_nd_sub(
+                probs, tf.stack([rows, y_c], axis=1), tf.ones_like(rows, tf.float32)
+            )
+            g = tf.cast(g / count, h.dtype)
+            if kernel_is_embedding:  # w: (vocab, dim)
+                dh_parts.append(tf.matmul(g, w))
+                dw_c = tf.matmul(g, h_c, transpose_a=True)
+            else:  # w: (dim, vocab)
+                dh_parts.append(tf.matmul(g, w, transpose_b=True))
+                dw_c = tf.matmul(h_c, g, transpose_a=True)
+            dw_c = tf.cast(dw_c, tf.float32)
+            dw = dw_c if dw is None else dw + dw_c
+        dh = tf.concat(dh_parts, axis=0) if len(dh_parts) > 1 else dh_parts[0]
+        dw = tf.cast(dw, w.dtype)
+
+        def grad(upstream):
+            upstream = tf.cast(upstream, tf.float32)
+            return tf.cast(upstream, h.dtype) * dh, tf.cast(upstream, w.dtype) * dw
+
+        return total / count, grad
+
+    return loss_and_grads(h, w)
