@@ -114,6 +114,12 @@ def add_llama_train_arguments(
             text += f" (default {defaults[key]}; --quick {quick[key]})"
         parser.add_argument(flag, type=type_, help=text)
     parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16"),
+        help="float32 (default), or mixed_bfloat16: bfloat16 matrix products, float32 "
+        "weights, about 1.5x faster on CPUs with AVX512-BF16; the saved model is float32",
+    )
+    parser.add_argument(
         "--strategy",
         choices=LLAMA_TRAIN_STRATEGIES,
         default="default",

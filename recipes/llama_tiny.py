@@ -75,10 +75,12 @@ from keras_recipes.llama.train import (
     QUICK,
     PerplexityLogger,
     check_run_settings,
+    float32_copy,
     interrupt_from_environment,
     language_model_loss,
     make_optimizer,
     sample_text,
+    training_precision,
 )
 from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece
 
@@ -219,6 +221,8 @@ output projection shares the token-embedding matrix (as in llama2.c's
 TinyStories models), which saves parameters a small model cannot spare.
 Under a strategy, the model (and later its optimizer) is built in the
 strategy's scope, so every replica holds a mirrored copy of each weight.
+With `--precision mixed_bfloat16` its matrix products run in bfloat16 on
+float32 weights (about 1.5x faster on CPUs with AVX512-BF16).
 """
 
 config = LlamaConfig(
@@ -232,7 +236,7 @@ config = LlamaConfig(
     tie_embeddings=True,
     dropout=settings["dropout"],
 )
-with strategy.scope():
+with strategy.scope(), training_precision(settings["precision"]):
     model = build_llama(config)
 print(f"LLaMA with {model.count_params():,} parameters: {config}")
 
@@ -297,9 +301,11 @@ train_seconds = time.perf_counter() - started
 
 Generation prefills the prompt in one pass, then decodes one token at a
 time against a key/value cache. Temperature and top-k sampling trade
-faithfulness for variety; `--temperature 0` is greedy.
+faithfulness for variety; `--temperature 0` is greedy. A model trained in
+mixed precision is first copied to float32 (its weights already are).
 """
 
+model = float32_copy(model)
 sample = sample_text(
     model,
     tokenizer,

@@ -20,6 +20,7 @@ from keras_recipes.llama.train import (
     make_optimizer,
     sample_text,
     train_llama,
+    training_precision,
     warmup_cosine_schedule,
 )
 from keras_recipes.tokenizers import load_sentencepiece
@@ -166,6 +167,23 @@ def test_saved_model_and_tokenizer_reload_and_generate_the_same(quick_run):
     greedy = sample_text(model, tokenizer, "The fire", 1, temperature=0.0)
     expected = tokenizer.decode(prompt + [int(logits[0, -1].argmax())])
     assert greedy == expected
+
+
+def test_mixed_bfloat16_training_learns_and_saves_a_float32_model(tmp_path):
+    out = tmp_path / "bf16"
+    assert (
+        cli.main(["llama", "train", "--quick", "--precision", "mixed_bfloat16", "--out", str(out)])
+        == 0
+    )
+    epochs = json.loads((out / "metrics.json").read_text())["epochs"]
+    assert epochs[-1]["val_loss"] < math.log(QUICK["vocab_size"]) - 0.5
+    assert json.loads((out / "run.json").read_text())["precision"] == "mixed_bfloat16"
+    model = keras.saving.load_model(out / "model.keras")
+    assert {w.dtype for w in model.weights} == {"float32"} and model.compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    with pytest.raises(ValueError, match="precision"):
+        with training_precision("float16"):
+            pass
 
 
 def test_train_llama_rejects_a_prompt_longer_than_the_context(tmp_path):
