@@ -6,6 +6,7 @@ keras-hub's Llama reading the same Hugging Face folder.
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
@@ -282,3 +283,15 @@ def test_block_by_block_copy_equals_whole_tensor_copy(tmp_path, hf_dir, monkeypa
     monkeypatch.setattr(ckpt, "ROWS_BLOCK_BYTES", 3 * 32 * 4)  # three rows per block
     np.testing.assert_array_equal(logits_of(load_hf(directory)), whole_hf)
     np.testing.assert_array_equal(logits_of(load_llama2c(l2c)), whole_l2c)
+
+
+def test_loaded_model_is_fully_allocated_and_trains(llama2c_file):
+    # Loaders create each variable from its tensor (no zeros first); what the
+    # checkpoint does not hold (dropout seed states) is initialized after.
+    model = load_llama2c(llama2c_file[0])
+    assert all(v._value is not None for v in model.variables)
+    with keras.StatelessScope():  # nothing of the model is left pending in Keras
+        pass
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    loss = model.train_on_batch(TOKENS, np.roll(TOKENS, -1, axis=1))
+    assert np.isfinite(loss)

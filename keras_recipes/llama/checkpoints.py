@@ -639,14 +639,29 @@ def _copy_rows(variable, value, transposed: bool) -> None:
         whole = np.asarray(value)
         variable.assign(np.ascontiguousarray(whole.T if transposed else whole, variable.dtype))
         return
-    target = variable.value  # the tf.Variable: sliced assignment writes in place
+    import tensorflow as tf
+
+    # The raw op writes into the variable's buffer. `variable[a:b].assign()`
+    # would first read the variable, and that read, still alive at the next
+    # block, makes TensorFlow copy the whole buffer (copy-on-write): a second
+    # copy of the largest matrix at the peak.
+    handle = variable.value.handle
+    width = value.shape[1] if len(value.shape) > 1 else None
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         block = value.read(start, stop) if isinstance(value, StoredTensor) else value[start:stop]
         if transposed:
-            target[:, start:stop].assign(np.ascontiguousarray(block.T, variable.dtype))
+            begin, end = [0, start], [width, stop]
+            block = block.T
         else:
-            target[start:stop].assign(np.ascontiguousarray(block, variable.dtype))
+            begin, end = [start] + [0] * (len(value.shape) - 1), [stop, *value.shape[1:]]
+        tf.raw_ops.ResourceStridedSliceAssign(
+            ref=handle,
+            begin=begin,
+            end=end,
+            strides=[1] * len(begin),
+            value=np.ascontiguousarray(block, variable.dtype),
+        )
 
 
 def _permuted(tensors, config, to_convention: str):
