@@ -43,6 +43,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -96,12 +97,17 @@ def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _set_threads(workers: int) -> None:
-    """Use `workers` CPU threads, if TensorFlow's runtime has not started yet."""
+    """`workers` concurrent ops of one thread each, if TensorFlow's runtime has not started yet.
+
+    An XLA step is a serial loop over small slices: splitting each op over
+    threads only adds synchronisation (10.5 vs 7.3 ms per 16,384 pairs on
+    two cores), so workers run whole steps side by side instead.
+    """
     import tensorflow as tf
 
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(workers)
-        tf.config.threading.set_inter_op_parallelism_threads(workers)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(max(2, workers))
     except RuntimeError:
         pass  # Already initialized: the thread pools are fixed for this process.
 
@@ -132,7 +138,9 @@ class Word2Vec:
         epochs: int. Passes over the corpus. Defaults to 5.
         seed: int. Seed for the initial vectors and every random draw.
             Defaults to 1.
-        workers: int. CPU threads for TensorFlow; applied only if the
+        workers: int. Threads that run update steps side by side on the
+            shared vectors (Hogwild, as gensim's worker threads), each op
+            on one CPU thread; the thread setting applies only if the
             TensorFlow runtime has not started yet in this process.
             Defaults to 3, as gensim.
         cbow_mean: int. 1 averages the context vectors in CBOW, 0 sums them.
@@ -328,6 +336,7 @@ class Word2Vec:
         done = 0
         self.trained_examples = 0
         self.seconds = {"pairs": 0.0, "steps": 0.0}
+        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         mark = time.perf_counter()
         for epoch in range(self.epochs):
             progress = (
@@ -348,16 +357,30 @@ class Word2Vec:
                 self.trained_examples += steps * batch
                 made = time.perf_counter()
                 self.seconds["pairs"] += made - mark
-                for s in range(steps):
-                    step_fn(targets[s], contexts[s], rates[s])
-                    if "first_step" not in self.seconds:
-                        _ = syn0[0, 0].numpy()
-                        self.seconds["first_step"] = time.perf_counter() - made
+                if "first_step" not in self.seconds:  # tracing and XLA compilation
+                    step_fn(targets[0], contexts[0], rates[0])
+                    _ = syn0[0, 0].numpy()
+                    self.seconds["first_step"] = time.perf_counter() - made
+                    first = 1
+                else:
+                    first = 0
+
+                def run(indices, targets=targets, contexts=contexts, rates=rates):
+                    for s in indices:
+                        step_fn(targets[s], contexts[s], rates[s])
+
+                if pool is None:
+                    run(range(first, steps))
+                else:  # Hogwild: workers update the shared vectors without locks of their own
+                    every = self.workers
+                    list(pool.map(run, [range(first + k, steps, every) for k in range(every)]))
                 _ = syn0[0, 0].numpy()
                 mark = time.perf_counter()
                 self.seconds["steps"] += mark - made
                 if progress is not None:
                     progress.update(number + 1, [("epoch", epoch + 1)])
+        if pool is not None:
+            pool.shutdown()
         self.wv.vectors[:] = syn0.numpy()
         self.wv.fill_norms(force=True)
         self._output_vectors = syn1.numpy()
