@@ -169,3 +169,28 @@ def test_generator_takes_ragged_prompts_like_model_generate(files, llama):
     np.testing.assert_array_equal(got, llama.generate(prompts, 6))
     with pytest.raises(ValueError, match="exceeds the context"):
         TFLiteGenerator(files[None]).generate(prompts, llama.config.max_seq_len)
+
+
+@pytest.mark.parametrize(
+    "cell, attention, bidirectional", [("lstm", "bahdanau", False), ("gru", "luong", True)]
+)
+def test_seq2seq_translates_like_the_keras_model(tmp_path, cell, attention, bidirectional):
+    from keras_recipes.export import TFLiteTranslator
+    from keras_recipes.seq2seq import Seq2Seq
+
+    keras.utils.set_random_seed(4)
+    pairs = [
+        ("9 May 2018", "2018-05-09"),
+        ("1 jan 2000", "2000-01-01"),
+        ("3 March 1999", "1999-03-03"),
+    ]
+    model = Seq2Seq.from_pairs(
+        pairs, units=8, embed_dim=4, cell=cell, attention=attention, bidirectional=bidirectional
+    )
+    path = export_tflite(model, tmp_path / "dates.tflite")  # verified: greedy ids equal
+    assert not [n for n in op_names(path) if n.startswith("Flex") or n == "CUSTOM"]
+    translator = TFLiteTranslator(path)  # tokenizers travel inside the file
+    texts = ["9 May 2018", "1 jan", "3 March 19"]
+    assert translator.translate(texts) == model.translate(texts)
+    with pytest.raises(ValueError, match="max_source_length"):
+        translator.translate(["9 May 2018 " * 5])

@@ -4,7 +4,8 @@
   with named signatures, verified against the Keras model, with warm-up records.
 - `export_tflite(model, "model.tflite", quantize=None | "dynamic-int8" | "float16")`
   -> LLaMA `prefill` / `decode` signatures with the KV cache as tensors, built-in
-  ops only; `TFLiteGenerator(path).generate(...)` runs them with LiteRT.
+  ops only; `TFLiteGenerator(path).generate(...)` runs them with LiteRT. A `Seq2Seq`
+  gets `encode` / `decode_step` / `tokenizers`; `TFLiteTranslator(path).translate(...)`.
 - `write_models_config(path, models)`: TF Serving's `models.config`.
 """
 
@@ -14,13 +15,19 @@ from keras_recipes.export.saved_model import (
     export_saved_model,
     verify_saved_model,
 )
-from keras_recipes.export.tflite import TFLiteGenerator, export_tflite, verify_tflite
+from keras_recipes.export.tflite import (
+    TFLiteGenerator,
+    TFLiteTranslator,
+    export_tflite,
+    verify_tflite,
+)
 from keras_recipes.export.warmup import WARMUP_FILE, read_warmup_requests, write_warmup_requests
 from keras_recipes.serving import write_models_config
 
 __all__ = [
     "WARMUP_FILE",
     "TFLiteGenerator",
+    "TFLiteTranslator",
     "call_signature",
     "compare_outputs",
     "export_saved_model",

@@ -114,6 +114,64 @@ def _keras_functions(model) -> dict:
     return {"serving_default": serving_default}
 
 
+def _seq2seq_functions(model) -> dict:
+    """`encode` and `decode_step` of a `Seq2Seq`, batch 1, sources padded to their maximum.
+
+    Fixed shapes let the converter lower the encoder's recurrent loop to
+    built-in ops. The decoder's recurrent state and the encoder outputs
+    travel between calls as tensors, as the KV cache does for LLaMA; a
+    third signature, `tokenizers`, returns the two tokenizers' configs as
+    JSON, so the `.tflite` file alone translates text (`TFLiteTranslator`).
+    """
+    import json
+
+    length = model.max_source_length
+    _, states, _ = model.encode(np.ones((1, length), "int32"))
+    width = model.units * (2 if model.bidirectional else 1)
+    state_specs = [
+        tf.TensorSpec([1, state.shape[-1]], tf.float32, name=f"state_{i}")
+        for i, state in enumerate(states)
+    ]
+
+    def named_states(states):
+        return {f"state_{i}": tf.cast(state, tf.float32) for i, state in enumerate(states)}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, length], tf.int32, name="source_ids")])
+    def encode(source_ids):
+        outputs, states, mask = model.encode(source_ids)
+        return {
+            "encoder_outputs": tf.cast(outputs, tf.float32),
+            "source_mask": tf.cast(mask, tf.float32),
+            **named_states(states),
+        }
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([1, 1], tf.int32, name="token"),
+            tf.TensorSpec([1, length, width], tf.float32, name="encoder_outputs"),
+            tf.TensorSpec([1, length], tf.float32, name="source_mask"),
+            *state_specs,
+        ]
+    )
+    def decode_step(token, encoder_outputs, source_mask, *states):
+        logits, states, _ = model.decode(token, encoder_outputs, list(states), source_mask > 0.5)
+        return {"logits": tf.cast(logits[:, -1], tf.float32), **named_states(states)}
+
+    configs = json.dumps(
+        {
+            "source": model.source_tokenizer.get_config(),
+            "target": model.target_tokenizer.get_config(),
+            "max_target_length": model.max_target_length,
+        }
+    )
+
+    @tf.function(input_signature=[])
+    def tokenizers():
+        return {"configs": tf.constant([configs])}
+
+    return {"encode": encode, "decode_step": decode_step, "tokenizers": tokenizers}
+
+
 def _frozen(name: str, function):
     """`function` with its weights as constants, outputs still named, called `name`.
 
@@ -345,6 +403,10 @@ def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> d
                 f"(cosine similarity {report['cosine']:.3f} < 0.95)."
             )
         return report
+    from keras_recipes.seq2seq import Seq2Seq
+
+    if isinstance(model, Seq2Seq):
+        return _verify_seq2seq(path, model, quantize)
     interpreter = _interpreter(path)
     runner = interpreter.get_signature_runner("serving_default")
     detail = runner.get_input_details()["inputs"]
@@ -426,8 +488,12 @@ def export_tflite(
     path = Path(path)
     if path.exists() and not overwrite:
         raise ValueError(f"export_tflite: {path} exists; pass overwrite=True or another path.")
+    from keras_recipes.seq2seq import Seq2Seq
+
     if isinstance(model, LlamaModel):
         functions = _llama_functions(model, _prefill_length(model.config.max_seq_len, prefill_len))
+    elif isinstance(model, Seq2Seq):
+        functions = _seq2seq_functions(model)
     else:
         functions = _keras_functions(model)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -441,3 +507,104 @@ def export_tflite(
         if partial.exists():
             partial.unlink()
     return path
+
+
+def _verify_seq2seq(path, model, quantize) -> dict:
+    """Greedy ids of the `.tflite` equal the model's on a probe source (float32 exports)."""
+    translator = TFLiteTranslator(path)
+    vocab = len(model.source_tokenizer)
+    length = model.max_source_length
+    probe = ((np.arange(length) * 5 + 3) % max(1, vocab - 4) + 4).astype("int32")[None]
+    got = translator.greedy_search(probe)
+    want, _ = model.greedy_search(probe)
+    report = {"greedy_equal": bool(np.array_equal(got, want))}
+    if quantize is None and not report["greedy_equal"]:
+        raise ValueError(f"verify_tflite: greedy ids differ from the Keras model's:\n{got}\n{want}")
+    return report
+
+
+class TFLiteTranslator:
+    """Translate strings with a `Seq2Seq` exported by `export_tflite`, on LiteRT.
+
+    Greedy decoding, one source at a time: `encode` once, then one
+    `decode_step` per output token, the decoder state and encoder outputs
+    carried between calls. The tokenizers come from the file itself.
+
+    Args:
+        path: the `.tflite` file.
+        num_threads: LiteRT threads (None: its default).
+
+    Examples:
+
+    ```python
+    export_tflite(model, "dates.tflite")
+    TFLiteTranslator("dates.tflite").translate(["9 May 2018"])  # ["2018-05-09"]
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        import json
+
+        from keras_recipes.seq2seq import SequenceTokenizer
+
+        interpreter = _interpreter(path, num_threads)
+        names = interpreter.get_signature_list()
+        if not {"encode", "decode_step", "tokenizers"} <= set(names):
+            raise ValueError(
+                f"TFLiteTranslator: {path} has signatures {sorted(names)}, not a Seq2Seq export "
+                "(encode, decode_step, tokenizers)."
+            )
+        self._encode = interpreter.get_signature_runner("encode")
+        self._decode = interpreter.get_signature_runner("decode_step")
+        configs = interpreter.get_signature_runner("tokenizers")()["configs"][0]
+        configs = json.loads(configs.decode() if isinstance(configs, bytes) else configs)
+        self.source_tokenizer = SequenceTokenizer.from_config(configs["source"])
+        self.target_tokenizer = SequenceTokenizer.from_config(configs["target"])
+        self.max_source_length = int(self._encode.get_input_details()["source_ids"]["shape"][1])
+        self.max_target_length = int(configs["max_target_length"])
+
+    def greedy_search(self, source_ids, max_length: int | None = None) -> np.ndarray:
+        """Greedy target ids `(B, L)` for source ids `(B, S)`, as `Seq2Seq.greedy_search`."""
+        from keras_recipes.seq2seq import END_ID, PAD_ID, START_ID
+
+        max_length = max_length or self.max_target_length
+        source_ids = np.asarray(source_ids, np.int32)
+        if source_ids.ndim != 2 or source_ids.shape[1] > self.max_source_length:
+            raise ValueError(
+                f"TFLiteTranslator: source ids must be (batch, <= {self.max_source_length}), "
+                f"got shape {source_ids.shape}."
+            )
+        rows = []
+        for row in source_ids:
+            padded = np.full((1, self.max_source_length), PAD_ID, np.int32)
+            padded[0, : len(row)] = row
+            encoded = self._encode(source_ids=padded)
+            context = {k: encoded[k] for k in ("encoder_outputs", "source_mask")}
+            states = {k: v for k, v in encoded.items() if k.startswith("state_")}
+            token, out = START_ID, []
+            for _ in range(max_length):
+                step = self._decode(token=np.array([[token]], np.int32), **context, **states)
+                states = {k: v for k, v in step.items() if k.startswith("state_")}
+                token = int(np.argmax(step["logits"][0]))
+                out.append(token)
+                if token == END_ID:
+                    break
+            rows.append(out)
+        width = max(len(r) for r in rows)
+        return np.array([r + [PAD_ID] * (width - len(r)) for r in rows], np.int32)
+
+    def translate(self, texts, max_length: int | None = None) -> list[str]:
+        """Source strings -> target strings (greedy)."""
+        from keras_recipes.seq2seq import pad_sequences
+
+        if isinstance(texts, str):
+            raise ValueError("Give a list of source texts, e.g. translate([text]), not one string.")
+        ids = [self.source_tokenizer.encode(t) for t in texts]
+        for text, seq in zip(texts, ids, strict=True):
+            if len(seq) > self.max_source_length:
+                raise ValueError(
+                    f"Source {text[:60]!r} has {len(seq)} tokens, more than the exported "
+                    f"max_source_length={self.max_source_length}."
+                )
+        out = self.greedy_search(pad_sequences(ids), max_length)
+        return [self.target_tokenizer.decode(row) for row in out]
