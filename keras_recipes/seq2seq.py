@@ -149,6 +149,23 @@ class SequenceTokenizer:
         return cls(**config)
 
 
+def encode_sources(
+    tokenizer: SequenceTokenizer, texts: Sequence[str], max_source_length: int
+) -> np.ndarray:
+    """Source texts -> padded int32 ids `(batch, longest)`; a source too long raises ValueError."""
+    if isinstance(texts, str):
+        raise ValueError("Give a list of source texts, e.g. translate([text]), not one string.")
+    ids = [tokenizer.encode(t) for t in texts]
+    for text, seq in zip(texts, ids, strict=True):
+        if len(seq) > max_source_length:
+            raise ValueError(
+                f"Source {text[:60]!r} has {len(seq)} tokens, more than this model's "
+                f"max_source_length={max_source_length}. Shorten it, or build the "
+                "model with a larger max_source_length and train it again."
+            )
+    return pad_sequences(ids)
+
+
 def pad_sequences(sequences: Sequence[Sequence[int]], length: int | None = None) -> np.ndarray:
     """Right-pads id lists with `<pad>` (0) into an int32 array `(batch, length)`."""
     length = length or max((len(s) for s in sequences), default=1)
@@ -425,17 +442,7 @@ class Seq2Seq(keras.Model):
 
     def encode_sources(self, texts: Sequence[str]) -> np.ndarray:
         """Source texts -> padded int32 ids `(batch, longest)`; too long raises ValueError."""
-        if isinstance(texts, str):
-            raise ValueError("Give a list of source texts, e.g. translate([text]), not one string.")
-        ids = [self.source_tokenizer.encode(t) for t in texts]
-        for text, seq in zip(texts, ids, strict=True):
-            if len(seq) > self.max_source_length:
-                raise ValueError(
-                    f"Source {text[:60]!r} has {len(seq)} tokens, more than this model's "
-                    f"max_source_length={self.max_source_length}. Shorten it, or build the "
-                    "model with a larger max_source_length and train it again."
-                )
-        return pad_sequences(ids)
+        return encode_sources(self.source_tokenizer, texts, self.max_source_length)
 
     def prepare(self, pairs: Sequence[tuple[str, str]]):
         """Teacher-forcing arrays: `((source_ids, target_in), target_out)`."""

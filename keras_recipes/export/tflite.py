@@ -595,16 +595,8 @@ class TFLiteTranslator:
 
     def translate(self, texts, max_length: int | None = None) -> list[str]:
         """Source strings -> target strings (greedy)."""
-        from keras_recipes.seq2seq import pad_sequences
+        from keras_recipes.seq2seq import encode_sources
 
-        if isinstance(texts, str):
-            raise ValueError("Give a list of source texts, e.g. translate([text]), not one string.")
-        ids = [self.source_tokenizer.encode(t) for t in texts]
-        for text, seq in zip(texts, ids, strict=True):
-            if len(seq) > self.max_source_length:
-                raise ValueError(
-                    f"Source {text[:60]!r} has {len(seq)} tokens, more than the exported "
-                    f"max_source_length={self.max_source_length}."
-                )
-        out = self.greedy_search(pad_sequences(ids), max_length)
+        ids = encode_sources(self.source_tokenizer, texts, self.max_source_length)
+        out = self.greedy_search(ids, max_length)
         return [self.target_tokenizer.decode(row) for row in out]
