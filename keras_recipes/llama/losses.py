@@ -127,7 +127,6 @@ def _fused(h, w, y, bounds, kernel_is_embedding):
         dw = tf.cast(dw, w.dtype)
 
         def grad(upstream):
-            upstream = tf.cast(upstream, tf.float32)
             return tf.cast(upstream, h.dtype) * dh, tf.cast(upstream, w.dtype) * dw
 
         return total / count, grad
