@@ -22,15 +22,22 @@ from pathlib import Path
 from keras_recipes import quiet_tensorflow
 
 
-def best_rate(run, tokens: int, repeats: int) -> float:
-    """Tokens per second of the fastest of `repeats` timed runs (after one warm-up)."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def best_rates(runs: dict, tokens: int, repeats: int) -> dict:
+    """Tokens per second of each run's fastest of `repeats` timings, taken in turns.
+
+    Every run is warmed up once, then the runs are timed one after the other
+    in each round, so a load spike on this shared machine hits all of them
+    alike instead of whichever one was being timed.
+    """
+    for run in runs.values():
         run()
-        best = min(best, time.perf_counter() - start)
-    return tokens / best
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: tokens / seconds for name, seconds in best.items()}
 
 
 def main(argv=None) -> dict:
@@ -65,9 +72,7 @@ def main(argv=None) -> dict:
 
     figures = {"preset": preset, "new_tokens": new_tokens, "weights_bytes": weights_nbytes(model)}
     reference = model.generate(prompt, new_tokens)
-    figures["keras_tokens_per_s"] = best_rate(
-        lambda: model.generate(prompt, new_tokens), new_tokens, args.repeats
-    )
+    runs = {"keras": lambda: model.generate(prompt, new_tokens)}
 
     work = Path(tempfile.mkdtemp(prefix="export-bench-"))
     start = time.perf_counter()
@@ -88,18 +93,14 @@ def main(argv=None) -> dict:
     )
     same = np.array_equal(generate(**feeds)["token_ids"].numpy(), reference)
     figures["saved_model_equals_keras"] = bool(same)
-    figures["saved_model_tokens_per_s"] = best_rate(
-        lambda: generate(**feeds), new_tokens, args.repeats
-    )
+    runs["saved_model"] = lambda: generate(**feeds)
 
     # The same loop XLA-compiled (TF Serving: --xla_cpu_compilation_enabled=true).
     version = export_saved_model(model, work / "llama_xla", verify=False, jit_compile=True)
     generate_xla = tf.saved_model.load(str(version)).signatures["generate"]
     same_xla = np.array_equal(generate_xla(**feeds)["token_ids"].numpy(), reference)
     figures["saved_model_xla_equals_keras"] = bool(same_xla)
-    figures["saved_model_xla_tokens_per_s"] = best_rate(
-        lambda: generate_xla(**feeds), new_tokens, args.repeats
-    )
+    runs["saved_model_xla"] = lambda: generate_xla(**feeds)
 
     for mode in (None, "float16", "dynamic-int8"):
         label = mode or "float32"
@@ -116,10 +117,10 @@ def main(argv=None) -> dict:
         figures[f"tflite_{label}_next_token_agreement"] = float(
             (logits.argmax(-1) == reference[0, args.prompt_len :]).mean()
         )
-        figures[f"tflite_{label}_tokens_per_s"] = best_rate(
-            lambda g=generator: g.generate(prompt, new_tokens), new_tokens, args.repeats
-        )
+        runs[f"tflite_{label}"] = lambda g=generator: g.generate(prompt, new_tokens)
 
+    for name, rate in best_rates(runs, new_tokens, args.repeats).items():
+        figures[f"{name}_tokens_per_s"] = rate
     keras_rate = figures["keras_tokens_per_s"]
     print(f"\n{'':<28}{'tokens/s':>10}{'vs Keras':>10}{'agreement':>11}{'MB':>9}")
     print(
