@@ -77,7 +77,7 @@ def _in_sub_batches(tf, step, batch: int, rows: int):
 
         tf.while_loop(lambda i: i < parts, body, (tf.constant(0),))
 
-    return tf.function(run, jit_compile=True)
+    return tf.function(run, jit_compile=True, autograph=False)
 
 
 def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,7 +394,7 @@ class Word2Vec:
         keep_probability = tf.constant(self._keep_probability)
         offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
             kept = rng.uniform(tf.shape(ids)) < tf.gather(keep_probability, ids)
             words = tf.boolean_mask(ids, kept)
