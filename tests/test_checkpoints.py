@@ -279,10 +279,12 @@ def test_block_by_block_copy_equals_whole_tensor_copy(tmp_path, hf_dir, monkeypa
     directory, model = hf_dir
     untied = build_llama(model.config.replace(rope_theta=10000.0, rope_scaling=None))
     l2c = save_llama2c(untied, tmp_path / "untied.bin")
-    whole_hf, whole_l2c = logits_of(load_hf(directory)), logits_of(load_llama2c(l2c))
+    bf16 = save_hf(untied, tmp_path / "bf16", dtype="bfloat16")  # cast block by block
+    whole = [logits_of(load_hf(directory)), logits_of(load_llama2c(l2c)), logits_of(load_hf(bf16))]
     monkeypatch.setattr(ckpt, "ROWS_BLOCK_BYTES", 3 * 32 * 4)  # three rows per block
-    np.testing.assert_array_equal(logits_of(load_hf(directory)), whole_hf)
-    np.testing.assert_array_equal(logits_of(load_llama2c(l2c)), whole_l2c)
+    np.testing.assert_array_equal(logits_of(load_hf(directory)), whole[0])
+    np.testing.assert_array_equal(logits_of(load_llama2c(l2c)), whole[1])
+    np.testing.assert_array_equal(logits_of(load_hf(bf16)), whole[2])
 
 
 def test_loaded_model_is_fully_allocated_and_trains(llama2c_file):

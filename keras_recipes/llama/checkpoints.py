@@ -222,6 +222,25 @@ class StoredTensor:
             f.seek(self.offset + start * row_bytes)
             return _read_array(f, self.dtype, (stop - start, *row_shape), self.path, "rows")
 
+    def blocks(self, rows: int):
+        """Yields `(start, array)` for each block of `rows` rows, in order.
+
+        One open file and one buffer serve every block: each array is
+        overwritten by the next, so copy what must outlive the step.
+        """
+        row_shape = self.shape[1:]
+        buffer = np.empty((min(rows, self.shape[0]), *row_shape), self.dtype)
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            for start in range(0, self.shape[0], rows):
+                block = buffer[: min(rows, self.shape[0] - start)]
+                if f.readinto(block.reshape(-1).view(np.uint8)) != block.nbytes:
+                    raise CheckpointError(
+                        f"{self.path}: file ends inside the tensor at offset {self.offset}; "
+                        "it is truncated."
+                    )
+                yield start, block
+
     def __array__(self, dtype=None, copy=None):
         value = self.read()
         return value if dtype is None else value.astype(dtype)
@@ -625,16 +644,20 @@ def assign_tensors(model, tensors, source) -> None:
         )
 
 
-ROWS_BLOCK_BYTES = 16 << 20
+# Each block is alive about four times at once (the rows read, their transpose
+# or cast, and the copies TensorFlow makes of a numpy argument), so the block
+# size bounds the import's overhead over the model (benchmarks/checkpoint_bench.py):
+# 2 MB blocks add about 13 MB, 16 MB blocks about 70 MB.
+ROWS_BLOCK_BYTES = 2 << 20
 
 
 def _copy_rows(variable, value, transposed: bool) -> None:
-    """`variable[...] = value` (or `value.T`), 16 MB of `value`'s rows at a time."""
+    """`variable[...] = value` (or `value.T`), 2 MB of `value`'s rows at a time."""
     import keras
 
     rows = value.shape[0]
-    row_bytes = max(1, int(np.prod(value.shape[1:])) * 4)
-    step = max(1, ROWS_BLOCK_BYTES // row_bytes)
+    row_size = max(1, int(np.prod(value.shape[1:])))
+    step = max(1, ROWS_BLOCK_BYTES // (row_size * 4))
     if keras.backend.backend() != "tensorflow" or step >= rows:
         whole = np.asarray(value)
         variable.assign(np.ascontiguousarray(whole.T if transposed else whole, variable.dtype))
@@ -646,21 +669,25 @@ def _copy_rows(variable, value, transposed: bool) -> None:
     # block, makes TensorFlow copy the whole buffer (copy-on-write): a second
     # copy of the largest matrix at the peak.
     handle = variable.value.handle
-    width = value.shape[1] if len(value.shape) > 1 else None
-    for start in range(0, rows, step):
-        stop = min(rows, start + step)
-        block = value.read(start, stop) if isinstance(value, StoredTensor) else value[start:stop]
+    dtype = np.dtype(tf.as_dtype(variable.dtype).as_numpy_dtype)  # bfloat16 too
+    converted = np.empty(step * row_size, dtype)  # reused: blocks transposed or cast
+    if isinstance(value, StoredTensor):
+        blocks = value.blocks(step)
+    else:
+        blocks = ((start, value[start : start + step]) for start in range(0, rows, step))
+    for start, block in blocks:
+        stop = start + len(block)
         if transposed:
-            begin, end = [0, start], [width, stop]
+            begin, end = [0, start], [value.shape[1], stop]
             block = block.T
         else:
-            begin, end = [start] + [0] * (len(value.shape) - 1), [stop, *value.shape[1:]]
+            begin, end = [start] + [0] * (block.ndim - 1), [stop, *value.shape[1:]]
+        if block.dtype != dtype or not block.flags.c_contiguous:
+            out = converted[: block.size].reshape(block.shape)
+            np.copyto(out, block, casting="unsafe")
+            block = out
         tf.raw_ops.ResourceStridedSliceAssign(
-            ref=handle,
-            begin=begin,
-            end=end,
-            strides=[1] * len(begin),
-            value=np.ascontiguousarray(block, variable.dtype),
+            ref=handle, begin=begin, end=end, strides=[1] * len(begin), value=block
         )
 
 
