@@ -8,9 +8,11 @@ same bucket, a key mask over the padding, the same sampler seeded with
 `(seed, position)`), so greedy decoding returns exactly the tokens of
 `model.generate`. It is not XLA-compiled (TF Serving runs XLA only when
 started with `--xla_cpu_compilation_enabled`), so it holds no XLA op: the
-model runs with `runtime="tf"`: KV caches written with a scatter, not the
-`XlaDynamicUpdateSlice` that `keras.ops.slice_update` becomes, and
-attention that does not transpose the cache at every step. XLA draws different
+prompt runs through the model with `runtime="tf"` (KV caches written with a
+scatter, not the `XlaDynamicUpdateSlice` that `keras.ops.slice_update`
+becomes), and each decoded token of a float32 model through
+`FusedDecodeStep`, the same math in a fifth of the graph ops (368 against
+1,668 non-constant nodes per step at the stories15M shape). XLA draws different
 stateless random numbers than TensorFlow's kernels: sampled continuations
 are reproducible for a seed and follow the same distribution and top-k
 rule, but are not the same draws as `model.generate`'s.
@@ -18,9 +20,12 @@ rule, but are not the same draws as `model.generate`'s.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 from keras_recipes.llama.generate import PROMPT_MULTIPLE, sample_logits
 
 
@@ -119,7 +124,11 @@ def generate_in_graph(
         )
         first = sample_next(logits, padded, temperature, top_k, seed)
         start = _write(tokens, padded, first)
-        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed, kernel)
+        controls = (key_mask, temperature, top_k, seed)
+        if not jit_compile and _fusable(model):
+            step = FusedDecodeStep(model, kernel, key_mask)
+            return _while_positions(step, start, new_caches, padded, total, *controls[1:])
+        return loop(start, new_caches, padded, total, *controls, kernel)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
     return out[:, shift:total]
@@ -135,31 +144,182 @@ def _decode_loop(
     model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel, runtime
 ):
     """Feeds the token at each position from `start` and writes the next one."""
-    cfg = model.config
+
+    def step(current, caches, position):
+        return model.call_with_cache(
+            current, caches, position, key_mask, output_kernel=kernel, runtime=runtime
+        )
+
+    return _while_positions(step, tokens, caches, start, total, temperature, top_k, seed)
+
+
+def _while_positions(step, tokens, caches, start, total, temperature, top_k, seed):
+    """`tf.while_loop` over positions `start .. total - 2`: feed one token, write the next.
+
+    `step(current (B, 1), caches, position)` returns `(logits (B, vocab), caches)`.
+    """
 
     def keep_going(position, tokens, caches):
         return position < total - 1
 
-    def step(position, tokens, caches):
+    def body(position, tokens, caches):
         current = tf.slice(tokens, [0, position], [-1, 1])
-        logits, caches = model.call_with_cache(
-            current, caches, position, key_mask, output_kernel=kernel, runtime=runtime
-        )
+        logits, caches = step(current, caches, position)
         token = sample_next(logits, position + 1, temperature, top_k, seed)
         return position + 1, _write(tokens, position + 1, token), caches
 
-    shape = tf.TensorShape([None, cfg.max_seq_len, cfg.n_kv_heads, cfg.head_dim])
+    def invariant(cache):
+        return tf.TensorShape([None, *cache.shape[1:]])
+
     _, tokens, _ = tf.while_loop(
         keep_going,
-        step,
+        body,
         (start, tokens, caches),
         shape_invariants=(
             tf.TensorShape([]),
-            tf.TensorShape([None, cfg.max_seq_len]),
-            [(shape, shape) for _ in model.blocks],
+            tf.TensorShape([None, tokens.shape[1]]),
+            [(invariant(k), invariant(v)) for k, v in caches],
         ),
     )
     return tokens
+
+
+def _fusable(model) -> bool:
+    """Whether `FusedDecodeStep` can run `model`: float32 weights and math."""
+    return model.compute_dtype == "float32" and all(w.dtype == "float32" for w in model.weights)
+
+
+class FusedDecodeStep:
+    """One decode step of a float32 `LlamaModel` in few, plain TensorFlow ops.
+
+    TensorFlow's graph executor (TF Serving without XLA) pays a fixed cost
+    per op, and at batch 1 a step of a small LLaMA is mostly small ops, so
+    this step runs the model's math in as few of them as it can, on weights
+    laid out once per request: the q, k, v projections as one matmul and
+    w1, w3 as another (concatenated kernels); RoPE on queries and keys
+    together as `x * cos + swap(x) * sin`, the signs in the `sin` table,
+    the tables built for every position up front and the queries' 1/sqrt(hd)
+    folded into them; the mask an additive bias built once per step for all
+    layers; attention as products and sums over the model's own
+    `(B, S, kv_heads, head_dim)` caches, each written in place by one
+    strided-slice update. Greedy decoding returns `model.generate`'s tokens
+    (tests/test_llama_graph.py checks the logits against `call_with_cache`).
+    """
+
+    def __init__(self, model, output_kernel, key_mask):
+        cfg = model.config
+        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.embeddings = tf.convert_to_tensor(model.tok_embeddings.embeddings)
+        self.layers = []
+        for block in model.blocks:
+            attention, ffn = block.attention, block.feed_forward
+            self.layers.append(
+                (
+                    _norm_weights(block.attention_norm),
+                    tf.concat([attention.wq.kernel, attention.wk.kernel, attention.wv.kernel], 1),
+                    tf.convert_to_tensor(attention.wo.kernel),
+                    _norm_weights(block.ffn_norm),
+                    tf.concat([ffn.w1.kernel, ffn.w3.kernel], 1),
+                    tf.convert_to_tensor(ffn.w2.kernel),
+                )
+            )
+        self.norm = _norm_weights(model.norm)
+        self.output_kernel = output_kernel
+        scale = [1.0 / math.sqrt(self.head_dim)] * self.n_heads + [1.0] * self.n_kv
+        self.row_scale = tf.constant(scale)[:, None]
+        self.hidden = model.blocks[0].feed_forward.w1.kernel.shape[1]
+        rotary = model.blocks[0].attention.rotary
+        self.rotate_half = rotary.convention == "rotate_half"
+        self.cos, self.sin = _rope_tables(rotary, cfg)
+        # 0 where a key may be attended, -1e9 on left padding (exp() gives 0).
+        self.padding_bias = tf.where(key_mask, 0.0, -1e9)[:, :, None, None]
+        self.slots = tf.range(cfg.max_seq_len)
+
+    def __call__(self, current, caches, position):
+        q_width, kv_width = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        x = tf.gather(self.embeddings, current[:, 0])  # (B, dim)
+        # (heads + kv_heads, hd) each: the query rows also scale by 1/sqrt(hd).
+        cos, sin = self.cos[position] * self.row_scale, self.sin[position] * self.row_scale
+        bias = self.padding_bias + tf.where(self.slots <= position, 0.0, -1e9)[:, None, None]
+        begin = tf.stack([0, position, 0, 0])
+        end = begin + 1
+        new_caches = []
+        for (attention_norm, wqkv, wo, ffn_norm, w13, w2), (keys, values) in zip(
+            self.layers, caches, strict=True
+        ):
+            qkv = tf.matmul(_rms(x, *attention_norm), wqkv)
+            qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
+            qk = tf.reshape(qk, [-1, self.n_heads + self.n_kv, self.head_dim])
+            qk = qk * cos + self.swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
+            q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=1)
+            keys = _update(keys, tf.expand_dims(k, 1), begin, end)
+            values = _update(values, tf.reshape(v, [-1, 1, self.n_kv, self.head_dim]), begin, end)
+            new_caches.append((keys, values))
+            x = x + tf.matmul(self.attend(q, keys, values, bias), wo)
+            gate, up = tf.split(tf.matmul(_rms(x, *ffn_norm), w13), 2, axis=1)
+            x = x + tf.matmul(gate / (1.0 + tf.exp(-gate)) * up, w2)
+        logits = tf.matmul(_rms(x, *self.norm), self.output_kernel)
+        return logits, new_caches
+
+    def attend(self, q, keys, values, bias):
+        """Queries `(B, heads, hd)` over `(B, S, kv, hd)` caches -> `(B, heads * hd)`.
+
+        Products and sums rather than batched matmuls and `tf.nn.softmax`:
+        at one query per head, those dispatch to oneDNN kernels that cost more
+        than the math (and transpose the cache), while these read it in place.
+        """
+        if self.n_heads > self.n_kv:  # query heads in groups: (B, 1, kv, groups, hd)
+            q = tf.reshape(q, [-1, 1, self.n_kv, self.n_heads // self.n_kv, self.head_dim])
+            keys, values = tf.expand_dims(keys, 3), tf.expand_dims(values, 3)
+        else:
+            q = tf.expand_dims(q, 1)
+            bias = tf.squeeze(bias, 3)
+        scores = tf.reduce_sum(q * keys, axis=-1) + bias  # (B, S, kv[, groups])
+        scores = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True))
+        weights = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
+        attended = tf.reduce_sum(tf.expand_dims(weights, -1) * values, axis=1)
+        return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
+
+    def swap(self, x):
+        """The partner of each rotated feature: pairs `(0, 1), ...` or halves."""
+        if self.rotate_half:
+            halves = tf.reshape(x, [-1, 2, self.head_dim // 2])
+            return tf.reshape(tf.reverse(halves, [1]), [-1, *x.shape[1:]])
+        pairs = tf.reshape(x, [-1, self.head_dim // 2, 2])
+        return tf.reshape(tf.reverse(pairs, [2]), [-1, *x.shape[1:]])
+
+
+def _norm_weights(norm):
+    return tf.convert_to_tensor(norm.scale), norm.epsilon
+
+
+def _rms(x, scale, epsilon):
+    """`RMSNorm`'s arithmetic, op for op."""
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
+
+
+def _update(cache, value, begin, end):
+    """`cache[:, position] = value`, in place when TensorFlow can forward the buffer."""
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=cache,
+        begin=begin,
+        end=end,
+        strides=[1, 1, 1, 1],
+        value=value,
+        begin_mask=0b1101,
+        end_mask=0b1101,
+    )
+
+
+def _rope_tables(rotary, cfg):
+    """`(S, hd)` cos and signed sin of every position, as `RotaryEmbedding` computes them."""
+    inv_freq = rope_inverse_frequencies(cfg.head_dim, rotary.rope_theta, rotary.scaling)
+    angles = tf.range(cfg.max_seq_len, dtype=tf.float32)[:, None] * inv_freq[None, :]
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    if rotary.convention == "rotate_half":
+        return tf.concat([cos, cos], 1), tf.concat([-sin, sin], 1)
+    pairs = [cfg.max_seq_len, cfg.head_dim]  # each value twice, side by side
+    return tf.reshape(tf.stack([cos, cos], -1), pairs), tf.reshape(tf.stack([-sin, sin], -1), pairs)
 
 
 def weights_nbytes(model) -> int:

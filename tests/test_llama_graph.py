@@ -1,0 +1,87 @@
+"""The in-graph decoding loop of the SavedModel `generate` signatures."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_recipes.export import llama_graph
+from keras_recipes.export.llama_graph import FusedDecodeStep, generate_in_graph, left_pad
+from keras_recipes.llama import LlamaConfig, build_llama
+
+PROMPTS = [[5, 9, 2, 7, 30, 11], [8, 3], [40, 1, 17]]
+
+
+def peaky_llama(**overrides):
+    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
+    keras.utils.set_random_seed(5)
+    model = build_llama(LlamaConfig.preset("tiny", vocab_size=64, max_seq_len=32, **overrides))
+    model.norm.scale.assign(model.norm.scale.numpy() * 6.0)
+    return model
+
+
+@pytest.fixture(scope="module", params=["interleaved", "rotate_half"])
+def llama(request):
+    return peaky_llama(rope_convention=request.param)
+
+
+def prefill(model, prompts):
+    """Left-padded prompts through the model's own cached call, as generate_in_graph does."""
+    ids, lengths = left_pad(tf.ragged.constant(prompts, tf.int32))
+    context, cfg = model.config.max_seq_len, model.config
+    tokens = tf.pad(ids, [[0, 0], [0, context - ids.shape[1]]])
+    key_mask = tf.range(context)[None, :] >= (ids.shape[1] - lengths)[:, None]
+    shape = (len(prompts), context, cfg.n_kv_heads, cfg.head_dim)
+    caches = [(tf.zeros(shape), tf.zeros(shape)) for _ in model.blocks]
+    _, caches = model.call_with_cache(ids, caches, 0, key_mask, runtime="tf")
+    return tokens, key_mask, caches
+
+
+def test_fused_step_equals_the_models_cached_call(llama):
+    width = max(map(len, PROMPTS))
+    tokens, key_mask, caches = prefill(llama, PROMPTS)
+    step = FusedDecodeStep(llama, llama.output_kernel(), key_mask)
+    fused = caches
+    rng = np.random.default_rng(0)
+    for position in range(width, width + 4):
+        current = tf.constant(rng.integers(1, 64, (len(PROMPTS), 1)), tf.int32)
+        want, caches = llama.call_with_cache(current, caches, position, key_mask, runtime="tf")
+        got, fused = step(current, fused, position)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    for (keys, values), (fused_keys, fused_values) in zip(caches, fused, strict=True):
+        np.testing.assert_allclose(fused_keys, keys, atol=1e-6)
+        np.testing.assert_allclose(fused_values, values, atol=1e-6)
+
+
+def run_graph(model, prompts, new_tokens, temperature=0.0, top_k=0, seed=0):
+    ids, lengths = left_pad(tf.ragged.constant(prompts, tf.int32))
+    controls = [tf.constant(new_tokens), tf.constant(temperature), tf.constant(top_k)]
+    return generate_in_graph(model, ids, lengths, *controls, tf.constant(seed)).numpy()
+
+
+def test_ragged_greedy_batch_equals_each_prompt_alone(llama):
+    out = run_graph(llama, PROMPTS, 12)
+    width = max(map(len, PROMPTS))
+    for row, prompt in zip(out, PROMPTS, strict=True):
+        alone = llama.generate([prompt], 12)[0]
+        np.testing.assert_array_equal(row[width:], alone[len(prompt) :])
+
+
+def test_fused_and_layer_by_layer_loops_agree(llama, monkeypatch):
+    fused_greedy = run_graph(llama, PROMPTS, 10)
+    fused_sampled = run_graph(llama, PROMPTS, 10, temperature=1.0, top_k=8, seed=4)
+    monkeypatch.setattr(llama_graph, "_fusable", lambda model: False)
+    np.testing.assert_array_equal(run_graph(llama, PROMPTS, 10), fused_greedy)
+    sampled = run_graph(llama, PROMPTS, 10, temperature=1.0, top_k=8, seed=4)
+    np.testing.assert_array_equal(sampled, fused_sampled)
+
+
+def test_bfloat16_model_takes_the_layer_by_layer_loop():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = peaky_llama()
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert not llama_graph._fusable(model)
+    out = run_graph(model, PROMPTS[:1], 5)
+    assert out.shape == (1, len(PROMPTS[0]) + 5) and (out >= 0).all() and (out < 64).all()
