@@ -245,5 +245,13 @@ def test_seq2seq_translates_like_the_keras_model(tmp_path, cell, attention, bidi
     translator = TFLiteTranslator(path)  # tokenizers travel inside the file
     texts = ["9 May 2018", "1 jan", "3 March 19"]
     assert translator.translate(texts) == model.translate(texts)
+    ids = model.encode_sources(texts)
+    for width, penalty in ((3, 0.0), (4, 0.7)):
+        want, _ = model.beam_search(ids, beam_width=width, length_penalty=penalty)
+        got = translator.beam_search(ids, beam_width=width, length_penalty=penalty)
+        np.testing.assert_array_equal(got, want)
+    assert translator.translate(texts, beam_width=3) == model.translate(texts, beam_width=3)
     with pytest.raises(ValueError, match="max_source_length"):
         translator.translate(["9 May 2018 " * 5])
+    with pytest.raises(ValueError, match="beam_width"):
+        translator.translate(texts, beam_width=0)

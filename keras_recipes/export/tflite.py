@@ -692,9 +692,10 @@ def _verify_seq2seq(path, model, quantize) -> dict:
 class TFLiteTranslator:
     """Translate strings with a `Seq2Seq` exported by `export_tflite`, on LiteRT.
 
-    Greedy decoding, one source at a time: `encode` once, then one
-    `decode_step` per output token, the decoder state and encoder outputs
-    carried between calls. The tokenizers come from the file itself.
+    One source at a time: `encode` once, then one `decode_step` per output
+    token (per hypothesis, for beam search), the decoder state and encoder
+    outputs carried between calls. Greedy and beam search return the Keras
+    model's translations. The tokenizers come from the file itself.
 
     Args:
         path: the `.tflite` file.
@@ -705,6 +706,7 @@ class TFLiteTranslator:
     ```python
     export_tflite(model, "dates.tflite")
     TFLiteTranslator("dates.tflite").translate(["9 May 2018"])  # ["2018-05-09"]
+    TFLiteTranslator("dates.tflite").translate(["9 May 2018"], beam_width=4)
     ```
     """
 
@@ -729,28 +731,41 @@ class TFLiteTranslator:
         self.max_source_length = int(self._encode.get_input_details()["source_ids"]["shape"][1])
         self.max_target_length = int(configs["max_target_length"])
 
-    def greedy_search(self, source_ids, max_length: int | None = None) -> np.ndarray:
-        """Greedy target ids `(B, L)` for source ids `(B, S)`, as `Seq2Seq.greedy_search`."""
-        from keras_recipes.seq2seq import END_ID, PAD_ID, START_ID
-
-        max_length = max_length or self.max_target_length
+    def _check_sources(self, source_ids) -> np.ndarray:
         source_ids = np.asarray(source_ids, np.int32)
         if source_ids.ndim != 2 or source_ids.shape[1] > self.max_source_length:
             raise ValueError(
                 f"TFLiteTranslator: source ids must be (batch, <= {self.max_source_length}), "
                 f"got shape {source_ids.shape}."
             )
+        return source_ids
+
+    def _encode_row(self, row):
+        """`(context, states)` of one source: the inputs `decode_step` takes besides the token."""
+        from keras_recipes.seq2seq import PAD_ID
+
+        padded = np.full((1, self.max_source_length), PAD_ID, np.int32)
+        padded[0, : len(row)] = row
+        encoded = self._encode(source_ids=padded)
+        context = {k: encoded[k] for k in ("encoder_outputs", "source_mask")}
+        return context, self._states(encoded)
+
+    @staticmethod
+    def _states(outputs) -> dict:
+        return {k: v for k, v in outputs.items() if k.startswith("state_")}
+
+    def greedy_search(self, source_ids, max_length: int | None = None) -> np.ndarray:
+        """Greedy target ids `(B, L)` for source ids `(B, S)`, as `Seq2Seq.greedy_search`."""
+        from keras_recipes.seq2seq import END_ID, PAD_ID, START_ID
+
+        max_length = max_length or self.max_target_length
         rows = []
-        for row in source_ids:
-            padded = np.full((1, self.max_source_length), PAD_ID, np.int32)
-            padded[0, : len(row)] = row
-            encoded = self._encode(source_ids=padded)
-            context = {k: encoded[k] for k in ("encoder_outputs", "source_mask")}
-            states = {k: v for k, v in encoded.items() if k.startswith("state_")}
+        for row in self._check_sources(source_ids):
+            context, states = self._encode_row(row)
             token, out = START_ID, []
             for _ in range(max_length):
                 step = self._decode(token=np.array([[token]], np.int32), **context, **states)
-                states = {k: v for k, v in step.items() if k.startswith("state_")}
+                states = self._states(step)
                 token = int(np.argmax(step["logits"][0]))
                 out.append(token)
                 if token == END_ID:
@@ -759,10 +774,59 @@ class TFLiteTranslator:
         width = max(len(r) for r in rows)
         return np.array([r + [PAD_ID] * (width - len(r)) for r in rows], np.int32)
 
-    def translate(self, texts, max_length: int | None = None) -> list[str]:
-        """Source strings -> target strings (greedy)."""
+    def beam_search(
+        self,
+        source_ids,
+        beam_width: int = 4,
+        length_penalty: float = 0.0,
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """Target ids `(B, L)` of the best hypothesis per source, as `Seq2Seq.beam_search`.
+
+        The same search (`keras_recipes.seq2seq.beam_search`, GNMT length
+        penalty), each hypothesis stepped through the file's `decode_step`.
+        """
+        from keras_recipes.seq2seq import _check_beam_width, beam_search
+
+        k = _check_beam_width(beam_width)
+        contexts, states = [], []
+        for row in self._check_sources(source_ids):
+            context, state = self._encode_row(row)
+            contexts += [context] * k
+            states += [state] * k
+
+        def step(tokens, states):
+            outputs = [
+                self._decode(token=tokens[i : i + 1], **contexts[i], **state)
+                for i, state in enumerate(states)
+            ]
+            logits = np.concatenate([out["logits"] for out in outputs])
+            return logits, [self._states(out) for out in outputs], None
+
+        ids, _ = beam_search(
+            step,
+            states,
+            len(states) // k,
+            k,
+            max_length or self.max_target_length,
+            length_penalty,
+            lambda states, rows: [states[row] for row in rows],
+        )
+        return ids
+
+    def translate(
+        self,
+        texts,
+        beam_width: int = 1,
+        length_penalty: float = 0.0,
+        max_length: int | None = None,
+    ) -> list[str]:
+        """Source strings -> target strings: greedy, or beam search for `beam_width > 1`."""
         from keras_recipes.seq2seq import encode_sources
 
         ids = encode_sources(self.source_tokenizer, texts, self.max_source_length)
-        out = self.greedy_search(ids, max_length)
+        if beam_width == 1:
+            out = self.greedy_search(ids, max_length)
+        else:
+            out = self.beam_search(ids, beam_width, length_penalty, max_length)
         return [self.target_tokenizer.decode(row) for row in out]
