@@ -275,9 +275,11 @@ prepare_for_strategy(model, strategy)
 history_path = out / "history.json"
 earlier = json.loads(history_path.read_text())[:initial_epoch] if initial_epoch else []
 logger = PerplexityLogger(settings["batch_size"] * settings["seq_len"], history_path, earlier)
+# A progress bar on a terminal; a log file or pipe gets only the logger's epoch lines.
+progress = sys.stdout.isatty()
 callbacks = [
     StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=strategy),
-    keras.callbacks.ProgbarLogger(),
+    *([keras.callbacks.ProgbarLogger()] if progress else []),
     logger,
     *interrupt_from_environment(),
 ]
@@ -290,6 +292,7 @@ try:
             epochs=settings["epochs"],
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks,
+            verbose=int(progress),
             shuffle=False,  # the stream holds every epoch's order already
         )
 except KeyboardInterrupt as interrupt:

@@ -32,6 +32,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -400,7 +401,9 @@ def train_llama(
             gensim's Lee background corpus. Defaults to `None`.
         quick: bool. The seconds-long settings of `QUICK` instead of
             `DEFAULTS`. Defaults to `False`.
-        verbose: `fit`'s verbosity (progress bar). Defaults to `"auto"`.
+        verbose: `fit`'s verbosity. Defaults to `"auto"`: a progress bar on
+            a terminal, none when the output goes to a file or a pipe (the
+            per-epoch perplexity line is printed either way).
         strategy: str. `"default"` (one process, no distribution),
             `"mirrored"` (one replica per local GPU) or `"multi-worker"`
             (processes listed in `TF_CONFIG`). `batch_size` is the global
@@ -518,6 +521,8 @@ def train_llama(
     callbacks = [
         StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=distribution)
     ]
+    if verbose == "auto":  # a log file gets the epoch lines, not every redraw of the bar
+        verbose = 1 if sys.stdout.isatty() else 0
     if verbose:  # the progress bar first, so the logger's line follows its epoch line
         callbacks.append(keras.callbacks.ProgbarLogger())
     callbacks += [logger, *interrupt_from_environment()]
