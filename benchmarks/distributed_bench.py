@@ -31,7 +31,6 @@ Usage:
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -128,17 +127,6 @@ def worker(args) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def launch(args, processes, cores, batch_size, timeout):
     """Runs `processes` workers (1 or 2), pinned to `cores` (one set each); chief's result."""
     flags = [
@@ -148,17 +136,14 @@ def launch(args, processes, cores, batch_size, timeout):
     ]
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    ports = free_ports(processes)
+    from keras_recipes.llama.distribute import local_tf_configs
+
+    tf_configs = local_tf_configs(processes)
     started = []
     try:
         for index in range(processes):
             if processes > 1:
-                env["TF_CONFIG"] = json.dumps(
-                    {
-                        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                        "task": {"type": "worker", "index": index},
-                    }
-                )
+                env["TF_CONFIG"] = tf_configs[index]
             pin = cores[index] if cores else None
             started.append(
                 subprocess.Popen(

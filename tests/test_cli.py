@@ -3,16 +3,9 @@
 import subprocess
 import sys
 
+from runs import run_cli
+
 from keras_recipes import __version__, cli
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "keras_recipes.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_help_lists_subcommands_without_loading_tensorflow():

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -34,6 +33,7 @@ from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.distribute import (
     STRATEGIES,
     StepBackupAndRestore,
+    local_tf_configs,
     make_strategy,
     read_backup,
     read_tf_config,
@@ -114,6 +114,16 @@ def test_tf_config_is_parsed_into_cluster_and_task():
 def test_bad_tf_config_is_a_clear_error(value, message):
     with pytest.raises(ValueError, match=message):
         read_tf_config(value)
+
+
+def test_local_tf_configs_give_each_process_its_task_on_free_ports():
+    configs = [read_tf_config(value) for value in local_tf_configs(3)]
+    workers = configs[0]["cluster"]["worker"]
+    assert all(c["cluster"]["worker"] == workers for c in configs)
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert len(set(workers)) == 3 and all(w.startswith("127.0.0.1:") for w in workers)
+    with pytest.raises(ValueError, match="positive"):
+        local_tf_configs(0)
 
 
 def test_multi_worker_without_tf_config_says_how_to_set_it(monkeypatch):
@@ -275,17 +285,6 @@ def test_two_replicas_clip_the_summed_gradient_like_one_process():
 # ---------------------------------------- two worker processes on loopback
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def pin_to_core(core):
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > core:
         return lambda: os.sched_setaffinity(0, {core})
@@ -295,17 +294,13 @@ def pin_to_core(core):
 @contextlib.contextmanager
 def workers(corpus, out, env_by_index=None):
     """Two `keras-recipes llama train --strategy multi-worker` processes, killed on exit."""
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     try:
-        for index in range(2):
+        for index, tf_config in enumerate(local_tf_configs(2)):
             env = {
                 **os.environ,
                 "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": json.dumps(
-                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
-                ),
+                "TF_CONFIG": tf_config,
                 **(env_by_index or {}).get(index, {}),
             }
             log = open(Path(out).parent / f"{Path(out).name}-worker{index}.log", "w")  # noqa: SIM115

@@ -1,24 +1,13 @@
 """`keras-recipes llama generate|convert` on real checkpoint formats, and streaming."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from runs import run_cli
 
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 from keras_recipes.llama.generate import generate_trace_count
 from keras_recipes.tokenizers import Llama2cTokenizer
-
-
-def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "keras_recipes.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

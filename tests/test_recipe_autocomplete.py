@@ -1,7 +1,7 @@
 """recipes/autocomplete.py: word-level LSTM/GRU language models, perplexity, top-k, --interactive."""
 
 import pytest
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 
 @pytest.fixture(scope="module")

@@ -1,26 +1,12 @@
 """recipes/llama_tiny.py --quick: trains, samples, saves, and resumes after an interrupt."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+
+from runs import run_recipe
 
 from keras_recipes.data import language_model_datasets, load_builtin_corpus
 from keras_recipes.llama.train import INTERRUPT_ENV, QUICK
 from keras_recipes.tokenizers import train_sentencepiece
-
-RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "llama_tiny.py"
-
-
-def run_recipe(*args, env=None):
-    return subprocess.run(
-        [sys.executable, str(RECIPE), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def quick_steps_per_epoch():
@@ -37,7 +23,13 @@ def test_quick_run_resumes_after_an_interrupt_instead_of_restarting(tmp_path):
     steps = quick_steps_per_epoch()
     # First run: killed a few steps into epoch 2 of 2.
     first = run_recipe(
-        "--quick", "--epochs", "2", "--out", str(out), env={INTERRUPT_ENV: str(steps + 3)}
+        "llama_tiny",
+        "--quick",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        env={INTERRUPT_ENV: str(steps + 3)},
     )
     assert first.returncode == 130, first.stdout + first.stderr
     assert "Interrupted" in first.stdout
@@ -48,7 +40,7 @@ def test_quick_run_resumes_after_an_interrupt_instead_of_restarting(tmp_path):
     assert not (out / "model.keras").exists()
 
     # Second run, same command: continues with epoch 2 only.
-    second = run_recipe("--quick", "--epochs", "2", "--out", str(out))
+    second = run_recipe("llama_tiny", "--quick", "--epochs", "2", "--out", str(out))
     assert second.returncode == 0, second.stdout + second.stderr
     assert "Resuming from the backup" in second.stdout
     assert "\nepoch 2: " in second.stdout and "\nepoch 1: " not in second.stdout

@@ -1,7 +1,7 @@
 """recipes/music.py: one-to-many melody generation, MIDI and piano roll, built-in melodies and MIDI files."""
 
 import pytest
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 from keras_recipes.datasets.music import read_midi, write_midi
 

@@ -1,7 +1,7 @@
 """recipes/ner.py: BiLSTM tagger, conlleval scores per merge mode, built-in corpus and CoNLL files."""
 
 import pytest
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 # IOB1, as the original CoNLL-2003 files: entities start with I-, B- only between neighbours.
 CONLL = """-DOCSTART- -X- -X- O

@@ -1,12 +1,10 @@
 """recipes/optimizers_compare.py: runs with --quick and writes its table, plot and metrics."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from runs import run_recipe
 
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "optimizers_compare.py"
 EVERY_KERAS_OPTIMIZER = {
@@ -15,21 +13,10 @@ EVERY_KERAS_OPTIMIZER = {
 }  # fmt: skip
 
 
-def run_recipe(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, str(RECIPE), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("optimizers_compare")
-    result = run_recipe("--quick", "--out", str(out))
+    result = run_recipe("optimizers_compare", "--quick", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 
@@ -81,7 +68,7 @@ def test_quick_run_writes_a_png_and_the_table(quick_run):
 
 
 def test_help_answers_without_training():
-    result = run_recipe("--help")
+    result = run_recipe("optimizers_compare", "--help")
     assert result.returncode == 0
     for flag in ("--quick", "--out", "--epochs", "--data"):
         assert flag in result.stdout

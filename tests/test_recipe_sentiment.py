@@ -1,7 +1,7 @@
 """recipes/sentiment.py: the notes' encoder vs BiLSTM classifiers on Pang-Lee and an aclImdb folder."""
 
 import pytest
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 MODELS = ("encoder (GlobalAveragePooling)", "decoder (BiLSTM)")
 

@@ -1,7 +1,7 @@
 """recipes/time_series.py: the notes' LSTM(1)/GRU(1) forecasters, built-in series and a CSV column."""
 
 import pytest
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 MODELS = ("LSTM(1), window 50", "GRU(1), window 20", "LSTM(32)+LSTM(1), window 50")
 

@@ -1,25 +1,13 @@
 """recipes/translation.py runs end to end with --quick, on the dates task and on a TSV file."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from runs import help_text, run_recipe
 
-RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "translation.py"
 
-
-def run_recipe(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
-    result = subprocess.run(
-        [sys.executable, str(RECIPE), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+def run_translation(*args):
+    result = run_recipe("translation", *args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
 
@@ -33,7 +21,7 @@ def check_scores(row, with_bleu):
 
 
 def test_quick_dates_run_writes_metrics_heatmap_and_model(tmp_path):
-    stdout = run_recipe("--quick", "--out", str(tmp_path))
+    stdout = run_translation("--quick", "--out", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["task"] == "dates" and metrics["test_pairs"] == 100
     for attention in ("bahdanau", "none"):
@@ -55,7 +43,7 @@ def test_pairs_file_reports_bleu(tmp_path):
     pairs_file = tmp_path / "pairs.tsv"
     pairs_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
-    run_recipe("--quick", "--pairs", str(pairs_file), "--epochs", "1", "--out", str(out))
+    run_translation("--quick", "--pairs", str(pairs_file), "--epochs", "1", "--out", str(out))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "pairs.tsv"
     assert metrics["train_pairs"] + metrics["test_pairs"] == 36
@@ -65,9 +53,6 @@ def test_pairs_file_reports_bleu(tmp_path):
 
 
 def test_help_names_the_flags():
-    result = subprocess.run(
-        [sys.executable, str(RECIPE), "--help"], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0
+    usage = help_text("translation")
     for flag in ("--quick", "--out", "--epochs", "--pairs"):
-        assert flag in result.stdout
+        assert flag in usage

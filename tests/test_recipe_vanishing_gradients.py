@@ -2,7 +2,7 @@
 
 import math
 
-from rnn_recipe_runs import help_text, read_metrics, run_recipes
+from runs import help_text, read_metrics, run_recipes
 
 
 def test_quick_run_writes_accuracy_gradients_and_exploding_runs(tmp_path):

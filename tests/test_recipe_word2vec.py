@@ -1,27 +1,15 @@
 """recipes/word2vec.py: runs with --quick, compares with gensim, writes its outputs."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "word2vec.py"
-
-
-def run_recipe(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, env=env, timeout=300
-    )
+from runs import run_recipe
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("word2vec")
-    result = run_recipe("--quick", "--out", str(out))
+    result = run_recipe("word2vec", "--quick", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return out, result.stdout
 
@@ -54,7 +42,7 @@ def test_quick_run_writes_a_plot_and_gensim_readable_vectors(quick_run):
 
 
 def test_help_and_bad_arguments():
-    result = run_recipe("--help")
+    result = run_recipe("word2vec", "--help")
     assert result.returncode == 0 and "--corpus" in result.stdout and "--sg" in result.stdout
-    result = run_recipe("--corpus", "/no/such/file.txt")
+    result = run_recipe("word2vec", "--corpus", "/no/such/file.txt")
     assert result.returncode == 2 and "no such file" in result.stderr

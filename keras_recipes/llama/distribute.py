@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 from pathlib import Path
 
 import keras
@@ -106,6 +107,35 @@ def read_tf_config(value: str | None = None) -> dict | None:
             "0, 1, ..."
         )
     return {"cluster": cluster, "task": {"type": task["type"], "index": index}}
+
+
+def local_tf_configs(count: int) -> list[str]:
+    """`TF_CONFIG` values for `count` worker processes on this machine.
+
+    The workers listen on loopback ports that were free when this ran; give
+    process `i` the `i`-th value. For trying multi-worker training (or
+    measuring its all-reduce) on one machine:
+
+    ```python
+    for index, config in enumerate(local_tf_configs(2)):
+        subprocess.Popen(["keras-recipes", "llama", "train", "--strategy", "multi-worker"],
+                         env={**os.environ, "TF_CONFIG": config})
+    ```
+    """
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"local_tf_configs: count must be a positive int, got {count!r}.")
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    finally:
+        for s in sockets:
+            s.close()
+    return [
+        json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        for index in range(count)
+    ]
 
 
 def make_strategy(name: str = "default", devices: list[str] | None = None):

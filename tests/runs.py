@@ -1,4 +1,4 @@
-"""Runs recipes/*.py in subprocesses for the recipe tests (several at once, to share the wait)."""
+"""Runs recipes/*.py and the keras-recipes command in subprocesses, as a user would."""
 
 import json
 import os
@@ -7,6 +7,31 @@ import sys
 from pathlib import Path
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def run_recipe(name: str, *args: str, env: dict | None = None, timeout: int = 600):
+    """Runs `recipes/NAME.py ARGS` once; returns the finished process (text output).
+
+    `env` adds to this process's environment (conftest.py already quiets
+    TensorFlow and picks its backend there).
+    """
+    return subprocess.run(
+        [sys.executable, str(RECIPES / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def run_cli(*args: str, timeout: int = 300):
+    """Runs `python -m keras_recipes.cli ARGS`; returns the finished process (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "keras_recipes.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_recipes(name: str, *runs: list[str], stdin: str | None = None) -> list[str]:
