@@ -25,6 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.layers.causal_self_attention import MASK_VALUE
 from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 from keras_recipes.llama.generate import PROMPT_MULTIPLE, sample_logits
 
@@ -227,12 +228,11 @@ class FusedDecodeStep:
         self.output_kernel = output_kernel
         scale = [1.0 / math.sqrt(self.head_dim)] * self.n_heads + [1.0] * self.n_kv
         self.row_scale = tf.constant(scale)[:, None]
-        self.hidden = model.blocks[0].feed_forward.w1.kernel.shape[1]
         rotary = model.blocks[0].attention.rotary
         self.rotate_half = rotary.convention == "rotate_half"
         self.cos, self.sin = _rope_tables(rotary, cfg)
-        # 0 where a key may be attended, -1e9 on left padding (exp() gives 0).
-        self.padding_bias = tf.where(key_mask, 0.0, -1e9)[:, :, None, None]
+        # 0 where a key may be attended, MASK_VALUE on left padding (exp() gives 0).
+        self.padding_bias = tf.where(key_mask, 0.0, MASK_VALUE)[:, :, None, None]
         self.slots = tf.range(cfg.max_seq_len)
 
     def __call__(self, current, caches, position):
@@ -240,7 +240,7 @@ class FusedDecodeStep:
         x = tf.gather(self.embeddings, current[:, 0])  # (B, dim)
         # (heads + kv_heads, hd) each: the query rows also scale by 1/sqrt(hd).
         cos, sin = self.cos[position] * self.row_scale, self.sin[position] * self.row_scale
-        bias = self.padding_bias + tf.where(self.slots <= position, 0.0, -1e9)[:, None, None]
+        bias = self.padding_bias + tf.where(self.slots <= position, 0.0, MASK_VALUE)[:, None, None]
         begin = tf.stack([0, position, 0, 0])
         end = begin + 1
         new_caches = []
