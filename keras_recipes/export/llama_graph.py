@@ -125,11 +125,12 @@ def generate_in_graph(
         )
         first = sample_next(logits, padded, temperature, top_k, seed)
         start = _write(tokens, padded, first)
-        controls = (key_mask, temperature, top_k, seed)
         if not jit_compile and _fusable(model):
             step = FusedDecodeStep(model, kernel, key_mask)
-            return _while_positions(step, start, new_caches, padded, total, *controls[1:])
-        return loop(start, new_caches, padded, total, *controls, kernel)
+            return _while_positions(
+                step, start, new_caches, padded, total, temperature, top_k, seed
+            )
+        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed, kernel)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
     return out[:, shift:total]
