@@ -36,15 +36,15 @@ llama2.c files (https://github.com/karpathy/llama2.c, `export.py`, `run.c`):
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_recipes._io import atomic_folder, atomic_path, atomic_write
 
 LLAMA2C_MAGIC = 0x616B3432
 LLAMA2C_HEADER_BYTES = 256
@@ -182,6 +182,33 @@ def _llama2c_layout(h: Llama2cHeader) -> list[tuple[str, tuple[int, ...], bool]]
     return norms + [(name, shape, quantized) for name, shape, _ in rest]
 
 
+def _llama2c_tensor_kinds(h: Llama2cHeader) -> list[tuple[tuple[int, ...], int, bool]]:
+    """(shape, how many, quantized) per kind of tensor: `_llama2c_layout` without the names.
+
+    Its size does not grow with `n_layers`, so a header claiming a million
+    layers is checked against the file in microseconds.
+    """
+    d, hd, L = h.dim, h.hidden_dim, h.n_layers
+    q_dim, kv_dim = h.n_heads * h.head_dim, h.n_kv_heads * h.head_dim
+    quantized = h.version == 2
+    kinds = [((d,), 2 * L + 1, False), ((h.vocab_size, d), 1, quantized)]
+    kinds += [((q_dim, d), L, quantized), ((kv_dim, d), 2 * L, quantized)]
+    kinds += [((d, q_dim), L, quantized), ((hd, d), 2 * L, quantized), ((d, hd), L, quantized)]
+    if not h.shared_classifier:
+        kinds.append(((h.vocab_size, d), 1, quantized))
+    if h.version == 0:
+        kinds.append(((h.seq_len * h.head_dim // 2,), 2, False))  # the legacy RoPE tables
+    return kinds
+
+
+def llama2c_file_bytes(header: Llama2cHeader, offset: int) -> int:
+    """The size in bytes a llama2.c file with this header (tensors from `offset`) must have."""
+    return offset + sum(
+        count * _tensor_bytes(shape, quantized, header.group_size)
+        for shape, count, quantized in _llama2c_tensor_kinds(header)
+    )
+
+
 def _tensor_bytes(shape, quantized: bool, group_size: int) -> int:
     n = int(np.prod(shape))
     return n + 4 * (n // group_size) if quantized else 4 * n
@@ -262,15 +289,16 @@ def iter_llama2c(path: str | os.PathLike):
     """
     path = Path(path)
     header, offset = read_llama2c_header(path)
-    layout = _llama2c_layout(header)
+    # Sizes first, from the header alone: nothing is listed or allocated for
+    # a header that promises more than the file holds.
     if header.version == 2:
-        for name, shape, quantized in layout:
+        for shape, _, quantized in _llama2c_tensor_kinds(header):
             if quantized and int(np.prod(shape)) % header.group_size:
                 raise CheckpointError(
-                    f"{path}: tensor {name} {shape} is not a multiple of the group size "
+                    f"{path}: tensors of shape {shape} are not a multiple of the group size "
                     f"{header.group_size} in the header."
                 )
-    expected = offset + sum(_tensor_bytes(s, q, header.group_size) for _, s, q in layout)
+    expected = llama2c_file_bytes(header, offset)
     actual = path.stat().st_size
     if actual != expected:
         what = "truncated" if actual < expected else "longer than its header says"
@@ -278,6 +306,8 @@ def iter_llama2c(path: str | os.PathLike):
             f"{path}: file is {what}: the header ({header}) implies {expected:,} bytes, "
             f"the file has {actual:,}. Re-download or re-export the checkpoint."
         )
+
+    layout = _llama2c_layout(header)
 
     def tensors():
         # Plain reads, not a memory map: mapped pages count as resident memory
@@ -337,7 +367,7 @@ def write_llama2c(
         header = dataclasses.replace(header, group_size=group_size)
     layout = _llama2c_layout(header)
     head_dim = header.head_dim
-    with _atomic_file(path) as f:
+    with atomic_write(path) as f:
         if header.version == 0:
             vocab = header.vocab_size if header.shared_classifier else -header.vocab_size
             f.write(
@@ -383,28 +413,6 @@ def write_llama2c(
             else:
                 f.write(value.astype("<f4").tobytes())
     return path
-
-
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    """A temporary path beside `path`, renamed onto it if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-@contextlib.contextmanager
-def _atomic_file(path: Path):
-    """A binary file open for writing, renamed onto `path` once complete."""
-    with _atomic_path(path) as tmp, open(tmp, "wb") as f:
-        yield f
 
 
 # ---------------------------------------------------------------------------
@@ -466,23 +474,88 @@ def permute_for_interleaved(w: np.ndarray, n_heads: int) -> np.ndarray:
     return w.reshape(n_heads, 2, rows // n_heads // 2, cols).swapaxes(1, 2).reshape(rows, cols)
 
 
+def _read_json(file: Path, what: str):
+    """The parsed JSON of `file`, or a `CheckpointError` naming the file."""
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise CheckpointError(f"{file}: not valid JSON ({error}); {what}") from None
+    except OSError as error:
+        raise CheckpointError(f"{file}: cannot be read ({error.strerror}).") from None
+
+
+def _folder_roots(directory: Path) -> list[Path]:
+    """Where the files of a checkpoint folder may really live (symlinks resolved)."""
+    root = directory.resolve()
+    roots = [root]
+    if root.parent.name == "snapshots":
+        # The Hugging Face hub cache: snapshots/<revision>/<file> are symlinks
+        # to ../../blobs/<hash> of the same model.
+        roots.append(root.parent.parent / "blobs")
+    return roots
+
+
+def _inside_folder(directory: Path, name: str, what: str) -> Path:
+    """`directory / name`, refused unless it (through any symlink) stays in the folder."""
+    file = directory / name
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise CheckpointError(
+            f"{directory}: {what} names {name!r}, a path outside the folder. A checkpoint "
+            "folder may only refer to its own files: move the file in and name it relatively."
+        )
+    real = file.resolve()
+    if not any(real.is_relative_to(root) for root in _folder_roots(directory)):
+        raise CheckpointError(
+            f"{directory}: {what} {name!r} is a symlink to {real}, outside the folder. A "
+            "checkpoint folder may only refer to its own files: copy the file in instead."
+        )
+    return file
+
+
 def hf_safetensors_files(directory: str | os.PathLike) -> list[Path]:
-    """The safetensors files of a Hugging Face checkpoint folder, single or sharded."""
+    """The safetensors files of a Hugging Face checkpoint folder, single or sharded.
+
+    Every file must lie inside `directory`: a shard named by an absolute
+    path or with `..`, or a symlink resolving outside the folder, is refused
+    (the Hugging Face hub cache's links into its `blobs/` folder are fine).
+
+    Raises:
+        CheckpointError: naming the file and field, for an unreadable or
+            malformed index, a shard outside the folder or a missing one.
+    """
     directory = Path(directory)
     index = directory / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = json.loads(index.read_text())["weight_map"]
-        files = sorted({directory / name for name in weight_map.values()})
+        _inside_folder(directory, index.name, "the index")
+        content = _read_json(index, "the shard index must be a JSON object with a weight_map.")
+        weight_map = content.get("weight_map") if isinstance(content, dict) else None
+        if not isinstance(weight_map, dict) or not weight_map:
+            raise CheckpointError(
+                f"{index}: field 'weight_map' is missing, empty or not an object; it must "
+                'map each tensor name to its shard file, e.g. {"weight_map": {"lm_head.weight": '
+                '"model-00001-of-00002.safetensors"}}.'
+            )
+        names = set()
+        for tensor, name in weight_map.items():
+            if not isinstance(name, str) or not name:
+                raise CheckpointError(
+                    f"{index}: weight_map[{tensor!r}] is {name!r}; it must be a file name."
+                )
+            names.add(name)
+        files = [
+            _inside_folder(directory, name, f"weight_map entry {name!r} of {index.name}")
+            for name in sorted(names)
+        ]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise CheckpointError(f"{index} names shards that are not in the folder: {missing}.")
         return files
     single = directory / "model.safetensors"
     if single.is_file():
-        return [single]
+        return [_inside_folder(directory, single.name, "weights file")]
     found = sorted(directory.glob("*.safetensors"))
     if found:
-        return found
+        return [_inside_folder(directory, f.name, "weights file") for f in found]
     raise CheckpointError(
         f"{directory}: no model.safetensors, model.safetensors.index.json or *.safetensors; "
         "a Hugging Face LLaMA folder needs config.json and its safetensors weights "
@@ -493,8 +566,17 @@ def hf_safetensors_files(directory: str | os.PathLike) -> list[Path]:
 SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "BF16": "bfloat16", "F64": "<f8"}
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_safetensors_header(file: Path) -> tuple[dict, int]:
-    """The JSON header of a safetensors file and the offset its data starts at."""
+    """The JSON header of a safetensors file and the offset its data starts at.
+
+    Each entry is checked for form (a `dtype` string, a `shape` list of
+    non-negative ints, `data_offsets` `[begin, end]` with `begin <= end`),
+    so later code never meets a malformed one.
+    """
     with open(file, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
@@ -506,7 +588,35 @@ def read_safetensors_header(file: Path) -> tuple[dict, int]:
             header = json.loads(f.read(length))
         except ValueError as error:
             raise CheckpointError(f"{file}: unreadable safetensors header ({error}).") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(
+            f"{file}: the safetensors header is a JSON {type(header).__name__}, not an object "
+            "mapping tensor names to dtype, shape and data_offsets; the file is corrupt."
+        )
     header.pop("__metadata__", None)
+    for key, info in header.items():
+        problem = None
+        if not isinstance(info, dict):
+            problem = f"is a JSON {type(info).__name__}, not an object"
+        elif not isinstance(info.get("dtype"), str):
+            problem = f"has dtype {info.get('dtype')!r}, not a dtype name"
+        elif not isinstance(info.get("shape"), list) or not all(
+            _is_int(n) and n >= 0 for n in info["shape"]
+        ):
+            problem = f"has shape {info.get('shape')!r}, not a list of sizes"
+        else:
+            offsets = info.get("data_offsets")
+            if not (
+                isinstance(offsets, list)
+                and len(offsets) == 2
+                and all(_is_int(n) for n in offsets)
+                and 0 <= offsets[0] <= offsets[1]
+            ):
+                problem = f"has data_offsets {offsets!r}, not [begin, end] with begin <= end"
+        if problem:
+            raise CheckpointError(
+                f"{file}: header entry {key!r} {problem}; the safetensors file is corrupt."
+            )
     return header, 8 + length
 
 
@@ -587,16 +697,22 @@ def _model_variable(model, name: str):
     raise CheckpointError(f"{name}: not a LLaMA tensor name this model knows.")
 
 
-def canonical_names(config) -> list[str]:
-    """Every canonical tensor name a model of `config` has, in llama2.c's order."""
-    names = ["tok_embeddings.weight"]
+def _iter_canonical_names(config):
+    """`canonical_names(config)`, one at a time."""
+    yield "tok_embeddings.weight"
     kinds = ["attention_norm", "attention.wq", "attention.wk", "attention.wv", "attention.wo"]
     kinds += ["ffn_norm", "feed_forward.w1", "feed_forward.w2", "feed_forward.w3"]
-    names += [f"layers.{i}.{kind}.weight" for kind in kinds for i in range(config.n_layers)]
-    names.append("norm.weight")
+    for kind in kinds:
+        for i in range(config.n_layers):
+            yield f"layers.{i}.{kind}.weight"
+    yield "norm.weight"
     if not config.tie_embeddings:
-        names.append("output.weight")
-    return names
+        yield "output.weight"
+
+
+def canonical_names(config) -> list[str]:
+    """Every canonical tensor name a model of `config` has, in llama2.c's order."""
+    return list(_iter_canonical_names(config))
 
 
 def model_tensors(model):
@@ -607,13 +723,18 @@ def model_tensors(model):
         yield name, (value.T if transposed else value)
 
 
-def assign_tensors(model, tensors, source) -> None:
-    """Copies canonical tensors into `model`, checking every name, shape and dtype.
+def assign_tensors(model, tensors, source, allow_nonfinite: bool = False) -> None:
+    """Copies canonical tensors into `model`, checking every name, shape, dtype and value.
 
     `tensors` yields (name, array or `StoredTensor`[, file]); each is cast to
     the variable's dtype and copied in blocks of rows, read from the file
-    block by block, so peak memory is the model plus a few megabytes. Raises `CheckpointError` naming the file and
-    the tensor on an unknown name, a wrong shape or dtype, or a missing tensor.
+    block by block, so peak memory is the model plus a few megabytes. Each
+    block is checked for NaN and Inf as it passes (after the cast, so a value
+    that overflows a float16 model is caught too) unless `allow_nonfinite`.
+
+    Raises:
+        CheckpointError: naming the file and the tensor, on an unknown name,
+            a wrong shape or dtype, a missing tensor, or non-finite values.
     """
     expected = set(canonical_names(model.config))
     seen = set()
@@ -634,7 +755,8 @@ def assign_tensors(model, tensors, source) -> None:
             raise CheckpointError(
                 f"{file}: tensor {name} has shape {tuple(value.shape)}, the config needs {want}."
             )
-        _copy_rows(variable, value, transposed)
+        check = None if allow_nonfinite else _finite_check(file, name)
+        _copy_rows(variable, value, transposed, check)
         seen.add(name)
     missing = sorted(expected - seen)
     if missing:
@@ -644,6 +766,26 @@ def assign_tensors(model, tensors, source) -> None:
         )
 
 
+def _finite_check(file, name):
+    """A check of each copied block: `(written, read) -> None` or a `CheckpointError`."""
+
+    def check(written: np.ndarray, read: np.ndarray) -> None:
+        if np.isfinite(written).all():
+            return
+        if np.isfinite(read).all():
+            raise CheckpointError(
+                f"{file}: tensor {name} has values beyond the range of the model's dtype "
+                f"{written.dtype} (they would become Inf); load the model in float32 "
+                "(dtype='float32'), or pass allow_nonfinite=True to load it anyway."
+            )
+        raise CheckpointError(
+            f"{file}: tensor {name} holds NaN or Inf values; the checkpoint is corrupt or "
+            "comes from a run that diverged. Pass allow_nonfinite=True to load it anyway."
+        )
+
+    return check
+
+
 # Each block is alive about four times at once (the rows read, their transpose
 # or cast, and the copies TensorFlow makes of a numpy argument), so the block
 # size bounds the import's overhead over the model (benchmarks/checkpoint_bench.py):
@@ -651,8 +793,11 @@ def assign_tensors(model, tensors, source) -> None:
 ROWS_BLOCK_BYTES = 2 << 20
 
 
-def _copy_rows(variable, value, transposed: bool) -> None:
-    """`variable[...] = value` (or `value.T`), 2 MB of `value`'s rows at a time."""
+def _copy_rows(variable, value, transposed: bool, check=None) -> None:
+    """`variable[...] = value` (or `value.T`), 2 MB of `value`'s rows at a time.
+
+    `check`, if given, sees each block as written and as read (`_finite_check`).
+    """
     import keras
 
     rows = value.shape[0]
@@ -660,7 +805,10 @@ def _copy_rows(variable, value, transposed: bool) -> None:
     step = max(1, ROWS_BLOCK_BYTES // (row_size * 4))
     if keras.backend.backend() != "tensorflow" or step >= rows:
         whole = np.asarray(value)
-        variable.assign(np.ascontiguousarray(whole.T if transposed else whole, variable.dtype))
+        written = np.ascontiguousarray(whole.T if transposed else whole, variable.dtype)
+        if check is not None:
+            check(written, whole)
+        variable.assign(written)
         return
     import tensorflow as tf
 
@@ -676,6 +824,7 @@ def _copy_rows(variable, value, transposed: bool) -> None:
     else:
         blocks = ((start, value[start : start + step]) for start in range(0, rows, step))
     for start, block in blocks:
+        read = block
         stop = start + len(block)
         if transposed:
             begin, end = [0, start], [value.shape[1], stop]
@@ -686,6 +835,8 @@ def _copy_rows(variable, value, transposed: bool) -> None:
             out = converted[: block.size].reshape(block.shape)
             np.copyto(out, block, casting="unsafe")
             block = out
+        if check is not None:
+            check(block, read)
         tf.raw_ops.ResourceStridedSliceAssign(
             ref=handle, begin=begin, end=end, strides=[1] * len(begin), value=block
         )
@@ -707,16 +858,20 @@ def _permuted(tensors, config, to_convention: str):
 # ---------------------------------------------------------------------------
 
 
-def load_llama2c(path: str | os.PathLike):
+def load_llama2c(path: str | os.PathLike, allow_nonfinite: bool = False):
     """Loads a llama2.c checkpoint (version 0, 1 or 2) into a `LlamaModel`.
 
     The model uses llama2.c's interleaved-pair RoPE, theta 10000 and RMSNorm
     epsilon 1e-5, the constants `run.c` hard-codes, so its logits are what
-    llama2.c computes for the same weights.
+    llama2.c computes for the same weights. The file's size is checked
+    against its header before anything is built, and every weight is
+    checked for NaN and Inf as it is copied.
 
     Args:
         path: a `.bin` written by llama2.c's `export.py` (`--version 0|1|2`)
             or by `save_llama2c`.
+        allow_nonfinite: bool. Load NaN or Inf weights instead of refusing
+            them (to inspect a diverged run). Defaults to False.
 
     Returns:
         `LlamaModel`, with `.generate(...)`.
@@ -747,7 +902,7 @@ def load_llama2c(path: str | os.PathLike):
         rope_convention="interleaved",
     )
     model = LlamaModel(config, initializer="zeros")
-    assign_tensors(model, tensors, path)
+    assign_tensors(model, tensors, path, allow_nonfinite=allow_nonfinite)
     return model
 
 
@@ -795,15 +950,75 @@ def save_llama2c(model, path: str | os.PathLike, version: int = 0) -> Path:
     return write_llama2c(path, header, dict(tensors))
 
 
+_HF_REQUIRED_SIZES = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+)
+_HF_OPTIONAL_SIZES = ("num_key_value_heads", "head_dim", "max_position_embeddings")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_hf_fields(hf, source) -> None:
+    """Refuses a config.json whose LLaMA fields are missing or of the wrong type."""
+    if not isinstance(hf, dict):
+        raise CheckpointError(
+            f"{source}: holds a JSON {type(hf).__name__}; a Hugging Face config.json is one "
+            "JSON object of fields (model_type, hidden_size, ...)."
+        )
+    missing = [name for name in _HF_REQUIRED_SIZES if name not in hf]
+    if missing:
+        raise CheckpointError(
+            f"{source}: required field(s) {', '.join(missing)} missing; a LLaMA config.json "
+            f"gives each of {', '.join(_HF_REQUIRED_SIZES)}."
+        )
+    for name in _HF_REQUIRED_SIZES + _HF_OPTIONAL_SIZES:
+        value = hf.get(name)
+        if (value is not None or name in _HF_REQUIRED_SIZES) and not (_is_int(value) and value > 0):
+            raise CheckpointError(
+                f"{source}: field {name} is {value!r} ({type(value).__name__}); it must be a "
+                "positive integer."
+            )
+    for name in ("rope_theta", "rms_norm_eps"):
+        value = hf.get(name)
+        if value is not None and not (_is_number(value) and value > 0):
+            raise CheckpointError(
+                f"{source}: field {name} is {value!r} ({type(value).__name__}); it must be a "
+                "positive number."
+            )
+    tie = hf.get("tie_word_embeddings")
+    if tie is not None and not isinstance(tie, bool):
+        raise CheckpointError(
+            f"{source}: field tie_word_embeddings is {tie!r}; it must be true or false."
+        )
+    for name in ("rope_scaling", "rope_parameters"):
+        if hf.get(name) is not None and not isinstance(hf[name], dict):
+            raise CheckpointError(
+                f"{source}: field {name} is {hf[name]!r}; it must be an object or null."
+            )
+
+
 def hf_config_to_llama(hf: dict, source="config.json"):
-    """A `LlamaConfig` from a Hugging Face `config.json` dict, or a clear error."""
+    """A `LlamaConfig` from a Hugging Face `config.json` dict, or a clear error.
+
+    Raises:
+        CheckpointError: naming `source` and the field, for another
+            architecture, a missing field, or a field of the wrong type.
+    """
     from keras_recipes.llama.model import LlamaConfig
 
-    if hf.get("model_type") != "llama":
+    if not isinstance(hf, dict) or hf.get("model_type") != "llama":
+        _check_hf_fields(hf, source)  # A JSON list is reported as such.
         raise CheckpointError(
             f"{source}: model_type is {hf.get('model_type')!r}; load_hf reads LLaMA "
             "checkpoints (model_type 'llama', LlamaForCausalLM)."
         )
+    _check_hf_fields(hf, source)
     problems = []
     if hf.get("hidden_act", "silu") != "silu":
         problems.append(f"hidden_act={hf['hidden_act']!r} (LLaMA uses silu)")
@@ -814,23 +1029,26 @@ def hf_config_to_llama(hf: dict, source="config.json"):
     if head_dim is not None and head_dim != hf["hidden_size"] // n_heads:
         problems.append(f"head_dim={head_dim} != hidden_size / num_attention_heads")
     scaling = hf.get("rope_scaling")
-    rope_theta = hf.get("rope_theta", hf.get("rope_parameters", {}).get("rope_theta", 10000.0))
+    rope_theta = hf.get("rope_theta", (hf.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    if not _is_number(rope_theta) or rope_theta <= 0:
+        raise CheckpointError(
+            f"{source}: field rope_parameters.rope_theta is {rope_theta!r}; it must be a "
+            "positive number."
+        )
     if scaling:
         kind = scaling.get("rope_type", scaling.get("type"))
+        keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
         if kind == "default":
             scaling = None
         elif kind != "llama3":
             problems.append(f"rope_scaling of type {kind!r} (only 'llama3' is supported)")
+        elif not all(_is_number(scaling.get(key)) for key in keys):
+            raise CheckpointError(
+                f"{source}: field rope_scaling of type 'llama3' needs numbers for each of "
+                f"{', '.join(keys)}; it has {scaling!r}."
+            )
         else:
-            scaling = {
-                key: scaling[key]
-                for key in (
-                    "factor",
-                    "low_freq_factor",
-                    "high_freq_factor",
-                    "original_max_position_embeddings",
-                )
-            }
+            scaling = {key: scaling[key] for key in keys}
     if problems:
         raise CheckpointError(f"{source}: this model cannot represent {'; '.join(problems)}.")
     try:
@@ -841,20 +1059,77 @@ def hf_config_to_llama(hf: dict, source="config.json"):
             n_heads=n_heads,
             n_kv_heads=hf.get("num_key_value_heads") or n_heads,
             hidden_dim=hf["intermediate_size"],
-            max_seq_len=hf.get("max_position_embeddings", 2048),
+            max_seq_len=hf.get("max_position_embeddings") or 2048,
             rope_theta=float(rope_theta),
-            norm_eps=float(hf.get("rms_norm_eps", 1e-6)),
+            norm_eps=float(hf.get("rms_norm_eps") or 1e-6),
             tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
             rope_scaling=scaling,
             rope_convention="rotate_half",
         )
-    except KeyError as missing:
-        raise CheckpointError(f"{source}: required field {missing} is missing.") from None
     except ValueError as error:
         raise CheckpointError(f"{source}: {error}") from None
 
 
-def load_hf(directory: str | os.PathLike, dtype: str | None = None):
+def _expected_shape(config, name: str) -> tuple[int, ...] | None:
+    """The (out, in) shape of canonical tensor `name` in a model of `config`; None if it has none."""
+    d, q_dim = config.dim, config.n_heads * config.head_dim
+    kv_dim, hidden = config.n_kv_heads * config.head_dim, config.ffn_hidden_dim
+    if name in ("tok_embeddings.weight", "output.weight"):
+        return None if name == "output.weight" and config.tie_embeddings else (config.vocab_size, d)
+    if name == "norm.weight":
+        return (d,)
+    parts = name.split(".")
+    if len(parts) < 4 or parts[0] != "layers" or not parts[1].isdigit():
+        return None
+    if int(parts[1]) >= config.n_layers:
+        return None
+    return {
+        "attention_norm": (d,),
+        "ffn_norm": (d,),
+        "attention.wq": (q_dim, d),
+        "attention.wk": (kv_dim, d),
+        "attention.wv": (kv_dim, d),
+        "attention.wo": (d, q_dim),
+        "feed_forward.w1": (hidden, d),
+        "feed_forward.w2": (d, hidden),
+        "feed_forward.w3": (hidden, d),
+    }.get(".".join(parts[2:-1]))
+
+
+def _check_hf_tensors(directory: Path, config) -> None:
+    """Every tensor's name and shape from the safetensors headers, before a model is built.
+
+    A config.json promising more layers or a larger vocabulary than the
+    weights hold fails here in milliseconds instead of after allocating
+    the model it describes.
+    """
+    stored = set()
+    for name, tensor, file in iter_hf_tensors(directory):
+        want = _expected_shape(config, name)
+        if want is None:
+            if name == "output.weight":
+                continue  # A tied checkpoint that stores the classifier anyway.
+            raise CheckpointError(f"{file}: unexpected tensor {name} for this config.")
+        if tensor.shape != want:
+            raise CheckpointError(
+                f"{file}: tensor {name} has shape {tensor.shape}, the config needs {want}."
+            )
+        stored.add(name)
+    if len(stored) < 9 * config.n_layers + 2 + (not config.tie_embeddings):
+        missing = []
+        for name in _iter_canonical_names(config):
+            if name not in stored:
+                missing.append(name)
+                if len(missing) > 5:
+                    break
+        raise CheckpointError(
+            f"{directory}: missing tensors {sorted(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}; the checkpoint is incomplete or its "
+            "config.json describes a larger model."
+        )
+
+
+def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfinite: bool = False):
     """Loads a Hugging Face LLaMA folder (config.json + safetensors) into a `LlamaModel`.
 
     Reads `model.safetensors` or the shards listed in
@@ -864,9 +1139,16 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None):
     `rope_theta` and `rope_scaling` of type "llama3" are honoured; the model
     keeps Hugging Face's rotate-half RoPE, so its logits are the checkpoint's.
 
+    Before a model is built, config.json's fields and every tensor's name
+    and shape (from the safetensors headers) are checked; files outside the
+    folder (an absolute or `..` shard name, a symlink leading out) are
+    refused. Weights are checked for NaN and Inf as they are copied.
+
     Args:
         directory: the checkpoint folder.
         dtype: optional Keras dtype policy for the model (default: Keras's).
+        allow_nonfinite: bool. Load NaN or Inf weights instead of refusing
+            them. Defaults to False.
 
     Examples:
 
@@ -881,10 +1163,12 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None):
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{directory}: no config.json; not a Hugging Face model folder.")
-    config = hf_config_to_llama(json.loads(config_path.read_text()), config_path)
-    hf_safetensors_files(directory)  # A clear error before building a large model.
+    _inside_folder(directory, config_path.name, "config file")
+    hf = _read_json(config_path, "a Hugging Face config.json is one JSON object of fields.")
+    config = hf_config_to_llama(hf, config_path)
+    _check_hf_tensors(directory, config)  # A clear error before building a large model.
     model = LlamaModel(config, initializer="zeros", **({"dtype": dtype} if dtype else {}))
-    assign_tensors(model, iter_hf_tensors(directory), directory)
+    assign_tensors(model, iter_hf_tensors(directory), directory, allow_nonfinite=allow_nonfinite)
     return model
 
 
@@ -893,7 +1177,14 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
 
     Interleaved-RoPE models (llama2.c) get their wq/wk rows permuted to
     Hugging Face's rotate-half order, so `transformers` and keras-hub compute
-    the same logits. Each file is written under a temporary name and renamed.
+    the same logits.
+
+    The folder is replaced as a whole (`keras_recipes._io.atomic_folder`):
+    the new files are written into a temporary folder beside it, synced,
+    then swapped in, so a reader (or a kill) never sees new weights beside
+    an old config. Files of an existing folder that are not weights or
+    config (a tokenizer, a README) are kept; its old safetensors shards and
+    index are not, so they cannot shadow the new weights.
 
     Args:
         model: a `LlamaModel`.
@@ -908,7 +1199,6 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         raise CheckpointError(f"save_hf: dtype must be one of {list(numpy_dtypes)}, got {dtype!r}.")
     config = model.config
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     tensors = model_tensors(model)
     if config.rope_convention == "interleaved":
         tensors = _permuted(tensors, config, "rotate_half")
@@ -939,18 +1229,24 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
     }
     if config.rope_scaling:
         hf_config["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
-    with _atomic_path(directory / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    with _atomic_file(directory / "config.json") as f:
-        f.write(json.dumps(hf_config, indent=2).encode())
+    with atomic_folder(directory, carry_over=_kept_beside_hf_weights) as tmp:
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
     return directory
 
 
-def load_checkpoint(path: str | os.PathLike):
+def _kept_beside_hf_weights(name: str) -> bool:
+    """Whether `save_hf` keeps a file of the folder it replaces (not weights, not config)."""
+    replaced = ("config.json", "model.safetensors.index.json")
+    return name not in replaced and not name.endswith((".safetensors", ".partial"))
+
+
+def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False):
     """A `LlamaModel` from any checkpoint this package reads, chosen by its form.
 
     A `.keras` file (saved by Keras / `llama train`), a llama2.c `.bin`, or a
-    Hugging Face folder holding `config.json`.
+    Hugging Face folder holding `config.json`. NaN or Inf weights are
+    refused, naming the tensor, unless `allow_nonfinite=True`.
     """
     import keras
 
@@ -958,7 +1254,7 @@ def load_checkpoint(path: str | os.PathLike):
 
     path = Path(path)
     if path.is_dir():
-        return load_hf(path)
+        return load_hf(path, allow_nonfinite=allow_nonfinite)
     if not path.is_file():
         raise CheckpointError(
             f"No checkpoint at {path}: give a .keras file, a llama2.c .bin, or a Hugging "
@@ -968,18 +1264,24 @@ def load_checkpoint(path: str | os.PathLike):
         model = keras.models.load_model(path)
         if not isinstance(model, LlamaModel):
             raise CheckpointError(f"{path} holds a {type(model).__name__}, not a LLaMA model.")
+        if not allow_nonfinite:
+            for variable in model.weights:
+                if not np.isfinite(np.asarray(variable.numpy(), np.float32)).all():
+                    raise CheckpointError(
+                        f"{path}: weight {variable.path} holds NaN or Inf values; the model "
+                        "comes from a run that diverged. Pass allow_nonfinite=True to load "
+                        "it anyway."
+                    )
         return model
-    return load_llama2c(path)
+    return load_llama2c(path, allow_nonfinite=allow_nonfinite)
 
 
 def save_checkpoint(model, path: str | os.PathLike, llama2c_version: int = 0) -> Path:
     """Writes `model` in the format `path` names: `.keras`, `.bin` (llama2.c) or a folder (HF)."""
     path = Path(path)
     if path.suffix == ".keras":
-        with _atomic_path(path) as tmp:
-            keras_tmp = tmp.with_suffix(".keras")
-            model.save(keras_tmp)
-            os.replace(keras_tmp, tmp)
+        with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the extension
+            model.save(tmp)
         return path
     if path.suffix == ".bin":
         return save_llama2c(model, path, version=llama2c_version)
