@@ -38,6 +38,8 @@ opt = get_optimizer("Adam", amsgrad=True)
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 import re
 from typing import Any
 
@@ -90,7 +92,16 @@ class TimeBasedDecay(keras.optimizers.schedules.LearningRateSchedule):
                     f"received learning_rate={learning_rate!r}."
                 )
             learning_rate = float(learning_rate)
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or decay < 0:
+            if not 0 <= learning_rate < math.inf:
+                raise ValueError(
+                    "TimeBasedDecay needs a finite learning rate >= 0; received "
+                    f"learning_rate={learning_rate!r}."
+                )
+        if (
+            isinstance(decay, bool)
+            or not isinstance(decay, (int, float))
+            or not 0 <= decay < math.inf
+        ):
             raise ValueError(
                 f"`decay` must be a number >= 0 (Keras 2 time-based decay); received decay={decay!r}."
             )
@@ -125,10 +136,25 @@ def _init_parameters(keras_cls: type) -> list[inspect.Parameter]:
     return [p for p in parameters if p.name != "self" and p.kind is not p.VAR_KEYWORD]
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# Moment decay rates: 1 would stop the average moving, and Adam's bias
+# correction divides by 1 - beta ** t, which is 0 at beta = 1.
+FRACTIONS = {
+    "beta_1": "[0, 1)",
+    "beta_2": "[0, 1)",
+    "adam_beta_1": "[0, 1)",
+    "adam_beta_2": "[0, 1)",
+}
+
+
 class _Keras2Spellings:
     """Mixin: translates the Keras 2 arguments, then calls the Keras 3 class."""
 
     keras2_extra_arguments: tuple[str, ...] = ()
+    fraction_bounds: dict[str, str] = FRACTIONS
 
     def __init__(self, *args, **kwargs):
         keras_cls = _keras_parent(type(self))
@@ -160,12 +186,20 @@ class _Keras2Spellings:
             kwargs["learning_rate"] = kwargs.pop("lr")
         defaults = {p.name: p.default for p in parameters}
         learning_rate = kwargs.get("learning_rate", defaults["learning_rate"])
-        if isinstance(learning_rate, int) and not isinstance(learning_rate, bool):
-            learning_rate = float(learning_rate)  # Keras 2 took `lr=1`; Keras 3 wants a float
+        if _is_real(learning_rate):
+            learning_rate = float(
+                learning_rate
+            )  # Keras 2 took `lr=1` (or numpy); Keras 3 wants float
 
+        arguments = {**kwargs, "learning_rate": learning_rate}
+        _check_hyperparameters(type(self).__name__, arguments, self.fraction_bounds)
         decay = kwargs.pop("decay", None)
         if decay is not None:
-            if isinstance(decay, bool) or not isinstance(decay, (int, float)) or decay < 0:
+            if (
+                isinstance(decay, bool)
+                or not isinstance(decay, (int, float))
+                or not 0 <= decay < math.inf
+            ):
                 raise ValueError(
                     f"`decay` must be a number >= 0 (Keras 2 time-based decay, "
                     f"lr / (1 + decay * iterations)); received decay={decay!r}."
@@ -177,6 +211,38 @@ class _Keras2Spellings:
         if "epsilon" in kwargs and kwargs["epsilon"] is None:
             kwargs["epsilon"] = keras.config.epsilon()
         super().__init__(**kwargs)
+
+
+def _check_hyperparameters(owner: str, kwargs: dict, fractions: dict[str, str]) -> None:
+    """Refuses numbers Keras would accept and train on into NaN or nothing.
+
+    Only plain numbers are checked: schedules, callables and tensors pass.
+    """
+
+    def refuse(name, value, want):
+        raise ValueError(f"{owner}: `{name}` must be {want}; received {name}={value!r}.")
+
+    for name, value in kwargs.items():
+        if _is_real(value) and math.isnan(value):
+            refuse(name, value, "a number, not NaN")
+    learning_rate = kwargs.get("learning_rate")
+    if _is_real(learning_rate) and not (0 <= learning_rate < math.inf):
+        refuse("learning_rate", learning_rate, "a finite number >= 0 (or a LearningRateSchedule)")
+    for name, interval in fractions.items():
+        value = kwargs.get(name)
+        if not _is_real(value):
+            continue
+        high_ok = interval.endswith("]")
+        if not (0 <= value and (value <= 1 if high_ok else value < 1)):
+            refuse(name, value, f"in {interval}")
+    for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+        value = kwargs.get(name)
+        if value is not None and not (_is_real(value) and 0 < value < math.inf):
+            refuse(name, value, "a number > 0, or None for no clipping")
+    for name in ("epsilon", "weight_decay"):
+        value = kwargs.get(name)
+        if _is_real(value) and not (0 <= value < math.inf):
+            refuse(name, value, "a finite number >= 0")
 
 
 _KERAS2_DOC = """
@@ -337,7 +403,7 @@ class Nadam(_Keras2Spellings, keras.optimizers.Nadam):
         if schedule_decay is not None and (
             isinstance(schedule_decay, bool)
             or not isinstance(schedule_decay, (int, float))
-            or schedule_decay < 0
+            or not 0 <= schedule_decay < math.inf
         ):
             raise ValueError(
                 f"`schedule_decay` must be a number >= 0 or None; received {schedule_decay!r}."
@@ -408,12 +474,16 @@ class Ftrl(_Keras2Spellings, keras.optimizers.Ftrl):
 class Lion(_Keras2Spellings, keras.optimizers.Lion):
     """Lion: the sign of an interpolated momentum (Chen et al., 2023).
 
+    Lion's betas only interpolate (no bias correction), so 1 is allowed.
+
     Examples:
 
     ```python
     opt = Lion(lr=1e-4)
     ```
     """
+
+    fraction_bounds = {"beta_1": "[0, 1]", "beta_2": "[0, 1]"}
 
 
 @_keras2_compatible

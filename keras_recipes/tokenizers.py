@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import sentencepiece as spm
 
+from keras_recipes._io import atomic_write
+
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "word", "char")
 
@@ -156,12 +158,15 @@ class SentencePieceTokenizer:
         return self._processor.PieceToId(piece)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Writes the `.model` proto to `path` (folders made as needed), atomically."""
+        """Writes the `.model` proto to `path` (folders made as needed), atomically.
+
+        A unique temporary file beside `path`, synced and renamed onto it
+        (`keras_recipes._io.atomic_write`): a planted symlink is never
+        followed and permissions follow the umask.
+        """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(self._proto)
-        os.replace(partial, path)
+        with atomic_write(path) as f:
+            f.write(self._proto)
         return path
 
     def to_keras_hub(self):
@@ -339,14 +344,13 @@ class Llama2cTokenizer:
         return cls(pieces, scores)
 
     def save(self, path) -> Path:
-        """Writes `tokenizer.bin` in llama2.c's format, atomically."""
+        """Writes `tokenizer.bin` in llama2.c's format, atomically (`_io.atomic_write`)."""
         path = Path(path)
         body = [struct.pack("<i", self.max_token_length)]
         for piece, score in zip(self.pieces, self.scores, strict=True):
             body.append(struct.pack("<fi", score, len(piece)) + piece)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(b"".join(body))
-        os.replace(tmp, path)
+        with atomic_write(path) as f:
+            f.write(b"".join(body))
         return path
 
     def encode(self, text: str, add_bos: bool = True, add_eos: bool = False) -> list[int]:

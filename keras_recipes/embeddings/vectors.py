@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from keras_recipes._io import atomic_write
+
 
 def fnv1a_32(data: bytes) -> int:
     """fastText's string hash: 32-bit FNV-1a over bytes read as signed chars."""
@@ -443,6 +445,10 @@ class KeyedVectors:
 
         Text: `word v1 v2 ...`. Binary: `word ` then `dim` little-endian
         float32 values, then a newline (what word2vec.c and gensim write).
+
+        The file is written atomically (`keras_recipes._io.atomic_write`): a
+        temporary file beside `path`, synced, then renamed onto it, so an
+        existing file survives a failed or killed write whole.
         """
         for key in self.index_to_key:
             if not key or any(c.isspace() for c in key):
@@ -450,7 +456,7 @@ class KeyedVectors:
                     f"Word {key!r} is empty or contains whitespace; the word2vec format "
                     "cannot store it."
                 )
-        with open(path, "wb") as out:
+        with atomic_write(path) as out:
             out.write(f"{len(self)} {self.vector_size}\n".encode())
             for key, vector in zip(self.index_to_key, self.vectors, strict=True):
                 if binary:
@@ -538,7 +544,10 @@ def load_vectors(
     Raises:
         ValueError: naming the file and line, for a line whose number of
             values differs from the others', values that are not numbers,
-            or a word count that disagrees with the header.
+            or a word count that disagrees with the header: a file with a
+            header that ends before `count` words (or before `limit` words,
+            when `limit` is smaller) is truncated, and refused rather than
+            read in part.
 
     Examples:
 
@@ -570,9 +579,14 @@ def load_vectors(
                 if dim < 1:
                     raise ValueError(f"{path}, line {number}: no vector values after {line!r}.")
             if len(fields) < dim + 1:
+                ends = (
+                    ""
+                    if line.endswith("\n")
+                    else "; the file ends inside this line: it is truncated"
+                )
                 raise ValueError(
                     f"{path}, line {number}: word {fields[0]!r} has {len(fields) - 1} values "
-                    f"but the file's vectors have {dim} (inconsistent dimensions)."
+                    f"but the file's vectors have {dim} (inconsistent dimensions{ends})."
                 )
             if len(fields) > dim + 1 and _is_number(fields[1]):
                 raise ValueError(
@@ -589,10 +603,18 @@ def load_vectors(
                 ) from None
             keys.append(word)
             rows.append(vector)
+    if declared is not None:
+        wanted = declared if limit is None else min(limit, declared)
+        if len(keys) < wanted:
+            raise ValueError(
+                f"{path}: the header promises {declared} words but the file ends after "
+                f"{len(keys)}; it is truncated (an interrupted download or write). "
+                "Re-create or re-download it."
+            )
+        if limit is None and len(keys) > declared:
+            raise ValueError(
+                f"{path}: the header promises {declared} words but the file holds {len(keys)}."
+            )
     if not keys:
         raise ValueError(f"{path}: no word vectors found.")
-    if declared is not None and limit is None and len(keys) != declared:
-        raise ValueError(
-            f"{path}: the header promises {declared} words but the file holds {len(keys)}."
-        )
     return KeyedVectors(keys, np.stack(rows))

@@ -41,6 +41,7 @@ exact sigmoid is used (gensim skips updates whose dot product is beyond
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,6 +95,21 @@ def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scaled[g] -= 1.0 - scaled[s]
         (small if scaled[g] < 1.0 else large).append(g)
     return accept.astype(np.float32), alias
+
+
+def _raise_for_non_string_token(pieces) -> None:
+    """Raises a `TypeError` naming the first token of `pieces` that is not a `str`."""
+    offset = 0
+    for piece in pieces:
+        for position, token in enumerate(piece):
+            if not isinstance(token, str):
+                raise TypeError(
+                    f"Word2Vec tokens must be strings; corpus token {offset + position} is "
+                    f"{token!r} ({type(token).__name__}) in the sentence starting "
+                    f"{list(piece[:5])!r}. Convert the tokens first, e.g. "
+                    "`[[str(t) for t in sentence] for sentence in sentences]`."
+                )
+        offset += len(piece)
 
 
 def _set_threads(workers: int) -> None:
@@ -250,7 +266,12 @@ class Word2Vec:
             sentence = list(sentence)
             for start in range(0, len(sentence), self.max_sentence_length):
                 pieces.append(sentence[start : start + self.max_sentence_length])
-        counts = Counter(token for piece in pieces for token in piece)
+        try:
+            counts = Counter(token for piece in pieces for token in piece)
+        except TypeError:  # an unhashable token (a list, a dict)
+            counts = None
+        if counts is None or not all(isinstance(token, str) for token in counts):
+            _raise_for_non_string_token(pieces)
         self.corpus_total_words = sum(counts.values())
         if self.corpus_total_words == 0:
             raise ValueError(
@@ -357,6 +378,9 @@ class Word2Vec:
                 self.trained_examples += steps * batch
                 made = time.perf_counter()
                 self.seconds["pairs"] += made - mark
+                if steps == 0:  # no word kept with a neighbour in this chunk, this epoch
+                    mark = made
+                    continue
                 if "first_step" not in self.seconds:  # tracing and XLA compilation
                     step_fn(targets[0], contexts[0], rates[0])
                     _ = syn0[0, 0].numpy()
@@ -381,6 +405,14 @@ class Word2Vec:
                     progress.update(number + 1, [("epoch", epoch + 1)])
         if pool is not None:
             pool.shutdown()
+        if self.trained_examples == 0:
+            warnings.warn(
+                f"Word2Vec trained on no (centre, context) pairs: after subsampling "
+                f"(sample={self.sample}) no sentence of the corpus ({self.corpus_total_words} "
+                "words) kept two in-vocabulary words, so the vectors keep their random "
+                "initial values. Give a larger corpus, lower min_count, or set sample=0.",
+                stacklevel=2,
+            )
         self.wv.vectors[:] = syn0.numpy()
         self.wv.fill_norms(force=True)
         self._output_vectors = syn1.numpy()
