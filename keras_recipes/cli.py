@@ -5,6 +5,7 @@
     keras-recipes recipes                 # the runnable scripts, one line each
     keras-recipes optimizers              # every optimizer name get_optimizer takes
     keras-recipes export --checkpoint model.keras --format saved_model --out saved_models/NAME
+    keras-recipes serve check saved_models/NAME   # as TF Serving loads it, warm-ups replayed
 
 Every subcommand's arguments are declared here; the module doing the work is
 imported inside its handler, so `--help` answers without loading TensorFlow,
@@ -271,6 +272,29 @@ def _export(args) -> int:
     return 0
 
 
+def _serve_check(args) -> int:
+    from keras_recipes.serving import ServingError, check_saved_model
+    from keras_recipes.serving.check import describe, version_folder
+
+    try:
+        version = version_folder(args.dir)
+        print(f"Loading {version} with TensorFlow's C++ session loader (as TF Serving does)...")
+        replays = check_saved_model(version, timeout=args.timeout)
+    except ServingError as error:
+        print(f"keras-recipes serve check: {error}", file=sys.stderr)
+        return 1
+    for replay in replays:
+        print(f"{replay.signature}: warm-up request replayed")
+        for key, value in sorted(replay.inputs.items()):
+            print(f"    in  {key}: {describe(value)}")
+        for key, value in sorted(replay.outputs.items()):
+            print(f"    out {key}: {describe(value)}")
+    names = sorted({replay.signature for replay in replays})
+    print(f"OK: {len(replays)} warm-up requests ({', '.join(names)}) answered.")
+    print(f"TF Serving's loader serves {version}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -358,6 +382,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
     )
     export.set_defaults(func=_export)
+    serve = subparsers.add_parser("serve", help="check a SavedModel as TF Serving loads it")
+    serve_commands = serve.add_subparsers(dest="serve_command", metavar="COMMAND", required=True)
+    serve_check = serve_commands.add_parser(
+        "check",
+        help="load a SavedModel with TF Serving's loader (TensorFlow's C++ session loader) and "
+        "replay its warm-up requests",
+    )
+    serve_check.add_argument(
+        "dir", help="a SavedModel version folder, or a model folder (its highest version)"
+    )
+    serve_check.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds the loader may take (default 600)"
+    )
+    serve_check.set_defaults(func=_serve_check)
     return parser
 
 

@@ -8,12 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_recipes.embeddings import KeyedVectors, Word2Vec
 from keras_recipes.export import export_saved_model, read_warmup_requests
 from keras_recipes.export.saved_model import _VectorSignatures
+from keras_recipes.serving import SavedModelSession, check_saved_model
 
 WORDS = ["king", "queen", "man", "woman", "straße", "東京"]
 DIM = 64
@@ -32,30 +32,26 @@ def export_dir(wv, tmp_path_factory):
     return base
 
 
+# A new process with no TensorFlow Python and no KeyedVectors: TF Serving's
+# C++ session loader (the C API) answers the REST bodies.
 FRESH_PROCESS = textwrap.dedent(
     """
     import json, sys
-    import tensorflow as tf
-    from keras_recipes.export import call_signature, read_warmup_requests
-    from keras_recipes.serving import rest_predict
+    from keras_recipes.serving import SavedModelSession, rest_predict
 
     version, bodies_path = sys.argv[1], sys.argv[2]
-    loaded = tf.saved_model.load(version)
+    session = SavedModelSession(version)
     result = {"signatures": {}}
-    for name, function in loaded.signatures.items():
-        outputs = function.structured_outputs
+    for name, signature in session.signatures.items():
+        if name.startswith("__"):  # __saved_model_init_op: the tables' initializer
+            continue
         result["signatures"][name] = {
-            "inputs": {k: [s.dtype.name, s.shape.as_list()]
-                       for k, s in function.structured_input_signature[1].items()},
-            "outputs": {k: [s.dtype.name, s.shape.as_list()] for k, s in outputs.items()},
+            "inputs": {k: [i.dtype_name, list(i.shape)] for k, i in signature.inputs.items()},
+            "outputs": {k: [i.dtype_name, list(i.shape)] for k, i in signature.outputs.items()},
         }
-    warm = read_warmup_requests(version + "/assets.extra/tf_serving_warmup_requests")
-    result["warmup"] = [
-        [name, [w.decode() for w in inputs["words"]],
-         {k: v.tolist() for k, v in call_signature(loaded, name, inputs).items()}]
-        for name, inputs in warm
-    ]
-    result["rest"] = [rest_predict(loaded, body) for body in json.load(open(bodies_path))]
+    bodies = json.load(open(bodies_path, encoding="utf-8"))
+    result["rest"] = [rest_predict(session, body) for body in bodies]
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
     print(json.dumps(result))
     """
 )
@@ -81,7 +77,9 @@ def fresh(export_dir, tmp_path_factory):
         timeout=120,
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert not answer["tensorflow_imported"]
+    return answer
 
 
 def expected_rows(wv, words):
@@ -96,8 +94,8 @@ def test_export_writes_version_1_with_warmup(export_dir):
 
 def test_lookup_signature_names_dtypes_and_shapes(fresh):
     want = {
-        "inputs": {"words": ["string", [None]]},
-        "outputs": {"vectors": ["float32", [None, DIM]], "in_vocabulary": ["bool", [None]]},
+        "inputs": {"words": ["DT_STRING", [-1]]},
+        "outputs": {"vectors": ["DT_FLOAT", [-1, DIM]], "in_vocabulary": ["DT_BOOL", [-1]]},
     }
     assert fresh["signatures"]["lookup"] == want
     assert fresh["signatures"]["serving_default"] == want
@@ -130,13 +128,14 @@ def test_serving_default_is_lookup(fresh, wv):
     np.testing.assert_array_equal(np.array(row["vectors"], np.float32), wv["woman"])
 
 
-def test_warmup_replays_lookup_with_an_unknown_word(fresh, wv):
-    ((name, words, outputs),) = fresh["warmup"]
-    assert name == "lookup"
+def test_warmup_replays_lookup_with_an_unknown_word(export_dir, wv):
+    (replay,) = check_saved_model(export_dir)  # TF Serving's loader, in a fresh process
+    words = [w.decode() for w in replay.inputs["words"]]
+    assert replay.signature == "lookup"
     assert words[:2] == WORDS[:2] and words[2] not in wv
-    assert outputs["in_vocabulary"] == [True, True, False]
+    assert replay.outputs["in_vocabulary"].tolist() == [True, True, False]
     want = np.stack([vector for vector, _ in expected_rows(wv, words)])
-    np.testing.assert_array_equal(np.array(outputs["vectors"], np.float32), want)
+    np.testing.assert_array_equal(replay.outputs["vectors"], want)
 
 
 def test_vectors_are_stored_once_as_a_variable(export_dir, wv):
@@ -169,11 +168,11 @@ def test_word2vec_exports_its_wv_as_next_version(export_dir, tmp_path):
     model = Word2Vec(vector_size=4, min_count=1)
     model.build_vocab([["a", "b", "c"], ["b", "c", "d"]])
     path = export_saved_model(model, tmp_path / "w2v", model_name="w2v")
-    lookup = tf.saved_model.load(str(path)).signatures["lookup"]
-    out = lookup(words=tf.constant(["c", "nope"]))
-    np.testing.assert_array_equal(out["vectors"].numpy()[0], model.wv["c"])
-    np.testing.assert_array_equal(out["vectors"].numpy()[1], np.zeros(4, np.float32))
-    assert out["in_vocabulary"].numpy().tolist() == [True, False]
+    with SavedModelSession(path) as session:
+        out = session.run("lookup", {"words": np.array([b"c", b"nope"], object)})
+    np.testing.assert_array_equal(out["vectors"][0], model.wv["c"])
+    np.testing.assert_array_equal(out["vectors"][1], np.zeros(4, np.float32))
+    assert out["in_vocabulary"].tolist() == [True, False]
     requests = read_warmup_requests(path / "assets.extra/tf_serving_warmup_requests")
     assert [name for name, _ in requests] == ["lookup"]
 

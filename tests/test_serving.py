@@ -85,10 +85,15 @@ def test_status_and_metadata(client):
     status = client.status("llama")
     assert status[0]["version"] == "1" and status[0]["state"] == "AVAILABLE"
     metadata = client.metadata("llama")
-    assert set(metadata) == {"serving_default", "generate"}
+    # The MetaGraph's SignatureDefs as they are, the init op's included, as TF Serving answers.
+    assert set(metadata) == {"serving_default", "generate", "__saved_model_init_op"}
     assert set(metadata["serving_default"]["inputs"]) == {"token_ids"}
     assert metadata["serving_default"]["inputs"]["token_ids"]["dtype"] == "DT_INT32"
     assert set(metadata["generate"]["outputs"]) == {"token_ids"}
+    assert (
+        metadata["serving_default"]["inputs"]["token_ids"]["name"] == "serving_default_token_ids:0"
+    )
+    assert metadata["serving_default"]["method_name"] == "tensorflow/serving/predict"
 
 
 def test_rest_predict_row_and_columnar(client, llama):
@@ -160,3 +165,54 @@ def test_client_argument_mistakes():
     assert client.grpc_target == "localhost:8500"
     with pytest.raises(ValueError, match="exactly one of"):
         client.predict("llama")
+
+
+def test_out_of_range_token_ids_are_refused_naming_the_id(client):
+    for body_ids, bad in [([[1, -5, 2]], "-5"), ([[1, 64, 2]], "64")]:
+        with pytest.raises(ValueError, match=rf"HTTP 400.*outside \[0, 64\).*\[{bad}\]"):
+            client.predict("llama", inputs={"token_ids": body_ids})
+        controls = {"max_new_tokens": [2], "temperature": [0.0], "top_k": [0], "seed": [0]}
+        with pytest.raises(ValueError, match=rf"HTTP 400.*outside \[0, 64\).*\[{bad}\]"):
+            client.predict(
+                "llama", signature_name="generate", inputs={"token_ids": body_ids, **controls}
+            )
+
+
+def test_fractional_ids_and_ragged_rows_are_refused_not_truncated(client):
+    with pytest.raises(ValueError, match="HTTP 400.*token_ids.*integers"):
+        client.predict("llama", inputs={"token_ids": [[1, 2.5, 3]]})
+    with pytest.raises(ValueError, match="HTTP 400.*rows of different lengths"):
+        client.predict("llama", inputs={"token_ids": [[1, 2, 3], [4]]})
+    with pytest.raises(ValueError, match="HTTP 400.*token_ids.*numbers"):
+        client.predict("llama", inputs={"token_ids": [["a", "b"]]})
+
+
+def raw_post(server, body: bytes, content_length: str) -> tuple[int, dict]:
+    """A predict request whose Content-Length header says what we choose."""
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    url = urlparse(server.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    connection.putrequest("POST", "/v1/models/llama:predict")
+    connection.putheader("Content-Length", content_length)
+    connection.endheaders()
+    connection.send(body)
+    response = connection.getresponse()
+    answer = (response.status, json.loads(response.read()))
+    connection.close()
+    return answer
+
+
+def test_a_bad_content_length_is_a_400_not_a_stuck_handler(server, monkeypatch):
+    body = b'{"inputs": {"token_ids": [[1, 2]]}}'
+    status, answer = raw_post(server, body, "-1")
+    assert status == 400 and "Content-Length" in answer["error"]
+    status, answer = raw_post(server, body, "abc")
+    assert status == 400 and "Content-Length" in answer["error"]
+    monkeypatch.setattr(server, "read_timeout", 1.0)
+    status, answer = raw_post(server, body, str(len(body) + 10))  # the body never comes
+    assert status == 400 and "ended after" in answer["error"]
+    status, _ = raw_post(server, body, str(len(body)))
+    assert status == 200

@@ -2,8 +2,10 @@
 
 `export_saved_model` writes `base_dir/<version>/` with named signatures, a
 warm-up file replaying one request per signature, and nothing else: the
-folder is built beside its final place, loaded back and checked against the
-Keras model, then renamed into place. An existing version is never touched.
+folder is built beside its final place, loaded by TF Serving's own loader
+(TensorFlow's C++ session loader, in a fresh process), its warm-up requests
+checked against the Keras model, then renamed into place. An existing
+version is never touched.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recipes.export import llama_graph
-from keras_recipes.export.warmup import WARMUP_FILE, write_warmup_requests
+from keras_recipes.serving.check import check_saved_model
+from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
 if TYPE_CHECKING:
     from keras_recipes.embeddings import KeyedVectors, Word2Vec
@@ -62,12 +65,14 @@ class _LlamaSignatures:
 
     def functions(self) -> dict:
         model = self.model
+        vocab_size = model.config.vocab_size
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
             autograph=False,
         )
         def serving_default(token_ids):
+            token_ids = _checked_token_ids(token_ids, vocab_size)
             return {"logits": model(token_ids, training=False)}
 
         @tf.function(
@@ -82,6 +87,7 @@ class _LlamaSignatures:
         )
         def generate(token_ids, max_new_tokens, temperature, top_k, seed):
             controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
+            token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             out = llama_graph.generate_in_graph(
                 model, token_ids, lengths, *controls, jit_compile=self.jit_compile
@@ -111,6 +117,7 @@ class _LlamaSignatures:
                 controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
                 padded, lengths = llama_graph.left_pad(ids)
+                padded = _checked_token_ids(padded, vocab_size)
                 out = llama_graph.generate_in_graph(
                     model, padded, lengths, *controls, jit_compile=self.jit_compile
                 )
@@ -129,7 +136,7 @@ class _LlamaSignatures:
         return [self.sentencepiece] if self.proto is not None else []
 
     def variables(self) -> list:
-        return list(self.model.weights)
+        return _tf_variables(self.model)
 
     def examples(self) -> dict:
         vocab = self.model.config.vocab_size
@@ -174,6 +181,22 @@ class _LlamaSignatures:
             new = out[: ends[0]] if len(ends) else out
             texts.append(tokenizer.decode([*ids, *new]).encode())
         return {"text": np.array(texts, object)}
+
+
+def _checked_token_ids(token_ids, vocab_size: int):
+    """`token_ids`, once every id is in `[0, vocab_size)`.
+
+    Otherwise the request fails with the first bad id in the message, as
+    `model.generate` does: an embedding lookup would wrap a negative id to
+    another row, and TF's gather on CPU fails without saying which id.
+    """
+    bad = tf.boolean_mask(token_ids, (token_ids < 0) | (token_ids >= vocab_size))
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(bad), 0),
+        [f"token_ids: token id outside [0, {vocab_size}) (the model's vocab_size):", bad[:1]],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(token_ids)
 
 
 def _request_scalars(max_new_tokens, temperature, top_k, seed):
@@ -273,7 +296,7 @@ class _KerasSignatures:
         return [self._translator] if self.kind == "translate" else []
 
     def variables(self) -> list:
-        return list(self.model.weights)
+        return _tf_variables(self.model)
 
     def examples(self) -> dict:
         if self.kind == "translate":
@@ -360,6 +383,31 @@ class _VectorSignatures:
         }
 
 
+def _tolerance(model) -> float:
+    """How far a served float may be from the Keras model's, relative to the largest.
+
+    float32 computations agree to 1e-5. Under a bfloat16 compute policy the
+    graph and eager Keras sum in other orders, and one bfloat16 rounding step
+    is 2**-8 of a value: two steps at the largest magnitude are allowed.
+    """
+    policy = getattr(model, "dtype_policy", None)
+    compute = getattr(policy, "compute_dtype", "float32")
+    return 2.0**-6 if compute in ("bfloat16", "float16") else 1e-5
+
+
+def _tf_variables(model: keras.Model) -> list:
+    """The model's `tf.Variable`s themselves, each once.
+
+    Keras 3 wraps each `tf.Variable` in a `keras.Variable`. Saving the
+    wrappers, the MetaGraph's saver restores nothing the graph reads: the TF2
+    object loader (`tf.saved_model.load`) still works, but TF Serving's
+    session loader fails with "Could not find variable". Saving `.value`
+    (the `tf.Variable`) gives a saver that restores every variable the
+    signatures read, as Keras's own `model.export()` does.
+    """
+    return [variable.value for variable in model.variables]
+
+
 def _input_vocab(model) -> int:
     for layer in model.layers:
         if isinstance(layer, keras.layers.Embedding):
@@ -400,56 +448,22 @@ def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
     return _KerasSignatures(model, labels)
 
 
-def compare_outputs(name: str, got: dict, expected: dict, atol: float = 1e-4) -> None:
-    """Raises a ValueError naming the signature and output that differ."""
-    for key, want in expected.items():
-        if key not in got:
-            raise ValueError(f"signature {name!r}: output {key!r} missing (got {sorted(got)}).")
-        have = np.asarray(got[key])
-        want = np.asarray(want)
-        if have.shape != want.shape:
-            raise ValueError(
-                f"signature {name!r}: output {key!r} has shape {have.shape}, expected {want.shape}."
-            )
-        if want.dtype.kind == "f":
-            scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-            worst = float(np.abs(have - want).max(initial=0.0))
-            if worst > atol * scale:
-                raise ValueError(
-                    f"signature {name!r}: output {key!r} differs from the Keras model by {worst:g}."
-                )
-        elif not np.array_equal(have, want):
-            raise ValueError(
-                f"signature {name!r}: output {key!r} differs from the Keras model:\n"
-                f"{have!r}\nexpected\n{want!r}"
-            )
-
-
-def call_signature(loaded, name: str, inputs: dict) -> dict:
-    """Runs signature `name` of a loaded SavedModel on numpy inputs; numpy outputs."""
-    if name not in loaded.signatures:
-        raise ValueError(
-            f"no signature {name!r} in this SavedModel; it has {sorted(loaded.signatures)}."
-        )
-    function = loaded.signatures[name]
-    specs = function.structured_input_signature[1]
-    missing = sorted(set(specs) - set(inputs))
-    extra = sorted(set(inputs) - set(specs))
-    if missing or extra:
-        raise ValueError(
-            f"signature {name!r} takes inputs {sorted(specs)}; missing {missing}, unexpected {extra}."
-        )
-    feeds = {key: tf.constant(np.asarray(value), specs[key].dtype) for key, value in inputs.items()}
-    return {key: value.numpy() for key, value in function(**feeds).items()}
-
-
 def verify_saved_model(path, signatures, examples: dict | None = None) -> None:
-    """Loads `path` and checks every signature's answer against the Keras model."""
-    loaded = tf.saved_model.load(str(path))
-    for name, inputs in (examples or signatures.examples()).items():
-        compare_outputs(
-            name, call_signature(loaded, name, inputs), signatures.expected(name, inputs)
-        )
+    """Runs `examples` (default: the signatures' own) through TF Serving's loader.
+
+    The SavedModel at `path` is loaded by TensorFlow's C++ session loader in
+    a fresh process (`keras_recipes.serving.check_saved_model`) and every
+    answer is compared with the Keras model's: floats within 1e-5 of the
+    largest magnitude (two bfloat16 steps for a bfloat16 model), token ids
+    and strings exactly.
+    """
+    requests = list((examples or signatures.examples()).items())
+    check_saved_model(
+        path,
+        expected=signatures.expected,
+        requests=requests,
+        atol=_tolerance(getattr(signatures, "model", None)),
+    )
 
 
 def export_saved_model(
@@ -483,11 +497,13 @@ def export_saved_model(
       bool `in_vocabulary` `(B,)`; an unknown word gets zeros), an in-graph
       hash table over one variable holding the vectors.
 
-    The folder is written beside `base_dir` under a temporary name, loaded
-    back and checked against the Keras model (`verify`), given a warm-up
-    file (`assets.extra/tf_serving_warmup_requests`, one request per
-    signature), and only then renamed to `base_dir/<version>`. TF Serving
-    serves the highest version number.
+    The folder is written beside `base_dir` under a temporary name, given a
+    warm-up file (`assets.extra/tf_serving_warmup_requests`, one request per
+    signature), loaded by TF Serving's own loader (TensorFlow's C++ session
+    loader, in a fresh process with no op library but tensorflow-text's)
+    with every warm-up request checked against the Keras model (`verify`),
+    and only then renamed to `base_dir/<version>`. TF Serving serves the
+    highest version number.
 
     Args:
         model: a `LlamaModel`, `Seq2Seq`, a classifier/tagger built by
@@ -502,8 +518,10 @@ def export_saved_model(
         model_name: str or None, the name TF Serving serves it under (used in
             the warm-up requests); defaults to `base_dir`'s name.
         example_prompt: str, the warm-up prompt of `generate_text`.
-        verify: bool, default True. Compare every signature with the Keras
-            model before the folder is renamed into place.
+        verify: bool, default True. Replay the warm-up requests through TF
+            Serving's loader and compare every answer with the Keras model
+            before the folder is renamed into place
+            (`keras_recipes.serving.check_saved_model`).
         jit_compile: bool, default False. XLA-compile LLaMA's decoding loop:
             faster, but TF Serving must then run with
             `--xla_cpu_compilation_enabled=true` (it refuses XLA otherwise).
@@ -552,10 +570,9 @@ def export_saved_model(
             str(partial),
             signatures={name: f.get_concrete_function() for name, f in functions.items()},
         )
-        examples = signatures.examples()
-        if verify:
-            verify_saved_model(partial, signatures, examples)
-        write_warmup_requests(partial / WARMUP_FILE, model_name, examples)
+        write_warmup_requests(partial / WARMUP_FILE, model_name, signatures.examples())
+        if verify:  # the warm-up records, replayed as TF Serving replays them
+            check_saved_model(partial, expected=signatures.expected, atol=_tolerance(model))
         if final.exists():
             raise ValueError(f"export_saved_model: {final} appeared while exporting; not replaced.")
         os.rename(partial, final)

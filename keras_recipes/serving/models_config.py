@@ -1,0 +1,88 @@
+"""TF Serving's `models.config`: several models, version policies and labels."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_models_config(path: str | os.PathLike, models: list[dict]) -> Path:
+    """Write a TF Serving `models.config` (a `ModelServerConfig` text proto).
+
+    Args:
+        path: the file to write; pass it to the server as
+            `--model_config_file=/models/models.config`.
+        models: list of dicts, one per model, with keys
+            `name` (str), `base_path` (str, the folder holding the version
+            folders, as the server sees it), and optionally
+            `versions` (list of int: serve exactly these),
+            `latest` (int: serve the newest N; the default policy is the
+            newest 1), `labels` (dict `{label: version}`, e.g.
+            `{"stable": 1, "canary": 2}`; each version must be served).
+
+    Returns:
+        The `Path` written. The text parses back with
+        `tensorflow_serving.config.model_server_config_pb2.ModelServerConfig`.
+
+    Examples:
+
+    ```python
+    write_models_config("saved_models/models.config", [
+        {"name": "llama_tiny", "base_path": "/models/llama_tiny", "latest": 2},
+        {"name": "sentiment", "base_path": "/models/sentiment", "versions": [1, 2],
+         "labels": {"stable": 1, "canary": 2}},
+    ])
+    ```
+    """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2 as config_pb2
+
+    if not models:
+        raise ValueError("write_models_config: give at least one model.")
+    config = config_pb2.ModelServerConfig()
+    names = set()
+    for entry in models:
+        unknown = set(entry) - {"name", "base_path", "versions", "latest", "labels"}
+        if unknown or "name" not in entry or "base_path" not in entry:
+            raise ValueError(
+                f"write_models_config: each model needs `name` and `base_path`, optionally "
+                f"`versions`, `latest`, `labels`; got keys {sorted(entry)}."
+            )
+        if entry["name"] in names:
+            raise ValueError(f"write_models_config: model name {entry['name']!r} given twice.")
+        names.add(entry["name"])
+        if "versions" in entry and "latest" in entry:
+            raise ValueError(
+                f"write_models_config: {entry['name']!r} gives both `versions` and `latest`; "
+                "choose one version policy."
+            )
+        model = config.model_config_list.config.add(
+            name=entry["name"], base_path=str(entry["base_path"]), model_platform="tensorflow"
+        )
+        served = None
+        if "versions" in entry:
+            served = [int(v) for v in entry["versions"]]
+            model.model_version_policy.specific.versions.extend(served)
+        elif "latest" in entry:
+            model.model_version_policy.latest.num_versions = int(entry["latest"])
+        for label, version in (entry.get("labels") or {}).items():
+            if served is not None and int(version) not in served:
+                raise ValueError(
+                    f"write_models_config: label {label!r} of {entry['name']!r} points at "
+                    f"version {version}, which its policy does not serve ({served})."
+                )
+            model.version_labels[str(label)] = int(version)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text_format.MessageToString(config))
+    os.replace(partial, path)
+    return path
+
+
+def read_models_config(path: str | os.PathLike):
+    """Parse a `models.config` file into a `ModelServerConfig` proto."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2 as config_pb2
+
+    return text_format.Parse(Path(path).read_text(), config_pb2.ModelServerConfig())

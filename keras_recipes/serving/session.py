@@ -1,0 +1,531 @@
+"""A SavedModel in TensorFlow's C++ session loader: the one TF Serving runs.
+
+TF Serving does not call `tf.saved_model.load`. Its loader
+(`tensorflow::LoadSavedModel`) imports the MetaGraph, restores the variables
+through the MetaGraph's `saver_def`, runs `__saved_model_init_op`, and then
+answers each request with `Session::Run`, feeding and fetching the tensors
+the SignatureDef names. The C API in the tensorflow wheel
+(`libtensorflow_cc.so.2`: `TF_LoadSessionFromSavedModel`, `TF_SessionRun`)
+is that same loader, reached here with ctypes.
+
+This module imports nothing but ctypes and numpy, so a process can use it
+without the TensorFlow Python package: `check_saved_model` runs it in a
+fresh process where the only op libraries loaded are core TensorFlow's and
+tensorflow-text's (which the stock model server links).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# TF_DataType values (tensorflow/c/tf_datatype.h) and their numpy types.
+TF_FLOAT, TF_DOUBLE, TF_INT32, TF_UINT8, TF_INT16, TF_INT8, TF_STRING = 1, 2, 3, 4, 5, 6, 7
+TF_INT64, TF_BOOL, TF_BFLOAT16, TF_UINT16, TF_HALF, TF_UINT32, TF_UINT64 = 9, 10, 14, 17, 19, 22, 23
+DTYPE_NAMES = {
+    TF_FLOAT: "DT_FLOAT",
+    TF_DOUBLE: "DT_DOUBLE",
+    TF_INT32: "DT_INT32",
+    TF_UINT8: "DT_UINT8",
+    TF_INT16: "DT_INT16",
+    TF_INT8: "DT_INT8",
+    TF_STRING: "DT_STRING",
+    TF_INT64: "DT_INT64",
+    TF_BOOL: "DT_BOOL",
+    TF_BFLOAT16: "DT_BFLOAT16",
+    TF_UINT16: "DT_UINT16",
+    TF_HALF: "DT_HALF",
+    TF_UINT32: "DT_UINT32",
+    TF_UINT64: "DT_UINT64",
+}
+_NUMPY = {
+    TF_FLOAT: np.float32,
+    TF_DOUBLE: np.float64,
+    TF_INT32: np.int32,
+    TF_UINT8: np.uint8,
+    TF_INT16: np.int16,
+    TF_INT8: np.int8,
+    TF_INT64: np.int64,
+    TF_BOOL: np.bool_,
+    TF_UINT16: np.uint16,
+    TF_HALF: np.float16,
+    TF_UINT32: np.uint32,
+    TF_UINT64: np.uint64,
+}
+TF_TSTRING_SIZE = 24  # sizeof(TF_TString), tensorflow/core/platform/ctstring_internal.h
+TF_OK = 0
+
+
+class ServingError(ValueError):
+    """A SavedModel, or a request, that TensorFlow's session loader (TF Serving's) refuses."""
+
+
+def _numpy_dtype(dtype: int):
+    if dtype == TF_BFLOAT16:
+        import ml_dtypes  # a dependency of tensorflow; imports without it
+
+        return ml_dtypes.bfloat16
+    if dtype not in _NUMPY:
+        raise ServingError(f"tensors of type {DTYPE_NAMES.get(dtype, dtype)} are not supported.")
+    return _NUMPY[dtype]
+
+
+# --- the few protobuf fields we read, straight from the wire format ---------
+
+
+def _varint(data, pos: int) -> tuple[int, int]:
+    result, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data):
+    """(field number, value) of a protobuf message: varints as int, the rest as memoryview."""
+    data = memoryview(data)
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos : pos + size], pos + size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            value, pos = data[pos : pos + width], pos + width
+        else:
+            raise ServingError(f"unreadable MetaGraphDef (protobuf wire type {wire}).")
+        yield number, value
+
+
+def _map_entries(entries) -> dict:
+    """A protobuf map's entries (key = field 1, value = field 2) as {str: memoryview}."""
+    result = {}
+    for entry in entries:
+        parts = dict(_fields(entry))
+        result[bytes(parts.get(1, b"")).decode()] = parts.get(2, memoryview(b""))
+    return result
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a SignatureDef: its graph tensor, dtype and shape."""
+
+    name: str
+    dtype: int
+    shape: tuple | None  # None: unknown rank; -1 marks an unknown dimension
+
+    @property
+    def dtype_name(self) -> str:
+        return DTYPE_NAMES.get(self.dtype, str(self.dtype))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A SignatureDef: `{key: TensorInfo}` inputs and outputs."""
+
+    inputs: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    method_name: str = ""
+
+
+def _tensor_info(data) -> TensorInfo:
+    name, dtype, shape = "", 0, None
+    for number, value in _fields(data):
+        if number == 1:
+            name = bytes(value).decode()
+        elif number == 2:
+            dtype = value
+        elif number == 3:  # TensorShapeProto: dim = 2 (size = 1), unknown_rank = 3
+            dims, unknown = [], False
+            for shape_field, dim in _fields(value):
+                if shape_field == 2:
+                    size = dict(_fields(dim)).get(1, 0)
+                    dims.append(size - (1 << 64) if size >= 1 << 63 else size)
+                elif shape_field == 3:
+                    unknown = bool(dim)
+            shape = None if unknown else tuple(dims)
+        elif number in (4, 5):
+            raise ServingError(
+                "a signature uses a sparse or composite tensor; TF Serving's predict API feeds "
+                "dense tensors only."
+            )
+    return TensorInfo(name, dtype, shape)
+
+
+def parse_signatures(meta_graph_def: bytes) -> dict[str, Signature]:
+    """The SignatureDefs of a serialized MetaGraphDef (field 5), by name."""
+    entries = [value for number, value in _fields(meta_graph_def) if number == 5]
+    signatures = {}
+    for name, data in _map_entries(entries).items():
+        inputs, outputs, method = [], [], ""
+        for number, value in _fields(data):
+            if number == 1:
+                inputs.append(value)
+            elif number == 2:
+                outputs.append(value)
+            elif number == 3:
+                method = bytes(value).decode()
+        signatures[name] = Signature(
+            {k: _tensor_info(v) for k, v in _map_entries(inputs).items()},
+            {k: _tensor_info(v) for k, v in _map_entries(outputs).items()},
+            method,
+        )
+    return signatures
+
+
+# --- the C API ---------------------------------------------------------------
+
+
+class _Buffer(ctypes.Structure):
+    _fields_ = [
+        ("data", ctypes.c_void_p),
+        ("length", ctypes.c_size_t),
+        ("data_deallocator", ctypes.c_void_p),
+    ]
+
+
+class _Output(ctypes.Structure):
+    _fields_ = [("oper", ctypes.c_void_p), ("index", ctypes.c_int)]
+
+
+def _package_dir(name: str) -> Path | None:
+    """A package's folder, found without importing it (importing TF would load its ops)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def tf_text_op_libraries() -> list[Path]:
+    """tensorflow-text's op libraries: the custom ops TF Serving's stock build links."""
+    folder = _package_dir("tensorflow_text")
+    return [] if folder is None else sorted((folder / "python" / "ops").glob("_*.so"))
+
+
+_C = None
+
+
+def c_api() -> ctypes.CDLL:
+    """TensorFlow's C API from the installed wheel, with argument types declared."""
+    global _C
+    if _C is not None:
+        return _C
+    folder = _package_dir("tensorflow")
+    library = folder / "libtensorflow_cc.so.2" if folder else None
+    if library is None or not library.is_file():
+        raise ServingError(
+            "TensorFlow's C API (tensorflow/libtensorflow_cc.so.2) was not found; "
+            "install the tensorflow wheel (pip install 'tensorflow>=2.21,<2.22')."
+        )
+    lib = ctypes.CDLL(str(library), mode=ctypes.RTLD_GLOBAL)
+    p, i, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t
+    signatures = {
+        "TF_NewStatus": (p, []),
+        "TF_DeleteStatus": (None, [p]),
+        "TF_GetCode": (i, [p]),
+        "TF_Message": (ctypes.c_char_p, [p]),
+        "TF_LoadLibrary": (p, [ctypes.c_char_p, p]),
+        "TF_NewSessionOptions": (p, []),
+        "TF_DeleteSessionOptions": (None, [p]),
+        "TF_NewGraph": (p, []),
+        "TF_DeleteGraph": (None, [p]),
+        "TF_NewBuffer": (ctypes.POINTER(_Buffer), []),
+        "TF_DeleteBuffer": (None, [ctypes.POINTER(_Buffer)]),
+        "TF_LoadSessionFromSavedModel": (
+            p,
+            [p, p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), i, p, p, p],
+        ),
+        "TF_GraphOperationByName": (p, [p, ctypes.c_char_p]),
+        "TF_SessionRun": (
+            None,
+            [p, p, ctypes.POINTER(_Output), ctypes.POINTER(p), i]
+            + [ctypes.POINTER(_Output), ctypes.POINTER(p), i, p, i, p, p],
+        ),
+        "TF_CloseSession": (None, [p, p]),
+        "TF_DeleteSession": (None, [p, p]),
+        "TF_AllocateTensor": (p, [i, ctypes.POINTER(ctypes.c_int64), i, sz]),
+        "TF_DeleteTensor": (None, [p]),
+        "TF_TensorData": (p, [p]),
+        "TF_TensorByteSize": (sz, [p]),
+        "TF_TensorType": (i, [p]),
+        "TF_NumDims": (i, [p]),
+        "TF_Dim": (ctypes.c_int64, [p, i]),
+        "TF_StringInit": (None, [p]),
+        "TF_StringCopy": (None, [p, ctypes.c_char_p, sz]),
+        "TF_StringGetDataPointer": (p, [p]),
+        "TF_StringGetSize": (sz, [p]),
+    }
+    for name, (restype, argtypes) in signatures.items():
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+    _C = lib
+    return lib
+
+
+class _Status:
+    def __init__(self, lib):
+        self.lib, self.handle = lib, lib.TF_NewStatus()
+
+    def error(self) -> str | None:
+        if self.lib.TF_GetCode(self.handle) == TF_OK:
+            return None
+        return (self.lib.TF_Message(self.handle) or b"").decode("utf-8", "replace")
+
+    def __del__(self):
+        self.lib.TF_DeleteStatus(self.handle)
+
+
+def load_op_libraries(paths) -> None:
+    """Registers the ops and kernels of each shared library (TF_LoadLibrary)."""
+    lib = c_api()
+    for path in paths:
+        status = _Status(lib)
+        lib.TF_LoadLibrary(str(path).encode(), status.handle)
+        if (message := status.error()) is not None:
+            raise ServingError(f"cannot load op library {path}: {message}")
+
+
+def _to_tensor(lib, value, info: TensorInfo, key: str):
+    if info.dtype == TF_STRING:
+        array = np.asarray(value, dtype=object)
+        items = [v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1)]
+    else:
+        array = np.ascontiguousarray(value, dtype=_numpy_dtype(info.dtype))
+    dims = (ctypes.c_int64 * array.ndim)(*array.shape)
+    if info.dtype == TF_STRING:
+        tensor = lib.TF_AllocateTensor(TF_STRING, dims, array.ndim, len(items) * TF_TSTRING_SIZE)
+        base = lib.TF_TensorData(tensor)
+        for index, item in enumerate(items):
+            element = base + index * TF_TSTRING_SIZE
+            lib.TF_StringInit(element)
+            lib.TF_StringCopy(element, item, len(item))
+    else:
+        tensor = lib.TF_AllocateTensor(info.dtype, dims, array.ndim, array.nbytes)
+        if array.nbytes:
+            ctypes.memmove(lib.TF_TensorData(tensor), array.ctypes.data, array.nbytes)
+    if not tensor:
+        raise ServingError(f"cannot allocate the tensor for input {key!r}.")
+    return tensor
+
+
+def _from_tensor(lib, tensor) -> np.ndarray:
+    dtype = lib.TF_TensorType(tensor)
+    shape = tuple(lib.TF_Dim(tensor, d) for d in range(lib.TF_NumDims(tensor)))
+    data = lib.TF_TensorData(tensor)
+    count = int(np.prod(shape, dtype=np.int64))
+    if dtype == TF_STRING:
+        items = []
+        for index in range(count):
+            element = data + index * TF_TSTRING_SIZE
+            pointer = lib.TF_StringGetDataPointer(element)
+            items.append(ctypes.string_at(pointer, lib.TF_StringGetSize(element)))
+        array = np.empty(count, dtype=object)
+        array[:] = items
+        return array.reshape(shape)
+    numpy_dtype = np.dtype(_numpy_dtype(dtype))
+    raw = ctypes.string_at(data, count * numpy_dtype.itemsize) if count else b""
+    return np.frombuffer(raw, numpy_dtype).reshape(shape).copy()
+
+
+def _explain(message: str, path: Path) -> str:
+    """TensorFlow's message, with what it means for a SavedModel served by TF Serving."""
+    op = re.search(r"Op type not registered '([^']+)'", message)
+    if op:
+        return (
+            f"{path}: the graph uses op {op.group(1)!r}, which is neither in core TensorFlow "
+            "nor in tensorflow-text, so TF Serving's stock build cannot load it. "
+            f"TensorFlow said: {message.splitlines()[0]}"
+        )
+    if re.search(r"Could not find variable|uninitialized|not initialized", message):
+        return (
+            f"{path}: a variable the graph reads was not restored by the SavedModel's saver "
+            "(saver_def), so TF Serving cannot serve it. Export the tf.Variables themselves "
+            "(for Keras 3, `variable.value`), not wrappers that only the TF2 object loader "
+            f"restores. TensorFlow said: {message.splitlines()[0]}"
+        )
+    return f"{path}: {message}"
+
+
+class SavedModelSession:
+    """A SavedModel loaded as TF Serving loads it, answering by SignatureDef.
+
+    `TF_LoadSessionFromSavedModel` imports the MetaGraph tagged `serve`,
+    restores the variables through its saver and runs its init op; `run`
+    feeds and fetches the tensors the SignatureDef names, through
+    `TF_SessionRun`, as TF Serving's predict API does.
+
+    Args:
+        path: a SavedModel folder (a version folder: `saved_models/NAME/1`).
+        tags: the MetaGraph's tags, default `("serve",)` as TF Serving.
+        op_libraries: shared libraries of custom ops to load first; default
+            tensorflow-text's, which the stock model server links.
+
+    Examples:
+
+    ```python
+    session = SavedModelSession("saved_models/llama_tiny/1")
+    sorted(session.signatures)            # ['generate', 'generate_text', 'serving_default']
+    session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"].shape
+    ```
+    """
+
+    def __init__(self, path, tags=("serve",), op_libraries=None):
+        self.path = Path(path)
+        if not self.path.is_dir() or not any(
+            (self.path / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")
+        ):
+            raise ServingError(
+                f"{self.path} is not a SavedModel: it holds no saved_model.pb. Point at a "
+                "version folder, e.g. saved_models/NAME/1."
+            )
+        lib = self._lib = c_api()
+        load_op_libraries(tf_text_op_libraries() if op_libraries is None else op_libraries)
+        options, self._graph = lib.TF_NewSessionOptions(), lib.TF_NewGraph()
+        meta_graph_def, status = lib.TF_NewBuffer(), _Status(lib)
+        tag_array = (ctypes.c_char_p * len(tags))(*[t.encode() for t in tags])
+        try:
+            self._session = lib.TF_LoadSessionFromSavedModel(
+                options,
+                None,
+                str(self.path).encode(),
+                tag_array,
+                len(tags),
+                self._graph,
+                ctypes.cast(meta_graph_def, ctypes.c_void_p),
+                status.handle,
+            )
+            if (message := status.error()) is not None:
+                self._session = None
+                raise ServingError(_explain(message, self.path))
+            buffer = meta_graph_def.contents
+            self.signatures = parse_signatures(ctypes.string_at(buffer.data, buffer.length))
+        finally:
+            lib.TF_DeleteBuffer(meta_graph_def)
+            lib.TF_DeleteSessionOptions(options)
+
+    def _output(self, tensor_name: str) -> _Output:
+        op_name, _, index = tensor_name.partition(":")
+        operation = self._lib.TF_GraphOperationByName(self._graph, op_name.encode())
+        if not operation:
+            raise ServingError(f"{self.path}: the graph has no tensor {tensor_name!r}.")
+        return _Output(operation, int(index or 0))
+
+    def signature(self, name: str) -> Signature:
+        if name not in self.signatures:
+            raise ServingError(
+                f'Serving signature name: "{name}" not found in signature def; '
+                f"available: {sorted(self.signatures)}"
+            )
+        return self.signatures[name]
+
+    def run(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Answers one predict request: `{input key: array}` -> `{output key: np.ndarray}`.
+
+        Inputs are converted to the SignatureDef's dtypes (as TF Serving's
+        JSON API does); a missing or unknown key raises `ServingError`, and
+        so does a request the graph refuses (the message is TensorFlow's).
+        """
+        if self._session is None:
+            raise ServingError(f"{self.path}: the session is closed.")
+        signature = self.signature(signature_name)
+        missing = sorted(set(signature.inputs) - set(inputs))
+        extra = sorted(set(inputs) - set(signature.inputs))
+        if missing or extra:
+            raise ServingError(
+                f"input size does not match signature {signature_name!r}: needs "
+                f"{sorted(signature.inputs)}, missing {missing}, unexpected {extra}."
+            )
+        lib = self._lib
+        feed_keys, fetch_keys = sorted(signature.inputs), sorted(signature.outputs)
+        feeds = (_Output * len(feed_keys))(
+            *[self._output(signature.inputs[k].name) for k in feed_keys]
+        )
+        fetches = (_Output * len(fetch_keys))(
+            *[self._output(signature.outputs[k].name) for k in fetch_keys]
+        )
+        values = (ctypes.c_void_p * len(feed_keys))()
+        results = (ctypes.c_void_p * len(fetch_keys))()
+        status = _Status(lib)
+        try:
+            for slot, key in enumerate(feed_keys):
+                values[slot] = _to_tensor(lib, inputs[key], signature.inputs[key], key)
+            lib.TF_SessionRun(
+                self._session,
+                None,
+                feeds,
+                values,
+                len(feed_keys),
+                fetches,
+                results,
+                len(fetch_keys),
+                None,
+                0,
+                None,
+                status.handle,
+            )
+            if (message := status.error()) is not None:
+                raise ServingError(_explain(message, self.path))
+            return {key: _from_tensor(lib, results[slot]) for slot, key in enumerate(fetch_keys)}
+        finally:
+            for tensor in (*values, *results):
+                if tensor:
+                    lib.TF_DeleteTensor(tensor)
+
+    def close(self) -> None:
+        if getattr(self, "_session", None):
+            status = _Status(self._lib)
+            self._lib.TF_CloseSession(self._session, status.handle)
+            self._lib.TF_DeleteSession(self._session, status.handle)
+            self._session = None
+        if getattr(self, "_graph", None):
+            self._lib.TF_DeleteGraph(self._graph)
+            self._graph = None
+
+    def __enter__(self) -> SavedModelSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone
+            pass
+
+
+def serve_requests(job_file: str, answer_file: str) -> None:
+    """The fresh process of `check_saved_model`: load, replay, write the answers.
+
+    `job_file` holds a pickled `{"path", "tags", "op_libraries", "requests"}`; the answer is
+    `{"signatures", "replies": [(outputs, error)], "error", "python_tensorflow_loaded"}`.
+    """
+    import pickle
+    import sys
+
+    job = pickle.loads(Path(job_file).read_bytes())
+    answer = {"signatures": None, "replies": [], "error": None}
+    try:
+        with SavedModelSession(job["path"], tuple(job["tags"]), job["op_libraries"]) as session:
+            answer["signatures"] = session.signatures
+            for name, inputs in job["requests"]:
+                try:
+                    answer["replies"].append((session.run(name, inputs), None))
+                except ServingError as error:
+                    answer["replies"].append((None, str(error)))
+    except ServingError as error:
+        answer["error"] = str(error)
+    answer["python_tensorflow_loaded"] = "tensorflow" in sys.modules
+    Path(answer_file).write_bytes(pickle.dumps(answer))
