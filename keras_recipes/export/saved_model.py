@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes._io import _fsync_path
 from keras_recipes.export import llama_graph
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
@@ -29,6 +31,30 @@ if TYPE_CHECKING:
 
 # Signature names, by model kind.
 SERVING_DEFAULT = "serving_default"
+
+
+def _partial_prefix(version: int) -> str:
+    """How an export in progress on this machine is named: `.partial-<version>-<host>`.
+
+    The full name adds the exporting process id and a random part. TF
+    Serving ignores folders whose name is not a number.
+    """
+    return f".partial-{version}-{socket.gethostname()}"
+
+
+def _remove_abandoned_partials(base_dir: Path) -> None:
+    """Deletes partial exports whose process is gone (killed mid-export on this machine)."""
+    for folder in base_dir.glob(".partial-*"):
+        prefix, _, rest = folder.name.rpartition("-")[0].rpartition("-")
+        pid = rest if rest.isdigit() else ""
+        if not pid or not prefix.endswith(f"-{socket.gethostname()}"):
+            continue  # another machine's export, or not ours at all
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
 
 
 def _next_version(base_dir: Path) -> int:
@@ -563,7 +589,8 @@ def export_saved_model(
     root = tf.Module()
     root.model_variables = signatures.variables()
     root.resources = signatures.resources()
-    partial = base_dir / f".partial-{version}-{uuid.uuid4().hex[:8]}"
+    _remove_abandoned_partials(base_dir)
+    partial = base_dir / f"{_partial_prefix(version)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         tf.saved_model.save(
             root,
@@ -573,9 +600,14 @@ def export_saved_model(
         write_warmup_requests(partial / WARMUP_FILE, model_name, signatures.examples())
         if verify:  # the warm-up records, replayed as TF Serving replays them
             check_saved_model(partial, expected=signatures.expected, atol=_tolerance(model))
+        for root, _, files in os.walk(partial):  # on disk before the name says "done"
+            for name in files:
+                _fsync_path(Path(root) / name)
+            _fsync_path(Path(root), directory=True)
         if final.exists():
             raise ValueError(f"export_saved_model: {final} appeared while exporting; not replaced.")
         os.rename(partial, final)
+        _fsync_path(base_dir, directory=True)
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)

@@ -19,13 +19,14 @@ interpreter runs the file as it is.
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from keras_recipes._io import atomic_path
 
 QUANTIZE_MODES = (None, "dynamic-int8", "float16")
 
@@ -658,20 +659,16 @@ def export_tflite(
         functions = _seq2seq_functions(model)
     else:
         functions = _keras_functions(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
-    try:
-        flatbuffer = _convert(model, functions, quantize)
-        if quantize == "dynamic-int8" and getattr(model, "output_projection", 1) is None:
-            cfg = model.config  # a tied LlamaModel
-            flatbuffer = _share_tied_int8_table(flatbuffer, cfg.vocab_size, cfg.dim)
+    flatbuffer = _convert(model, functions, quantize)
+    if quantize == "dynamic-int8" and getattr(model, "output_projection", 1) is None:
+        cfg = model.config  # a tied LlamaModel
+        flatbuffer = _share_tied_int8_table(flatbuffer, cfg.vocab_size, cfg.dim)
+    # Written and verified under a temporary name (.NAME.*.partial.tflite),
+    # synced, then renamed: a kill leaves the old file or the new one.
+    with atomic_path(path, suffix=".tflite") as partial:
         partial.write_bytes(flatbuffer)
         if verify:
             verify_tflite(partial, model, quantize)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
     return path
 
 
