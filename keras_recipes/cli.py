@@ -103,6 +103,12 @@ def add_llama_train_arguments(
     parser.add_argument("--quick", action="store_true", help="seconds-long run with tiny sizes")
     parser.add_argument("--out", default="runs/llama_tiny", help="output folder")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished run in --out (by default it is kept: the same settings find "
+        "nothing to train, other settings are refused)",
+    )
+    parser.add_argument(
         "--corpus",
         nargs="+",
         metavar="PATH",
@@ -131,12 +137,17 @@ def add_llama_train_arguments(
 
 
 def _llama_train(args) -> int:
-    from keras_recipes.llama.train import DEFAULTS, train_llama
+    from keras_recipes.llama.train import DEFAULTS, QUICK, generate_command, train_llama
 
     overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     try:
         metrics = train_llama(
-            args.out, corpus=args.corpus, quick=args.quick, strategy=args.strategy, **overrides
+            args.out,
+            corpus=args.corpus,
+            quick=args.quick,
+            strategy=args.strategy,
+            overwrite=args.overwrite,
+            **overrides,
         )
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
@@ -144,7 +155,16 @@ def _llama_train(args) -> int:
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). Run the same command again to resume.")
         return 130
-    print(f"\nSample:\n{metrics['sample']}\n\nSaved the model, tokenizer and metrics in {args.out}")
+    if metrics["already_trained"]:
+        print(
+            f"{metrics['out']} already holds a finished run with these settings: nothing to "
+            "train. Pass --overwrite to train it again from scratch, or --out NEW_FOLDER."
+        )
+    else:
+        print(f"\nSample:\n{metrics['sample']}\n")
+        print(f"Saved the model, tokenizer and metrics in {metrics['out']}")
+    max_new_tokens = args.max_new_tokens or (QUICK if args.quick else DEFAULTS)["max_new_tokens"]
+    print(f"Generate more: {generate_command(metrics['out'], max_new_tokens)}")
     return 0
 
 

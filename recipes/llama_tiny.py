@@ -15,7 +15,8 @@ it goes from raw text to a language model that writes news-flavoured English:
 4. train with AdamW, linear warm-up then cosine decay, global-norm gradient
    clipping, reporting validation loss and perplexity after each epoch;
 5. back up every few steps, so an interrupted run resumes where it stopped;
-6. sample a continuation of a prompt and save the model and tokenizer.
+6. sample a continuation of a prompt, save the model and tokenizer, and
+   export the model for TF Serving and TFLite.
 
 The same script trains on several processes or machines with
 `tf.distribute` (`--strategy multi-worker` and a `TF_CONFIG` per process).
@@ -27,7 +28,11 @@ Run it:
     python recipes/llama_tiny.py --corpus my_texts/   # your own .txt files
 
 Interrupt it (Ctrl-C) and run the same command again: it continues from the
-last backup, without losing or repeating a step. The default corpus is the Lee background corpus that
+last backup, without losing or repeating a step. Run it again after it has
+finished and it trains nothing: `--out` already holds that run, and it says
+so. Other settings on a finished run are refused (a trained model is never
+replaced by accident); pass `--out NEW_FOLDER` to train beside it, or
+`--overwrite` to train it again from scratch. The default corpus is the Lee background corpus that
 gensim ships with its tests: 300 Australian news articles, about 60,000 words.
 """
 
@@ -74,8 +79,10 @@ from keras_recipes.llama.train import (
     DEFAULTS,
     QUICK,
     PerplexityLogger,
+    check_finished_run,
     check_run_settings,
-    float32_copy,
+    generate_command,
+    inference_copy,
     interrupt_from_environment,
     language_model_loss,
     make_optimizer,
@@ -119,7 +126,6 @@ except ValueError as error:
     sys.exit(f"error: {error}")
 print(f"Strategy: {args.strategy}, {strategy.num_replicas_in_sync} replica(s).")
 out = worker_dir(args.out, strategy)
-out.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(settings["seed"])
 
 """
@@ -127,9 +133,25 @@ A run keeps everything in `--out`: the tokenizer, a `backup/` folder that
 `keras.callbacks.BackupAndRestore` writes every `--backup-steps` steps, the
 per-epoch history, and at the end the model and `metrics.json`. If a backup
 is there, this is a rerun after an interruption: it must use the same
-settings, and it reuses the tokenizer it trained the first time.
+settings, and it reuses the tokenizer it trained the first time. If the
+model is there, the run has finished: the same settings leave nothing to
+do, other settings are refused, and `--overwrite` starts over.
 """
 
+try:
+    finished = check_finished_run(out, settings, overwrite=args.overwrite)
+except ValueError as error:
+    sys.exit(f"error: {error}")
+if finished is not None:
+    print(
+        f"{out} already holds a finished run with these settings "
+        f"(val perplexity {finished.get('final_val_perplexity', float('nan')):.1f}): "
+        "nothing to train. Pass --overwrite to train it again from scratch, or --out "
+        "NEW_FOLDER to train another beside it."
+    )
+    print(f"Generate more: {generate_command(out, settings['max_new_tokens'])}")
+    sys.exit(0)
+out.mkdir(parents=True, exist_ok=True)
 backup_dir = out / "backup"
 backup = read_backup(backup_dir)
 initial_epoch, initial_step = (backup["epoch"], backup["batch"]) if backup else (0, 0)
@@ -305,10 +327,13 @@ train_seconds = time.perf_counter() - started
 Generation prefills the prompt in one pass, then decodes one token at a
 time against a key/value cache. Temperature and top-k sampling trade
 faithfulness for variety; `--temperature 0` is greedy. A model trained in
-mixed precision is first copied to float32 (its weights already are).
+mixed precision is first copied to float32 (its weights already are). The
+copy is not compiled: the loss and optimizer state are training's, and
+`model.keras` without them is a third of the size and loads anywhere
+`keras_recipes.llama` is installed.
 """
 
-model = float32_copy(model)
+model = inference_copy(model)
 sample = sample_text(
     model,
     tokenizer,
@@ -342,10 +367,7 @@ metrics = {
 }
 (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 print(f"Saved {out / 'model.keras'}, {tokenizer_path} and {out / 'metrics.json'}.")
-print(
-    f"Generate more: keras-recipes llama generate --checkpoint {out / 'model.keras'} "
-    f"--tokenizer {tokenizer_path} --prompt 'The fire'"
-)
+print(f"Generate more: {generate_command(out, settings['max_new_tokens'])}")
 if not is_chief(strategy):
     sys.exit(0)  # the chief's model is the run's model: only it goes on to export
 
@@ -377,6 +399,6 @@ print(f"Exported {version} (SavedModel) and {tflite_path} (TFLite). Serve it wit
 print(f"  {serving_command(version.parent)}")
 print(
     '  curl -d \'{"signature_name": "generate_text", "instances": [{"prompt": '
-    f'"{settings["prompt"]}", "max_new_tokens": 48, "temperature": 0.0, '
+    f'"{settings["prompt"]}", "max_new_tokens": {settings["max_new_tokens"]}, "temperature": 0.0, '
     '"top_k": 0, "seed": 0}]}\' localhost:8501/v1/models/llama_tiny:predict'
 )

@@ -10,11 +10,13 @@ from keras_recipes.llama.checkpoints import (
     save_hf,
     save_llama2c,
 )
+from keras_recipes.llama.losses import LanguageModelLoss  # registered for load_model
 from keras_recipes.llama.model import PRESETS, LlamaConfig, LlamaModel, build_llama
 
 __all__ = [
     "PRESETS",
     "CheckpointError",
+    "LanguageModelLoss",
     "LlamaConfig",
     "LlamaModel",
     "build_llama",

@@ -9,8 +9,9 @@ The pieces, each usable on its own with any `keras.Model` language model:
   nanoGPT.
 - `language_model_loss`: token-level cross-entropy from logits (fused with
   a `LlamaModel`'s output head when it trains).
-- `training_precision` / `float32_copy`: build a model for mixed-bfloat16
-  training, then hand back a float32 model to sample, save and export.
+- `training_precision` / `inference_copy`: build a model for mixed-bfloat16
+  training, then hand back an uncompiled float32 model to sample, save and
+  export (its `.keras` file loads without the training loss).
 - `PerplexityLogger`: after each epoch prints validation loss, perplexity
   (`exp(val_loss)`) and training tokens/s, and keeps them for metrics.json.
 - `InterruptAfterSteps`: stops training with a `KeyboardInterrupt` after N
@@ -19,7 +20,9 @@ The pieces, each usable on its own with any `keras.Model` language model:
 `train_llama` strings them together: corpus -> SentencePiece tokenizer ->
 windows -> `build_llama` -> `fit` with BackupAndRestore -> a sample -> the
 model (`model.keras`), tokenizer (`tokenizer.model`) and `metrics.json` in
-one folder. It runs on one process or on `tf.distribute` (`strategy=`, see
+one folder. A folder holding a finished run is never trained over
+(`check_finished_run`): the same settings find nothing left to train, other
+settings are refused unless `overwrite=True`. It runs on one process or on `tf.distribute` (`strategy=`, see
 `keras_recipes.llama.distribute`): the global batch is split across
 replicas, and backups every `backup_steps` steps let a killed run resume
 without losing or repeating a step. `recipes/llama_tiny.py` walks through the same steps as a
@@ -85,6 +88,10 @@ QUICK = dict(
 )
 INTERRUPT_ENV = "KERAS_RECIPES_INTERRUPT_AFTER_STEPS"
 PRECISIONS = ("float32", "mixed_bfloat16")
+# What a run writes into its folder; `overwrite=True` deletes these (exports stay).
+RUN_FILES = ("model.keras", "tokenizer.model", "metrics.json", "history.json", "run.json", "backup")
+# Settings that only pick the sample: a resumed or finished run may change them.
+SAMPLING_SETTINGS = ("prompt", "max_new_tokens", "temperature", "top_k", "top_p")
 
 
 @contextlib.contextmanager
@@ -106,15 +113,16 @@ def training_precision(precision: str):
         keras.config.set_dtype_policy(previous)
 
 
-def float32_copy(model):
-    """A float32 `LlamaModel` with `model`'s weights (the same object if already float32).
+def inference_copy(model):
+    """An uncompiled float32 `LlamaModel` with `model`'s weights.
 
-    Mixed precision is a training setting: sampling, saving and exporting
-    use the float32 model (under `mixed_bfloat16` the variables are float32
-    already, so nothing is rounded).
+    What training samples from, saves and exports. Mixed precision is a
+    training setting (under `mixed_bfloat16` the variables are float32
+    already, so nothing is rounded), and the compiled loss and optimizer
+    state are training state: left out, `model.keras` loads with
+    `keras.models.load_model` wherever `keras_recipes.llama` is importable,
+    and is a third of the size (AdamW keeps two moments per weight).
     """
-    if model.compute_dtype == "float32":
-        return model
     from keras_recipes.llama import build_llama
 
     with training_precision("float32"):
@@ -333,8 +341,7 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
         changed = {
             key: (previous.get(key), value)
             for key, value in settings.items()
-            if key not in ("prompt", "max_new_tokens", "temperature", "top_k", "top_p")
-            and previous.get(key) != value
+            if key not in SAMPLING_SETTINGS and previous.get(key) != value
         }
         if changed:
             described = ", ".join(
@@ -346,6 +353,70 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
                 "to start over."
             )
     _write_json(path, settings)
+
+
+def check_finished_run(
+    out: str | os.PathLike, settings: dict, overwrite: bool = False
+) -> dict | None:
+    """Never trains over a finished run: its metrics, or `None` when there is work to do.
+
+    A folder with a `model.keras` and no `backup/` holds a finished run.
+    With the same settings (sampling ones aside) there is nothing left to
+    train, and its `metrics.json` comes back; with other settings a
+    `ValueError` names the two ways on (`--out` elsewhere, or
+    `--overwrite`). An interrupted run (a `backup/` folder) is left to
+    `check_run_settings` to resume.
+
+    Args:
+        out: str or path. The run's folder.
+        settings: dict. This run's settings, as written to `OUT/run.json`.
+        overwrite: bool. Delete an earlier run's files (`RUN_FILES`; exports
+            under `OUT/saved_models` stay) and start over. Defaults to
+            `False`.
+    """
+    import shutil
+
+    out = Path(out)
+    if overwrite:
+        for name in RUN_FILES:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        return None
+    if not (out / "model.keras").is_file() or (out / "backup").is_dir():
+        return None
+    run_path, metrics_path = out / "run.json", out / "metrics.json"
+    previous = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    changed = [
+        f"{key}: {previous.get(key)!r} then, {value!r} now"
+        for key, value in settings.items()
+        if key not in SAMPLING_SETTINGS and previous.get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{out} already holds a trained model with other settings "
+            f"({', '.join(changed)}). Pass --out with a new folder to train beside it, "
+            "or --overwrite to replace it."
+        )
+    return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+
+
+def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = "The fire") -> str:
+    """The `keras-recipes llama generate` line that samples from the run in `out`.
+
+    `max_new_tokens` is the run's own (`--max-new-tokens`), which fits its
+    context; the command's default of 200 does not fit a tiny model's.
+    """
+    import shlex
+
+    out = Path(out)
+    return (
+        f"keras-recipes llama generate --checkpoint {shlex.quote(str(out / 'model.keras'))} "
+        f"--tokenizer {shlex.quote(str(out / 'tokenizer.model'))} "
+        f"--prompt {shlex.quote(prompt)} --max-new-tokens {max_new_tokens}"
+    )
 
 
 def sample_text(
@@ -381,6 +452,7 @@ def train_llama(
     quick: bool = False,
     verbose: int | str = "auto",
     strategy: str = "default",
+    overwrite: bool = False,
     **overrides,
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
@@ -388,7 +460,10 @@ def train_llama(
     The job of `recipes/llama_tiny.py` and `keras-recipes llama train`. A
     rerun after an interruption resumes from the last backup (the
     BackupAndRestore folder `OUT/backup`, written every `backup_steps`
-    steps and at each epoch's end), reusing the saved tokenizer.
+    steps and at each epoch's end), reusing the saved tokenizer. A rerun
+    after a finished run trains nothing and returns that run's metrics;
+    other settings on a finished run are refused (see
+    `check_finished_run`), unless `overwrite=True`.
 
     Under `strategy="multi-worker"` every process of the `TF_CONFIG`
     cluster runs this same call; the chief writes to `out`, the others to
@@ -409,11 +484,15 @@ def train_llama(
             (processes listed in `TF_CONFIG`). `batch_size` is the global
             batch, split across replicas; the learning rate and step counts
             are per global batch. Defaults to `"default"`.
+        overwrite: bool. Delete a run already in `out` and train afresh.
+            Defaults to `False`.
         **overrides: any key of `DEFAULTS` (`epochs`, `seq_len`, `dim`, ...);
             `None` values are ignored.
 
     Returns:
-        The metrics dict also written to `OUT/metrics.json`.
+        The metrics dict also written to `OUT/metrics.json`, plus `out`
+        (this process's folder) and `already_trained` (`True` when `out`
+        held this finished run and nothing was trained).
     """
     from keras_recipes.data import (
         epoch_windows_dataset,
@@ -443,6 +522,9 @@ def train_llama(
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
     replica_batch_size(settings["batch_size"], distribution)
     out = worker_dir(out, distribution)
+    finished = check_finished_run(out, settings, overwrite)
+    if finished is not None:
+        return {**finished, "out": str(out), "already_trained": True}
     out.mkdir(parents=True, exist_ok=True)
     backup_dir = out / "backup"
     backup = read_backup(backup_dir)
@@ -539,7 +621,7 @@ def train_llama(
         )
     train_seconds = time.perf_counter() - started
 
-    model = float32_copy(model)
+    model = inference_copy(model)
     sample = sample_text(
         model,
         tokenizer,
@@ -568,7 +650,7 @@ def train_llama(
         "sample": sample,
     }
     _write_json(out / "metrics.json", metrics)
-    return metrics
+    return {**metrics, "out": str(out), "already_trained": False}
 
 
 def _safe_exp(value) -> float:
