@@ -1,4 +1,4 @@
-"""Entity-level precision, recall and F1 with the rules of CoNLL's `conlleval`.
+"""Evaluation scores: entity-level F1 with the rules of CoNLL's `conlleval`, and corpus BLEU.
 
 Named-entity taggers are scored on whole entities ("chunks"), not tokens: a
 predicted entity counts only if its first token, last token and type all
@@ -23,10 +23,16 @@ gold = [["B-PER", "I-PER", "O", "B-LOC"]]
 pred = [["B-PER", "O", "O", "B-LOC"]]
 entity_scores(gold, pred)["overall"]  # precision 0.5, recall 0.5, f1 0.5
 ```
+
+Translations (and any generated token lists) are scored with `corpus_bleu`,
+corpus-level BLEU (Papineni et al., 2002) against one or more references
+per hypothesis.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 from collections.abc import Sequence
 
 TAG_SCHEMES = ("bio", "iob1")
@@ -182,3 +188,57 @@ def entity_scores(
         "per_type": {t: _prf(*counts[t]) for t in sorted(counts)},
         "accuracy": token_hits / tokens if tokens else 0.0,
     }
+
+
+def _ngrams(tokens: Sequence[str], n: int) -> collections.Counter:
+    return collections.Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def corpus_bleu(
+    references: Sequence[Sequence[str] | Sequence[Sequence[str]]],
+    hypotheses: Sequence[Sequence[str]],
+    max_n: int = 4,
+) -> float:
+    """Corpus-level BLEU (Papineni et al., 2002), in [0, 1], no smoothing.
+
+    Clipped n-gram counts for n = 1..`max_n` are summed over the whole corpus
+    before dividing; the score is the geometric mean of the `max_n`
+    precisions times the brevity penalty `exp(1 - r / c)` when the total
+    hypothesis length `c` is below the total closest-reference length `r`.
+    It is 0 when some n-gram order has no match at all.
+
+    Args:
+        references: per hypothesis, one token list or a list of token lists.
+        hypotheses: token lists.
+        max_n: int. Highest n-gram order. Defaults to `4`.
+
+    Examples:
+    ```python
+    corpus_bleu([["the", "cat", "sat", "on", "the", "mat"]],
+                [["the", "cat", "sat", "on", "the", "mat"]])   # 1.0
+    ```
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(
+            f"{len(references)} references for {len(hypotheses)} hypotheses: give one each."
+        )
+    matches, totals = [0] * max_n, [0] * max_n
+    hyp_length = ref_length = 0
+    for refs, hyp in zip(references, hypotheses, strict=True):
+        if refs and isinstance(refs[0], str):
+            refs = [refs]
+        hyp = list(hyp)
+        hyp_length += len(hyp)
+        ref_length += min((len(r) for r in refs), key=lambda n: (abs(n - len(hyp)), n))
+        for n in range(1, max_n + 1):
+            counts = _ngrams(hyp, n)
+            most = collections.Counter()
+            for ref in refs:
+                most |= _ngrams(list(ref), n)
+            matches[n - 1] += sum(min(c, most[g]) for g, c in counts.items())
+            totals[n - 1] += max(len(hyp) - n + 1, 0)
+    if hyp_length == 0 or min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals, strict=True)) / max_n
+    brevity = 1.0 if hyp_length >= ref_length else math.exp(1.0 - ref_length / hyp_length)
+    return brevity * math.exp(log_precision)

@@ -58,7 +58,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_recipes.datasets.dates import load_dates  # noqa: E402
-from keras_recipes.seq2seq import Seq2Seq, corpus_bleu  # noqa: E402
+from keras_recipes.metrics import corpus_bleu  # noqa: E402
+from keras_recipes.seq2seq import Seq2Seq  # noqa: E402
 
 out_dir = Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)

@@ -783,9 +783,9 @@ class TFLiteTranslator:
         The same search (`keras_recipes.seq2seq.beam_search`, GNMT length
         penalty), each hypothesis stepped through the file's `decode_step`.
         """
-        from keras_recipes.seq2seq import _check_beam_width, beam_search
+        from keras_recipes.seq2seq import beam_search, check_beam_width
 
-        k = _check_beam_width(beam_width)
+        k = check_beam_width(beam_width)
         contexts, states = [], []
         for row in self._check_sources(source_ids):
             context, state = self._encode_row(row)
