@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
     from keras_recipes.llama import LlamaConfig, build_llama
     import keras_recipes.export.saved_model as saved_model
-    import keras_recipes.export.tflite as tflite
+    import keras_recipes.export.tflite.convert as tflite  # export_tflite looks verify_tflite up here
 
     kind, out, marker = sys.argv[1:]
 
