@@ -400,5 +400,5 @@ print(f"  {serving_command(version.parent)}")
 print(
     '  curl -d \'{"signature_name": "generate_text", "instances": [{"prompt": '
     f'"{settings["prompt"]}", "max_new_tokens": {settings["max_new_tokens"]}, "temperature": 0.0, '
-    '"top_k": 0, "seed": 0}]}\' localhost:8501/v1/models/llama_tiny:predict'
+    '"top_k": 0, "top_p": 1.0, "seed": 0}]}\' localhost:8501/v1/models/llama_tiny:predict'
 )

@@ -13,7 +13,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from keras_recipes.export import export_saved_model, read_warmup_requests
 from keras_recipes.export.llama_graph import weights_nbytes
-from keras_recipes.export.saved_model import _LlamaSignatures
+from keras_recipes.export.saved_model import _CausalLMSignatures
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.rnn import build_bidirectional, build_encoder
 from keras_recipes.serving import SavedModelSession, ServingError, check_saved_model
@@ -74,7 +74,14 @@ def test_warmup_has_one_request_per_signature(export_dir):
     names = [name for name, _ in requests]
     assert sorted(names) == ["generate", "generate_text", "serving_default"]
     generate = dict(requests)["generate"]
-    assert sorted(generate) == ["max_new_tokens", "seed", "temperature", "token_ids", "top_k"]
+    assert sorted(generate) == [
+        "max_new_tokens",
+        "seed",
+        "temperature",
+        "token_ids",
+        "top_k",
+        "top_p",
+    ]
 
 
 def test_tied_embeddings_are_stored_once(tmp_path):
@@ -110,7 +117,7 @@ def test_failed_verification_leaves_nothing(llama, tmp_path, monkeypatch):
     def wrong(self, name, inputs):
         return {"logits": np.zeros((2, 5, llama.config.vocab_size), np.float32)}
 
-    monkeypatch.setattr(_LlamaSignatures, "expected", wrong)
+    monkeypatch.setattr(_CausalLMSignatures, "expected", wrong)
     with pytest.raises(ValueError, match="serving_default.*logits.*differs"):
         export_saved_model(llama, tmp_path / "m")
     assert list((tmp_path / "m").iterdir()) == []
@@ -154,8 +161,8 @@ FRESH_PROCESS = textwrap.dedent(
 def fresh(export_dir, tmp_path_factory):
     """Loads the export in a new Python process, as TF Serving would: no Keras objects."""
     prompt = [[2, 15, 16, 17], [2, 30, 31, 32]]
-    sampled = {"max_new_tokens": 10, "temperature": 1.5, "top_k": 8, "seed": 11}
-    greedy = {"max_new_tokens": 12, "temperature": 0.0, "top_k": 0, "seed": 0}
+    sampled = {"max_new_tokens": 10, "temperature": 1.5, "top_k": 8, "top_p": 1.0, "seed": 11}
+    greedy = {"max_new_tokens": 12, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
     bodies = [
         {"instances": [{"token_ids": row} for row in prompt]},
         {"inputs": {"token_ids": prompt}},
@@ -199,7 +206,7 @@ def fresh(export_dir, tmp_path_factory):
 def test_signatures_have_named_inputs_and_outputs(fresh):
     signatures = fresh[0]["signatures"]
     assert signatures["serving_default"] == {"inputs": ["token_ids"], "outputs": ["logits"]}
-    controls = ["max_new_tokens", "seed", "temperature", "top_k"]
+    controls = ["max_new_tokens", "seed", "temperature", "top_k", "top_p"]
     assert signatures["generate"] == {
         "inputs": sorted(["token_ids", *controls]),
         "outputs": ["token_ids"],
@@ -279,6 +286,7 @@ def test_mixed_controls_in_one_request_are_refused(session):
                 "max_new_tokens": [2, 3],
                 "temperature": [0.0, 0.0],
                 "top_k": [0, 0],
+                "top_p": [1.0, 1.0],
                 "seed": [0, 0],
             },
         )
@@ -321,7 +329,8 @@ def test_jit_compiled_generate_matches_model_generate(llama, tmp_path):
     # verified through the C++ session loader, which compiles the loop with XLA
     path = export_saved_model(llama, tmp_path / "xla", jit_compile=True)
     prompt = np.array([[2, 15, 16, 17, 40, 41, 3], [2, 30, 31, 32, 1, 1, 9]], np.int32)
-    controls = {"temperature": [0.0], "top_k": [0], "seed": [0], "max_new_tokens": [20]}
+    controls = {"temperature": [0.0], "top_k": [0], "top_p": [1.0], "seed": [0]}
+    controls["max_new_tokens"] = [20]
     with SavedModelSession(path) as session:
         out = session.run("generate", {"token_ids": prompt, **controls})
     np.testing.assert_array_equal(out["token_ids"], llama.generate(prompt, 20))

@@ -53,10 +53,11 @@ def test_fused_step_equals_the_models_cached_call(llama):
         np.testing.assert_allclose(fused_values, values, atol=1e-6)
 
 
-def run_graph(model, prompts, new_tokens, temperature=0.0, top_k=0, seed=0):
+def run_graph(model, prompts, new_tokens, temperature=0.0, top_k=0, seed=0, top_p=1.0):
     ids, lengths = left_pad(tf.ragged.constant(prompts, tf.int32))
     controls = [tf.constant(new_tokens), tf.constant(temperature), tf.constant(top_k)]
-    return generate_in_graph(model, ids, lengths, *controls, tf.constant(seed)).numpy()
+    controls += [tf.constant(top_p), tf.constant(seed)]
+    return generate_in_graph(model, ids, lengths, *controls).numpy()
 
 
 def test_ragged_greedy_batch_equals_each_prompt_alone(llama):

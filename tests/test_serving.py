@@ -107,7 +107,7 @@ def test_rest_predict_row_and_columnar(client, llama):
 
 
 def test_rest_generate(client, llama):
-    controls = {"max_new_tokens": 6, "temperature": 0.0, "top_k": 0, "seed": 0}
+    controls = {"max_new_tokens": 6, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
     rows = client.predict(
         "llama", signature_name="generate", instances=[{"token_ids": r, **controls} for r in PROMPT]
     )
@@ -117,9 +117,11 @@ def test_rest_generate(client, llama):
 def test_grpc_predict(client, llama):
     out = client.grpc_predict("llama", {"token_ids": np.array(PROMPT, np.int32)})
     np.testing.assert_allclose(out["logits"], llama(np.array(PROMPT, np.int32)), atol=1e-4)
-    controls = {"max_new_tokens": [5], "temperature": [0.0], "top_k": [0], "seed": [0]}
+    controls = {"max_new_tokens": [5], "temperature": [0.0], "top_k": [0], "top_p": [1.0]}
+    controls["seed"] = [0]
     controls = {
-        k: np.array(v, np.float32 if k == "temperature" else np.int32) for k, v in controls.items()
+        k: np.array(v, np.float32 if k in ("temperature", "top_p") else np.int32)
+        for k, v in controls.items()
     }
     out = client.grpc_predict(
         "llama", {"token_ids": np.array(PROMPT, np.int32), **controls}, "generate"
@@ -171,7 +173,8 @@ def test_out_of_range_token_ids_are_refused_naming_the_id(client):
     for body_ids, bad in [([[1, -5, 2]], "-5"), ([[1, 64, 2]], "64")]:
         with pytest.raises(ValueError, match=rf"HTTP 400.*outside \[0, 64\).*\[{bad}\]"):
             client.predict("llama", inputs={"token_ids": body_ids})
-        controls = {"max_new_tokens": [2], "temperature": [0.0], "top_k": [0], "seed": [0]}
+        controls = {"max_new_tokens": [2], "temperature": [0.0], "top_k": [0], "top_p": [1.0]}
+        controls["seed"] = [0]
         with pytest.raises(ValueError, match=rf"HTTP 400.*outside \[0, 64\).*\[{bad}\]"):
             client.predict(
                 "llama", signature_name="generate", inputs={"token_ids": body_ids, **controls}

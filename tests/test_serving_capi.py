@@ -43,6 +43,7 @@ def keras_answer(model, tokenizer, name, inputs):
         max_new_tokens=int(inputs["max_new_tokens"][0]),
         temperature=float(inputs["temperature"][0]),
         top_k=int(inputs["top_k"][0]) or None,
+        top_p=float(inputs["top_p"][0]) if 0 < inputs["top_p"][0] < 1 else None,
         seed=int(inputs["seed"][0]),
     )
     if name == "generate":
@@ -96,6 +97,7 @@ def test_signature_defs_as_the_model_server_reads_them(export_dir):
         "seed",
         "temperature",
         "top_k",
+        "top_p",
     ]
     assert signatures["generate_text"].outputs["text"].dtype_name == "DT_STRING"
 

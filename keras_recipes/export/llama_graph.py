@@ -1,4 +1,4 @@
-"""LLaMA generation as one TensorFlow graph: prefill, then a `tf.while_loop`.
+"""Causal-LM generation as one TensorFlow graph: prefill, then a `tf.while_loop`.
 
 `generate_in_graph` is what the SavedModel's `generate` and `generate_text`
 signatures run: the whole KV-cached decoding loop inside the graph, so one
@@ -25,28 +25,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.causal_lm import takes_runtime
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
 from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
-from keras_recipes.llama.generate import PROMPT_MULTIPLE, sample_logits
-
-
-def sample_next(logits, position, temperature, top_k, seed):
-    """Next ids `(B,)` from float32 logits `(B, vocab)`; the arguments are tensors.
-
-    `temperature == 0` is greedy; `top_k == 0` samples from the whole
-    vocabulary. The draw is `model.generate`'s own sampler, seeded with
-    `(seed, position)`: the same seed gives the same tokens.
-    """
-    vocab = tf.shape(logits)[-1]
-    top_k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
-
-    def greedy():
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-
-    def sampled():
-        return sample_logits(logits, position, temperature, top_k, tf.constant(1.0), seed, False)
-
-    return tf.cond(temperature > 0, sampled, greedy)
+from keras_recipes.llama.generate import PROMPT_MULTIPLE
+from keras_recipes.llama.sampling import sample_next
 
 
 def left_pad(ragged_ids, pad_id: int = 0):
@@ -64,15 +47,18 @@ def left_pad(ragged_ids, pad_id: int = 0):
 
 
 def generate_in_graph(
-    model, token_ids, lengths, max_new_tokens, temperature, top_k, seed, jit_compile=False
+    model, token_ids, lengths, max_new_tokens, temperature, top_k, top_p, seed, jit_compile=False
 ):
     """KV-cached decoding of left-padded prompts inside one graph.
 
     Args:
-        model: a `LlamaModel`.
+        model: a causal LM (`keras_recipes.causal_lm`); a float32
+            `LlamaModel` decodes through `FusedDecodeStep`.
         token_ids: int32 `(B, T)`, prompts left-padded with 0.
         lengths: int32 `(B,)`, the real length of each prompt.
-        max_new_tokens, temperature, top_k, seed: scalar tensors.
+        max_new_tokens, temperature, top_k, top_p, seed: scalar tensors
+            (`keras_recipes.llama.sampling.sample_next`: top_k 0 and top_p
+            outside (0, 1) switch those filters off).
         jit_compile: bool. XLA-compile the decoding loop (TF Serving then
             needs `--xla_cpu_compilation_enabled=true`).
 
@@ -93,7 +79,6 @@ def generate_in_graph(
     tf.debugging.assert_greater_equal(
         temperature, 0.0, message="generate: temperature must be >= 0 (0 = greedy)"
     )
-    cfg = model.config
     batch = tf.shape(token_ids)[0]
     # The same left-padded bucket as model.generate, so the sampling seeds match.
     bucket = (longest + PROMPT_MULTIPLE - 1) // PROMPT_MULTIPLE * PROMPT_MULTIPLE
@@ -104,14 +89,16 @@ def generate_in_graph(
     n_pad = padded - lengths
     key_mask = tf.range(context)[None, :] >= n_pad[:, None]
     seed = tf.math.floormod(seed, 2**31 - 1)
-    cache_shape = tf.stack([batch, context, cfg.n_kv_heads, cfg.head_dim])
-    dtype = model.compute_dtype
-    caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
+    caches = model.init_caches(batch, context)
+    controls = (temperature, top_k, top_p, seed)
     # Only the loop is (optionally) compiled: the prompt's length depends on
-    # the request, and XLA wants static shapes.
-    runtime = "xla" if jit_compile else "tf"
+    # the request, and XLA wants static shapes. Without XLA, a model that
+    # can writes its caches with plain TensorFlow ops (`runtime="tf"`).
+    extras = {}
+    if takes_runtime(model):
+        extras["runtime"] = "xla" if jit_compile else "tf"
     loop = tf.function(
-        lambda *args: _decode_loop(model, *args, runtime),
+        lambda *args: _decode_loop(model, *args, extras),
         jit_compile=jit_compile,
         autograph=False,
     )
@@ -120,17 +107,16 @@ def generate_in_graph(
         # Transposed once per request, not at every step (tied embeddings).
         kernel = tf.convert_to_tensor(model.output_kernel())
         # The prefill is never compiled: the prompt's length varies.
+        prefill_extras = {"runtime": "tf"} if "runtime" in extras else {}
         logits, new_caches = model.call_with_cache(
-            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, runtime="tf"
+            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, **prefill_extras
         )
-        first = sample_next(logits, padded, temperature, top_k, seed)
+        first = sample_next(logits, padded, *controls)
         start = _write(tokens, padded, first)
         if not jit_compile and _fusable(model):
             step = FusedDecodeStep(model, kernel, key_mask)
-            return _while_positions(
-                step, start, new_caches, padded, total, temperature, top_k, seed
-            )
-        return loop(start, new_caches, padded, total, key_mask, temperature, top_k, seed, kernel)
+            return _while_positions(step, start, new_caches, padded, total, controls)
+        return loop(start, new_caches, padded, total, key_mask, controls, kernel)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
     return out[:, shift:total]
@@ -142,20 +128,18 @@ def _write(tokens, position, token):
     return tf.tensor_scatter_nd_update(tokens, index, token)
 
 
-def _decode_loop(
-    model, tokens, caches, start, total, key_mask, temperature, top_k, seed, kernel, runtime
-):
+def _decode_loop(model, tokens, caches, start, total, key_mask, controls, kernel, extras):
     """Feeds the token at each position from `start` and writes the next one."""
 
     def step(current, caches, position):
         return model.call_with_cache(
-            current, caches, position, key_mask, output_kernel=kernel, runtime=runtime
+            current, caches, position, key_mask, output_kernel=kernel, **extras
         )
 
-    return _while_positions(step, tokens, caches, start, total, temperature, top_k, seed)
+    return _while_positions(step, tokens, caches, start, total, controls)
 
 
-def _while_positions(step, tokens, caches, start, total, temperature, top_k, seed):
+def _while_positions(step, tokens, caches, start, total, controls):
     """`tf.while_loop` over positions `start .. total - 2`: feed one token, write the next.
 
     `step(current (B, 1), caches, position)` returns `(logits (B, vocab), caches)`.
@@ -167,7 +151,7 @@ def _while_positions(step, tokens, caches, start, total, temperature, top_k, see
     def body(position, tokens, caches):
         current = tf.slice(tokens, [0, position], [-1, 1])
         logits, caches = step(current, caches, position)
-        token = sample_next(logits, position + 1, temperature, top_k, seed)
+        token = sample_next(logits, position + 1, *controls)
         return position + 1, _write(tokens, position + 1, token), caches
 
     def invariant(cache):
@@ -180,15 +164,21 @@ def _while_positions(step, tokens, caches, start, total, temperature, top_k, see
         shape_invariants=(
             tf.TensorShape([]),
             tf.TensorShape([None, tokens.shape[1]]),
-            [(invariant(k), invariant(v)) for k, v in caches],
+            tf.nest.map_structure(invariant, caches),
         ),
     )
     return tokens
 
 
 def _fusable(model) -> bool:
-    """Whether `FusedDecodeStep` can run `model`: float32 weights and math."""
-    return model.compute_dtype == "float32" and all(w.dtype == "float32" for w in model.weights)
+    """Whether `FusedDecodeStep` can run `model`: a LLaMA with float32 weights and math."""
+    from keras_recipes.llama import LlamaModel
+
+    return (
+        isinstance(model, LlamaModel)
+        and model.compute_dtype == "float32"
+        and all(w.dtype == "float32" for w in model.weights)
+    )
 
 
 class FusedDecodeStep:

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recipes._io import _fsync_path
+from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export import llama_graph
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
@@ -78,8 +79,9 @@ def _tokenizer_proto(tokenizer) -> bytes:
     return proto
 
 
-class _LlamaSignatures:
-    """The signatures of a `LlamaModel`, their example inputs and their oracle."""
+class _CausalLMSignatures:
+    """The signatures of a causal LM (`LlamaModel` or any model of the protocol),
+    their example inputs and their oracle."""
 
     def __init__(
         self, model, tokenizer_proto: bytes | None, example_prompt: str, jit_compile: bool
@@ -107,12 +109,13 @@ class _LlamaSignatures:
                 tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
                 tf.TensorSpec([None], tf.float32, name="temperature"),
                 tf.TensorSpec([None], tf.int32, name="top_k"),
+                tf.TensorSpec([None], tf.float32, name="top_p"),
                 tf.TensorSpec([None], tf.int32, name="seed"),
             ],
             autograph=False,
         )
-        def generate(token_ids, max_new_tokens, temperature, top_k, seed):
-            controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
+        def generate(token_ids, max_new_tokens, temperature, top_k, top_p, seed):
+            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             out = llama_graph.generate_in_graph(
@@ -135,12 +138,13 @@ class _LlamaSignatures:
                     tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
                     tf.TensorSpec([None], tf.float32, name="temperature"),
                     tf.TensorSpec([None], tf.int32, name="top_k"),
+                    tf.TensorSpec([None], tf.float32, name="top_p"),
                     tf.TensorSpec([None], tf.int32, name="seed"),
                 ],
                 autograph=False,
             )
-            def generate_text(prompt, max_new_tokens, temperature, top_k, seed):
-                controls = _request_scalars(max_new_tokens, temperature, top_k, seed)
+            def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+                controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
                 padded, lengths = llama_graph.left_pad(ids)
                 padded = _checked_token_ids(padded, vocab_size)
@@ -171,6 +175,7 @@ class _LlamaSignatures:
             "max_new_tokens": np.array([4, 4], np.int32),
             "temperature": np.array([0.0, 0.0], np.float32),
             "top_k": np.array([0, 0], np.int32),
+            "top_p": np.array([1.0, 1.0], np.float32),
             "seed": np.array([0, 0], np.int32),
         }
         examples = {
@@ -191,6 +196,7 @@ class _LlamaSignatures:
             max_new_tokens=int(inputs["max_new_tokens"][0]),
             temperature=float(inputs["temperature"][0]),
             top_k=int(inputs["top_k"][0]) or None,
+            top_p=_top_p_or_none(float(inputs["top_p"][0])),
             seed=int(inputs["seed"][0]),
         )
         if name == "generate":
@@ -209,6 +215,11 @@ class _LlamaSignatures:
         return {"text": np.array(texts, object)}
 
 
+def _top_p_or_none(top_p: float) -> float | None:
+    """A request's top_p as `generate` takes it: outside (0, 1) means off."""
+    return top_p if 0.0 < top_p < 1.0 else None
+
+
 def _checked_token_ids(token_ids, vocab_size: int):
     """`token_ids`, once every id is in `[0, vocab_size)`.
 
@@ -225,13 +236,14 @@ def _checked_token_ids(token_ids, vocab_size: int):
         return tf.identity(token_ids)
 
 
-def _request_scalars(max_new_tokens, temperature, top_k, seed):
+def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
     """The first value of each control; a request must use one value for all rows."""
     scalars = []
     for name, value in (
         ("max_new_tokens", max_new_tokens),
         ("temperature", temperature),
         ("top_k", top_k),
+        ("top_p", top_p),
         ("seed", seed),
     ):
         tf.debugging.assert_equal(
@@ -443,7 +455,6 @@ def _input_vocab(model) -> int:
 
 def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
     from keras_recipes.embeddings import KeyedVectors, Word2Vec
-    from keras_recipes.llama import LlamaModel
 
     if isinstance(model, (KeyedVectors, Word2Vec)):
         wv = model if isinstance(model, KeyedVectors) else getattr(model, "wv", None)
@@ -464,11 +475,11 @@ def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
             "load a checkpoint with keras.models.load_model first (word vectors: pass "
             "KeyedVectors or Word2Vec)."
         )
-    if isinstance(model, LlamaModel):
-        return _LlamaSignatures(model, _tokenizer_proto(tokenizer), example_prompt, jit_compile)
+    if is_causal_lm(model):
+        return _CausalLMSignatures(model, _tokenizer_proto(tokenizer), example_prompt, jit_compile)
     if tokenizer is not None:
         raise ValueError(
-            "export_saved_model: `tokenizer` is for LlamaModel's generate_text signature; "
+            "export_saved_model: `tokenizer` is for a causal LM's generate_text signature; "
             f"{type(model).__name__} carries its own vocabulary."
         )
     return _KerasSignatures(model, labels)
@@ -507,10 +518,12 @@ def export_saved_model(
 
     The signatures depend on the model (inputs and outputs are named):
 
-    - `LlamaModel`: `serving_default` (`token_ids` int32 `(B, T)` ->
-      `logits` `(B, T, vocab)`); `generate` (`token_ids`, and per-row
-      `max_new_tokens`, `temperature`, `top_k` (0: off), `seed`, all rows of
-      one request holding the same values -> `token_ids` `(B, T + N)`),
+    - `LlamaModel`, or any causal LM (`keras_recipes.causal_lm`):
+      `serving_default` (`token_ids` int32 `(B, T)` -> `logits`
+      `(B, T, vocab)`); `generate` (`token_ids`, and per-row
+      `max_new_tokens`, `temperature` (0: greedy), `top_k` (0: off), `top_p`
+      (1.0: off), `seed`, all rows of one request holding the same values,
+      sampled by `keras_recipes.llama.sampling` -> `token_ids` `(B, T + N)`),
       running the KV-cached loop inside the graph; with a `tokenizer`,
       `generate_text` (string `prompt` and the same controls -> string
       `text`, the prompt and its continuation decoded together), tokenized

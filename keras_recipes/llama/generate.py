@@ -1,4 +1,4 @@
-"""KV-cached text generation for `LlamaModel`: prefill once, then one token per step.
+"""KV-cached text generation for causal LMs: prefill once, then one token per step.
 
 How it runs (TensorFlow backend, XLA-compiled):
 
@@ -24,6 +24,9 @@ tells how many traces have happened.
 
 import numpy as np
 import tensorflow as tf
+
+from keras_recipes.causal_lm import check_causal_lm
+from keras_recipes.llama.sampling import check_sampling, sample_logits
 
 PROMPT_MULTIPLE = 16
 MIN_WINDOW = 256
@@ -60,7 +63,14 @@ def windows_for(context: int) -> list[int]:
     return sizes + [context]
 
 
+def grow_cache(cache, length: int):
+    """A `(batch, S, ...)` cache zero-padded along its sequence axis to `length`."""
+    grow = [[0, 0], [0, length - cache.shape[1]]] + [[0, 0]] * (len(cache.shape) - 2)
+    return tf.pad(cache, grow)
+
+
 def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id):
+    check_causal_lm(model, "generate")
     cfg = model.config
     if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
         array = np.asarray(prompt_ids)
@@ -102,42 +112,11 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
             f"{longest + max_new_tokens} exceeds the context max_seq_len={cfg.max_seq_len}; "
             "shorten the prompt or ask for fewer tokens."
         )
-    if temperature is None or not temperature >= 0:
-        raise ValueError(f"generate: temperature must be >= 0 (0 = greedy), got {temperature}.")
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
-    ):
-        raise ValueError(f"generate: top_k must be a positive int or None, got {top_k!r}.")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p}.")
+    check_sampling(temperature, top_k, top_p)
     for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
         if value is not None and not 0 <= value < cfg.vocab_size:
             raise ValueError(f"generate: {name}={value} is outside [0, {cfg.vocab_size}).")
     return prompts
-
-
-def sample_logits(logits, position, temperature, top_k, top_p, seed, greedy):
-    """Next token ids `(B,)` from float32 logits `(B, vocab)`.
-
-    `greedy` is static (greedy functions stay small and compile fast); the
-    sampling settings are tensors, so one compiled function serves every
-    temperature / top-k / top-p: top-k and top-p become one threshold on
-    the sorted logits.
-    """
-    if greedy:
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    scaled = logits / temperature
-    ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
-    ranked = tf.where(tf.range(tf.shape(ranked)[1]) < top_k, ranked, -np.inf)
-    # Nucleus: keep the most likely tokens until their mass reaches top_p
-    # (always at least one), measured within the top-k as Hugging Face does.
-    mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
-    keep = tf.reduce_sum(tf.cast(mass_before < top_p, tf.int32), axis=-1)
-    keep = tf.clip_by_value(keep, 1, top_k)
-    threshold = tf.gather(ranked, keep - 1, axis=1, batch_dims=1)[:, None]
-    candidates = tf.where(scaled >= threshold, scaled, -np.inf)
-    draw_seed = tf.stack([seed, tf.cast(position, tf.int32)])
-    return tf.random.stateless_categorical(candidates, 1, draw_seed, dtype=tf.int32)[:, 0]
 
 
 def _make_prefill(model, state, greedy):
@@ -207,10 +186,15 @@ def generate(
     pad_id: int = 0,
     callback=None,
 ) -> np.ndarray:
-    """Continue token-id prompts with a LLaMA model, KV-cached.
+    """Continue token-id prompts with a causal LM, KV-cached.
+
+    Written once against the causal-LM protocol (`keras_recipes.causal_lm`):
+    any decoder with `call_with_cache`, `init_caches`, `output_kernel` and a
+    config with `vocab_size` / `max_seq_len` gets it.
 
     Args:
-        model: a `LlamaModel` (from `build_llama` or a loaded `.keras` file).
+        model: a causal LM: a `LlamaModel` (from `build_llama` or a loaded
+            `.keras` file), or any model following the protocol.
         prompt_ids: int array `(batch, length)`, one flat list of ids, or a
             list of lists of different lengths (left-padded internally).
         max_new_tokens: int >= 0, tokens to add to every prompt.
@@ -277,9 +261,7 @@ def generate(
     def key_mask(size):
         return tf.constant(np.arange(size)[None, :] >= n_pad[:, None])
 
-    dtype = model.compute_dtype
-    cache_shape = (batch, window, cfg.n_kv_heads, cfg.head_dim)
-    caches = [(tf.zeros(cache_shape, dtype), tf.zeros(cache_shape, dtype)) for _ in model.blocks]
+    caches = model.init_caches(batch, window)
     key = ("prefill", batch, padded, window, greedy)
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
@@ -300,10 +282,11 @@ def generate(
     position = padded  # the token at `position` is the next one to feed
     while position < total - 1 and not bool(tf.reduce_all(done)):
         window = next(w for w in windows if w > position)
-        size = caches[0][0].shape[1]
+        size = tf.nest.flatten(caches)[0].shape[1]
         if size < window:
-            grow = [[0, 0], [0, window - size], [0, 0], [0, 0]]
-            caches = [(tf.pad(k, grow), tf.pad(v, grow)) for k, v in caches]
+            caches = tf.nest.map_structure(
+                lambda cache, size=window: grow_cache(cache, size), caches
+            )
         stop = min(window, total - 1)  # steps feed positions [position, stop)
         if callback is not None:
             stop = min(stop, position + 1)

@@ -258,6 +258,22 @@ class LlamaModel(keras.Model):
         padding_mask: optional `(batch, seq_len)`, 1 for real tokens.
         training: bool, whether dropout is active.
 
+    The forward pass is `call` below. For speed it is restated in a few
+    places; each restatement is held equal to `call` by a test:
+
+    - `call_with_cache` (KV-cached steps, `generate`):
+      `tests/test_llama_generate.py::test_greedy_equals_uncached_argmax_across_cache_windows`
+      and keras-hub's Llama, `tests/test_llama_model.py::test_logits_match_keras_hub_on_the_same_checkpoint`;
+    - `FusedDecodeStep` (`keras_recipes/export/llama_graph.py`, the SavedModel's
+      decode step): `tests/test_llama_graph.py::test_fused_step_equals_the_models_cached_call`;
+    - TFLite's prefill/decode functions (`keras_recipes/export/tflite`):
+      `tests/test_export_tflite.py::test_teacher_forced_float32_logits_match_keras`;
+    - the fused head + cross-entropy of training (`keras_recipes/llama/losses.py`):
+      `tests/test_llama_losses.py::test_fused_equals_logits_then_cross_entropy`.
+
+    It is a causal LM in the sense of `keras_recipes.causal_lm`
+    (`call_with_cache`, `init_caches`, `output_kernel`, `config`).
+
     Examples:
 
     >>> import numpy as np
@@ -403,6 +419,15 @@ class LlamaModel(keras.Model):
             )
             new_caches.append((key_cache, value_cache))
         return self.logits(self.norm(x[:, -1]), output_kernel), new_caches
+
+    def init_caches(self, batch, length: int):
+        """Zero key/value caches, one `(key, value)` pair per block, each
+        `(batch, length, n_kv_heads, head_dim)` in the compute dtype."""
+        shape = (batch, length, self.config.n_kv_heads, self.config.head_dim)
+        return [
+            (ops.zeros(shape, self.compute_dtype), ops.zeros(shape, self.compute_dtype))
+            for _ in self.blocks
+        ]
 
     def output_kernel(self):
         """The `(dim, vocab)` output matrix (the transposed embeddings when tied)."""

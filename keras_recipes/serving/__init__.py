@@ -21,7 +21,7 @@ docker run -p 8501:8501 -p 8500:8500 \\
     -v "$PWD/saved_models/llama_tiny:/models/llama_tiny" \\
     -e MODEL_NAME=llama_tiny tensorflow/serving
 curl -d '{"signature_name": "generate", "instances": [{"token_ids": [1, 5, 9],
-    "max_new_tokens": 16, "temperature": 0.0, "top_k": 0, "seed": 0}]}' \\
+    "max_new_tokens": 16, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}]}' \\
     localhost:8501/v1/models/llama_tiny:predict
 ```
 

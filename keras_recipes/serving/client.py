@@ -30,7 +30,7 @@ class TFServingClient:
     client.status("llama_tiny")            # [{"version": "1", "state": "AVAILABLE", ...}]
     client.predict("llama_tiny", signature_name="generate_text",
                    instances=[{"prompt": "Once upon a time", "max_new_tokens": 32,
-                               "temperature": 0.0, "top_k": 0, "seed": 0}])
+                               "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}])
     client.grpc_predict("llama_tiny", {"token_ids": [[1, 5, 9]]})   # {"logits": array}
     ```
     """

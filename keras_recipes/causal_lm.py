@@ -1,0 +1,66 @@
+"""The causal-LM protocol: what generation and export ask of a decoder.
+
+Generation (`keras_recipes.llama.generate`), the SavedModel signatures and
+the TFLite prefill/decode export talk to a decoder only through these
+methods, in the shape of keras-hub's `CausalLM.call_with_cache`. LLaMA is
+one implementation; a second decoder that provides them gets `generate`,
+`export_saved_model` and `export_tflite` without touching the package
+(`tests/test_causal_lm_protocol.py` builds a GPT-2-style one).
+
+- `model(token_ids)`: int32 `(B, T)` -> float32 logits `(B, T, vocab)`.
+- `model.call_with_cache(token_ids, caches, start_index, padding_mask=None,
+  output_kernel=None)`: runs `token_ids` `(B, t)` at positions
+  `start_index ..`, writing their keys and values into `caches`; returns the
+  float32 logits of the last position `(B, vocab)` and the new caches.
+  `padding_mask` is bool `(B, S)` over the cache slots (False: left
+  padding, never attended). `output_kernel` is what `output_kernel()`
+  returned, passed back so a decoding loop computes it once.
+- `model.init_caches(batch, length)`: zero caches for `length` positions, any
+  nest of tensors whose axis 0 is the batch and axis 1 the position.
+- `model.output_kernel()`: the `(dim, vocab)` output matrix.
+- `model.config.vocab_size`, `model.config.max_seq_len`.
+
+Optional: `call_with_cache(..., runtime="tf")`. Graphs that TF Serving
+runs without XLA pass it when the model takes it, so the model can write
+its caches with plain TensorFlow ops instead of XLA's dynamic-update-slice.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+METHODS = ("call_with_cache", "init_caches", "output_kernel")
+CONFIG_FIELDS = ("vocab_size", "max_seq_len")
+
+
+def missing_parts(model) -> list[str]:
+    """What `model` lacks of the protocol (empty: it is a causal LM)."""
+    missing = [f"{name}()" for name in METHODS if not callable(getattr(model, name, None))]
+    config = getattr(model, "config", None)
+    missing += [
+        f"config.{name}"
+        for name in CONFIG_FIELDS
+        if not isinstance(getattr(config, name, None), int)
+    ]
+    return missing
+
+
+def is_causal_lm(model) -> bool:
+    """Whether `model` follows the causal-LM protocol."""
+    return not missing_parts(model)
+
+
+def check_causal_lm(model, who: str) -> None:
+    """Raises a ValueError naming what `model` lacks of the protocol."""
+    missing = missing_parts(model)
+    if missing:
+        raise ValueError(
+            f"{who}: {type(model).__name__} is not a causal LM: it lacks {', '.join(missing)}. "
+            "See keras_recipes.causal_lm for the methods a decoder provides."
+        )
+
+
+def takes_runtime(model) -> bool:
+    """Whether `model.call_with_cache` accepts `runtime=` (LLaMA's plain-TF cache writes)."""
+    parameters = inspect.signature(model.call_with_cache).parameters
+    return "runtime" in parameters
