@@ -1,0 +1,167 @@
+"""`TFLiteGenerator`: runs a LLaMA `.tflite` export's `prefill` / `decode` signatures on LiteRT.
+
+The caller side of the generative convention described in
+`keras_recipes.export.tflite`: the KV caches come back from every call as
+tensors and go into the next one. Tokens are picked greedily or sampled
+(temperature, top-k) with numpy (`_pick`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_recipes.export.tflite.interpreter import load_interpreter
+
+
+class TFLiteGenerator:
+    """Generate text token ids with an exported LLaMA `.tflite` and LiteRT.
+
+    Runs the `prefill` and `decode` signatures of a file written by
+    `export_tflite`, carrying the KV caches between calls.
+
+    Args:
+        path: str or path of the `.tflite` file.
+        num_threads: int or None, LiteRT CPU threads (None: its default).
+
+    Examples:
+
+    ```python
+    export_tflite(model, "llama.tflite")
+    generator = TFLiteGenerator("llama.tflite")
+    generator.generate([[1, 5, 9]], max_new_tokens=32)   # same as model.generate
+    ```
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"TFLiteGenerator: no .tflite file at {path}.")
+        self.interpreter = load_interpreter(path, num_threads)
+        signatures = self.interpreter.get_signature_list()
+        if not {"prefill", "decode"} <= set(signatures):
+            raise ValueError(
+                f"TFLiteGenerator: {path} has signatures {sorted(signatures)}; a LLaMA export "
+                "has `prefill` and `decode` (write it with export_tflite(llama_model, ...))."
+            )
+        self.prefill_runner = self.interpreter.get_signature_runner("prefill")
+        self.decode_runner = self.interpreter.get_signature_runner("decode")
+        details = self.decode_runner.get_input_details()
+        self.cache_names = sorted(n for n in details if "_cache_" in n)
+        self.cache_shape = tuple(details[self.cache_names[0]]["shape"])
+        self.context = int(self.cache_shape[1])
+        self.prefill_len = int(self.prefill_runner.get_input_details()["tokens"]["shape"][1])
+        self.vocab_size = int(self.decode_runner.get_output_details()["logits"]["shape"][-1])
+
+    def _empty_caches(self) -> dict:
+        return {name: np.zeros(self.cache_shape, np.float32) for name in self.cache_names}
+
+    def prefill(self, prompt: np.ndarray) -> dict:
+        """The caches after the prompt's tokens, all but the last one."""
+        caches = self._empty_caches()
+        body = prompt[:-1]
+        for start in range(0, len(body), self.prefill_len):
+            chunk = np.zeros((1, self.prefill_len), np.int32)
+            piece = body[start : start + self.prefill_len]
+            chunk[0, : len(piece)] = piece
+            caches = self.prefill_runner(
+                tokens=chunk, input_pos=np.array([start], np.int32), **caches
+            )
+        return caches
+
+    def decode(self, token: int, position: int, caches: dict) -> tuple[np.ndarray, dict]:
+        """Logits `(vocab,)` after feeding `token` at `position`, and the new caches."""
+        out = self.decode_runner(
+            tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32), **caches
+        )
+        logits = out.pop("logits")[0]
+        return logits, out
+
+    def logits(self, token_ids) -> np.ndarray:
+        """Logits `(T, vocab)` after each token of one sequence (teacher forcing).
+
+        Row `t` is the prediction for token `t + 1`, as `model(ids)[0, t]`;
+        comparing its argmax with a reference continuation measures how
+        often a quantized file picks the same next token.
+        """
+        ids = np.asarray(token_ids, np.int32).reshape(-1)
+        if not 0 < len(ids) <= self.context:
+            raise ValueError(f"TFLiteGenerator.logits: need 1 to {self.context} token ids.")
+        caches = self._empty_caches()
+        rows = []
+        for position, token in enumerate(ids):
+            row, caches = self.decode(int(token), position, caches)
+            rows.append(row)
+        return np.stack(rows)
+
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int = 0,
+    ) -> np.ndarray:
+        """Continue each prompt; arguments as `LlamaModel.generate`.
+
+        Returns:
+            np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
+            included and left-padded with `pad_id`; positions after `eos_id`
+            hold `pad_id`. Sampling (temperature > 0) uses numpy's generator
+            seeded with `seed`, so it is reproducible but not the same draw
+            as `model.generate`'s.
+        """
+        if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
+            array = np.asarray(prompt_ids)
+            prompts = [list(row) for row in (array[None] if array.ndim == 1 else array)]
+        elif prompt_ids and np.isscalar(prompt_ids[0]):
+            prompts = [list(prompt_ids)]  # one prompt as a flat list
+        else:
+            prompts = [list(p) for p in prompt_ids]
+        if not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("TFLiteGenerator.generate: empty prompt; give at least one token id.")
+        longest = max(len(p) for p in prompts)
+        if longest + max_new_tokens > self.context:
+            raise ValueError(
+                f"TFLiteGenerator.generate: prompt length {longest} + max_new_tokens "
+                f"{max_new_tokens} exceeds the context {self.context}."
+            )
+        for prompt in prompts:
+            ids = np.asarray(prompt)
+            if ids.min() < 0 or ids.max() >= self.vocab_size:
+                raise ValueError(
+                    f"TFLiteGenerator.generate: token ids must be in [0, {self.vocab_size})."
+                )
+        rng = np.random.default_rng(seed)
+        out = np.full((len(prompts), longest + max_new_tokens), pad_id, np.int32)
+        for row, prompt in enumerate(prompts):
+            prompt = np.asarray(prompt, np.int32)
+            offset = longest - len(prompt)
+            out[row, offset:longest] = prompt
+            if max_new_tokens == 0:
+                continue
+            caches = self.prefill(prompt)
+            token, position = int(prompt[-1]), len(prompt) - 1
+            for step in range(max_new_tokens):
+                logits, caches = self.decode(token, position, caches)
+                token = _pick(logits, temperature, top_k, rng)
+                position += 1
+                out[row, longest + step] = token
+                if eos_id is not None and token == eos_id:
+                    break
+        return out
+
+
+def _pick(logits: np.ndarray, temperature: float, top_k: int | None, rng) -> int:
+    if temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / temperature
+    if top_k:
+        cutoff = np.sort(scaled)[-min(top_k, scaled.size)]
+        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
+    probs = np.exp(scaled - scaled.max())
+    return int(rng.choice(scaled.size, p=probs / probs.sum()))
