@@ -13,7 +13,10 @@ one implementation; a second decoder that provides them gets `generate`,
   `start_index ..`, writing their keys and values into `caches`; returns the
   float32 logits of the last position `(B, vocab)` and the new caches.
   `padding_mask` is bool `(B, S)` over the cache slots (False: left
-  padding, never attended). `output_kernel` is what `output_kernel()`
+  padding, never attended). Prompts of a batch are left-padded to a common
+  length (rounded up, so nearby lengths share a compiled function): a model
+  with rotary positions needs nothing more, one with absolute positions
+  counts them from the first real token (as in `tests/test_causal_lm_protocol.py`). `output_kernel` is what `output_kernel()`
   returned, passed back so a decoding loop computes it once.
 - `model.init_caches(batch, length)`: zero caches for `length` positions, any
   nest of tensors whose axis 0 is the batch and axis 1 the position.

@@ -299,7 +299,7 @@ def _serve_check(args) -> int:
     try:
         version = version_folder(args.dir)
         print(f"Loading {version} with TensorFlow's C++ session loader (as TF Serving does)...")
-        replays = check_saved_model(version, timeout=args.timeout)
+        replays = check_saved_model(version, timeout=args.timeout, allow_xla=args.xla)
     except ServingError as error:
         print(f"keras-recipes serve check: {error}", file=sys.stderr)
         return 1
@@ -414,6 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_check.add_argument(
         "--timeout", type=float, default=600.0, help="seconds the loader may take (default 600)"
+    )
+    serve_check.add_argument(
+        "--xla",
+        action="store_true",
+        help="allow XLA ops (an export with jit_compile=True; TF Serving must then run with "
+        "--xla_cpu_compilation_enabled=true)",
     )
     serve_check.set_defaults(func=_serve_check)
     return parser

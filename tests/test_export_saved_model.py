@@ -334,6 +334,9 @@ def test_jit_compiled_generate_matches_model_generate(llama, tmp_path):
     with SavedModelSession(path) as session:
         out = session.run("generate", {"token_ids": prompt, **controls})
     np.testing.assert_array_equal(out["token_ids"], llama.generate(prompt, 20))
+    # A stock TF Serving refuses it (XLA on CPU is off unless the server enables it).
+    with pytest.raises(ServingError, match="needs XLA.*jit_compile.*--xla_cpu_compilation"):
+        check_saved_model(path)
 
 
 def test_seq2seq_gets_translate_string_to_string(tmp_path):

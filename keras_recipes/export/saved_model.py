@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras_recipes._io import _fsync_path
 from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export import llama_graph
+from keras_recipes.llama.generate import generate
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -200,7 +201,7 @@ class _CausalLMSignatures:
             seed=int(inputs["seed"][0]),
         )
         if name == "generate":
-            return {"token_ids": model.generate(inputs["token_ids"], **kwargs)}
+            return {"token_ids": generate(model, inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
 
         tokenizer = SentencePieceTokenizer(self.proto)
@@ -208,7 +209,7 @@ class _CausalLMSignatures:
         for prompt in inputs["prompt"]:
             prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
             ids = tokenizer.encode(prompt, add_bos=True)
-            out = model.generate([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
+            out = generate(model, [ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
             ends = np.flatnonzero(out == tokenizer.eos_id)
             new = out[: ends[0]] if len(ends) else out
             texts.append(tokenizer.decode([*ids, *new]).encode())
@@ -500,6 +501,7 @@ def verify_saved_model(path, signatures, examples: dict | None = None) -> None:
         expected=signatures.expected,
         requests=requests,
         atol=_tolerance(getattr(signatures, "model", None)),
+        allow_xla=getattr(signatures, "jit_compile", False),
     )
 
 
@@ -612,7 +614,12 @@ def export_saved_model(
         )
         write_warmup_requests(partial / WARMUP_FILE, model_name, signatures.examples())
         if verify:  # the warm-up records, replayed as TF Serving replays them
-            check_saved_model(partial, expected=signatures.expected, atol=_tolerance(model))
+            check_saved_model(
+                partial,
+                expected=signatures.expected,
+                atol=_tolerance(model),
+                allow_xla=jit_compile,
+            )
         for root, _, files in os.walk(partial):  # on disk before the name says "done"
             for name in files:
                 _fsync_path(Path(root) / name)

@@ -53,6 +53,28 @@ def version_folder(path: str | os.PathLike) -> Path:
     return path / str(max(versions))
 
 
+def xla_parts(path: str | os.PathLike) -> list[str]:
+    """What in a SavedModel's graph needs XLA: `Xla*` ops and `jit_compile` functions.
+
+    A stock TF Serving runs neither: XLA on CPU is off unless the server is
+    started with `--xla_cpu_compilation_enabled=true`. (TensorFlow's own
+    loader compiles them on demand, so loading alone does not show it.)
+    """
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+    found = set()
+    for meta_graph in graph.meta_graphs:
+        library = meta_graph.graph_def.library.function
+        nodes = list(meta_graph.graph_def.node)
+        for function in library:
+            nodes += function.node_def
+            if function.attr["_XlaMustCompile"].b:
+                found.add(f"function {function.signature.name} (jit_compile)")
+        found.update(f"op {node.op}" for node in nodes if node.op.startswith("Xla"))
+    return sorted(found)
+
+
 def compare_outputs(name: str, got: dict, expected: dict, atol: float = 1e-5) -> None:
     """Raises a `ServingError` naming the signature and output that differ.
 
@@ -150,6 +172,7 @@ def check_saved_model(
     atol: float = 1e-5,
     requests: list | None = None,
     timeout: float = 600.0,
+    allow_xla: bool = False,
 ) -> list[Replay]:
     """Replays a SavedModel's warm-up requests through TF Serving's loader.
 
@@ -169,6 +192,9 @@ def check_saved_model(
         requests: optional list of `(signature_name, {input: array})` to
             run instead of the warm-up records.
         timeout: float, seconds the loader process may take.
+        allow_xla: bool, default False. Whether the graph may need XLA
+            (`export_saved_model(jit_compile=True)`); TF Serving then has to
+            be started with `--xla_cpu_compilation_enabled=true`.
 
     Returns:
         A list of `Replay(signature, inputs, outputs)`, one per request.
@@ -176,8 +202,9 @@ def check_saved_model(
     Raises:
         ServingError: not a SavedModel, no warm-up records, an op that is
             neither core TensorFlow nor tensorflow-text, variables the
-            saver does not restore, a request the graph refuses, or an
-            answer that differs from `expected`.
+            saver does not restore, XLA ops or functions (unless
+            `allow_xla`), a request the graph refuses, or an answer that
+            differs from `expected`.
 
     Examples:
 
@@ -187,6 +214,13 @@ def check_saved_model(
     ```
     """
     version = version_folder(path)
+    if not allow_xla and (needs := xla_parts(version)):
+        raise ServingError(
+            f"{version} needs XLA ({', '.join(needs[:4])}{', ...' if len(needs) > 4 else ''}), "
+            "which a stock TF Serving does not run: start it with "
+            "--xla_cpu_compilation_enabled=true (and check with allow_xla=True / --xla), or "
+            "export without jit_compile."
+        )
     if requests is None:
         warmup = version / WARMUP_FILE
         if not warmup.is_file():
