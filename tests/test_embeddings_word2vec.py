@@ -121,6 +121,23 @@ def test_bad_corpora_and_settings_are_named(sentences, kwargs, message):
         Word2Vec(sentences, **kwargs)
 
 
+@pytest.mark.parametrize("token", [1, None, 2.5, b"bytes", ["nested"]])
+def test_tokens_that_are_not_strings_are_refused_up_front(token):
+    with pytest.raises(ValueError, match=rf"tokens must be strings; corpus token 3 is .*{type(token).__name__}"):  # fmt: skip
+        Word2Vec([["a", "b"], ["c", token]], min_count=1)
+
+
+def test_tiny_corpora_train_instead_of_crashing_in_tensorflow():
+    # No word has a neighbour: nothing to train, as in gensim, and a warning says so.
+    with pytest.warns(UserWarning, match=r"trained on no \(centre, context\) pairs"):
+        model = Word2Vec([["hello"]], min_count=1, vector_size=8)
+    assert model.wv["hello"].shape == (8,) and np.isfinite(model.wv.vectors).all()
+    # 120 tokens at the default sample=1e-3: subsampling keeps no pair in some epochs
+    # (those crashed with "slice index 0 ... out of bounds") and some pairs in others.
+    model = Word2Vec([["the", "cat", "sat"]] * 40, min_count=1, vector_size=8, seed=1)
+    assert model.trained_examples > 0 and np.isfinite(model.wv.vectors).all()
+
+
 def test_corpus_in_several_chunks_trains_every_chunk_with_decaying_rate():
     model = Word2Vec(
         royal_corpus(600), vector_size=16, window=3, min_count=1, sg=1, sample=0,

@@ -137,6 +137,41 @@ def test_bad_decay_raises(decay):
         SGD(lr=0.1, decay=decay)
 
 
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: SGD(lr=-0.1), r"SGD: `learning_rate` must be a finite number >= 0"),
+        (lambda: Adam(learning_rate=float("nan")), r"Adam: `learning_rate` must be a number, not NaN"),
+        (lambda: get_optimizer("nadam", learning_rate=float("inf")), r"Nadam: `learning_rate`"),
+        (lambda: SGD(lr=-1.0, decay=1e-6), r"`learning_rate` must be a finite number >= 0"),
+        (lambda: Adam(beta_1=1.5), r"Adam: `beta_1` must be in \[0, 1\); received beta_1=1.5"),
+        (lambda: optimizers.Adamax(beta_1=1.0), r"`beta_1` must be in \[0, 1\)"),
+        (lambda: Adam(beta_2=-0.1), r"`beta_2` must be in \[0, 1\)"),
+        (lambda: optimizers.Muon(adam_beta_1=2.0), r"`adam_beta_1` must be in"),
+        (lambda: SGD(clipnorm=-1), r"`clipnorm` must be a number > 0, or None"),
+        (lambda: Adam(clipvalue=0), r"`clipvalue` must be a number > 0"),
+        (lambda: Adam(global_clipnorm=float("nan")), r"`global_clipnorm` must be a number, not NaN"),
+        (lambda: SGD(lr=0.1, decay=float("nan")), r"`decay` must be a number, not NaN"),
+        (lambda: Adam(epsilon=-1e-7), r"`epsilon` must be a finite number >= 0"),
+    ],
+)  # fmt: skip
+def test_hyperparameters_keras_would_train_into_nan_are_refused(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_valid_edge_values_and_schedules_still_build():
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)
+    assert Adam(learning_rate=schedule).beta_1 == 0.9
+    assert float(SGD(lr=0).learning_rate) == 0.0  # a frozen run is legitimate
+    assert Adam(beta_1=0.0, clipnorm=1.0, epsilon=None).beta_1 == 0.0
+    assert optimizers.Lion(beta_1=1.0).beta_1 == 1.0  # Lion only interpolates
+    assert float(SGD(lr=np.float32(0.5)).learning_rate) == 0.5  # numpy numbers as floats
+    assert isinstance(SGD(lr=0.1, decay=1e-6)._learning_rate, optimizers.TimeBasedDecay)
+    with pytest.raises(ValueError, match="finite learning rate"):
+        optimizers.TimeBasedDecay(float("nan"), 0.1)
+
+
 # ---------------------------------------------------------------- closed forms
 
 

@@ -98,12 +98,12 @@ def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _raise_for_non_string_token(pieces) -> None:
-    """Raises a `TypeError` naming the first token of `pieces` that is not a `str`."""
+    """Raises a `ValueError` naming the first token of `pieces` that is not a `str`."""
     offset = 0
     for piece in pieces:
         for position, token in enumerate(piece):
             if not isinstance(token, str):
-                raise TypeError(
+                raise ValueError(
                     f"Word2Vec tokens must be strings; corpus token {offset + position} is "
                     f"{token!r} ({type(token).__name__}) in the sentence starting "
                     f"{list(piece[:5])!r}. Convert the tokens first, e.g. "
