@@ -202,7 +202,7 @@ def atomic_folder(
     Raises:
         NotADirectoryError: `path` exists and is not a folder.
     """
-    path = Path(path)
+    path = Path(os.path.abspath(path))  # "." has no name and no parent to swap in
     if path.is_symlink() and path.is_dir():
         path = path.resolve()
     if path.exists() and not path.is_dir():

@@ -507,3 +507,23 @@ def test_config_promising_a_huge_model_fails_before_building_it(tmp_path):
     with pytest.raises(CheckpointError, match=r"missing tensors .*layers.1.attention_norm"):
         load_hf(folder)
     assert time.perf_counter() - start < 2.0
+
+
+def test_keras_checkpoints_save_atomically_and_refuse_nan_on_load(tmp_path, umask_022):
+    from keras_recipes.llama import build_llama
+    from keras_recipes.llama.model import LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=16, dim=8, n_layers=1, n_heads=2, n_kv_heads=2, hidden_dim=16, max_seq_len=8
+    )
+    model = build_llama(config)
+    path = tmp_path / "model.keras"
+    ckpt.save_checkpoint(model, path)
+    ckpt.save_checkpoint(model, path)  # over itself: a unique .keras temporary each time
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no .model.keras.keras
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    model.norm.scale.assign(np.full((8,), np.nan, np.float32))
+    ckpt.save_checkpoint(model, path)
+    with pytest.raises(CheckpointError, match=r"model.keras: weight .*norm.* holds NaN or Inf"):
+        ckpt.load_checkpoint(path)
+    assert np.isnan(ckpt.load_checkpoint(path, allow_nonfinite=True).norm.scale.numpy()).all()
