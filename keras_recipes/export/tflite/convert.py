@@ -19,6 +19,7 @@ import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from keras_recipes._io import atomic_path
+from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export.tflite.flatbuffer import share_tied_int8_table
 from keras_recipes.export.tflite.verify import verify_tflite
 
@@ -93,6 +94,49 @@ def _llama_functions(model, prefill_len: int) -> dict:
     def decode(tokens, input_pos, *flat):
         x, caches = run_blocks(tokens, input_pos[0], unflatten(flat))
         return {"logits": head(x[:, -1]), **flatten(caches)}
+
+    return {"prefill": prefill, "decode": decode}
+
+
+def _causal_lm_functions(model, prefill_len: int) -> dict:
+    """`prefill` / `decode` of any causal LM, through its `call_with_cache` alone.
+
+    The caches are `init_caches(1, max_seq_len)` flattened (`tf.nest`) into
+    float32 tensors named `kv_cache_<i>`. (LLaMA has its own functions, with
+    a head that stores a tied embedding table once.)
+    """
+    cfg = model.config
+    template = model.init_caches(1, cfg.max_seq_len)
+    flat_template = tf.nest.flatten(template)
+    names = [f"kv_cache_{i}" for i in range(len(flat_template))]
+    cache_specs = [
+        tf.TensorSpec(cache.shape, tf.float32, name=name)
+        for name, cache in zip(names, flat_template, strict=True)
+    ]
+
+    def unflatten(flat):
+        cast = [tf.cast(c, t.dtype) for c, t in zip(flat, flat_template, strict=True)]
+        return tf.nest.pack_sequence_as(template, cast)
+
+    def flatten(caches) -> dict:
+        flat = tf.nest.flatten(caches)
+        return {name: tf.cast(c, tf.float32) for name, c in zip(names, flat, strict=True)}
+
+    token_spec = tf.TensorSpec([1, prefill_len], tf.int32, name="tokens")
+    pos_spec = tf.TensorSpec([1], tf.int32, name="input_pos")
+
+    @tf.function(input_signature=[token_spec, pos_spec, *cache_specs], autograph=False)
+    def prefill(tokens, input_pos, *flat):
+        _, caches = model.call_with_cache(tokens, unflatten(flat), input_pos[0])
+        return flatten(caches)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([1, 1], tf.int32, name="tokens"), pos_spec, *cache_specs],
+        autograph=False,
+    )
+    def decode(tokens, input_pos, *flat):
+        logits, caches = model.call_with_cache(tokens, unflatten(flat), input_pos[0])
+        return {"logits": tf.cast(logits, tf.float32), **flatten(caches)}
 
     return {"prefill": prefill, "decode": decode}
 
@@ -227,7 +271,8 @@ def export_tflite(
 ) -> Path:
     """Convert a model to a `.tflite` file that runs with built-in ops only.
 
-    A `LlamaModel` gets the `prefill` and `decode` signatures described in
+    A `LlamaModel`, or any causal LM (`keras_recipes.causal_lm`), gets the
+    `prefill` and `decode` signatures described in
     the docstring of `keras_recipes.export.tflite` (run them with
     `TFLiteGenerator`); other one-input models (classifiers, taggers, RNNs
     with a fixed sequence length) get `serving_default` (`inputs` ->
@@ -236,7 +281,8 @@ def export_tflite(
     model (`verify_tflite`) and renamed into place.
 
     Args:
-        model: `LlamaModel` or a one-input `keras.Model`.
+        model: a `LlamaModel` or other causal LM, a `Seq2Seq`, or a one-input
+            `keras.Model`.
         path: str or path of the `.tflite` file to write.
         quantize: None (float32), `"dynamic-int8"` (int8 weights, float
             activations) or `"float16"` (float16 weights).
@@ -273,6 +319,9 @@ def export_tflite(
 
     if isinstance(model, LlamaModel):
         functions = _llama_functions(model, _prefill_length(model.config.max_seq_len, prefill_len))
+    elif is_causal_lm(model):
+        prefill = _prefill_length(model.config.max_seq_len, prefill_len)
+        functions = _causal_lm_functions(model, prefill)
     elif isinstance(model, Seq2Seq):
         functions = _seq2seq_functions(model)
     else:

@@ -1,9 +1,10 @@
-"""`TFLiteGenerator`: runs a LLaMA `.tflite` export's `prefill` / `decode` signatures on LiteRT.
+"""`TFLiteGenerator`: runs a causal LM `.tflite` export's `prefill` / `decode` signatures on LiteRT.
 
 The caller side of the generative convention described in
 `keras_recipes.export.tflite`: the KV caches come back from every call as
-tensors and go into the next one. Tokens are picked greedily or sampled
-(temperature, top-k) with numpy (`_pick`).
+tensors and go into the next one. Tokens are picked by the package's one
+sampler (`keras_recipes.llama.sampling`: greedy, temperature, top-k, top-p)
+in its numpy form.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from keras_recipes.export.tflite.interpreter import load_interpreter
+from keras_recipes.llama.sampling import check_sampling, sample_numpy
 
 
 class TFLiteGenerator:
-    """Generate text token ids with an exported LLaMA `.tflite` and LiteRT.
+    """Generate text token ids with an exported causal LM `.tflite` (LLaMA or any) and LiteRT.
 
     Runs the `prefill` and `decode` signatures of a file written by
     `export_tflite`, carrying the KV caches between calls.
@@ -50,13 +52,13 @@ class TFLiteGenerator:
         self.decode_runner = self.interpreter.get_signature_runner("decode")
         details = self.decode_runner.get_input_details()
         self.cache_names = sorted(n for n in details if "_cache_" in n)
-        self.cache_shape = tuple(details[self.cache_names[0]]["shape"])
-        self.context = int(self.cache_shape[1])
+        self.cache_shapes = {n: tuple(details[n]["shape"]) for n in self.cache_names}
+        self.context = int(self.cache_shapes[self.cache_names[0]][1])
         self.prefill_len = int(self.prefill_runner.get_input_details()["tokens"]["shape"][1])
         self.vocab_size = int(self.decode_runner.get_output_details()["logits"]["shape"][-1])
 
     def _empty_caches(self) -> dict:
-        return {name: np.zeros(self.cache_shape, np.float32) for name in self.cache_names}
+        return {name: np.zeros(shape, np.float32) for name, shape in self.cache_shapes.items()}
 
     def prefill(self, prompt: np.ndarray) -> dict:
         """The caches after the prompt's tokens, all but the last one."""
@@ -105,16 +107,19 @@ class TFLiteGenerator:
         seed: int | None = None,
         eos_id: int | None = None,
         pad_id: int = 0,
+        top_p: float | None = None,
     ) -> np.ndarray:
-        """Continue each prompt; arguments as `LlamaModel.generate`.
+        """Continue each prompt; arguments as `keras_recipes.llama.generate`.
 
         Returns:
             np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
             included and left-padded with `pad_id`; positions after `eos_id`
-            hold `pad_id`. Sampling (temperature > 0) uses numpy's generator
-            seeded with `seed`, so it is reproducible but not the same draw
-            as `model.generate`'s.
+            hold `pad_id`. Sampling (temperature > 0) follows the package's
+            one rule (`keras_recipes.llama.sampling`) with numpy's generator
+            seeded with `seed`: reproducible, but not the same draws as
+            `model.generate`'s.
         """
+        check_sampling(temperature, top_k, top_p, "TFLiteGenerator.generate")
         if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
             array = np.asarray(prompt_ids)
             prompts = [list(row) for row in (array[None] if array.ndim == 1 else array)]
@@ -148,20 +153,9 @@ class TFLiteGenerator:
             token, position = int(prompt[-1]), len(prompt) - 1
             for step in range(max_new_tokens):
                 logits, caches = self.decode(token, position, caches)
-                token = _pick(logits, temperature, top_k, rng)
+                token = sample_numpy(logits, temperature, top_k, top_p, rng)
                 position += 1
                 out[row, longest + step] = token
                 if eos_id is not None and token == eos_id:
                     break
         return out
-
-
-def _pick(logits: np.ndarray, temperature: float, top_k: int | None, rng) -> int:
-    if temperature == 0:
-        return int(np.argmax(logits))
-    scaled = logits.astype(np.float64) / temperature
-    if top_k:
-        cutoff = np.sort(scaled)[-min(top_k, scaled.size)]
-        scaled = np.where(scaled >= cutoff, scaled, -np.inf)
-    probs = np.exp(scaled - scaled.max())
-    return int(rng.choice(scaled.size, p=probs / probs.sum()))

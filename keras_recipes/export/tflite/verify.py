@@ -1,6 +1,6 @@
 """`verify_tflite`: checks a `.tflite` export against the Keras model it came from.
 
-A LLaMA file must give the model's logits and greedy tokens (float32) or
+A causal LM's file (LLaMA or any model of `keras_recipes.causal_lm`) must give the model's logits and greedy tokens (float32) or
 logits close in cosine similarity (quantized); a `Seq2Seq` file the model's
 greedy ids; any other model's `serving_default` its outputs. `export_tflite`
 runs it on every file before renaming it into place.
@@ -11,9 +11,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export.tflite.generator import TFLiteGenerator
 from keras_recipes.export.tflite.interpreter import load_interpreter
 from keras_recipes.export.tflite.translator import TFLiteTranslator
+from keras_recipes.llama.generate import generate
 
 
 def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> dict:
@@ -23,9 +25,7 @@ def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> d
     1e-3 (relative to their scale); quantized ones logits whose cosine
     similarity to the Keras model's is at least 0.95.
     """
-    from keras_recipes.llama import LlamaModel
-
-    if isinstance(model, LlamaModel):
+    if is_causal_lm(model):
         generator = TFLiteGenerator(path)
         prompt = (np.arange(7) * 11 + 1) % model.config.vocab_size
         steps = min(steps, model.config.max_seq_len - len(prompt))
@@ -38,10 +38,10 @@ def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> d
             if not worst <= 1e-3 * max(1.0, float(np.abs(want).max())):
                 raise ValueError(f"verify_tflite: decode logits differ from Keras by {worst:g}.")
             tokens = generator.generate(prompt[None], steps)
-            expected = model.generate(prompt[None], steps)
+            expected = generate(model, prompt[None], steps)
             if not np.array_equal(tokens, expected):
                 raise ValueError(
-                    f"verify_tflite: greedy tokens differ from model.generate:\n{tokens}\n{expected}"
+                    f"verify_tflite: greedy tokens differ from generate():\n{tokens}\n{expected}"
                 )
         elif not report["cosine"] >= 0.95:
             raise ValueError(
