@@ -94,7 +94,7 @@ KeyedVectors(keys, np.full((200, 4), 7.0)).save_word2vec_format(TARGET, binary=B
 """
 
 LLAMA2C_CHILD = """
-spec = importlib.util.spec_from_file_location("ckpt", "keras_recipes/llama/checkpoints.py")
+spec = importlib.util.spec_from_file_location("ckpt", "keras_recipes/llama/checkpoints/__init__.py")
 ckpt = importlib.util.module_from_spec(spec)
 sys.modules["ckpt"] = ckpt  # dataclasses look their module up there
 spec.loader.exec_module(ckpt)
