@@ -11,7 +11,12 @@ Modules, one idea each (see DESIGN.md):
 - `keras_recipes.export`, `keras_recipes.serving`: TF Serving SavedModels and TFLite.
 
 Submodules import TensorFlow/Keras lazily, so `import keras_recipes` is cheap.
+It still makes every `.keras` file the package writes loadable with
+`keras.models.load_model`: the modules that register its Keras classes are
+imported as soon as Keras is (`keras_recipes/_registry.py`).
 """
+
+from keras_recipes._registry import register_when_keras_loads
 
 __version__ = "0.1.0"
 
@@ -45,3 +50,6 @@ def quiet_tensorflow() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+register_when_keras_loads()

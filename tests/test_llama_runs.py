@@ -57,7 +57,7 @@ def test_model_keras_files_load_in_a_fresh_process(quick_run, tmp_path):
     compiled.compile(optimizer="adam", loss=LanguageModelLoss())
     compiled.save(tmp_path / "compiled.keras")
     code = (
-        "import sys, keras, keras_recipes.llama\n"
+        "import sys, keras_recipes, keras\n"
         "for path in sys.argv[1:]:\n"
         "    model = keras.models.load_model(path)\n"
         "    print(type(model).__name__, model.compiled)\n"
