@@ -3,7 +3,7 @@ Title: A tiny LLaMA trained from scratch on news text
 Author: keras-recipes
 Description: Train a SentencePiece tokenizer and a tiny LLaMA (RoPE, RMSNorm, SwiGLU, GQA) on gensim's Lee corpus, then sample from it.
 
-This is the main job of keras-recipes. In about five minutes on two CPU cores
+This is the main job of keras-recipes. In about three minutes on two CPU cores
 it goes from raw text to a language model that writes news-flavoured English:
 
 1. learn a subword vocabulary (SentencePiece) from the text;
@@ -23,8 +23,8 @@ The same script trains on several processes or machines with
 
 Run it:
 
-    python recipes/llama_tiny.py                      # the default run (~5 min)
-    python recipes/llama_tiny.py --quick              # seconds, tiny sizes
+    python recipes/llama_tiny.py                      # the default run (~3 min)
+    python recipes/llama_tiny.py --quick              # tiny sizes, under a minute
     python recipes/llama_tiny.py --corpus my_texts/   # your own .txt files
 
 Interrupt it (Ctrl-C) and run the same command again: it continues from the
@@ -40,8 +40,8 @@ gensim ships with its tests: 300 Australian news articles, about 60,000 words.
 ## Setup
 
 TensorFlow loads quietly; the flags are the same as `keras-recipes llama
-train`'s. Every size has a default (`DEFAULTS`, the five-minute run) and a
-`--quick` value (`QUICK`, seconds, for tests).
+train`'s. Every size has a default (`DEFAULTS`, the three-minute run) and a
+`--quick` value (`QUICK`, under a minute, for tests).
 """
 
 import argparse

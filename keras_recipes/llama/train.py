@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-# The default run: README's main job, about 4-5 minutes on 2 CPU cores.
+# The default run: README's main job, 3 min 4 s on 2 CPU cores (2026-11-30).
 DEFAULTS = dict(
     corpus_name="lee_background",
     epochs=10,
@@ -69,7 +69,7 @@ DEFAULTS = dict(
     seed=0,
     precision="float32",
 )
-# --quick: seconds, for tests and smoke runs (small corpus, tiny model).
+# --quick: under a minute, for tests and smoke runs (small corpus, tiny model).
 QUICK = dict(
     DEFAULTS,
     corpus_name="lee",
@@ -474,7 +474,7 @@ def train_llama(
             `metrics.json`, `run.json`. Defaults to `"runs/llama_tiny"`.
         corpus: list of str or None. Text files or folders; `None` trains on
             gensim's Lee background corpus. Defaults to `None`.
-        quick: bool. The seconds-long settings of `QUICK` instead of
+        quick: bool. The under-a-minute settings of `QUICK` instead of
             `DEFAULTS`. Defaults to `False`.
         verbose: `fit`'s verbosity. Defaults to `"auto"`: a progress bar on
             a terminal, none when the output goes to a file or a pipe (the
