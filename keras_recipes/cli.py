@@ -100,7 +100,7 @@ def add_llama_train_arguments(
     Size flags default to `None` (meaning: the run's defaults); pass the
     `defaults` and `quick` dicts to show their values in `--help`.
     """
-    parser.add_argument("--quick", action="store_true", help="seconds-long run with tiny sizes")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, under a minute")
     parser.add_argument("--out", default="runs/llama_tiny", help="output folder")
     parser.add_argument(
         "--overwrite",
