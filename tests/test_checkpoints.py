@@ -4,6 +4,7 @@ Oracles: a numpy port of llama2.c's `run.c` forward pass (float64), and
 keras-hub's Llama reading the same Hugging Face folder.
 """
 
+import dataclasses
 import json
 
 import keras
@@ -15,6 +16,7 @@ from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama import checkpoints as ckpt
 from keras_recipes.llama.checkpoints import (
     CheckpointError,
+    llama2c,
     load_hf,
     load_llama2c,
     save_hf,
@@ -30,7 +32,7 @@ TOKENS = np.array([[1, 17, 5, 33, 60, 2, 9, 41, 12, 7]], np.int32)
 def random_tensors(header, seed=0):
     rng = np.random.default_rng(seed)
     tensors = {}
-    for name, shape, _ in ckpt._llama2c_layout(header):
+    for name, shape, _ in llama2c._llama2c_layout(header):
         if name.startswith("freq_cis"):
             continue
         scale = 1.0 if name == "tok_embeddings.weight" or "norm" in name else 0.3
@@ -91,7 +93,7 @@ def runc_logits(w, h, tokens):
 @pytest.fixture(scope="module")
 def llama2c_file(tmp_path_factory):
     """An untied GQA llama2.c v0 checkpoint with random weights, and its tensors."""
-    header = ckpt.dataclasses.replace(HEADER, shared_classifier=False)
+    header = dataclasses.replace(HEADER, shared_classifier=False)
     tensors = random_tensors(header)
     path = ckpt.write_llama2c(tmp_path_factory.mktemp("l2c") / "model.bin", header, tensors)
     return path, header, tensors
@@ -281,7 +283,9 @@ def test_block_by_block_copy_equals_whole_tensor_copy(tmp_path, hf_dir, monkeypa
     l2c = save_llama2c(untied, tmp_path / "untied.bin")
     bf16 = save_hf(untied, tmp_path / "bf16", dtype="bfloat16")  # cast block by block
     whole = [logits_of(load_hf(directory)), logits_of(load_llama2c(l2c)), logits_of(load_hf(bf16))]
-    monkeypatch.setattr(ckpt, "ROWS_BLOCK_BYTES", 3 * 32 * 4)  # three rows per block
+    monkeypatch.setattr(
+        "keras_recipes.llama.checkpoints.weights.ROWS_BLOCK_BYTES", 3 * 32 * 4
+    )  # three rows per block
     np.testing.assert_array_equal(logits_of(load_hf(directory)), whole[0])
     np.testing.assert_array_equal(logits_of(load_llama2c(l2c)), whole[1])
     np.testing.assert_array_equal(logits_of(load_hf(bf16)), whole[2])

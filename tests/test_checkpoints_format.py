@@ -1,11 +1,13 @@
 """llama2.c and Hugging Face checkpoint formats, without a model."""
 
+import dataclasses
 import struct
 
 import numpy as np
 import pytest
 
 from keras_recipes.llama import checkpoints as ckpt
+from keras_recipes.llama.checkpoints import llama2c
 
 HEADER = ckpt.Llama2cHeader(
     dim=16, hidden_dim=24, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=32, seq_len=8
@@ -14,10 +16,10 @@ HEADER = ckpt.Llama2cHeader(
 
 def random_tensors(header, shared=True, seed=0):
     rng = np.random.default_rng(seed)
-    h = ckpt.dataclasses.replace(header, shared_classifier=shared)
+    h = dataclasses.replace(header, shared_classifier=shared)
     return {
         name: rng.normal(size=shape).astype(np.float32)
-        for name, shape, _ in ckpt._llama2c_layout(h)
+        for name, shape, _ in llama2c._llama2c_layout(h)
         if not name.startswith("freq_cis")
     }
 
@@ -25,7 +27,7 @@ def random_tensors(header, shared=True, seed=0):
 @pytest.mark.parametrize("version", [0, 1])
 @pytest.mark.parametrize("shared", [True, False])
 def test_llama2c_fp32_round_trip_is_exact(tmp_path, version, shared):
-    header = ckpt.dataclasses.replace(HEADER, version=version, shared_classifier=shared)
+    header = dataclasses.replace(HEADER, version=version, shared_classifier=shared)
     tensors = random_tensors(header, shared)
     path = ckpt.write_llama2c(tmp_path / "m.bin", header, tensors)
     read_header, read = ckpt.read_llama2c(path)
@@ -37,7 +39,7 @@ def test_llama2c_fp32_round_trip_is_exact(tmp_path, version, shared):
 
 def test_legacy_file_layout_matches_run_c_offsets(tmp_path):
     """Byte offsets as llama2.c's run.c `memory_map_weights` walks a v0 file."""
-    header = ckpt.dataclasses.replace(HEADER, shared_classifier=False)
+    header = dataclasses.replace(HEADER, shared_classifier=False)
     tensors = random_tensors(header, shared=False)
     path = ckpt.write_llama2c(tmp_path / "m.bin", header, tensors)
     raw = path.read_bytes()
@@ -66,7 +68,7 @@ def test_legacy_file_layout_matches_run_c_offsets(tmp_path):
 
 
 def test_version2_q80_dequantizes_within_half_a_step(tmp_path):
-    header = ckpt.dataclasses.replace(HEADER, version=2)
+    header = dataclasses.replace(HEADER, version=2)
     tensors = random_tensors(header)
     path = ckpt.write_llama2c(tmp_path / "q.bin", header, tensors)
     read_header, read = ckpt.read_llama2c(path)

@@ -7,6 +7,7 @@ carry malformed metadata, and must refuse each with an error naming the
 file and the tensor or field, before allocating anything.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from safetensors.numpy import save_file
 from keras_recipes import _io
 from keras_recipes.embeddings import KeyedVectors, load_vectors
 from keras_recipes.llama import checkpoints as ckpt
-from keras_recipes.llama.checkpoints import CheckpointError, load_hf, load_llama2c
+from keras_recipes.llama.checkpoints import CheckpointError, llama2c, load_hf, load_llama2c
 from keras_recipes.tokenizers import Llama2cTokenizer, train_sentencepiece
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def random_tensors(header, seed=0):
     rng = np.random.default_rng(seed)
     return {
         name: rng.normal(scale=0.3, size=shape).astype(np.float32)
-        for name, shape, _ in ckpt._llama2c_layout(header)
+        for name, shape, _ in llama2c._llama2c_layout(header)
         if not name.startswith("freq_cis")
     }
 
@@ -56,7 +57,8 @@ def umask_022():
 
 # The child wraps `open` so that writes pause (and say so) once `pause_after`
 # writes are done, as a slow disk would; the parent then SIGKILLs it. The
-# checkpoint module is loaded from its file so the child skips importing Keras.
+# llama2.c child imports its module past keras_recipes.llama's __init__, so it
+# skips importing Keras.
 CHILD = r"""
 import builtins, importlib.util, sys, time
 import numpy as np
@@ -94,10 +96,11 @@ KeyedVectors(keys, np.full((200, 4), 7.0)).save_word2vec_format(TARGET, binary=B
 """
 
 LLAMA2C_CHILD = """
-spec = importlib.util.spec_from_file_location("ckpt", "keras_recipes/llama/checkpoints/__init__.py")
-ckpt = importlib.util.module_from_spec(spec)
-sys.modules["ckpt"] = ckpt  # dataclasses look their module up there
-spec.loader.exec_module(ckpt)
+import types
+llama = types.ModuleType("keras_recipes.llama")  # the package, without its __init__
+llama.__path__ = ["keras_recipes/llama"]
+sys.modules["keras_recipes.llama"] = llama
+from keras_recipes.llama.checkpoints import llama2c as ckpt
 header = ckpt.Llama2cHeader(16, 24, 2, 4, 2, 32, 8)
 tensors = {
     name: np.full(shape, 7.0, np.float32)
@@ -171,7 +174,8 @@ def test_save_hf_failing_between_weights_and_config_leaves_the_old_folder(tmp_pa
     def dumps_then_die(*args, **kwargs):
         raise KeyboardInterrupt  # as a Ctrl-C after the weights, before the config
 
-    monkeypatch.setattr(ckpt, "json", SimpleNamespace(dumps=dumps_then_die, loads=json.loads))
+    fake_json = SimpleNamespace(dumps=dumps_then_die, loads=json.loads)
+    monkeypatch.setattr("keras_recipes.llama.checkpoints.hf.json", fake_json)
     with pytest.raises(KeyboardInterrupt):
         ckpt.save_hf(bigger, directory)
     monkeypatch.undo()
@@ -274,7 +278,7 @@ def test_header_promising_a_million_layers_fails_at_once(tmp_path, monkeypatch, 
     def no_layout(header):
         raise AssertionError("the tensor layout was built before the size check")
 
-    monkeypatch.setattr(ckpt, "_llama2c_layout", no_layout)
+    monkeypatch.setattr(llama2c, "_llama2c_layout", no_layout)
     start = time.perf_counter()
     with pytest.raises(CheckpointError, match=r"huge.bin: file is truncated") as error:
         load_llama2c(path)
@@ -287,13 +291,13 @@ def test_header_promising_a_million_layers_fails_at_once(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("version", [0, 1, 2])
 @pytest.mark.parametrize("shared", [True, False])
 def test_size_from_the_header_equals_the_layouts_sum(version, shared):
-    header = ckpt.dataclasses.replace(
+    header = dataclasses.replace(
         HEADER, version=version, shared_classifier=shared, group_size=8 * (version == 2)
     )
     offset = 28 if version == 0 else 256
     layout_sum = sum(
-        ckpt._tensor_bytes(shape, quantized, header.group_size)
-        for _, shape, quantized in ckpt._llama2c_layout(header)
+        llama2c._tensor_bytes(shape, quantized, header.group_size)
+        for _, shape, quantized in llama2c._llama2c_layout(header)
     )
     assert ckpt.llama2c_file_bytes(header, offset) == offset + layout_sum
 
@@ -402,7 +406,7 @@ def test_llama2c_nan_weights_are_refused_naming_the_tensor(tmp_path, monkeypatch
     model = load_llama2c(path, allow_nonfinite=True)
     assert np.isnan(model.blocks[1].feed_forward.w2.kernel.numpy()).sum() == 1
     # Large tensors are checked block by block as they are copied.
-    monkeypatch.setattr(ckpt, "ROWS_BLOCK_BYTES", 2 * 16 * 4)
+    monkeypatch.setattr("keras_recipes.llama.checkpoints.weights.ROWS_BLOCK_BYTES", 2 * 16 * 4)
     tensors = random_tensors(HEADER)
     tensors["tok_embeddings.weight"][-1, 0] = np.inf  # in the last block only
     path = ckpt.write_llama2c(tmp_path / "inf.bin", HEADER, tensors)
