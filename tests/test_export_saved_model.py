@@ -356,4 +356,19 @@ def test_seq2seq_gets_translate_string_to_string(tmp_path):
     assert [t.decode() for t in out] == model.translate(texts)
     warmup = read_warmup_requests(path / "assets.extra/tf_serving_warmup_requests")
     assert [name for name, _ in warmup] == ["translate"]
+    # The warm-up text is made of the model's own source characters.
+    source_chars = set("".join(p for p, _ in pairs))
+    assert all(set(t.decode()) <= source_chars for t in warmup[0][1]["text"])
     assert not [n.op for n in graph_nodes(path) if n.op.startswith("Xla")]
+
+
+def test_word_level_seq2seq_warms_up_with_its_own_words(tmp_path):
+    from keras_recipes.seq2seq import Seq2Seq
+
+    keras.utils.set_random_seed(5)
+    pairs = [("the cat sleeps", "le chat dort"), ("the dog runs", "le chien court")] * 2
+    model = Seq2Seq.from_pairs(pairs, level="word", units=8, embed_dim=4)
+    path = export_saved_model(model, tmp_path / "fr")  # verified through the C API loader
+    ((name, inputs),) = read_warmup_requests(path / "assets.extra/tf_serving_warmup_requests")
+    words = {w for text in inputs["text"] for w in text.decode().split()}
+    assert name == "translate" and words <= {"the", "cat", "sleeps", "dog", "runs"}

@@ -339,7 +339,7 @@ class _KerasSignatures:
 
     def examples(self) -> dict:
         if self.kind == "translate":
-            return {"translate": {"text": np.array([b"9 May 2018", b"1 jan 2000"], object)}}
+            return {"translate": {"text": np.array(_source_examples(self.model), object)}}
         spec = self.model.inputs[0]
         shape = [2] + [d if d is not None else 6 for d in spec.shape[1:]]
         if "int" in str(spec.dtype):
@@ -445,6 +445,23 @@ def _tf_variables(model: keras.Model) -> list:
     signatures read, as Keras's own `model.export()` does.
     """
     return [variable.value for variable in model.variables]
+
+
+def _source_examples(model) -> list[bytes]:
+    """Two texts made of the Seq2Seq's own source tokens, for its warm-up request.
+
+    The likeliest tokens first (the vocabulary is sorted by frequency), so
+    whatever the model translates (dates, English, code), its warm-up
+    request is text it has seen, not another task's.
+    """
+    from keras_recipes.seq2seq.tokenizer import SPECIAL_TOKENS
+
+    tokenizer = model.source_tokenizer
+    words = tokenizer.tokens[len(SPECIAL_TOKENS) :]
+    joiner = "" if tokenizer.level == "char" else " "
+    width = max(1, min(8, (model.max_source_length or 8) - 2))
+    first, second = words[:width], words[width : 2 * width] or words[:1]
+    return [joiner.join(first).encode("utf-8"), joiner.join(second).encode("utf-8")]
 
 
 def _input_vocab(model) -> int:
