@@ -43,8 +43,8 @@ SLOW_SECTIONS = (
     "Deploy: TF Serving and TFLite",
 )
 # Seconds for the stand-in plus the blocks: fast ones, then all of them. On
-# 2026-11-30, 2 cores at a load average of 4 from other work, the fast tests
-# of this file took 125 s and the slow one 275 s.
+# 2026-11-30, 2 cores under a load average of 2.5-5 from other work, the fast
+# tests of this file took 80-125 s and the slow one 275 s.
 FAST_BUDGET_S = 300
 ALL_BUDGET_S = 900
 NEXT_STEP = re.compile(r"^(?:Generate more: |  )((?:keras-recipes|docker|curl) .+)$", re.M)
