@@ -170,15 +170,12 @@ scores of WordSim-353.
 def evaluate(wv):
     accuracy, sections = wv.evaluate_word_analogies(datapath("questions-words.txt"))
     answered = len(sections[-1]["correct"]) + len(sections[-1]["incorrect"])
-    try:
-        result = wv.evaluate_word_pairs(datapath("wordsim353.tsv"))
-    except ValueError:  # fewer than two pairs in the vocabulary (tiny corpora)
-        result = (float("nan"), float("nan"), 100.0)
-    if isinstance(result[0], tuple):  # gensim's (statistic, p-value) pairs
-        result = (float(result[0][0]), float(result[1][0]), float(result[2]))
-    pearson, spearman, oov = result
+    try:  # both libraries: scipy's (statistic, p-value) results and the OOV percentage
+        (pearson, _), (spearman, _), oov = wv.evaluate_word_pairs(datapath("wordsim353.tsv"))
+    except ValueError:  # no pair in the vocabulary (tiny corpora)
+        pearson, spearman, oov = float("nan"), float("nan"), 100.0
     return dict(analogy_accuracy=float(accuracy), analogies_answered=answered,
-                pearson=pearson, spearman=spearman, wordsim_oov_percent=oov)  # fmt: skip
+                pearson=float(pearson), spearman=float(spearman), wordsim_oov_percent=oov)  # fmt: skip
 
 
 rows = {

@@ -5,9 +5,12 @@
 - `tfidf.py`: `tf_idf` with `keras.layers.TextVectorization(output_mode="tf_idf")`.
 - `word2vec.py`: `Word2Vec`, skip-gram and CBOW with negative sampling,
   trained in-graph with TensorFlow, gensim's parameter names.
-- `vectors.py`: `KeyedVectors` (most_similar, analogies, word pairs,
-  word2vec-format files, Embedding weights, subword vectors for unknown
-  words) and `load_vectors` for GloVe and `.vec` files.
+- `vectors.py`: `KeyedVectors`, gensim 4's KeyedVectors API (most_similar
+  in all its argument forms, similarities and distances, analogies, word
+  pairs, add_vectors, save/load), plus Embedding weights and subword vectors
+  for unknown words; `load_vectors` for GloVe and `.vec` files.
+- `vector_files.py`: word2vec.c's text and binary formats, and the
+  pickle-free `.npz` archive that `save` / `load` use.
 
 Examples:
 
