@@ -256,7 +256,7 @@ def _export(args) -> int:
     import keras
 
     import keras_recipes.seq2seq  # noqa: F401  (registers Seq2Seq for load_model)
-    from keras_recipes.llama import LlamaModel
+    from keras_recipes.causal_lm import is_causal_lm
 
     checkpoint = Path(args.checkpoint)
     try:
@@ -275,7 +275,7 @@ def _export(args) -> int:
                 raise ValueError("--quantize applies to --format tflite only.")
             tokenizer = args.tokenizer
             default_tokenizer = checkpoint.with_name("tokenizer.model")
-            if tokenizer is None and isinstance(model, LlamaModel) and default_tokenizer.is_file():
+            if tokenizer is None and is_causal_lm(model) and default_tokenizer.is_file():
                 tokenizer = default_tokenizer
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
             print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
@@ -321,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keras 3 / TensorFlow recipes for sequence models and LLMs.",
     )
     parser.add_argument("--version", action="version", version=f"keras-recipes {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a Python traceback when a command fails"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     recipes = subparsers.add_parser("recipes", help="list the runnable recipes, one line each")
     recipes.set_defaults(func=_list_recipes)
@@ -425,7 +428,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(args) -> str:
+    words = [
+        args.command,
+        getattr(args, "llama_command", None),
+        getattr(args, "serve_command", None),
+    ]
+    return " ".join(["keras-recipes", *[w for w in words if w]])
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command. Errors are one line on stderr and a non-zero exit.
+
+    A mistake in the input (a `ValueError`, a path that is missing, a folder
+    where a file belongs, no permission) exits 2; anything else exits 1; an
+    interrupt exits 130. `--debug` shows the traceback instead.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -433,7 +451,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.func is not _list_recipes:
         quiet_tensorflow()
-    return args.func(args) or 0
+    if args.debug:
+        return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print(f"\n{_command_name(args)}: interrupted.", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        print(f"{_command_name(args)}: {message}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bug or an unexpected failure: say what, point at --debug
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(
+            f"{_command_name(args)}: {type(error).__name__}: {first} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
