@@ -1,6 +1,6 @@
 """keras-recipes: Keras 3 / TensorFlow recipes for sequence models and LLMs.
 
-Modules, one idea each (see DESIGN.md):
+Modules, one idea each (the map: docs/architecture.md):
 
 - `keras_recipes.activations`: sigmoid, relu, swish, swiglu on `keras.ops`.
 - `keras_recipes.layers`: RotaryEmbedding, RMSNorm, SwiGLU, CausalSelfAttention, LlamaBlock.

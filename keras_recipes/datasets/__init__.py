@@ -1,7 +1,17 @@
-"""Small built-in data sets the package generates (no download).
+"""Small built-in data sets the package generates or finds on disk (no download).
 
 - `keras_recipes.datasets.dates`: human-written dates -> ISO dates, a
-  parallel task for sequence-to-sequence models.
+  parallel task for sequence-to-sequence models (`load_dates`).
+- `keras_recipes.datasets.music`: rule-composed melodies in a key, MIDI
+  files written and read (`generate_melodies`, `write_midi`, `read_midi`).
+- `keras_recipes.datasets.ner`: a generated named-entity corpus with
+  CoNLL-2003's four types in BIO tags, and a CoNLL reader
+  (`generate_ner_corpus`, `read_conll`).
+- `keras_recipes.datasets.sequences`: the adding problem (long-range
+  memory) and two series to forecast (`adding_problem`, `noisy_sine`,
+  `seasonal_series`, `make_windows`).
+- `keras_recipes.datasets.text`: the polarity sentences gensim ships and a
+  reader for the aclImdb folder layout (`load_polarity`, `load_imdb`).
 """
 
-from keras_recipes.datasets import dates  # noqa: F401
+from keras_recipes.datasets import dates, music, ner, sequences, text  # noqa: F401
