@@ -63,8 +63,11 @@ def swiglu(x, w, v, beta=1.0):
     >>> import numpy as np
     >>> x = np.ones((2, 4), "float32")
     >>> w = v = np.eye(4, dtype="float32")
-    >>> swiglu(x, w, v).shape
+    >>> y = swiglu(x, w, v)
+    >>> tuple(y.shape)
     (2, 4)
+    >>> round(float(y[0, 0]), 4)  # swish(1) * 1 = sigmoid(1)
+    0.7311
     """
     return swish(ops.matmul(x, w), beta) * ops.matmul(x, v)
 
