@@ -32,9 +32,10 @@ from keras_recipes.embeddings.vocabulary import (
     one_hot,
     vocab_size,
 )
-from keras_recipes.embeddings.word2vec import Word2Vec
+from keras_recipes.embeddings.word2vec import CallbackAny2Vec, Word2Vec, line_sentences
 
 __all__ = [
+    "CallbackAny2Vec",
     "OOV_TOKEN",
     "PAD_TOKEN",
     "KeyedVectors",
@@ -43,6 +44,7 @@ __all__ = [
     "build_vocabulary",
     "char_ngrams",
     "fnv1a_32",
+    "line_sentences",
     "load_vectors",
     "one_hot",
     "tf_idf",

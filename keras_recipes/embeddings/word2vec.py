@@ -32,6 +32,17 @@ of updates to the same topic words and diverges, while shuffled batches
 train as well as gensim's word-by-word SGD (measured in
 `benchmarks/word2vec_bench.py`).
 
+The life cycle is gensim's: `Word2Vec()` then `build_vocab(corpus)` then
+`train(corpus, total_examples=..., epochs=...)` (returning gensim's
+`(trained_words, raw_words)`), `build_vocab(more, update=True)` to add
+words, `corpus_file=` for LineSentence files, `callbacks` (`CallbackAny2Vec`),
+`compute_loss=True` with `get_latest_training_loss()`, and `save` / `load`
+in one `.npz` file (no pickle) that a loaded model trains on from.
+`wv.vectors_lockf` (set by `wv.intersect_word2vec_format(..., lockf=0.0)`)
+scales each input-vector update, as in gensim. Not supported:
+hierarchical softmax (`hs=1`, refused) and `max_vocab_size` (refused;
+`max_final_vocab` works).
+
 Differences from gensim, on purpose: sentences longer than
 `max_sentence_length` are split (gensim silently truncates them), and the
 exact sigmoid is used (gensim skips updates whose dot product is beyond
@@ -40,6 +51,7 @@ exact sigmoid is used (gensim skips updates whose dot product is beyond
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections import Counter
@@ -48,7 +60,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from keras_recipes.embeddings import vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
+from keras_recipes.embeddings.vectors import _top as _top_rows
 
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
@@ -128,30 +142,97 @@ def _set_threads(workers: int) -> None:
         pass  # Already initialized: the thread pools are fixed for this process.
 
 
-class Word2Vec:
-    """Word2Vec embeddings, trained with TensorFlow, with gensim's API.
+class CallbackAny2Vec:
+    """Base class of training callbacks, as `gensim.models.callbacks.CallbackAny2Vec`.
 
-    Constructing it with `sentences` builds the vocabulary and trains at
-    once, as `gensim.models.Word2Vec` does; the vectors are then in `.wv`, a
-    `KeyedVectors` with `most_similar`, `similarity`, the analogy and
-    word-pair evaluations and word2vec-format files. See the module
-    docstring for the algorithm and how it runs in-graph.
+    Subclass it and override any of `on_train_begin`, `on_epoch_begin`,
+    `on_epoch_end`, `on_train_end`; each gets the model. At `on_epoch_end`
+    the model's `wv` holds the vectors as trained so far and
+    `get_latest_training_loss()` the loss so far (with `compute_loss=True`).
+    A gensim callback object works as well: only these methods are called.
+
+    Examples:
+
+    ```python
+    class EpochLoss(CallbackAny2Vec):
+        def __init__(self):
+            self.losses = []
+
+        def on_epoch_end(self, model):
+            self.losses.append(model.get_latest_training_loss())
+
+    Word2Vec(sentences, compute_loss=True, callbacks=[EpochLoss()])
+    ```
+    """
+
+    def on_epoch_begin(self, model) -> None:
+        pass
+
+    def on_epoch_end(self, model) -> None:
+        pass
+
+    def on_train_begin(self, model) -> None:
+        pass
+
+    def on_train_end(self, model) -> None:
+        pass
+
+
+def _call(callbacks, event: str, model) -> None:
+    for callback in callbacks:
+        method = getattr(callback, event, None)
+        if method is not None:
+            method(model)
+
+
+def line_sentences(path: str | os.PathLike, max_sentence_length: int = 10000):
+    """Sentences of a LineSentence file (gensim's `corpus_file=` format).
+
+    One sentence per line, tokens separated by whitespace, UTF-8; lines
+    longer than `max_sentence_length` tokens are cut into pieces.
+    """
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            tokens = line.split()
+            for start in range(0, len(tokens), max_sentence_length):
+                yield tokens[start : start + max_sentence_length]
+
+
+# The settings `save` stores and `load` passes back to the constructor.
+_SETTINGS = (
+    "vector_size", "alpha", "window", "min_count", "sample", "seed", "workers", "min_alpha",
+    "sg", "negative", "ns_exponent", "cbow_mean", "epochs", "sorted_vocab", "compute_loss",
+    "max_final_vocab", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
+    "shared_negatives", "verbose", "comment",
+)  # fmt: skip
+
+
+class Word2Vec:
+    """Word2Vec embeddings, trained with TensorFlow, with gensim 4's API and life cycle.
+
+    Constructing it with `sentences` (or `corpus_file`) builds the
+    vocabulary and trains at once, as `gensim.models.Word2Vec` does; without
+    them, call `build_vocab(corpus)` then `train(corpus, total_examples=...,
+    epochs=...)`. The vectors are in `.wv`, a `KeyedVectors` with gensim's
+    query API. `build_vocab(more, update=True)` adds words and `train(more,
+    ...)` continues; `save` / `load` keep everything training needs (one
+    `.npz` file, no pickle). See the module docstring for the algorithm.
 
     Args:
         sentences: iterable of sentences, each a list of string tokens (or
             None to call `build_vocab` and `train` yourself).
+        corpus_file: path of a LineSentence file (one sentence a line,
+            whitespace-separated tokens), instead of `sentences`.
         vector_size: int. Dimension of the word vectors. Defaults to 100.
+        alpha: float. Initial learning rate. Defaults to 0.025.
         window: int. Maximum distance between centre and context words;
-            each centre word uses a window drawn uniformly in `1..window`.
-            Defaults to 5.
+            each centre word uses a window drawn uniformly in `1..window`
+            (`shrink_windows=True`). Defaults to 5.
         min_count: int. Words seen fewer times are dropped. Defaults to 5.
-        sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
-        negative: int. Noise words per positive example. Defaults to 5.
+        max_vocab_size: must be None (gensim's vocabulary pruning while
+            counting is not implemented; `max_final_vocab` caps the result).
         sample: float. Subsampling threshold for frequent words; 0 turns
             subsampling off. Defaults to 1e-3.
-        alpha: float. Initial learning rate. Defaults to 0.025.
-        min_alpha: float. Final learning rate. Defaults to 1e-4.
-        epochs: int. Passes over the corpus. Defaults to 5.
         seed: int. Seed for the initial vectors and every random draw.
             Defaults to 1.
         workers: int. Threads that run update steps side by side on the
@@ -159,7 +240,32 @@ class Word2Vec:
             on one CPU thread; the thread setting applies only if the
             TensorFlow runtime has not started yet in this process.
             Defaults to 3, as gensim.
+        min_alpha: float. Final learning rate. Defaults to 1e-4.
+        sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
+        hs: int. Must be 0: hierarchical softmax is not supported (negative
+            sampling only).
+        negative: int. Noise words per positive example. Defaults to 5.
+        ns_exponent: float. Noise words are drawn with probability
+            proportional to count ** ns_exponent. Defaults to 0.75.
         cbow_mean: int. 1 averages the context vectors in CBOW, 0 sums them.
+        hashfxn: accepted for gensim's signature; unused (`seed` decides
+            the initial vectors).
+        epochs: int. Passes over the corpus. Defaults to 5.
+        null_word: accepted for gensim's signature; unused.
+        trim_rule: optional callable `(word, count, min_count)` returning
+            0 (default rule), 1 (discard) or 2 (keep), as gensim's; applied
+            to `sentences` only, not stored (as in gensim).
+        sorted_vocab: int. 1 orders the vocabulary by descending count
+            (ties as gensim orders them); 0 keeps first-seen order.
+        batch_words: accepted for gensim's signature; `batch_size` sets
+            the update step here.
+        compute_loss: bool. Track the training loss
+            (`get_latest_training_loss`). Defaults to False.
+        callbacks: sequence of `CallbackAny2Vec` (or gensim callbacks).
+        comment: str or None. Kept with the model.
+        max_final_vocab: int or None. Keep at most this many words, raising
+            the effective `min_count` as gensim does.
+        shrink_windows: bool. False uses the full `window` for every word.
         max_sentence_length: int. Longer sentences are split into pieces of
             this many words. Defaults to 10000 (gensim's limit).
         batch_size: int. (centre, context) pairs per update step for
@@ -184,23 +290,49 @@ class Word2Vec:
     >>> model = Word2Vec(sentences, vector_size=16, min_count=1, sg=1, epochs=2)
     >>> model.wv["king"].shape
     (16,)
+
+    gensim's life cycle:
+
+    ```python
+    model = Word2Vec(vector_size=100, window=5, min_count=1, workers=4)
+    model.build_vocab(sentences)
+    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
+    model.save("word2vec.model")
+    model = Word2Vec.load("word2vec.model")
+    model.build_vocab(more_sentences, update=True)
+    model.train(more_sentences, total_examples=len(more_sentences), epochs=model.epochs)
+    ```
     """
 
     def __init__(
         self,
         sentences: Iterable[Sequence[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
         vector_size: int = 100,
+        alpha: float = 0.025,
         window: int = 5,
         min_count: int = 5,
-        sg: int = 0,
-        negative: int = 5,
+        max_vocab_size: int | None = None,
         sample: float = 1e-3,
-        alpha: float = 0.025,
-        min_alpha: float = 1e-4,
-        epochs: int = 5,
         seed: int = 1,
         workers: int = 3,
+        min_alpha: float = 1e-4,
+        sg: int = 0,
+        hs: int = 0,
+        negative: int = 5,
+        ns_exponent: float = 0.75,
         cbow_mean: int = 1,
+        hashfxn=hash,
+        epochs: int = 5,
+        null_word: int = 0,
+        trim_rule=None,
+        sorted_vocab: int = 1,
+        batch_words: int = 10000,
+        compute_loss: bool = False,
+        callbacks: Sequence = (),
+        comment: str | None = None,
+        max_final_vocab: int | None = None,
+        shrink_windows: bool = True,
         max_sentence_length: int = 10000,
         batch_size: int = 16384,
         chunk_words: int = 2_000_000,
@@ -211,7 +343,6 @@ class Word2Vec:
             ("vector_size", vector_size),
             ("window", window),
             ("min_count", min_count),
-            ("negative", negative),
             ("epochs", epochs),
             ("workers", workers),
             ("max_sentence_length", max_sentence_length),
@@ -220,6 +351,21 @@ class Word2Vec:
         ):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if hs:
+            raise ValueError(
+                "hs=1 (hierarchical softmax) is not supported: this Word2Vec trains with "
+                "negative sampling only. Use hs=0 with negative=5 (gensim's default)."
+            )
+        if not isinstance(negative, (int, np.integer)) or negative < 1:
+            raise ValueError(
+                f"negative must be an integer >= 1 (negative sampling is the only training "
+                f"objective here; hierarchical softmax is not supported), got {negative!r}."
+            )
+        if max_vocab_size is not None:
+            raise ValueError(
+                "max_vocab_size (pruning the vocabulary while counting) is not supported; "
+                "max_final_vocab=N keeps the N most frequent words."
+            )
         if sg not in (0, 1):
             raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}.")
         if cbow_mean not in (0, 1):
@@ -230,34 +376,69 @@ class Word2Vec:
             raise ValueError(
                 f"Need 0 <= min_alpha <= alpha, got alpha={alpha}, min_alpha={min_alpha}."
             )
+        if sentences is not None and corpus_file is not None:
+            raise TypeError("Pass sentences or corpus_file, not both.")
         self.vector_size = int(vector_size)
+        self.alpha = float(alpha)
         self.window = int(window)
         self.min_count = int(min_count)
-        self.sg = int(sg)
-        self.negative = int(negative)
         self.sample = float(sample)
-        self.alpha = float(alpha)
-        self.min_alpha = float(min_alpha)
-        self.epochs = int(epochs)
         self.seed = int(seed)
         self.workers = int(workers)
+        self.min_alpha = float(min_alpha)
+        self.sg = int(sg)
+        self.hs = 0
+        self.negative = int(negative)
+        self.ns_exponent = float(ns_exponent)
         self.cbow_mean = int(cbow_mean)
+        self.epochs = int(epochs)
+        self.sorted_vocab = int(sorted_vocab)
+        self.compute_loss = bool(compute_loss)
+        self.callbacks = tuple(callbacks)
+        self.comment = comment
+        self.max_final_vocab = max_final_vocab
+        self.shrink_windows = bool(shrink_windows)
         self.max_sentence_length = int(max_sentence_length)
         self.batch_size = int(batch_size)
         self.chunk_words = int(chunk_words)
         self.shared_negatives = bool(shared_negatives)
         self.verbose = verbose
         self.wv: KeyedVectors | None = None
-        if sentences is not None:
-            self.build_vocab(sentences)
-            self.train()
+        self.corpus_count = 0
+        self.corpus_total_words = 0
+        self.train_count = 0
+        self.running_training_loss = 0.0
+        self._corpus = None
+        if sentences is not None or corpus_file is not None:
+            self.build_vocab(sentences, corpus_file=corpus_file, trim_rule=trim_rule)
+            self.train(
+                total_examples=self.corpus_count,
+                epochs=self.epochs,
+                compute_loss=self.compute_loss,
+                callbacks=self.callbacks,
+            )
+
+    def __str__(self) -> str:
+        size = 0 if self.wv is None else len(self.wv)
+        return f"Word2Vec<vocab={size}, vector_size={self.vector_size}, alpha={self.alpha}>"
+
+    @property
+    def syn1neg(self) -> np.ndarray:
+        """The output (context) vectors of negative sampling, one row per word."""
+        return self._output_vectors
 
     # ------------------------------------------------------------------ vocabulary
 
-    def build_vocab(self, sentences: Iterable[Sequence[str]]) -> None:
-        """Counts words, keeps those seen `min_count` times, indexes the corpus."""
+    def _pieces(self, corpus_iterable, corpus_file) -> list[list[str]]:
+        """The corpus as token lists of at most `max_sentence_length`, checked."""
+        if corpus_file is not None:
+            if corpus_iterable is not None:
+                raise TypeError("Pass corpus_iterable or corpus_file, not both.")
+            return list(line_sentences(corpus_file, self.max_sentence_length))
+        if corpus_iterable is None:
+            raise TypeError("Pass corpus_iterable (a list of token lists) or corpus_file.")
         pieces = []
-        for number, sentence in enumerate(sentences):
+        for number, sentence in enumerate(corpus_iterable):
             if isinstance(sentence, str):
                 raise ValueError(
                     f"Sentence {number} is a string ({sentence[:40]!r}); Word2Vec wants each "
@@ -266,31 +447,131 @@ class Word2Vec:
             sentence = list(sentence)
             for start in range(0, len(sentence), self.max_sentence_length):
                 pieces.append(sentence[start : start + self.max_sentence_length])
+        return pieces
+
+    def build_vocab(
+        self,
+        corpus_iterable: Iterable[Sequence[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        update: bool = False,
+        progress_per: int = 10000,
+        keep_raw_vocab: bool = False,
+        trim_rule=None,
+        **kwargs,
+    ) -> None:
+        """Counts words and keeps those seen `min_count` times (gensim's `build_vocab`).
+
+        Args:
+            corpus_iterable: iterable of token lists.
+            corpus_file: path of a LineSentence file, instead.
+            update: bool. Add this corpus's new words to a trained model's
+                vocabulary (new vectors start random) and add its counts to
+                the known words', as gensim does; then `train` on it.
+            progress_per, keep_raw_vocab: accepted for gensim's signature.
+            trim_rule: optional callable `(word, count, min_count)`, see the
+                class docstring. Used by this call only, as in gensim (the
+                constructor's applies to the corpus given to it).
+
+        Sets `corpus_count` (sentences) and `corpus_total_words` (tokens).
+        """
+        pieces = self._pieces(corpus_iterable, corpus_file)
         try:
             counts = Counter(token for piece in pieces for token in piece)
         except TypeError:  # an unhashable token (a list, a dict)
             counts = None
         if counts is None or not all(isinstance(token, str) for token in counts):
             _raise_for_non_string_token(pieces)
-        self.corpus_total_words = sum(counts.values())
-        if self.corpus_total_words == 0:
+        total = sum(counts.values())
+        if total == 0:
             raise ValueError(
                 "The corpus is empty: Word2Vec got no tokens. Pass a list of tokenized "
                 "sentences, e.g. `[line.split() for line in open(path)]`."
             )
-        by_count = sorted(counts.items(), key=lambda tc: -tc[1])
-        kept = [(t, c) for t, c in by_count if c >= self.min_count]
-        if not kept:
-            word, count = by_count[0]
+        if update and self.wv is None:
             raise ValueError(
-                f"Every word appears fewer than min_count={self.min_count} times (the most "
+                "build_vocab(update=True) adds to an existing vocabulary; this model has none "
+                "yet. Call build_vocab(corpus) first."
+            )
+        min_count = self.min_count
+        if self.max_final_vocab is not None and self.max_final_vocab < len(counts):
+            ranked = sorted(counts.values(), reverse=True)
+            min_count = max(min_count, ranked[self.max_final_vocab] + 1)
+
+        def keep(word, count):
+            rule = trim_rule(word, count, min_count) if trim_rule is not None else 0
+            return rule == 2 or (rule == 0 and count >= min_count)
+
+        kept = [(t, c) for t, c in counts.items() if keep(t, c)]  # first-seen order
+        if not kept and not update:
+            word, count = counts.most_common(1)[0]
+            raise ValueError(
+                f"Every word appears fewer than min_count={min_count} times (the most "
                 f"frequent, {word!r}, appears {count} times), so the vocabulary is empty. "
                 "Lower min_count or give a larger corpus."
             )
-        keys = [t for t, _ in kept]
-        self.word_counts = np.array([c for _, c in kept], np.int64)
-        index = {t: i for i, t in enumerate(keys)}
+        self.corpus_count = len(pieces)
+        self.corpus_total_words = total
+        if update:
+            self._add_words(kept)
+        else:
+            counts_kept = np.array([c for _, c in kept], np.int64)
+            order = np.arange(len(kept))
+            if self.sorted_vocab:  # gensim's order: by count, ties latest-seen first
+                order = np.lexsort((-order, -counts_kept))
+            keys = [kept[i][0] for i in order]
+            rng = np.random.default_rng(self.seed)
+            shape = (len(keys), self.vector_size)
+            vectors = (rng.random(shape, np.float32) - 0.5) / self.vector_size
+            self.wv = KeyedVectors(keys, vectors, counts=counts_kept[order])
+            self._output_vectors = np.zeros_like(vectors)
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        self._corpus = self._index(pieces)
+        self._ids, self._sentence_ids, self._chunks, _ = self._corpus
 
+    def _add_words(self, kept) -> None:
+        """`build_vocab(update=True)`: more counts for known words, new rows for new ones."""
+        counts = self.wv.counts.copy()
+        new = []
+        for word, count in kept:
+            if word in self.wv.key_to_index:
+                counts[self.wv.key_to_index[word]] += count
+            else:
+                new.append((word, count))
+        rng = np.random.default_rng([self.seed, len(self.wv)])
+        rows = (rng.random((len(new), self.vector_size), np.float32) - 0.5) / self.vector_size
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        self.wv.expandos["count"] = counts
+        if new:
+            self.wv.add_vectors(
+                [w for w, _ in new], rows, extras={"count": np.array([c for _, c in new])}
+            )
+        if lockf is not None:
+            self.wv.vectors_lockf = np.concatenate([lockf, np.ones(len(new), lockf.dtype)])
+        self._output_vectors = np.concatenate(
+            [self._output_vectors, np.zeros((len(new), self.vector_size), np.float32)]
+        )
+
+    def _set_sampling(self) -> None:
+        """Keep probabilities (subsampling) and the noise-word table, from the counts."""
+        retained = float(self.word_counts.sum())
+        if self.sample > 0:
+            # gensim: a fraction of the retained words, or (>= 1) an absolute count.
+            if self.sample < 1.0:
+                threshold = self.sample * retained
+            else:
+                threshold = float(int(self.sample * (3 + np.sqrt(5)) / 2))
+            keep = (np.sqrt(self.word_counts / threshold) + 1) * (threshold / self.word_counts)
+            self._keep_probability = np.minimum(keep, 1.0).astype(np.float32)
+        else:
+            self._keep_probability = np.ones(len(self.wv), np.float32)
+        self._noise_accept, self._noise_alias = _alias_table(
+            self.word_counts.astype(np.float64) ** self.ns_exponent
+        )
+
+    def _index(self, pieces):
+        """`(ids, sentence_ids, chunks, raw_words)`: the corpus as vocabulary rows, in chunks."""
+        index = self.wv.key_to_index
         ids, sentence_ids, chunk_bounds, chunk_raw = [], [], [0], [0]
         for number, piece in enumerate(pieces):
             coded = [index[t] for t in piece if t in index]
@@ -304,76 +585,119 @@ class Word2Vec:
             chunk_raw.pop()
         else:
             chunk_bounds.append(len(ids))
-        self._ids = np.array(ids, np.int32)
-        self._sentence_ids = np.array(sentence_ids, np.int32)
-        self._chunks = list(zip(chunk_bounds[:-1], chunk_bounds[1:], chunk_raw, strict=True))
-
-        retained = float(self.word_counts.sum())
-        if self.sample > 0:
-            # gensim: a fraction of the retained words, or (>= 1) an absolute count.
-            if self.sample < 1.0:
-                threshold = self.sample * retained
-            else:
-                threshold = float(int(self.sample * (3 + np.sqrt(5)) / 2))
-            keep = (np.sqrt(self.word_counts / threshold) + 1) * (threshold / self.word_counts)
-            self._keep_probability = np.minimum(keep, 1.0).astype(np.float32)
-        else:
-            self._keep_probability = np.ones(len(keys), np.float32)
-        self._noise_accept, self._noise_alias = _alias_table(self.word_counts**0.75)
-
-        rng = np.random.default_rng(self.seed)
-        vectors = (rng.random((len(keys), self.vector_size), np.float32) - 0.5) / self.vector_size
-        self.wv = KeyedVectors(keys, vectors, counts=self.word_counts)
-        self._output_vectors = np.zeros_like(vectors)
+        chunks = list(zip(chunk_bounds[:-1], chunk_bounds[1:], chunk_raw, strict=True))
+        raw = sum(chunk_raw)
+        return np.array(ids, np.int32), np.array(sentence_ids, np.int32), chunks, raw
 
     # ------------------------------------------------------------------ training
 
-    def train(self) -> None:
-        """Trains `epochs` passes over the corpus given to `build_vocab`.
+    def train(
+        self,
+        corpus_iterable: Iterable[Sequence[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        total_examples: int | None = None,
+        total_words: int | None = None,
+        epochs: int | None = None,
+        start_alpha: float | None = None,
+        end_alpha: float | None = None,
+        word_count: int = 0,
+        queue_factor: int = 2,
+        report_delay: float = 1.0,
+        compute_loss: bool = False,
+        callbacks: Sequence = (),
+        **kwargs,
+    ) -> tuple[int, int]:
+        """Trains `epochs` passes over a corpus (gensim's `train`).
 
-        Sets `train_seconds` and `words_per_second` (corpus words, out-of-
-        vocabulary ones included, times epochs, over the training time with
-        graph building and XLA compilation included), and `seconds`: the
-        time spent building pairs, in update steps, and in the first step
-        (which includes XLA compilation).
+        The learning rate falls linearly from `alpha` to `min_alpha` over all
+        words of all epochs of this call. Words the vocabulary lacks are
+        skipped (`build_vocab(..., update=True)` adds them first).
+
+        Args:
+            corpus_iterable: iterable of token lists; None trains on the
+                corpus given to `build_vocab` (this package's shortcut).
+            corpus_file: path of a LineSentence file, instead.
+            total_examples, total_words: accepted as in gensim; the corpus
+                is indexed before training, so its size is known exactly.
+            epochs: int. Passes; defaults to the model's `epochs` (gensim
+                requires it). Becomes the model's `epochs`, as in gensim.
+            start_alpha, end_alpha: floats replacing `alpha` / `min_alpha`.
+            compute_loss: bool. Track the loss (`get_latest_training_loss`).
+            callbacks: `CallbackAny2Vec` objects; their `on_train_begin`,
+                `on_epoch_begin`, `on_epoch_end`, `on_train_end` are called.
+            word_count, queue_factor, report_delay: accepted, unused.
+
+        Returns:
+            `(trained_word_count, raw_word_count)`: in-vocabulary words kept
+            by subsampling, and all corpus words, summed over epochs.
+
+        Also sets `train_seconds` and `words_per_second` (corpus words,
+        out-of-vocabulary ones included, times epochs, over the training
+        time with indexing, graph building and XLA compilation included),
+        and `seconds`: the time spent building pairs, in update steps, and
+        in the first step (which includes XLA compilation).
         """
         if self.wv is None:
-            raise ValueError("Call build_vocab(sentences) before train().")
+            raise ValueError("Call build_vocab(corpus) before train().")
+        start = time.perf_counter()
+        if corpus_iterable is not None or corpus_file is not None:
+            pieces = self._pieces(corpus_iterable, corpus_file)
+            try:
+                corpus = self._index(pieces)
+            except TypeError:  # an unhashable token
+                _raise_for_non_string_token(pieces)
+                raise
+            self._ids, self._sentence_ids, self._chunks, _ = corpus
+        elif self._corpus is not None:
+            corpus = self._corpus
+        else:
+            raise ValueError(
+                "train() needs a corpus: train(corpus_iterable, total_examples=..., epochs=...) "
+                "(a loaded model keeps no corpus)."
+            )
+        self.alpha = start_alpha or self.alpha
+        self.min_alpha = end_alpha or self.min_alpha
+        self.epochs = int(epochs or self.epochs)
+        self.compute_loss = bool(compute_loss)
+        self.running_training_loss = 0.0
+        callbacks = tuple(callbacks)
         _set_threads(self.workers)
         import keras
         import tensorflow as tf
 
-        start = time.perf_counter()
-        rng = tf.random.Generator.from_seed(self.seed)
+        ids_array, sentence_array, chunks, raw_words = corpus
+        rng = tf.random.Generator.from_seed(self.seed + self.train_count)
         syn0 = tf.Variable(self.wv.vectors, name="input_vectors")
         syn1 = tf.Variable(self._output_vectors, name="output_vectors")
+        loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
         pairs_fn = self._pair_function(tf, rng)
         grouped = not self.sg or self.shared_negatives
         batch = max(1, self.batch_size // 4) if grouped else self.batch_size
-        step_fn = self._step_function(tf, rng, syn0, syn1, batch)
-        ids = tf.constant(self._ids)
-        sentence_ids = tf.constant(self._sentence_ids)
-        total = float(self.epochs * self.corpus_total_words)
-        done = 0
+        step_fn = self._step_function(tf, rng, syn0, syn1, batch, loss)
+        ids = tf.constant(ids_array)
+        sentence_ids = tf.constant(sentence_array)
+        total = float(self.epochs * raw_words)
+        done = trained_words = 0
         self.trained_examples = 0
         self.seconds = {"pairs": 0.0, "steps": 0.0}
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        _call(callbacks, "on_train_begin", self)
         mark = time.perf_counter()
         for epoch in range(self.epochs):
-            progress = (
-                keras.utils.Progbar(len(self._chunks), unit_name="chunk") if self.verbose else None
-            )
-            for number, (lo, hi, raw) in enumerate(self._chunks):
+            _call(callbacks, "on_epoch_begin", self)
+            progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
+            for number, (lo, hi, raw) in enumerate(chunks):
                 alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
                 done += raw
                 alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
-                targets, contexts, rates = pairs_fn(
+                targets, contexts, rates, kept = pairs_fn(
                     ids[lo:hi],
                     sentence_ids[lo:hi],
                     tf.constant(alpha_start, tf.float32),
                     tf.constant(alpha_end, tf.float32),
                     tf.constant(batch, tf.int32),
                 )
+                trained_words += int(kept)
                 steps = int(targets.shape[0])
                 self.trained_examples += steps * batch
                 made = time.perf_counter()
@@ -403,26 +727,108 @@ class Word2Vec:
                 self.seconds["steps"] += mark - made
                 if progress is not None:
                     progress.update(number + 1, [("epoch", epoch + 1)])
+            if callbacks:  # they may read the vectors and the loss so far
+                self._sync(syn0, syn1, loss)
+            _call(callbacks, "on_epoch_end", self)
         if pool is not None:
             pool.shutdown()
         if self.trained_examples == 0:
             warnings.warn(
                 f"Word2Vec trained on no (centre, context) pairs: after subsampling "
-                f"(sample={self.sample}) no sentence of the corpus ({self.corpus_total_words} "
+                f"(sample={self.sample}) no sentence of the corpus ({raw_words} "
                 "words) kept two in-vocabulary words, so the vectors keep their random "
                 "initial values. Give a larger corpus, lower min_count, or set sample=0.",
                 stacklevel=2,
             )
+        self._sync(syn0, syn1, loss)
+        self.train_seconds = time.perf_counter() - start
+        self.words_per_second = total / self.train_seconds
+        self.train_count += 1
+        _call(callbacks, "on_train_end", self)
+        return trained_words, int(total)
+
+    def _sync(self, syn0, syn1, loss) -> None:
+        """Copies the training variables back into `wv`, `syn1neg` and the loss."""
         self.wv.vectors[:] = syn0.numpy()
         self.wv.fill_norms(force=True)
         self._output_vectors = syn1.numpy()
-        self.train_seconds = time.perf_counter() - start
-        self.words_per_second = total / self.train_seconds
+        if loss is not None:
+            self.running_training_loss = float(loss.numpy())
+
+    def get_latest_training_loss(self) -> float:
+        """The summed negative-sampling loss of the latest `train` call so far.
+
+        Needs `compute_loss=True`; 0.0 otherwise, as in gensim. Like
+        gensim's, it is summed over all epochs of the call (take differences
+        between `on_epoch_end` callbacks for per-epoch figures); each term is
+        `-log sigmoid(+-u.v)` of a positive or noise word, computed exactly.
+        """
+        return self.running_training_loss
+
+    def predict_output_word(self, context_words_list: Sequence[str], topn: int = 10):
+        """The `topn` words most probable at the centre of `context_words_list` (gensim's).
+
+        A softmax over the output vectors of the mean (or sum, `cbow_mean=0`)
+        of the context words' vectors. None (with a warning) if no context
+        word is known.
+        """
+        rows = [self.wv.get_index(w) for w in context_words_list if w in self.wv]
+        if not rows:
+            warnings.warn("All the input context words are out-of-vocabulary.", stacklevel=2)
+            return None
+        hidden = np.sum(self.wv.vectors[rows], axis=0)
+        if self.cbow_mean:
+            hidden /= len(rows)
+        scores = np.exp(hidden @ self._output_vectors.T)
+        scores /= scores.sum()
+        return [(self.wv.index_to_key[i], scores[i]) for i in _top_rows(scores, topn)]
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, fname: str | os.PathLike, *args, **kwargs) -> None:
+        """Saves the model, enough to go on training, to one `.npz` file (no pickle).
+
+        gensim's extra arguments (`separately`, `sep_limit`, `ignore`,
+        `pickle_protocol`) are accepted and have no effect. Callbacks and
+        `trim_rule` (code) are not saved.
+        """
+        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        arrays["syn1neg"] = self._output_vectors
+        meta = {
+            "class": "Word2Vec",
+            "settings": {name: getattr(self, name) for name in _SETTINGS},
+            "wv": wv_meta,
+            "state": {
+                "corpus_count": self.corpus_count,
+                "corpus_total_words": self.corpus_total_words,
+                "train_count": self.train_count,
+                "running_training_loss": self.running_training_loss,
+            },
+        }
+        vector_files.save_archive(fname, meta, arrays)
+
+    @classmethod
+    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Word2Vec:
+        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+
+        A gensim pickle is refused, naming `KeyedVectors.load_word2vec_format`
+        as the way to bring gensim's vectors over. `mmap` is ignored.
+        """
+        meta, arrays = vector_files.load_archive(fname, "Word2Vec")
+        model = cls(**meta["settings"])
+        model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
+        model._output_vectors = arrays["syn1neg"]
+        model.word_counts = model.wv.counts
+        model._set_sampling()
+        for name, value in meta["state"].items():
+            setattr(model, name, value)
+        return model
 
     def _pair_function(self, tf, rng):
         """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""
         window = self.window
         sg = self.sg and not self.shared_negatives  # shared: grouped like CBOW
+        shrink = self.shrink_windows
         keep_probability = tf.constant(self._keep_probability)
         offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
 
@@ -432,7 +838,10 @@ class Word2Vec:
             words = tf.boolean_mask(ids, kept)
             sentences = tf.boolean_mask(sentence_ids, kept)
             n = tf.size(words)
-            reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
+            if shrink:
+                reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
+            else:
+                reduced = tf.fill([n], window)
             where = tf.range(n)[:, None] + offsets[None, :]
             clipped = tf.clip_by_value(where, 0, tf.maximum(n - 1, 0))
             valid = (
@@ -466,12 +875,31 @@ class Word2Vec:
             else:
                 context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
                 context = tf.reshape(context, [steps, batch, 2 * window])
-            return target, context, rate
+            return target, context, rate, n
 
         return pairs
 
-    def _step_function(self, tf, rng, syn0, syn1, batch):
-        """The XLA-compiled SGD step: gather rows, closed-form NS gradient, scatter-add."""
+    def _step_function(self, tf, rng, syn0, syn1, batch, loss=None):
+        """The XLA-compiled SGD step: gather rows, closed-form NS gradient, scatter-add.
+
+        With `loss` (a float64 variable) each step adds its negative-sampling
+        loss to it; with `wv.vectors_lockf` (not all ones) each input-vector
+        update is scaled by its row's lock factor, as gensim does.
+        """
+        lockf = getattr(self.wv, "vectors_lockf", None)
+        lock = None if lockf is None or np.all(lockf == 1) else tf.constant(lockf, tf.float32)
+        signs = tf.constant([1.0] + [-1.0] * self.negative)
+
+        def add_loss(logits, skip, weight):
+            if loss is not None:
+                terms = tf.where(skip, 0.0, -tf.math.log_sigmoid(logits * signs)) * weight
+                loss.assign_add(tf.cast(tf.reduce_sum(terms), tf.float64))
+
+        def locked(update, rows):
+            if lock is None:
+                return update
+            return update * tf.expand_dims(tf.gather(lock, rows), -1)
+
         negative, sg, cbow_mean = self.negative, self.sg, self.cbow_mean
         vocab = len(self.wv)
         dim = self.vector_size
@@ -500,6 +928,7 @@ class Word2Vec:
                 [tf.zeros_like(target[:, None], tf.bool), negatives == target[:, None]], 1
             )
             g = tf.where(skip, 0.0, g)
+            add_loss(logits, skip, tf.cast(rate[:, None] > 0, tf.float32))
             hidden_error = tf.einsum("bk,bkd->bd", g, outputs)
             syn1.scatter_add(
                 tf.IndexedSlices(
@@ -511,7 +940,8 @@ class Word2Vec:
 
         def skip_gram_step(target, context, rate):
             hidden = tf.gather(syn0, context)
-            syn0.scatter_add(tf.IndexedSlices(gradient(hidden, target, rate), context))
+            error = locked(gradient(hidden, target, rate), context)
+            syn0.scatter_add(tf.IndexedSlices(error, context))
 
         def cbow_step(target, context, rate):
             present = tf.cast(context >= 0, tf.float32)
@@ -522,7 +952,7 @@ class Word2Vec:
             error = gradient(hidden, target, rate)
             if not cbow_mean:
                 error = error / tf.maximum(count, 1.0)
-            spread = error[:, None, :] * present[:, :, None]
+            spread = locked(error[:, None, :] * present[:, :, None], rows)
             syn0.scatter_add(
                 tf.IndexedSlices(tf.reshape(spread, [-1, dim]), tf.reshape(rows, [-1]))
             )
@@ -542,6 +972,7 @@ class Word2Vec:
                 [tf.zeros_like(target[:, None], tf.bool), negatives == target[:, None]], 1
             )
             g = tf.where(skip[:, None, :], 0.0, g)
+            add_loss(logits, skip[:, None, :], tf.cast((rate[:, None] * present)[:, :, None] > 0, tf.float32))  # fmt: skip
             syn1.scatter_add(
                 tf.IndexedSlices(
                     tf.reshape(tf.einsum("bck,bcd->bkd", g, hidden), [-1, dim]),
@@ -550,7 +981,7 @@ class Word2Vec:
             )
             syn0.scatter_add(
                 tf.IndexedSlices(
-                    tf.reshape(tf.einsum("bck,bkd->bcd", g, outputs), [-1, dim]),
+                    tf.reshape(locked(tf.einsum("bck,bkd->bcd", g, outputs), rows), [-1, dim]),
                     tf.reshape(rows, [-1]),
                 )
             )
