@@ -42,35 +42,57 @@ def register() -> None:
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; makes the `keras` import call `register()` when done.
+    """Finds nothing itself; makes `register()` run once Keras is loaded.
 
-    A mere `importlib.util.find_spec("keras")` (TensorFlow probes for Keras)
-    loads nothing, so the finder stays until Keras is actually executed.
+    It wraps the loading of `keras` and of this package's submodules. When
+    Keras has loaded, `register()` runs at once, unless one of this
+    package's modules is still being imported (`import keras_recipes.activations`
+    imports Keras half-way through): then it runs as soon as the outermost
+    of them has finished, so no registering module meets a half-initialized
+    one. A mere `importlib.util.find_spec("keras")` (TensorFlow probes for
+    Keras) loads nothing, so the finder stays until Keras is actually executed.
     """
 
     def __init__(self):
         self._finding = False
+        self._importing = 0  # this package's modules being executed, nested
+        self._pending = False
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras" or self._finding:
+        ours = fullname.startswith("keras_recipes.")
+        if (fullname != "keras" and not ours) or self._finding:
             return None
         self._finding = True  # the search below asks this finder again
         try:
-            spec = importlib.util.find_spec("keras")
+            spec = importlib.util.find_spec(fullname)
         finally:
             self._finding = False
-        if spec is None or spec.loader is None:
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
 
-        def exec_then_register(module):
+        def exec_keras(module):
             exec_module(module)
+            self._pending = True
+            self._maybe_register()
+
+        def exec_ours(module):
+            self._importing += 1
+            try:
+                exec_module(module)
+            finally:
+                self._importing -= 1
+            self._maybe_register()
+
+        spec.loader.exec_module = exec_ours if ours else exec_keras
+        return spec
+
+    def _maybe_register(self):
+        if self._pending and self._importing == 0:
+            self._pending = False
             if self in sys.meta_path:
                 sys.meta_path.remove(self)
             register()
-
-        spec.loader.exec_module = exec_then_register
-        return spec
 
 
 def register_when_keras_loads() -> None:

@@ -46,3 +46,17 @@ def test_compiled_llama_and_seq2seq_files_load_after_import_keras_recipes(tmp_pa
     # Keras first.
     printed = run_python("import sys, keras, keras_recipes\n" + LOAD, *paths)
     assert printed.splitlines() == expected
+
+
+def test_importing_any_module_first_registers_without_a_half_initialized_import():
+    # `import keras_recipes.activations` imports Keras half-way through; the
+    # registration must wait for it instead of importing layers (which needs
+    # activations) in the middle.
+    for module in ("keras_recipes.activations", "keras_recipes.layers.rotary_embedding"):
+        code = (
+            f"import warnings; warnings.simplefilter('error')\n"
+            f"import {module}, keras\n"
+            "names = ['LlamaModel', 'Seq2Seq', 'RMSNorm', 'LanguageModelLoss']\n"
+            "print(all(keras.saving.get_registered_object('keras_recipes>' + n) for n in names))"
+        )
+        assert run_python(code).split() == ["True"], module
