@@ -46,6 +46,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from keras_recipes._compat import NadamMomentumSchedule, nadam_momentum_product, optimizer_slot
+
 LossScaleOptimizer = keras.optimizers.LossScaleOptimizer
 MultiOptimizer = keras.optimizers.MultiOptimizer
 OptimizerMap = keras.optimizers.OptimizerMap
@@ -375,7 +377,7 @@ class Adafactor(_Keras2Spellings, keras.optimizers.Adafactor):
 
 
 @_keras2_compatible
-class Nadam(_Keras2Spellings, keras.optimizers.Nadam):
+class Nadam(_Keras2Spellings, NadamMomentumSchedule, keras.optimizers.Nadam):
     """Nadam: Adam with Nesterov momentum (Dozat, 2015).
 
     Both Keras generations warm the momentum up as
@@ -412,19 +414,14 @@ class Nadam(_Keras2Spellings, keras.optimizers.Nadam):
         self.schedule_decay = None if schedule_decay is None else float(schedule_decay)
 
     def _momentum_at(self, step, dtype):
-        """mu_step = beta_1 * (1 - 0.5 * 0.96 ** (step * schedule_decay))."""
+        """mu_step = beta_1 * (1 - 0.5 * 0.96 ** (step * schedule_decay)).
+
+        `NadamMomentumSchedule` multiplies it into the running product before
+        each step, in place of Keras' fixed schedule.
+        """
         exponent = step if self.schedule_decay is None else step * self.schedule_decay
         beta_1 = ops.cast(self.beta_1, dtype)
         return beta_1 * (1.0 - 0.5 * ops.power(ops.cast(0.96, dtype), exponent))
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        dtype = self._u_product.dtype
-        step = ops.cast(self.iterations + 1, dtype)
-        self.assign(self._u_product, self._u_product * self._momentum_at(step, dtype))
-        # Skip keras Nadam's own u_product update, keep the rest of the chain.
-        super(keras.optimizers.Nadam, self)._backend_update_step(
-            grads, trainable_variables, learning_rate
-        )
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
@@ -435,11 +432,11 @@ class Nadam(_Keras2Spellings, keras.optimizers.Nadam):
         beta_2 = ops.cast(self.beta_2, dtype)
         u_t = self._momentum_at(local_step, dtype)
         u_t_1 = self._momentum_at(local_step + 1.0, dtype)
-        u_product_t = ops.cast(self._u_product, dtype)
+        u_product_t = ops.cast(nadam_momentum_product(self), dtype)
         u_product_t_1 = u_product_t * u_t_1
 
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        m = optimizer_slot(self, "momentums", variable)
+        v = optimizer_slot(self, "velocities", variable)
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - beta_2))
         m_hat = ops.add(
@@ -530,7 +527,7 @@ class ScheduleFreeAdamW(_Keras2Spellings, keras.optimizers.ScheduleFreeAdamW):
     """
 
     def update_step(self, gradient, variable, learning_rate):
-        z = self._momentums[self._get_variable_index(variable)]
+        z = optimizer_slot(self, "momentums", variable)
         self.assign(z, ops.where(ops.equal(self.iterations, 0), variable, z))
         super().update_step(gradient, variable, learning_rate)
 

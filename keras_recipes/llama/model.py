@@ -349,6 +349,7 @@ class LlamaModel(keras.Model):
         loss and gradients a chunk of tokens at a time. Otherwise it is
         Keras' own step.
         """
+        from keras_recipes._compat import compiled_metrics, loss_tracker
         from keras_recipes.llama.losses import LanguageModelLoss, fused_head_cross_entropy
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -358,16 +359,12 @@ class LlamaModel(keras.Model):
             and loss_fn.reduction == "sum_over_batch_size"
             and sample_weight is None
             and y is not None
-            and not self._compile_metrics
+            and not compiled_metrics(self)
             and self.optimizer is not None
         )
         if not fusable:
             return super().train_step(data)
         import tensorflow as tf
-        from keras.src.losses.loss import (
-            scale_loss_for_distribution,
-            unscale_loss_for_distribution,
-        )
 
         tied = self.output_projection is None
         kernel = self.tok_embeddings.embeddings if tied else self.output_projection.kernel
@@ -378,10 +375,14 @@ class LlamaModel(keras.Model):
             )
             if self.losses:
                 loss = loss + ops.sum(self.losses)
-            loss = scale_loss_for_distribution(loss)
-            self._loss_tracker.update_state(
-                unscale_loss_for_distribution(loss), sample_weight=tf.shape(x)[0]
-            )
+            # Each replica's share of the mean, as Keras' own step scales it;
+            # the tracker gets the unscaled value.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            tracked = loss
+            if replicas > 1:
+                loss = ops.multiply(loss, ops.cast(1.0 / replicas, loss.dtype))
+                tracked = ops.multiply(loss, ops.cast(replicas, loss.dtype))
+            loss_tracker(self).update_state(tracked, sample_weight=tf.shape(x)[0])
             loss = self.optimizer.scale_loss(loss)
         variables = self.trainable_weights
         gradients = tape.gradient(loss, variables)

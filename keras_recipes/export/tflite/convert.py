@@ -16,8 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from keras_recipes._compat import convert_variables_to_constants_v2
 from keras_recipes._io import atomic_path
 from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export.tflite.flatbuffer import share_tied_int8_table

@@ -23,8 +23,9 @@ def share_tied_int8_table(flatbuffer: bytes, vocab_size: int, dim: int) -> bytes
     dropped. The embeddings are then the output layer's dequantized rows
     exactly. A graph of another shape is returned unchanged.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
+    from keras_recipes._compat import tflite_flatbuffer_utils, tflite_schema
+
+    schema, flatbuffer_utils = tflite_schema(), tflite_flatbuffer_utils()
 
     ops_ = schema.BuiltinOperator
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
