@@ -39,7 +39,7 @@ from keras_recipes.llama.distribute import (
     read_tf_config,
     replica_batch_size,
 )
-from keras_recipes.llama.train import INTERRUPT_ENV, InterruptAfterSteps, train_llama
+from keras_recipes.llama.train import InterruptAfterSteps, train_llama
 
 # The settings of every end-to-end run: tiny, no dropout, clipping that bites
 # (so the clip-after-all-reduce fix is exercised), backups every 2 steps.
@@ -180,7 +180,7 @@ def test_a_stream_resumed_at_an_epoch_is_the_tail_of_the_whole_stream():
 # ------------------------------------------------- step-exact BackupAndRestore
 
 
-def tiny_fit(backup_dir, epochs=2, interrupt_after=None):
+def tiny_fit(backup_dir, epochs=2, interrupt_after=None, pass_initial_epoch=True):
     keras.utils.set_random_seed(0)
     tokens = np.random.default_rng(0).integers(0, 32, 600).astype(np.int32)
     model = build_llama(
@@ -191,14 +191,12 @@ def tiny_fit(backup_dir, epochs=2, interrupt_after=None):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     backup = StepBackupAndRestore(backup_dir, save_freq=3)
-    state = read_backup(backup_dir)
-    stream = epoch_windows_dataset(
-        tokens, 8, 4, epochs=epochs, first_epoch=state["epoch"] if state else 0
-    )
+    stream = epoch_windows_dataset(tokens, 8, 4, epochs=epochs, first_epoch=backup.initial_epoch)
     callbacks = [backup] + ([InterruptAfterSteps(interrupt_after)] if interrupt_after else [])
     model.fit(
         stream,
         epochs=epochs,
+        initial_epoch=backup.initial_epoch if pass_initial_epoch else 0,
         steps_per_epoch=steps_per_epoch(len(tokens), 8, 4),
         callbacks=callbacks,
         verbose=0,
@@ -207,7 +205,10 @@ def tiny_fit(backup_dir, epochs=2, interrupt_after=None):
     return model
 
 
-def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path):
+@pytest.mark.parametrize("pass_initial_epoch", [True, False], ids=["initial_epoch", "callback"])
+def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path, pass_initial_epoch):
+    # fit(initial_epoch=backup.initial_epoch) is the public way; without it the
+    # callback starts fit at the backup's epoch itself, as Keras' BackupAndRestore does.
     reference = tiny_fit(tmp_path / "reference").get_weights()
     steps = steps_per_epoch(600, 8, 4)  # 18
     backup_dir = tmp_path / "backup"
@@ -215,10 +216,20 @@ def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path):
         tiny_fit(backup_dir, interrupt_after=steps + 8)  # killed in epoch 2, step 8
     state = read_backup(backup_dir)
     assert (state["epoch"], state["batch"]) == (1, 6)  # backups at steps 3 and 6 of epoch 2
-    resumed = tiny_fit(backup_dir)
+    assert StepBackupAndRestore(backup_dir).initial_epoch == 1
+    resumed = tiny_fit(backup_dir, pass_initial_epoch=pass_initial_epoch)
     assert int(resumed.optimizer.iterations) == 2 * steps
     assert_same_weights(resumed.get_weights(), reference, atol=1e-6)
     assert not backup_dir.exists()  # removed once training completed
+    # Nothing stays behind on the model: a later fit starts where it is told.
+    history = resumed.fit(
+        epoch_windows_dataset(np.zeros(600, np.int32), 8, 4, epochs=1),
+        epochs=1,
+        steps_per_epoch=2,
+        verbose=0,
+        shuffle=False,
+    )
+    assert len(history.epoch) == 1
 
 
 def test_a_backup_from_another_callback_is_refused_with_a_fix(tmp_path):
@@ -291,24 +302,43 @@ def pin_to_core(core):
     return None
 
 
+# A worker that is interrupted: what `keras-recipes llama train` runs, plus
+# the callback (the command takes no callbacks, and the library reads no
+# environment variable for them).
+INTERRUPTED_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from keras_recipes.llama.train import InterruptAfterSteps, train_llama
+
+    corpus, out, steps, flags = sys.argv[1:]
+    train_llama(out, corpus=[corpus], quick=True, strategy="multi-worker",
+                callbacks=[InterruptAfterSteps(int(steps))], **json.loads(flags))
+    """
+)
+
+
 @contextlib.contextmanager
-def workers(corpus, out, env_by_index=None):
-    """Two `keras-recipes llama train --strategy multi-worker` processes, killed on exit."""
+def workers(corpus, out, interrupt_after_by_index=None):
+    """Two `keras-recipes llama train --strategy multi-worker` processes, killed on exit.
+
+    `interrupt_after_by_index` maps a worker to the number of steps after which
+    it raises `KeyboardInterrupt` (`InterruptAfterSteps`).
+    """
     processes = []
     try:
         for index, tf_config in enumerate(local_tf_configs(2)):
-            env = {
-                **os.environ,
-                "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_CONFIG": tf_config,
-                **(env_by_index or {}).get(index, {}),
-            }
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": tf_config}
+            interrupt_after = (interrupt_after_by_index or {}).get(index)
+            if interrupt_after is None:
+                command = [sys.executable, "-m", "keras_recipes.cli", "llama", "train"]
+                command += cli_flags(corpus, out) + ["--strategy", "multi-worker"]
+            else:
+                arguments = [str(corpus), str(out), str(interrupt_after), json.dumps(RUN_FLAGS)]
+                command = [sys.executable, "-c", INTERRUPTED_WORKER, *arguments]
             log = open(Path(out).parent / f"{Path(out).name}-worker{index}.log", "w")  # noqa: SIM115
             processes.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "keras_recipes.cli", "llama", "train"]
-                    + cli_flags(corpus, out)
-                    + ["--strategy", "multi-worker"],
+                    command,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
@@ -362,7 +392,7 @@ def test_a_killed_worker_and_a_restarted_cluster_resume_to_the_same_weights(
     # Worker 1 dies after 17 steps (epoch 2, step 5; 12 steps an epoch), one
     # step after its last backup; worker 0 is then
     # stuck in the next all-reduce and is killed too, as a cluster manager would.
-    with workers(corpus, out, env_by_index={1: {INTERRUPT_ENV: "17"}}) as processes:
+    with workers(corpus, out, interrupt_after_by_index={1: 17}) as processes:
         assert processes[1].wait(timeout=PROCESS_TIMEOUT) != 0, worker_logs(out)
         with contextlib.suppress(subprocess.TimeoutExpired):
             processes[0].wait(timeout=5)

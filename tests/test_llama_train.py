@@ -130,6 +130,13 @@ def test_interrupt_after_steps_raises_keyboard_interrupt_and_backup_keeps_the_ep
     assert backup_epoch(tmp_path / "nothing") == 0
 
 
+def test_train_llama_takes_callbacks_and_reads_none_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_RECIPES_INTERRUPT_AFTER_STEPS", "1")  # the recipe's hook: ignored
+    with pytest.raises(KeyboardInterrupt, match="after 2 steps"):
+        train_llama(tmp_path, quick=True, verbose=0, callbacks=[InterruptAfterSteps(2)])
+    assert not (tmp_path / "model.keras").exists()
+
+
 def test_changed_settings_refuse_to_resume(tmp_path):
     check_run_settings(tmp_path, {"dim": 32, "prompt": "a"}, resuming=False)
     check_run_settings(tmp_path, {"dim": 32, "prompt": "b"}, resuming=True)  # prompt may change

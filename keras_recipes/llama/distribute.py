@@ -21,9 +21,10 @@ What this module adds around `model.fit`:
 - `prepare_for_strategy`: two Keras 3.15 gaps closed (see its docstring):
   `fit` under `MultiWorkerMirroredStrategy`, and gradient clipping on the
   summed gradients rather than on each replica's share.
-- `StepBackupAndRestore`: `keras.callbacks.BackupAndRestore` that backs up
-  every N steps and, after a restart, skips exactly the steps the backup
-  already holds, so an interrupted run loses and repeats nothing.
+- `StepBackupAndRestore`: a backup callback, in the manner of
+  `keras.callbacks.BackupAndRestore`, that backs up every N steps and,
+  after a restart, skips exactly the steps the backup already holds, so an
+  interrupted run loses and repeats nothing.
 - `worker_dir`, `is_chief`, `check_same_on_every_worker`: where each worker
   writes, and a cross-worker check that all of them hold the same thing
   (e.g. the tokenizer each trained).
@@ -34,10 +35,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 
 import keras
+
+from keras_recipes import _compat
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 TF_CONFIG_EXAMPLE = (
@@ -324,11 +328,11 @@ def prepare_for_strategy(model: keras.Model, strategy) -> keras.Model:
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
     if strategy.num_replicas_in_sync > 1:
-        _clip_after_all_reduce(model.optimizer)
+        _compat.clip_after_all_reduce(model.optimizer)
     if is_multi_worker(strategy):
         from keras import ops
 
-        model._distribute_strategy = None  # fit uses the strategy in scope instead
+        _compat.detach_from_strategy(model)  # fit uses the strategy in scope instead
         train_step, test_step = model.train_step, model.test_step
         model.train_step = lambda data: {
             k: ops.reshape(v, (1,)) for k, v in train_step(data).items()
@@ -337,31 +341,22 @@ def prepare_for_strategy(model: keras.Model, strategy) -> keras.Model:
     return model
 
 
-def _clip_after_all_reduce(optimizer) -> None:
-    if not (optimizer.global_clipnorm or optimizer.clipnorm or optimizer.clipvalue):
-        return
-    clip, all_reduce = optimizer._clip_gradients, optimizer._all_reduce_sum_gradients
+class StepBackupAndRestore(keras.callbacks.Callback):
+    """Backs up training and resumes mid-epoch without losing or repeating steps.
 
-    def all_reduce_then_clip(grads_and_vars):
-        pairs = [(g, v) for g, v in all_reduce(grads_and_vars) if g is not None]
-        clipped = clip([g for g, _ in pairs])
-        return list(zip(clipped, [v for _, v in pairs], strict=True))
-
-    optimizer._clip_gradients = lambda grads: grads  # each replica's share: not yet
-    optimizer._all_reduce_sum_gradients = all_reduce_then_clip
-
-
-class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that resumes mid-epoch without losing or repeating steps.
-
-    Keras' callback backs up every `save_freq` steps but restores only the
-    epoch, so a run killed mid-epoch redoes that epoch's first steps on
-    weights that already learned from them. This one records the step too
-    and, after a restart, passes over the steps already done: the training
-    function consumes their batches without training on them, so the data
-    stream lines up again. Use it with a training stream whose order
-    depends only on the epoch (`keras_recipes.data.epoch_windows_dataset`)
-    and `fit(..., steps_per_epoch=...)`.
+    `keras.callbacks.BackupAndRestore` backs up every `save_freq` steps but
+    restores only the epoch, so a run killed mid-epoch redoes that epoch's
+    first steps on weights that already learned from them. This callback
+    records the step too and, after a restart, passes over the steps
+    already done: the training function consumes their batches without
+    training on them, so the data stream lines up again. Use it with a
+    training stream whose order depends only on the epoch
+    (`keras_recipes.data.epoch_windows_dataset`), `fit(...,
+    steps_per_epoch=...)`, and `fit(..., initial_epoch=backup.initial_epoch)`
+    (the epoch the backup is in). Without `initial_epoch` it still starts
+    `fit` at that epoch, the way Keras' own callback does (through
+    `keras_recipes._compat.start_fit_at_epoch`). The folder is deleted when
+    training completes.
 
     Each backup is atomic: the weights (model and optimizer state) go to a
     new file, then `training_metadata.json`, naming it, is replaced in one
@@ -382,7 +377,8 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     ```python
     backup = StepBackupAndRestore("runs/x/backup", save_freq=20)
-    model.fit(stream, epochs=10, steps_per_epoch=steps, callbacks=[backup])
+    model.fit(stream, epochs=10, steps_per_epoch=steps, callbacks=[backup],
+              initial_epoch=backup.initial_epoch)
     ```
     """
 
@@ -391,13 +387,22 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError(
                 f"`save_freq` must be 'epoch' or a positive number of steps; got {save_freq!r}."
             )
-        super().__init__(str(backup_dir), save_freq=save_freq)
+        if not str(backup_dir):
+            raise ValueError("StepBackupAndRestore needs a `backup_dir`; got an empty one.")
+        super().__init__()
+        self.backup_dir = str(backup_dir)
+        self.save_freq = save_freq
         self.strategy = strategy
         self._epoch = 0
         self._steps_done = 0
         self._steps_since_save = 0
-        self._to_skip = 0  # steps the training function passes over
-        self._skipping = 0  # of them, those this callback has not yet seen end
+        self._skipping = 0  # steps passed over that this callback has not yet seen end
+
+    @property
+    def initial_epoch(self) -> int:
+        """The epoch the backup in `backup_dir` is in (0 without one): `fit`'s `initial_epoch`."""
+        state = read_backup(self.backup_dir)
+        return state["epoch"] if state else 0
 
     def on_train_begin(self, logs=None):
         state = read_backup(self.backup_dir)
@@ -410,24 +415,9 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(Path(self.backup_dir) / state["weights"])
-        self.model._initial_epoch = state["epoch"]
-        self._to_skip = self._skipping = state["batch"]
-        if self._to_skip:
-            self._skip_done_steps()
-
-    def _skip_done_steps(self):
-        train_function = self.model.train_function
-        skipped_logs = {name: float("nan") for name in self.model.metrics_names}
-
-        def skip_or_train(iterator):
-            if self._to_skip > 0:
-                self._to_skip -= 1
-                next(iterator)  # the batch this step trained on before the restart
-                return skipped_logs
-            self.model.train_function = train_function
-            return train_function(iterator)
-
-        self.model.train_function = skip_or_train
+        _compat.start_fit_at_epoch(self.model, state["epoch"])
+        self._skipping = state["batch"]
+        _compat.skip_training_steps(self.model, state["batch"])
 
     def _check_workers_agree(self, step):
         if self.strategy is None or not is_multi_worker(self.strategy):
@@ -456,6 +446,11 @@ class StepBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         self._epoch, self._steps_done = epoch + 1, 0
         self._save_model()
+
+    def on_train_end(self, logs=None):
+        _compat.start_fit_at_epoch(self.model, None)  # a later fit starts where it is told
+        if os.path.exists(self.backup_dir):
+            shutil.rmtree(self.backup_dir)
 
     def _save_model(self):
         self._steps_since_save = 0

@@ -15,10 +15,11 @@ The pieces, each usable on its own with any `keras.Model` language model:
 - `PerplexityLogger`: after each epoch prints validation loss, perplexity
   (`exp(val_loss)`) and training tokens/s, and keeps them for metrics.json.
 - `InterruptAfterSteps`: stops training with a `KeyboardInterrupt` after N
-  steps, to show (and test) that `keras.callbacks.BackupAndRestore` resumes.
+  steps, to show (and test) that a backup callback resumes
+  (`train_llama(..., callbacks=[InterruptAfterSteps(n)])`).
 
 `train_llama` strings them together: corpus -> SentencePiece tokenizer ->
-windows -> `build_llama` -> `fit` with BackupAndRestore -> a sample -> the
+windows -> `build_llama` -> `fit` with `StepBackupAndRestore` -> a sample -> the
 model (`model.keras`), tokenizer (`tokenizer.model`) and `metrics.json` in
 one folder. A folder holding a finished run is never trained over
 (`check_finished_run`): the same settings find nothing left to train, other
@@ -294,7 +295,9 @@ class InterruptAfterSteps(keras.callbacks.Callback):
     """Raises `KeyboardInterrupt` after `steps` training steps (of this run).
 
     Stands in for Ctrl-C or a preempted machine, to show that a rerun with
-    `keras.callbacks.BackupAndRestore` continues instead of starting over.
+    a backup callback (`StepBackupAndRestore`, `keras.callbacks.BackupAndRestore`)
+    continues instead of starting over. Pass it to `train_llama(...,
+    callbacks=[...])` or `fit`.
     """
 
     def __init__(self, steps: int):
@@ -310,7 +313,13 @@ class InterruptAfterSteps(keras.callbacks.Callback):
 
 
 def interrupt_from_environment() -> list[keras.callbacks.Callback]:
-    """`[InterruptAfterSteps(N)]` when `KERAS_RECIPES_INTERRUPT_AFTER_STEPS=N` is set."""
+    """`[InterruptAfterSteps(N)]` when `KERAS_RECIPES_INTERRUPT_AFTER_STEPS=N` is set.
+
+    The one test hook for runs driven as a separate process, where a test
+    cannot hand over a callback: a script reads it explicitly and passes the
+    result on (`recipes/llama_tiny.py` does). Nothing in the library reads
+    the variable; `train_llama` takes its callbacks as an argument.
+    """
     value = os.environ.get(INTERRUPT_ENV)
     if not value:
         return []
@@ -453,6 +462,7 @@ def train_llama(
     verbose: int | str = "auto",
     strategy: str = "default",
     overwrite: bool = False,
+    callbacks: list[keras.callbacks.Callback] | None = None,
     **overrides,
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
@@ -486,6 +496,10 @@ def train_llama(
             are per global batch. Defaults to `"default"`.
         overwrite: bool. Delete a run already in `out` and train afresh.
             Defaults to `False`.
+        callbacks: list of `keras.callbacks.Callback` or None. Extra
+            callbacks for `fit`, after the run's own (backup, progress bar,
+            perplexity logger), e.g. `[InterruptAfterSteps(20)]`. Defaults
+            to `None`.
         **overrides: any key of `DEFAULTS` (`epochs`, `seq_len`, `dim`, ...);
             `None` values are ignored.
 
@@ -600,22 +614,23 @@ def train_llama(
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )
-    callbacks = [
+    run_callbacks = [
         StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=distribution)
     ]
     if verbose == "auto":  # a log file gets the epoch lines, not every redraw of the bar
         verbose = 1 if sys.stdout.isatty() else 0
     if verbose:  # the progress bar first, so the logger's line follows its epoch line
-        callbacks.append(keras.callbacks.ProgbarLogger())
-    callbacks += [logger, *interrupt_from_environment()]
+        run_callbacks.append(keras.callbacks.ProgbarLogger())
+    run_callbacks += [logger, *(callbacks or [])]
     started = time.perf_counter()
     with distribution.scope():
         model.fit(
             shard_by_data(train_stream),
             validation_data=shard_by_data(data.validation),
             epochs=settings["epochs"],
+            initial_epoch=initial_epoch,  # the backup's epoch; StepBackupAndRestore restores it
             steps_per_epoch=steps_per_epoch,
-            callbacks=callbacks,
+            callbacks=run_callbacks,
             verbose=verbose,
             shuffle=False,  # the stream holds every epoch's order already
         )
