@@ -31,10 +31,16 @@ def quiet_tensorflow() -> None:
     errors raised by the import are shown as usual. Call it before anything
     imports TensorFlow or Keras (the `keras-recipes` command and the recipes
     do); later calls do nothing.
+
+    Set `KERAS_RECIPES_VERBOSE_TF=1` to turn it off: TensorFlow's log then
+    reaches stderr as usual (fd 2 is left alone, `TF_CPP_MIN_LOG_LEVEL` is
+    not set), e.g. to see which devices and CPU features TensorFlow found.
     """
     import os
     import sys
 
+    if os.environ.get("KERAS_RECIPES_VERBOSE_TF") == "1":
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
