@@ -302,7 +302,10 @@ def test_word_analogies_as_gensim(both, analogies, kwargs):
 def test_building_from_empty_with_add_vector_add_vectors_and_assignment(both):
     source, _ = both
     keys, vectors = source.index_to_key[:6], source.vectors[:6]
-    kinds = [(KeyedVectors(12), GensimKeyedVectors(12)), (KeyedVectors(12, count=3), GensimKeyedVectors(12, count=3))]  # fmt: skip
+    kinds = [
+        (KeyedVectors(12), GensimKeyedVectors(12)),
+        (KeyedVectors(vector_size=12, count=3), GensimKeyedVectors(vector_size=12, count=3)),
+    ]
     for ours, theirs in kinds:
         for kv in (ours, theirs):
             assert kv.add_vector(keys[0], vectors[0]) == 0

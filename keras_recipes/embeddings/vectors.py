@@ -136,6 +136,8 @@ class KeyedVectors:
         count: int. With a vector size: rows to preallocate for
             `add_vector` to fill. Defaults to 0.
         dtype: the float type of `vectors`. Defaults to float32.
+        vector_size: int, keyword only. gensim's spelling of the first
+            argument: `KeyedVectors(vector_size=100)`.
 
     Examples:
 
@@ -150,13 +152,21 @@ class KeyedVectors:
 
     def __init__(
         self,
-        keys_or_vector_size: Sequence | int,
+        keys_or_vector_size: Sequence | int | None = None,
         vectors: np.ndarray | int | None = None,
         counts: Sequence[int] | np.ndarray | None = None,
         count: int = 0,
         dtype=np.float32,
         mapfile_path: str | None = None,
+        *,
+        vector_size: int | None = None,
     ):
+        if vector_size is not None:  # gensim's keyword: KeyedVectors(vector_size=100)
+            if keys_or_vector_size is not None:
+                raise TypeError("Pass keys (with vectors) or vector_size, not both.")
+            keys_or_vector_size = vector_size
+        if keys_or_vector_size is None:
+            raise TypeError("KeyedVectors needs keys and vectors, or a vector_size.")
         self.expandos: dict[str, np.ndarray] = {}
         self.norms = None
         self._subwords = None
