@@ -255,6 +255,16 @@ _KERAS2_DOC = """
 """
 
 
+def _without_doctest_prompts(text: str) -> str:
+    """`text` with `>>>` / `...` prompts removed: Keras's examples, shown as plain code.
+
+    Keras's own examples assume names from its test setup (`model`,
+    `keras.backend.Variable`), so under our docstrings they are for
+    reading; `pytest --doctest-modules` collects only our examples.
+    """
+    return re.sub(r"(?m)^(\s*)(?:>>>|\.\.\.)(?: |$)", r"\1", text)
+
+
 def _keras2_compatible(cls: type) -> type:
     """Registers `cls` for serialization and appends its Keras parent's manual."""
     keras_cls = _keras_parent(cls)
@@ -262,7 +272,7 @@ def _keras2_compatible(cls: type) -> type:
         (cls.__doc__ or "")
         + _KERAS2_DOC.format(name=keras_cls.__name__)
         + "\n    "
-        + (keras_cls.__doc__ or "")
+        + _without_doctest_prompts(keras_cls.__doc__ or "")
     )
     return keras.saving.register_keras_serializable(package="keras_recipes")(cls)
 
@@ -618,6 +628,9 @@ def get_optimizer(name: str, **kwargs: Any) -> keras.optimizers.Optimizer:
     opt = get_optimizer("momentum", lr=0.01, decay=1e-6)
     opt = get_optimizer("LossScaleOptimizer", inner_optimizer="adam")
     ```
+    >>> opt = get_optimizer("nesterov", learning_rate=0.01)
+    >>> type(opt).__name__, opt.momentum, opt.nesterov
+    ('SGD', 0.9, True)
     """
     if not isinstance(name, str):
         raise ValueError(f"get_optimizer takes an optimizer name (str); received {name!r}.")
