@@ -111,6 +111,61 @@ def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return accept.astype(np.float32), alias
 
 
+def _subsample(tf, rng, ids, sentence_ids, keep_probability):
+    """The corpus words (and their sentence numbers) that frequent-word subsampling keeps."""
+    kept = rng.uniform(tf.shape(ids)) < tf.gather(keep_probability, ids)
+    return tf.boolean_mask(ids, kept), tf.boolean_mask(sentence_ids, kept)
+
+
+def _windows(tf, rng, words, sentences, window: int, shrink: bool):
+    """`(context, valid)`, each `(n, 2 * window)`: every word's neighbours and which count.
+
+    A neighbour counts if it lies in the same sentence and within the word's
+    window, drawn uniformly in `1..window` per word when `shrink`.
+    """
+    offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
+    n = tf.size(words)
+    if shrink:
+        reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
+    else:
+        reduced = tf.fill([n], window)
+    where = tf.range(n)[:, None] + offsets[None, :]
+    clipped = tf.clip_by_value(where, 0, tf.maximum(n - 1, 0))
+    valid = (
+        (where >= 0)
+        & (where < n)
+        & (tf.abs(offsets)[None, :] <= reduced[:, None])
+        & (tf.gather(sentences, clipped) == sentences[:, None])
+    )
+    return tf.gather(words, clipped), valid
+
+
+def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch):
+    """Shuffles the examples and cuts them into `(steps, batch, ...)` with a learning rate each.
+
+    The rate falls linearly from `alpha_start` to `alpha_end` along the
+    shuffled examples; padding examples get rate 0 (and context -1 in a
+    grouped layout), so they change nothing.
+    """
+    m = tf.size(target)
+    order = tf.random.experimental.stateless_shuffle(tf.range(m), rng.make_seeds(1)[:, 0])
+    target, context = tf.gather(target, order), tf.gather(context, order)
+    pad = (-m) % batch
+    steps = (m + pad) // batch
+    rate = alpha_start + (alpha_end - alpha_start) * tf.cast(tf.range(m), tf.float32) / (
+        tf.cast(tf.maximum(m, 1), tf.float32)
+    )
+    target = tf.reshape(tf.pad(target, [[0, pad]]), [steps, batch])
+    rate = tf.reshape(tf.pad(rate, [[0, pad]]), [steps, batch])
+    if context.shape.rank == 1:
+        context = tf.reshape(tf.pad(context, [[0, pad]]), [steps, batch])
+    else:
+        width = context.shape[1]
+        context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
+        context = tf.reshape(context, [steps, batch, width])
+    return target, context, rate
+
+
 def _raise_for_non_string_token(pieces) -> None:
     """Raises a `ValueError` naming the first token of `pieces` that is not a `str`."""
     offset = 0
@@ -667,7 +722,7 @@ class Word2Vec:
 
         ids_array, sentence_array, chunks, raw_words = corpus
         rng = tf.random.Generator.from_seed(self.seed + self.train_count)
-        syn0 = tf.Variable(self.wv.vectors, name="input_vectors")
+        syn0 = tf.Variable(self._input_vectors(), name="input_vectors")
         syn1 = tf.Variable(self._output_vectors, name="output_vectors")
         loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
         pairs_fn = self._pair_function(tf, rng)
@@ -746,6 +801,10 @@ class Word2Vec:
         self.train_count += 1
         _call(callbacks, "on_train_end", self)
         return trained_words, int(total)
+
+    def _input_vectors(self) -> np.ndarray:
+        """The rows the input side of training updates (Doc2Vec appends its document vectors)."""
+        return self.wv.vectors
 
     def _sync(self, syn0, syn1, loss) -> None:
         """Copies the training variables back into `wv`, `syn1neg` and the loss."""
@@ -830,27 +889,11 @@ class Word2Vec:
         sg = self.sg and not self.shared_negatives  # shared: grouped like CBOW
         shrink = self.shrink_windows
         keep_probability = tf.constant(self._keep_probability)
-        offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
-            kept = rng.uniform(tf.shape(ids)) < tf.gather(keep_probability, ids)
-            words = tf.boolean_mask(ids, kept)
-            sentences = tf.boolean_mask(sentence_ids, kept)
-            n = tf.size(words)
-            if shrink:
-                reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
-            else:
-                reduced = tf.fill([n], window)
-            where = tf.range(n)[:, None] + offsets[None, :]
-            clipped = tf.clip_by_value(where, 0, tf.maximum(n - 1, 0))
-            valid = (
-                (where >= 0)
-                & (where < n)
-                & (tf.abs(offsets)[None, :] <= reduced[:, None])
-                & (tf.gather(sentences, clipped) == sentences[:, None])
-            )
-            context = tf.gather(words, clipped)
+            words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
+            context, valid = _windows(tf, rng, words, sentences, window, shrink)
             if sg:
                 # Skip-gram: the context word's input vector predicts the centre word.
                 target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(context)), valid)
@@ -859,23 +902,10 @@ class Word2Vec:
                 has_context = tf.reduce_any(valid, axis=1)
                 target = tf.boolean_mask(words, has_context)
                 context = tf.boolean_mask(tf.where(valid, context, -1), has_context)
-            m = tf.size(target)
-            order = tf.random.experimental.stateless_shuffle(tf.range(m), rng.make_seeds(1)[:, 0])
-            target, context = tf.gather(target, order), tf.gather(context, order)
-            pad = (-m) % batch
-            steps = (m + pad) // batch
-            rate = alpha_start + (alpha_end - alpha_start) * tf.cast(tf.range(m), tf.float32) / (
-                tf.cast(tf.maximum(m, 1), tf.float32)
+            target, context, rate = _shuffled_batches(
+                tf, rng, target, context, alpha_start, alpha_end, batch
             )
-            # Padding examples get learning rate 0, so they change nothing.
-            target = tf.reshape(tf.pad(target, [[0, pad]]), [steps, batch])
-            rate = tf.reshape(tf.pad(rate, [[0, pad]]), [steps, batch])
-            if sg:
-                context = tf.reshape(tf.pad(context, [[0, pad]]), [steps, batch])
-            else:
-                context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
-                context = tf.reshape(context, [steps, batch, 2 * window])
-            return target, context, rate, n
+            return target, context, rate, tf.size(words)
 
         return pairs
 
