@@ -5,6 +5,8 @@
 - `tfidf.py`: `tf_idf` with `keras.layers.TextVectorization(output_mode="tf_idf")`.
 - `word2vec.py`: `Word2Vec`, skip-gram and CBOW with negative sampling,
   trained in-graph with TensorFlow, gensim's parameter names.
+- `doc2vec.py`: `Doc2Vec` (PV-DM, PV-DBOW) and `TaggedDocument`, gensim's
+  API (`dv[tag]`, `infer_vector`), trained on Word2Vec's machinery.
 - `vectors.py`: `KeyedVectors`, gensim 4's KeyedVectors API (most_similar
   in all its argument forms, similarities and distances, analogies, word
   pairs, add_vectors, save/load), plus Embedding weights and subword vectors
@@ -22,6 +24,7 @@ layer = w2v.wv.embedding_layer(build_vocabulary(sentences), trainable=False)
 ```
 """
 
+from keras_recipes.embeddings.doc2vec import Doc2Vec, TaggedDocument
 from keras_recipes.embeddings.tfidf import tf_idf
 from keras_recipes.embeddings.vectors import KeyedVectors, char_ngrams, fnv1a_32, load_vectors
 from keras_recipes.embeddings.vocabulary import (
@@ -36,8 +39,10 @@ from keras_recipes.embeddings.word2vec import CallbackAny2Vec, Word2Vec, line_se
 
 __all__ = [
     "CallbackAny2Vec",
+    "Doc2Vec",
     "OOV_TOKEN",
     "PAD_TOKEN",
+    "TaggedDocument",
     "KeyedVectors",
     "Vocabulary",
     "Word2Vec",

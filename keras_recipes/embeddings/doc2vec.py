@@ -1,0 +1,523 @@
+"""Doc2Vec (paragraph vectors, PV-DM and PV-DBOW) trained in TensorFlow, with gensim's API.
+
+Le and Mikolov, "Distributed Representations of Sentences and Documents"
+(2014, https://arxiv.org/abs/1405.4053), as gensim implements it. Every
+document tag owns a vector, trained beside the word vectors:
+
+- PV-DM (`dm=1`): the tag vectors of a document plus its context words'
+  vectors, averaged (`dm_mean=1`, gensim's default) or summed (`dm_mean=0`),
+  predict the centre word against `negative` noise words. This is Word2Vec's
+  CBOW with the document's tags as extra context that is never out of the
+  window; every context row gets the whole error, as in gensim.
+- PV-DBOW (`dm=0`): each tag vector alone predicts every (kept) word of its
+  document, which is skip-gram with the tag as the only context;
+  `dbow_words=1` also trains skip-gram word vectors, interleaved (shuffled
+  together) with the document pairs.
+
+Training reuses `Word2Vec`'s machinery unchanged: the vocabulary, the
+subsampling probabilities and the noise table come from `build_vocab`; the
+tag vectors are appended below the word vectors in one input matrix, so the
+pair builder emits tag rows as context ids and the same XLA-compiled
+negative-sampling step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW)
+updates words and documents with sparse scatter-adds.
+
+`infer_vector` is gensim's: a fresh vector, seeded from the words, trained
+for `epochs` passes over the document with the word and output vectors
+frozen, the learning rate falling linearly per epoch from `alpha` to
+`min_alpha`. Only the new vector changes, so the windows, noise words and
+their dot products with the frozen vectors are drawn at once with NumPy, and
+the word-by-word SGD on the one vector runs as an XLA while loop.
+
+Not supported: `dm_concat=1` (refused), `hs=1` (refused, as in `Word2Vec`),
+`build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
+(gensim puts plain-int tags first, by value; for the usual tags `0..n-1` in
+order, the two agree).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import namedtuple
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings.vectors import KeyedVectors, fnv1a_32
+from keras_recipes.embeddings.word2vec import (
+    _SETTINGS as _WORD2VEC_SETTINGS,
+)
+from keras_recipes.embeddings.word2vec import (
+    Word2Vec,
+    _raise_for_non_string_token,
+    _shuffled_batches,
+    _subsample,
+    _windows,
+)
+
+
+class TaggedDocument(namedtuple("TaggedDocument", "words tags")):
+    """A document for `Doc2Vec`: `words`, a list of string tokens, and `tags`, a list of keys.
+
+    The same shape as `gensim.models.doc2vec.TaggedDocument`; a tag is a
+    string or an int, usually one per document (`TaggedDocument(words, [i])`).
+    """
+
+    def __str__(self) -> str:
+        return f"{self.__class__.__name__}<{self.words}, {self.tags}>"
+
+
+_SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s != "sg") + ("dm", "dbow_words")
+
+# Rows of one XLA call of `infer_vector`'s SGD loop are padded to a power of
+# two at least this large, so a few compiled sizes serve every document.
+_MIN_INFER_ROWS = 1024
+
+
+class Doc2Vec(Word2Vec):
+    """Paragraph vectors (PV-DM, PV-DBOW) trained with TensorFlow, with gensim 4's API.
+
+    Constructing it with `documents` builds the vocabulary and trains, as
+    `gensim.models.Doc2Vec` does; without them, call `build_vocab(documents)`
+    then `train(documents, total_examples=..., epochs=...)`. Document vectors
+    are in `.dv` (a `KeyedVectors` keyed by tag: `dv[tag]`,
+    `dv.most_similar(...)`), word vectors in `.wv`. See the module docstring
+    for the algorithm.
+
+    Args:
+        documents: iterable of `TaggedDocument(words, tags)` (or None).
+        corpus_file: path of a LineSentence file instead; line `i` is the
+            document tagged `i`, as in gensim.
+        vector_size: int. Dimension of word and document vectors. Defaults
+            to 100.
+        dm: int. 1 for PV-DM, 0 for PV-DBOW. Defaults to 1.
+        dm_mean: int or None. PV-DM: 1 averages the document and context
+            vectors, 0 sums them; None keeps `cbow_mean` (default 1).
+        dbow_words: int. PV-DBOW: 1 also trains skip-gram word vectors.
+            Defaults to 0.
+        dm_concat: must be 0 (the concatenative PV-DM is not supported).
+        dm_tag_count: accepted for gensim's signature (used by dm_concat).
+        dv, dv_mapfile: must be None (accepted for gensim's signature).
+        window: int. Maximum distance between centre and context words.
+            Defaults to 5.
+        epochs: int. Passes over the corpus. Defaults to 10, as gensim.
+        alpha, min_alpha, min_count, sample, seed, workers, negative,
+        ns_exponent, hs, cbow_mean, max_final_vocab, shrink_windows,
+        max_sentence_length, batch_size, chunk_words, compute_loss,
+        callbacks, trim_rule, comment, verbose: as in `Word2Vec` (gensim's
+            meanings and defaults).
+
+    Examples:
+
+    >>> docs = [TaggedDocument(["cats", "purr", "and", "meow"], [0]),
+    ...         TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 50
+    >>> model = Doc2Vec(docs, vector_size=16, min_count=1, epochs=5)
+    >>> model.dv[0].shape
+    (16,)
+    >>> model.infer_vector(["cats", "purr"]).shape
+    (16,)
+
+    gensim's tutorial, with only the import switched:
+
+    ```python
+    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
+    model.build_vocab(train_corpus)
+    model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)
+    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
+    model.dv.most_similar([vector], topn=len(model.dv))
+    ```
+    """
+
+    def __init__(
+        self,
+        documents: Iterable[TaggedDocument] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        vector_size: int = 100,
+        dm_mean: int | None = None,
+        dm: int = 1,
+        dbow_words: int = 0,
+        dm_concat: int = 0,
+        dm_tag_count: int = 1,
+        dv=None,
+        dv_mapfile=None,
+        comment: str | None = None,
+        trim_rule=None,
+        callbacks: Sequence = (),
+        window: int = 5,
+        epochs: int = 10,
+        shrink_windows: bool = True,
+        **kwargs,
+    ):
+        if dm not in (0, 1):
+            raise ValueError(f"dm must be 1 (PV-DM) or 0 (PV-DBOW), got {dm!r}.")
+        if dm_concat:
+            raise ValueError(
+                "dm_concat=1 (concatenated context vectors) is not supported; use dm=1 "
+                "with dm_mean (mean or sum of the context), or dm=0 (PV-DBOW)."
+            )
+        if dv is not None or dv_mapfile is not None:
+            raise ValueError("dv= and dv_mapfile= are not supported; leave them None.")
+        if dm_mean is not None:
+            kwargs["cbow_mean"] = dm_mean
+        kwargs.pop("sg", None)
+        super().__init__(
+            vector_size=vector_size,
+            sg=1 - dm,
+            window=window,
+            epochs=epochs,
+            shrink_windows=shrink_windows,
+            comment=comment,
+            callbacks=callbacks,
+            **kwargs,
+        )
+        self.dm = int(dm)
+        self.dm_mean = None if dm_mean is None else int(dm_mean)
+        self.dbow_words = int(dbow_words)
+        self.dm_concat = 0
+        self.dm_tag_count = int(dm_tag_count)
+        self.dv: KeyedVectors | None = None
+        self._corpus_tags: list[list] = []
+        self._infer_step = None
+        if documents is not None or corpus_file is not None:
+            self.build_vocab(documents, corpus_file=corpus_file, trim_rule=trim_rule)
+            self.train(
+                total_examples=self.corpus_count,
+                epochs=self.epochs,
+                compute_loss=self.compute_loss,
+                callbacks=self.callbacks,
+            )
+
+    def __str__(self) -> str:
+        mode = f"dm/{'m' if self.cbow_mean else 's'}" if self.dm else "dbow"
+        if not self.dm and self.dbow_words:
+            mode += f"+w,w{self.window}"
+        elif self.dm:
+            mode += f",w{self.window}"
+        return f"Doc2Vec<{mode},d{self.vector_size},n{self.negative},mc{self.min_count},t{self.workers}>"  # fmt: skip
+
+    # ------------------------------------------------------------------ corpus
+
+    def _pieces(self, corpus_iterable, corpus_file) -> list[list[str]]:
+        """The documents' word lists (checked, split at `max_sentence_length`); keeps their tags."""
+        if corpus_file is not None:
+            if corpus_iterable is not None:
+                raise TypeError("Pass documents or corpus_file, not both.")
+            with open(corpus_file, encoding="utf-8") as lines:
+                corpus_iterable = [TaggedDocument(line.split(), [i]) for i, line in enumerate(lines)]  # fmt: skip
+        if corpus_iterable is None:
+            raise TypeError("Pass documents (TaggedDocument(words, tags) items) or corpus_file.")
+        pieces, tags = [], []
+        for number, document in enumerate(corpus_iterable):
+            words = getattr(document, "words", None)
+            document_tags = getattr(document, "tags", None)
+            if words is None or document_tags is None or isinstance(words, str):
+                raise ValueError(
+                    f"Document {number} is {_short(document)}, not a TaggedDocument: Doc2Vec "
+                    "wants each document as TaggedDocument(words=[tokens...], tags=[tag]), e.g. "
+                    "`[TaggedDocument(line.split(), [i]) for i, line in enumerate(lines)]`."
+                )
+            if isinstance(document_tags, (str, int, np.integer)):
+                raise ValueError(
+                    f"Document {number}'s tags is {document_tags!r}; tags must be a list of "
+                    f"tags, e.g. TaggedDocument(words, [{document_tags!r}])."
+                )
+            document_tags = [int(t) if isinstance(t, np.integer) else t for t in document_tags]
+            if not all(isinstance(t, (str, int)) for t in document_tags):
+                raise ValueError(
+                    f"Document {number}'s tags {document_tags!r} must be strings or ints."
+                )
+            words = list(words)
+            for start in range(0, max(len(words), 1), self.max_sentence_length):
+                pieces.append(words[start : start + self.max_sentence_length])
+                tags.append(document_tags)
+        if not pieces:
+            raise ValueError(
+                "The corpus is empty: Doc2Vec got no documents. Pass a list of "
+                "TaggedDocument(words, tags)."
+            )
+        self._corpus_tags = tags
+        self._document_count = number + 1
+        return pieces
+
+    def build_vocab(
+        self,
+        corpus_iterable: Iterable[TaggedDocument] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        update: bool = False,
+        progress_per: int = 10000,
+        keep_raw_vocab: bool = False,
+        trim_rule=None,
+        **kwargs,
+    ) -> None:
+        """Counts words (kept if seen `min_count` times) and collects the tags (gensim's).
+
+        Sets `corpus_count` (documents), `corpus_total_words`, `wv` (random
+        word vectors) and `dv` (one random vector per distinct tag).
+        """
+        if update:
+            raise ValueError(
+                "Doc2Vec.build_vocab(update=True) is not supported; build a new model on the "
+                "whole corpus (infer_vector gives vectors for new documents)."
+            )
+        super().build_vocab(corpus_iterable, corpus_file=corpus_file, trim_rule=trim_rule)
+        keys, seen = [], set()
+        for tags in self._corpus_tags:
+            for tag in tags:
+                if tag not in seen:
+                    seen.add(tag)
+                    keys.append(tag)
+        if not keys:
+            raise ValueError("No document has a tag: give each TaggedDocument tags, e.g. [i].")
+        # Tag vectors start as gensim's do: uniform in [-0.5, 0.5) / vector_size.
+        rng = np.random.default_rng([self.seed, 1])
+        shape = (len(keys), self.vector_size)
+        self.dv = KeyedVectors(keys, (rng.random(shape, np.float32) - 0.5) / self.vector_size)
+        counts = np.zeros(len(keys), np.int64)
+        for tags in self._corpus_tags:
+            for tag in tags:
+                counts[self.dv.key_to_index[tag]] += 1
+        self.dv.expandos["doc_count"] = counts
+        self.corpus_count = self._document_count
+
+    # ------------------------------------------------------------------ training
+
+    def _input_vectors(self) -> np.ndarray:
+        return np.concatenate([self.wv.vectors, self.dv.vectors])
+
+    def _sync(self, syn0, syn1, loss) -> None:
+        vectors = syn0.numpy()
+        self.dv.vectors[:] = vectors[len(self.wv) :]
+        self.dv.fill_norms(force=True)
+        self._infer_step = None
+        self.wv.vectors[:] = vectors[: len(self.wv)]
+        self.wv.fill_norms(force=True)
+        self._output_vectors = syn1.numpy()
+        if loss is not None:
+            self.running_training_loss = float(loss.numpy())
+
+    def _tag_rows(self) -> np.ndarray:
+        """`(pieces, most tags)` int32: each piece's tag rows in the input matrix, -1 padded."""
+        if self.dv is None:
+            raise ValueError("Call build_vocab(documents) before train().")
+        width = max(1, max(len(tags) for tags in self._corpus_tags))
+        rows = np.full((len(self._corpus_tags), width), -1, np.int32)
+        index = self.dv.key_to_index
+        for number, tags in enumerate(self._corpus_tags):
+            for position, tag in enumerate(tags):
+                if tag not in index:
+                    raise ValueError(
+                        f"Tag {tag!r} (document {number}) was not in the corpus given to "
+                        "build_vocab; train on the documents the vocabulary was built from."
+                    )
+                rows[number, position] = len(self.wv) + index[tag]
+        return rows
+
+    def _pair_function(self, tf, rng):
+        """Examples of PV-DM (tags + context -> word) or PV-DBOW (tag -> word) per chunk."""
+        window, shrink, dm, dbow_words = self.window, self.shrink_windows, self.dm, self.dbow_words
+        keep_probability = tf.constant(self._keep_probability)
+        tag_rows = tf.constant(self._tag_rows())
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
+            words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
+            tags = tf.gather(tag_rows, sentences)  # (n, most tags)
+            if dm:
+                # Every kept word is a target, with or without context words.
+                context, valid = _windows(tf, rng, words, sentences, window, shrink)
+                context = tf.concat([tags, tf.where(valid, context, -1)], axis=1)
+                target = words
+            else:
+                has_tag = tags >= 0
+                target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(tags)), has_tag)
+                context = tf.boolean_mask(tags, has_tag)
+                if dbow_words:
+                    near, valid = _windows(tf, rng, words, sentences, window, shrink)
+                    centre = tf.broadcast_to(words[:, None], tf.shape(near))
+                    target = tf.concat([target, tf.boolean_mask(centre, valid)], 0)
+                    context = tf.concat([context, tf.boolean_mask(near, valid)], 0)
+            target, context, rate = _shuffled_batches(
+                tf, rng, target, context, alpha_start, alpha_end, batch
+            )
+            return target, context, rate, tf.size(words)
+
+        return pairs
+
+    # ------------------------------------------------------------------ inference
+
+    def infer_vector(
+        self,
+        doc_words: Sequence[str],
+        alpha: float | None = None,
+        min_alpha: float | None = None,
+        epochs: int | None = None,
+        seed: int | None = None,
+    ) -> np.ndarray:
+        """A vector for a new document, trained against the frozen model (gensim's).
+
+        The vector starts random and is trained for `epochs` passes over
+        `doc_words` (PV-DM or PV-DBOW, as the model was trained), the
+        learning rate falling linearly per pass from `alpha` to `min_alpha`;
+        words and output vectors do not change. Unknown words are skipped.
+
+        Args:
+            doc_words: list of string tokens.
+            alpha, min_alpha, epochs: default to the model's.
+            seed: int or None. Seeds the start vector and the random draws;
+                None derives it from the model's seed and the words, so the
+                same words give the same vector (gensim's differ per call).
+
+        Returns:
+            float32 array `(vector_size,)`.
+        """
+        if self.dv is None or self._output_vectors is None:
+            raise ValueError("Train the model (build_vocab, train) before infer_vector().")
+        if isinstance(doc_words, str):
+            raise ValueError(
+                f"doc_words is a string ({doc_words[:40]!r}); pass a list of tokens, "
+                "e.g. `text.split()`."
+            )
+        doc_words = list(doc_words)
+        _raise_for_non_string_token([doc_words])
+        alpha = self.alpha if alpha is None else float(alpha)
+        min_alpha = self.min_alpha if min_alpha is None else float(min_alpha)
+        epochs = self.epochs if epochs is None else int(epochs)
+        if seed is None:
+            seed = [self.seed, fnv1a_32(" ".join(doc_words).encode("utf-8"))]
+        rng = np.random.default_rng(seed)
+        dim = self.vector_size
+        vector = ((rng.random(dim, np.float32) - 0.5) / dim).astype(np.float32)
+        index = self.wv.key_to_index
+        ids = np.array([index[w] for w in doc_words if w in index], np.int64)
+        if len(ids) == 0 or epochs < 1:
+            return vector
+        rates = alpha - (alpha - min_alpha) * np.arange(epochs) / max(epochs - 1, 1)
+        per_call = max(1, 16 * _MIN_INFER_ROWS // len(ids))  # epochs drawn together
+        for first in range(0, epochs, per_call):
+            examples = self._infer_examples(ids, rng, rates[first : first + per_call])
+            vector = self._infer_run(vector, examples)
+        return vector
+
+    def _infer_examples(self, ids: np.ndarray, rng: np.random.Generator, rates: np.ndarray):
+        """Inference passes (one per rate) as arrays: per kept word, its outputs and fixed logits.
+
+        Each pass subsamples and draws windows and noise words anew; windows
+        stay inside their pass, as in gensim's epochs.
+        """
+        flat = np.tile(ids, len(rates))
+        keep = rng.random(len(flat)) < self._keep_probability[flat]
+        words = flat[keep]
+        passes = np.repeat(np.arange(len(rates)), len(ids))[keep]
+        n = len(words)
+        negatives = self._noise(rng, (n, self.negative))
+        outputs_ids = np.concatenate([words[:, None], negatives], axis=1)
+        outputs = self._output_vectors[outputs_ids]  # (n, K + 1, D)
+        mask = np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], axis=1)
+        if self.dm:
+            window = self.window
+            offsets = np.array([d for d in range(-window, window + 1) if d != 0])
+            reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
+            where = np.arange(n)[:, None] + offsets[None, :]
+            clipped = np.clip(where, 0, max(n - 1, 0))
+            valid = (
+                (where >= 0)
+                & (where < n)
+                & (np.abs(offsets)[None, :] <= reduced[:, None])
+                & (passes[clipped] == passes[:, None])
+            )
+            summed = np.einsum("nc,ncd->nd", valid.astype(np.float32), self.wv.vectors[words[clipped]])  # fmt: skip
+            inverse = (1.0 / (1.0 + valid.sum(axis=1))).astype(np.float32)
+            fixed = np.einsum("nd,nkd->nk", summed, outputs)
+            scale_in = inverse if self.cbow_mean else np.ones(n, np.float32)
+            scale_out = np.ones(n, np.float32) if self.cbow_mean else inverse
+        else:
+            fixed = np.zeros(outputs_ids.shape, np.float32)
+            scale_in = scale_out = np.ones(n, np.float32)
+        rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
+        return outputs, fixed.astype(np.float32), scale_in, scale_out, rates
+
+    def _noise(self, rng: np.random.Generator, shape) -> np.ndarray:
+        """Noise words from the alias table `build_vocab` made (counts ** ns_exponent)."""
+        column = rng.integers(0, len(self._noise_accept), shape)
+        coin = rng.random(shape, np.float32)
+        return np.where(coin < self._noise_accept[column], column, self._noise_alias[column])
+
+    def _infer_run(self, vector: np.ndarray, examples) -> np.ndarray:
+        """Word-by-word SGD on `vector` over `examples`, in one XLA call."""
+        m = len(examples[0])
+        size = max(_MIN_INFER_ROWS, 1 << max(m - 1, 0).bit_length())
+        padded = []
+        for array in examples:  # padding rows have rate 0: no update
+            full = np.zeros((size, *array.shape[1:]), np.float32)
+            full[:m] = array
+            padded.append(full)
+        if self._infer_step is None:
+            self._infer_step = {}
+        if size not in self._infer_step:  # one compiled function per padded size
+            self._infer_step[size] = _sequential_sgd(self.negative)
+        return self._infer_step[size](vector, *padded).numpy()
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, fname: str | os.PathLike, *args, **kwargs) -> None:
+        """Saves the model to one `.npz` file (no pickle); `load` continues from it.
+
+        gensim's extra arguments are accepted and have no effect.
+        """
+        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        dv_meta, dv_arrays = self.dv._archive(prefix="dv.")
+        arrays.update(dv_arrays)
+        arrays["syn1neg"] = self._output_vectors
+        meta = {
+            "class": "Doc2Vec",
+            "settings": {name: getattr(self, name) for name in _SETTINGS},
+            "wv": wv_meta,
+            "dv": dv_meta,
+            "state": {
+                "corpus_count": self.corpus_count,
+                "corpus_total_words": self.corpus_total_words,
+                "train_count": self.train_count,
+                "running_training_loss": self.running_training_loss,
+            },
+        }
+        vector_files.save_archive(fname, meta, arrays)
+
+    @classmethod
+    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Doc2Vec:
+        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`); refuses gensim pickles."""
+        meta, arrays = vector_files.load_archive(fname, "Doc2Vec")
+        model = cls(**meta["settings"])
+        model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
+        model.dv = KeyedVectors._from_archive(meta["dv"], arrays, prefix="dv.")
+        model._output_vectors = arrays["syn1neg"]
+        model.word_counts = model.wv.counts
+        model._set_sampling()
+        for name, value in meta["state"].items():
+            setattr(model, name, value)
+        return model
+
+
+def _sequential_sgd(negative: int):
+    """XLA: `vector` trained example by example (gensim's order) against frozen outputs."""
+    import tensorflow as tf
+
+    labels = tf.constant([1.0] + [0.0] * negative)
+
+    def run(vector, outputs, fixed, scale_in, scale_out, rates):
+        def body(i, v):
+            u = outputs[i]  # (K + 1, D)
+            logits = scale_in[i] * (tf.linalg.matvec(u, v) + fixed[i])
+            g = (labels - tf.sigmoid(logits)) * rates[i]
+            return i + 1, v + scale_out[i] * tf.linalg.matvec(u, g, transpose_a=True)
+
+        _, vector = tf.while_loop(
+            lambda i, v: i < tf.shape(outputs)[0], body, (tf.constant(0), vector)
+        )
+        return vector
+
+    return tf.function(run, jit_compile=True, autograph=False)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return f"{text[:60]}..." if len(text) > 60 else text

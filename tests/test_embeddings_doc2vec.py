@@ -1,0 +1,147 @@
+"""Doc2Vec and TaggedDocument: gensim's API, PV-DM and PV-DBOW learn, infer_vector, save/load."""
+
+import numpy as np
+import pytest
+
+from keras_recipes.embeddings import Doc2Vec, KeyedVectors, TaggedDocument
+
+ANIMALS = "cat dog purr bark fur paw tail whisker kitten puppy meow leash".split()
+FINANCE = "bank loan interest credit rate money stock bond market price trade debt".split()
+
+
+def topic_corpus(documents_per_topic=20, words_per_document=30, seed=0):
+    """Two topics with disjoint words: documents 0..n-1 are animals, n..2n-1 finance."""
+    rng = np.random.default_rng(seed)
+    corpus = []
+    for topic in (ANIMALS, FINANCE):
+        for _ in range(documents_per_topic):
+            words = list(rng.choice(topic, words_per_document))
+            corpus.append(TaggedDocument(words, [len(corpus)]))
+    return corpus
+
+
+def cosine(a, b):
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def within_minus_across(model, n=20):
+    """Mean cosine of same-topic document pairs minus that of cross-topic pairs."""
+    vectors = model.dv.get_normed_vectors()
+    similarity = vectors @ vectors.T
+    same = np.add.outer(np.arange(2 * n) < n, np.arange(2 * n) < n) != 1
+    off_diagonal = ~np.eye(2 * n, dtype=bool)
+    return similarity[same & off_diagonal].mean() - similarity[~same].mean()
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return topic_corpus()
+
+
+@pytest.fixture(scope="module")
+def pv_dm(corpus):
+    return Doc2Vec(corpus, vector_size=16, window=3, min_count=1, epochs=30, sample=0, seed=3)
+
+
+@pytest.fixture(scope="module")
+def pv_dbow(corpus):
+    return Doc2Vec(corpus, dm=0, vector_size=16, min_count=1, epochs=30, sample=0, seed=3)
+
+
+# gensim 4.4 with the same settings (seed 3, one worker) gets 0.21 (PV-DM) and 0.52 (PV-DBOW).
+@pytest.mark.parametrize("name, margin", [("pv_dm", 0.2), ("pv_dbow", 0.45)])
+def test_documents_of_one_topic_end_closer_than_across_topics(name, margin, request):
+    model = request.getfixturevalue(name)
+    assert within_minus_across(model) > margin
+
+
+def test_dbow_words_also_trains_word_vectors(corpus):
+    model = Doc2Vec(corpus, dm=0, dbow_words=1, vector_size=16, min_count=1, epochs=20, sample=0)
+    assert model.wv.similarity("cat", "dog") > model.wv.similarity("cat", "bank") + 0.3
+    assert within_minus_across(model) > 0.45
+
+
+def test_dv_is_keyed_vectors_by_tag_and_wv_holds_the_words(pv_dm):
+    assert isinstance(pv_dm.dv, KeyedVectors) and len(pv_dm.dv) == 40
+    assert pv_dm.dv[0].shape == (16,) and pv_dm.dv[[0, 1, 2]].shape == (3, 16)
+    assert pv_dm.dv.index_to_key == list(range(40))
+    assert set(pv_dm.wv.index_to_key) == set(ANIMALS + FINANCE)
+    assert pv_dm.corpus_count == 40 and pv_dm.corpus_total_words == 40 * 30
+    neighbours = [tag for tag, _ in pv_dm.dv.most_similar(0, topn=5)]
+    assert all(tag < 20 for tag in neighbours)
+
+
+def test_string_tags_and_several_tags_per_document():
+    docs = [TaggedDocument(d.words, [f"doc{d.tags[0]}", "all"]) for d in topic_corpus(5)]
+    model = Doc2Vec(docs, vector_size=8, min_count=1, epochs=2)
+    assert model.dv.index_to_key[:3] == ["doc0", "all", "doc1"] and len(model.dv) == 11
+    assert model.dv["all"].shape == (8,) and model.corpus_count == 10
+
+
+def test_infer_vector_is_reproducible_and_close_to_the_trained_vector(pv_dbow, corpus):
+    words = corpus[3].words
+    first, second = pv_dbow.infer_vector(words), pv_dbow.infer_vector(words)
+    np.testing.assert_array_equal(first, second)
+    assert first.dtype == np.float32 and first.shape == (16,)
+    assert not np.array_equal(first, pv_dbow.infer_vector(words, seed=7))
+    assert cosine(first, pv_dbow.dv[3]) > 0.8
+    ranked = [tag for tag, _ in pv_dbow.dv.most_similar([first], topn=10)]
+    assert all(tag < 20 for tag in ranked)
+
+
+def test_infer_vector_of_pv_dm_lands_in_its_topic(pv_dm):
+    vector = pv_dm.infer_vector(["bank", "loan", "rate", "money", "credit"] * 4, epochs=50)
+    assert all(tag >= 20 for tag, _ in pv_dm.dv.most_similar([vector], topn=5))
+
+
+def test_infer_vector_of_unknown_words_is_its_start_vector(pv_dm):
+    vector = pv_dm.infer_vector(["zebra", "quasar"])
+    assert vector.shape == (16,) and np.abs(vector).max() <= 0.5 / 16
+
+
+def test_save_load_round_trip_keeps_vectors_and_inference(pv_dm, tmp_path, corpus):
+    path = tmp_path / "doc2vec.model"
+    pv_dm.save(str(path))
+    loaded = Doc2Vec.load(str(path))
+    np.testing.assert_array_equal(loaded.dv.vectors, pv_dm.dv.vectors)
+    np.testing.assert_array_equal(loaded.wv.vectors, pv_dm.wv.vectors)
+    assert loaded.dv.index_to_key == pv_dm.dv.index_to_key
+    assert (loaded.dm, loaded.window, loaded.epochs, loaded.cbow_mean) == (1, 3, 30, 1)
+    words = corpus[25].words
+    np.testing.assert_allclose(loaded.infer_vector(words), pv_dm.infer_vector(words), atol=1e-6)
+    with np.load(path, allow_pickle=False) as archive:  # no pickle inside
+        assert "syn1neg" in archive.files
+
+
+def test_gensim_tutorial_call_runs_with_only_the_import_switched(corpus):
+    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
+    model.build_vocab(corpus)
+    trained, raw = model.train(corpus, total_examples=model.corpus_count, epochs=2)
+    assert raw == 2 * 40 * 30 and 0 < trained <= raw
+    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
+    sims = model.dv.most_similar([vector], topn=len(model.dv))
+    assert len(sims) == 40 and model.epochs == 2
+
+
+@pytest.mark.parametrize(
+    "documents, message",
+    [
+        ([["cat", "dog"], ["bank"]], "not a TaggedDocument"),
+        (["cat dog"], "not a TaggedDocument"),
+        ([TaggedDocument(["cat"], 0)], "must be a list of tags"),
+        ([], "corpus is empty"),
+        ([TaggedDocument(["cat", 3], [0])], "must be strings"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(documents, message):
+    with pytest.raises(ValueError, match=message):
+        Doc2Vec(documents, min_count=1)
+
+
+def test_unsupported_options_are_refused():
+    with pytest.raises(ValueError, match="dm_concat"):
+        Doc2Vec(dm_concat=1)
+    with pytest.raises(ValueError, match="not supported"):
+        Doc2Vec(hs=1)
+    with pytest.raises(ValueError, match="string"):
+        Doc2Vec(topic_corpus(2), min_count=1, epochs=1).infer_vector("cat dog")
