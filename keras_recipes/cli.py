@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from keras_recipes import __version__, quiet_tensorflow
+from keras_recipes.train_flags import add_llama_train_arguments
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -61,83 +62,14 @@ def _list_optimizers(args) -> int:
     return 0
 
 
-# (flag, type, help) of `llama train`, shared with recipes/llama_tiny.py; the
-# defaults live in keras_recipes.llama.train.DEFAULTS (and QUICK for --quick).
-LLAMA_TRAIN_FLAGS = [
-    ("--epochs", int, "passes over the training windows"),
-    ("--seq-len", int, "tokens per training window (also the model's context)"),
-    ("--batch-size", int, "windows per step"),
-    ("--vocab-size", int, "SentencePiece vocabulary size"),
-    ("--dim", int, "model width"),
-    ("--n-layers", int, "transformer blocks"),
-    ("--n-heads", int, "attention (query) heads"),
-    ("--n-kv-heads", int, "key/value heads (grouped-query attention)"),
-    ("--hidden-dim", int, "SwiGLU feed-forward width"),
-    ("--dropout", float, "dropout rate while training"),
-    ("--learning-rate", float, "peak AdamW learning rate"),
-    ("--warmup-steps", int, "linear warm-up steps before the cosine decay"),
-    ("--weight-decay", float, "AdamW decoupled weight decay"),
-    ("--clipnorm", float, "clip the global gradient norm to this"),
-    ("--backup-steps", int, "back up weights and optimizer state every this many steps"),
-    ("--prompt", str, "text to continue at the end"),
-    ("--max-new-tokens", int, "tokens to sample"),
-    ("--temperature", float, "sampling temperature (0: greedy)"),
-    ("--top-k", int, "sample among the k likeliest tokens"),
-    ("--top-p", float, "sample from the smallest set of tokens with this much probability"),
-    ("--seed", int, "random seed (weights, data order, sampling)"),
-]
-
-
-# keras_recipes.llama.distribute.STRATEGIES, spelled out so --help needs no TensorFlow.
-LLAMA_TRAIN_STRATEGIES = ("default", "mirrored", "multi-worker")
-
-
-def add_llama_train_arguments(
-    parser: argparse.ArgumentParser, defaults: dict | None = None, quick: dict | None = None
-) -> None:
-    """The flags of `keras-recipes llama train` and `recipes/llama_tiny.py`.
-
-    Size flags default to `None` (meaning: the run's defaults); pass the
-    `defaults` and `quick` dicts to show their values in `--help`.
-    """
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, under a minute")
-    parser.add_argument("--out", default="runs/llama_tiny", help="output folder")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace a finished run in --out (by default it is kept: the same settings find "
-        "nothing to train, other settings are refused)",
-    )
-    parser.add_argument(
-        "--corpus",
-        nargs="+",
-        metavar="PATH",
-        help="text files or folders of .txt files, one document per line "
-        "(default: gensim's Lee background corpus)",
-    )
-    for flag, type_, text in LLAMA_TRAIN_FLAGS:
-        key = flag[2:].replace("-", "_")
-        if defaults is not None and quick is not None:
-            text += f" (default {defaults[key]}; --quick {quick[key]})"
-        parser.add_argument(flag, type=type_, help=text)
-    parser.add_argument(
-        "--precision",
-        choices=("float32", "mixed_bfloat16"),
-        help="float32 (default), or mixed_bfloat16: bfloat16 matrix products, float32 "
-        "weights, about 1.5x faster on CPUs with AVX512-BF16; the saved model is float32",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=LLAMA_TRAIN_STRATEGIES,
-        default="default",
-        help="tf.distribute strategy: default (one process), mirrored (one replica per local "
-        "GPU), multi-worker (the processes TF_CONFIG lists; run the same command in each). "
-        "--batch-size is the global batch, split across replicas",
-    )
-
-
 def _llama_train(args) -> int:
-    from keras_recipes.llama.train import DEFAULTS, QUICK, generate_command, train_llama
+    from keras_recipes.llama.train import (
+        DEFAULTS,
+        QUICK,
+        generate_command,
+        resume_hint,
+        train_llama,
+    )
 
     overrides = {k: v for k, v in vars(args).items() if k in DEFAULTS}
     try:
@@ -153,7 +85,7 @@ def _llama_train(args) -> int:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:
-        print(f"\nInterrupted ({interrupt}). Run the same command again to resume.")
+        print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130
     if metrics["already_trained"]:
         print(
@@ -243,15 +175,6 @@ def _llama_convert(args) -> int:
     return 0
 
 
-def serving_command(base_dir: Path) -> str:
-    """The `docker run` line that serves `base_dir` (a folder of versions) with TF Serving."""
-    name = Path(base_dir).resolve().name
-    return (
-        f'docker run -p 8501:8501 -p 8500:8500 -v "{Path(base_dir).resolve()}:/models/{name}" '
-        f"-e MODEL_NAME={name} tensorflow/serving"
-    )
-
-
 def _export(args) -> int:
     import keras
 
@@ -277,6 +200,8 @@ def _export(args) -> int:
             default_tokenizer = checkpoint.with_name("tokenizer.model")
             if tokenizer is None and is_causal_lm(model) and default_tokenizer.is_file():
                 tokenizer = default_tokenizer
+            from keras_recipes.serving.docker import serving_command
+
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
             print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
         else:

@@ -24,6 +24,7 @@ from keras_recipes.llama.train import (
     warmup_cosine_schedule,
 )
 from keras_recipes.tokenizers import load_sentencepiece
+from keras_recipes.train_flags import LLAMA_TRAIN_FLAGS
 
 
 def nanogpt_lr(step, peak, warmup, total, floor_ratio=0.1):
@@ -201,7 +202,7 @@ def test_train_llama_rejects_a_prompt_longer_than_the_context(tmp_path):
 
 
 def test_every_train_flag_is_a_training_setting():
-    keys = [flag[2:].replace("-", "_") for flag, _, _ in cli.LLAMA_TRAIN_FLAGS]
+    keys = [flag[2:].replace("-", "_") for flag, _, _ in LLAMA_TRAIN_FLAGS]
     assert set(keys) <= set(DEFAULTS)
     args = cli.build_parser().parse_args(["llama", "train", "--dim", "48", "--quick"])
     assert args.dim == 48 and args.quick and args.epochs is None

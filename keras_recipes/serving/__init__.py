@@ -10,6 +10,7 @@
   `inputs` bodies), model status and metadata, and gRPC `Predict`.
 - `write_models_config(path, models)`: the `--model_config_file` TF Serving
   reads to serve several models, with version policies and labels.
+- `serving_command(base_dir)`: the `docker run` line that serves an export.
 - `LocalServer(base_dir)`: TF Serving's REST routes (and gRPC `Predict`) on
   127.0.0.1, answered by `SavedModelSession`: a stand-in for the model
   server in tests and demos where its binary cannot be installed.
@@ -30,6 +31,7 @@ Nothing here imports TensorFlow's Python package at import time.
 
 from keras_recipes.serving.check import Replay, check_saved_model, compare_outputs
 from keras_recipes.serving.client import DEFAULT_GRPC_TARGET, DEFAULT_REST_URL, TFServingClient
+from keras_recipes.serving.docker import serving_command
 from keras_recipes.serving.local_server import LocalServer
 from keras_recipes.serving.models_config import read_models_config, write_models_config
 from keras_recipes.serving.rest import rest_predict, signature_metadata
@@ -50,6 +52,7 @@ __all__ = [
     "read_models_config",
     "read_warmup_requests",
     "rest_predict",
+    "serving_command",
     "signature_metadata",
     "write_models_config",
     "write_warmup_requests",
