@@ -18,7 +18,7 @@ Private APIs used, by the module that needs them:
 - `keras_recipes.llama.model` (the fused train step): `compiled_metrics`,
   `loss_tracker`.
 - `keras_recipes.llama.distribute`: `detach_from_strategy`,
-  `clip_after_all_reduce`, `start_fit_at_epoch`, `skip_training_steps`.
+  `clip_after_all_reduce`, `skip_training_steps`.
 - `keras_recipes.optimizers`: `optimizer_slot`, `nadam_momentum_product`,
   `NadamMomentumSchedule`.
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
@@ -159,22 +159,6 @@ def clip_after_all_reduce(optimizer) -> None:
 
     optimizer._clip_gradients = lambda grads: grads  # each replica's share: not yet
     optimizer._all_reduce_sum_gradients = all_reduce_then_clip
-
-
-def start_fit_at_epoch(model, epoch: int | None) -> None:
-    """Makes the running `fit` start at `epoch`, whatever its `initial_epoch`; `None` undoes it.
-
-    Why: a backup callback restores inside `fit` (`on_train_begin`), after
-    `fit` took its `initial_epoch`; Keras 3.15's `fit` then reads
-    `Trainer._initial_epoch`, which is how `keras.callbacks.BackupAndRestore`
-    resumes. The public way is `fit(initial_epoch=...)`, which
-    `keras_recipes.llama.train_llama` passes; this keeps callers that do not
-    pass it resuming at the right epoch. Keras never clears the attribute,
-    so `StepBackupAndRestore` undoes it when training ends.
-    Public equivalent: `fit(initial_epoch=...)` (drop this once every
-    caller passes it).
-    """
-    model._initial_epoch = epoch
 
 
 def skip_training_steps(model, steps: int) -> None:

@@ -22,7 +22,6 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recipes.cli import LLAMA_TRAIN_STRATEGIES
 from keras_recipes.data import (
     epoch_windows_dataset,
     load_builtin_corpus,
@@ -40,6 +39,7 @@ from keras_recipes.llama.distribute import (
     replica_batch_size,
 )
 from keras_recipes.llama.train import InterruptAfterSteps, train_llama
+from keras_recipes.train_flags import LLAMA_TRAIN_STRATEGIES
 
 # The settings of every end-to-end run: tiny, no dropout, clipping that bites
 # (so the clip-after-all-reduce fix is exercised), backups every 2 steps.
@@ -205,10 +205,7 @@ def tiny_fit(backup_dir, epochs=2, interrupt_after=None, pass_initial_epoch=True
     return model
 
 
-@pytest.mark.parametrize("pass_initial_epoch", [True, False], ids=["initial_epoch", "callback"])
-def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path, pass_initial_epoch):
-    # fit(initial_epoch=backup.initial_epoch) is the public way; without it the
-    # callback starts fit at the backup's epoch itself, as Keras' BackupAndRestore does.
+def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path):
     reference = tiny_fit(tmp_path / "reference").get_weights()
     steps = steps_per_epoch(600, 8, 4)  # 18
     backup_dir = tmp_path / "backup"
@@ -217,7 +214,7 @@ def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path, p
     state = read_backup(backup_dir)
     assert (state["epoch"], state["batch"]) == (1, 6)  # backups at steps 3 and 6 of epoch 2
     assert StepBackupAndRestore(backup_dir).initial_epoch == 1
-    resumed = tiny_fit(backup_dir, pass_initial_epoch=pass_initial_epoch)
+    resumed = tiny_fit(backup_dir)
     assert int(resumed.optimizer.iterations) == 2 * steps
     assert_same_weights(resumed.get_weights(), reference, atol=1e-6)
     assert not backup_dir.exists()  # removed once training completed
@@ -230,6 +227,28 @@ def test_backup_resumes_mid_epoch_without_losing_or_repeating_a_step(tmp_path, p
         shuffle=False,
     )
     assert len(history.epoch) == 1
+
+
+def test_fit_not_started_at_the_backups_epoch_is_refused(tmp_path):
+    steps = steps_per_epoch(600, 8, 4)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_fit(tmp_path, interrupt_after=steps + 8)
+    with pytest.raises(ValueError, match=r"fit started at epoch 0.*initial_epoch"):
+        tiny_fit(tmp_path, pass_initial_epoch=False)
+
+
+def test_a_damaged_backup_is_one_clear_error_naming_the_file(tmp_path):
+    steps = steps_per_epoch(600, 8, 4)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_fit(tmp_path, interrupt_after=steps + 8)
+    weights = tmp_path / read_backup(tmp_path)["weights"]
+    weights.write_bytes(weights.read_bytes()[:500])  # truncated, as by a full disk
+    with pytest.raises(ValueError, match=r"epoch1-step6.weights.h5 cannot be read.*Delete") as e:
+        tiny_fit(tmp_path)
+    assert "\n" not in str(e.value)
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 1, "ba')
+    with pytest.raises(ValueError, match=r"training_metadata.json cannot be read.*Delete"):
+        read_backup(tmp_path)
 
 
 def test_a_backup_from_another_callback_is_refused_with_a_fix(tmp_path):
@@ -309,6 +328,7 @@ INTERRUPTED_WORKER = textwrap.dedent(
     """
     import json, sys
     from keras_recipes.llama.train import InterruptAfterSteps, train_llama
+from keras_recipes.train_flags import LLAMA_TRAIN_STRATEGIES
 
     corpus, out, steps, flags = sys.argv[1:]
     train_llama(out, corpus=[corpus], quick=True, strategy="multi-worker",

@@ -32,10 +32,11 @@ def test_quick_run_resumes_after_an_interrupt_instead_of_restarting(tmp_path):
         env={INTERRUPT_ENV: str(steps + 3)},
     )
     assert first.returncode == 130, first.stdout + first.stderr
-    assert "Interrupted" in first.stdout
+    # Ctrl-C backs up the step it stopped at, and says so.
+    assert "holds epoch 2, step 3: run the same command again to resume" in first.stdout
     assert "\nepoch 1: " in first.stdout and "\nepoch 2: " not in first.stdout
     assert "━" not in first.stdout  # no progress bar when the output is not a terminal
-    assert (out / "backup" / "training_metadata.json").is_file()
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["batch"] == 3
     assert [e["epoch"] for e in json.loads((out / "history.json").read_text())] == [1]
     assert not (out / "model.keras").exists()
 
@@ -47,7 +48,7 @@ def test_quick_run_resumes_after_an_interrupt_instead_of_restarting(tmp_path):
     assert "val_perplexity" in second.stdout and "Sample:" in second.stdout
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed_from_epoch"] == 1
+    assert (metrics["resumed_from_epoch"], metrics["resumed_from_step"]) == (1, 3)
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert all(e["val_perplexity"] > 1 for e in metrics["epochs"])
     # The optimizer's step count came back with the weights: the schedule

@@ -18,24 +18,39 @@ The pieces, each usable on its own with any `keras.Model` language model:
   steps, to show (and test) that a backup callback resumes
   (`train_llama(..., callbacks=[InterruptAfterSteps(n)])`).
 
-`train_llama` strings them together: corpus -> SentencePiece tokenizer ->
-windows -> `build_llama` -> `fit` with `StepBackupAndRestore` -> a sample -> the
-model (`model.keras`), tokenizer (`tokenizer.model`) and `metrics.json` in
-one folder. A folder holding a finished run is never trained over
-(`check_finished_run`): the same settings find nothing left to train, other
-settings are refused unless `overwrite=True`. It runs on one process or on `tf.distribute` (`strategy=`, see
+The whole job, as public steps (`recipes/llama_tiny.py` calls them one by
+one with prose between; `train_llama`, behind `keras-recipes llama train`,
+calls them in a row):
+
+1. `training_settings`: `DEFAULTS` or `QUICK` with the caller's overrides.
+2. `open_run`: the run folder. A finished run with the same settings is
+   never trained over (`check_finished_run`: nothing left to train; other
+   settings refused unless `overwrite=True`); a backup means resume, with
+   the same settings (`check_run_settings`).
+3. `load_documents`, `run_tokenizer` (SentencePiece, reused on resume),
+   `check_prompt_fits`.
+4. `make_datasets`: windows, and the training stream from the backup's epoch.
+5. `build_model`, `compile_model` (AdamW, fused loss, the strategy's fixes).
+6. `training_callbacks`, `fit_model` (`fit(initial_epoch=...)` with
+   `StepBackupAndRestore`; Ctrl-C backs up the last step first).
+7. `finish_run`: `model.keras` and `metrics.json` written atomically, then
+   the backup deleted; `sample_run`: a sample, added to `metrics.json`.
+
+It runs on one process or on `tf.distribute` (`strategy=`, see
 `keras_recipes.llama.distribute`): the global batch is split across
 replicas, and backups every `backup_steps` steps let a killed run resume
-without losing or repeating a step. `recipes/llama_tiny.py` walks through the same steps as a
-readable script; `keras-recipes llama train` calls `train_llama`.
+without losing or repeating a step, to the weights an uninterrupted run
+ends with (dropout's random state is part of the backup).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -383,8 +398,6 @@ def check_finished_run(
             under `OUT/saved_models` stay) and start over. Defaults to
             `False`.
     """
-    import shutil
-
     out = Path(out)
     if overwrite:
         for name in RUN_FILES:
@@ -455,6 +468,361 @@ def sample_text(
     return tokenizer.decode(prompt_ids[0].tolist() + new_ids)
 
 
+@dataclasses.dataclass
+class TrainingRun:
+    """One training run's folder, settings and starting point (see `open_run`).
+
+    Attributes:
+        out: Path. This process's folder (`worker_dir` of the `--out` given).
+        settings: dict. The run's settings (`training_settings`).
+        strategy: the `tf.distribute.Strategy` it trains under.
+        strategy_name: str. Its name, for metrics.json.
+        initial_epoch, initial_step: int. Where the backup left off (0, 0
+            for a fresh run).
+        resuming: bool. A backup was found: this run continues it.
+        finished: dict or None. The metrics of the finished run `out`
+            already holds with these settings; `None` when there is work.
+    """
+
+    out: Path
+    settings: dict
+    strategy: object
+    strategy_name: str = "default"
+    initial_epoch: int = 0
+    initial_step: int = 0
+    resuming: bool = False
+    finished: dict | None = None
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.out / "backup"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.out / "tokenizer.model"
+
+
+def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
+    """`DEFAULTS` (or `QUICK`) with `overrides` applied (`None` ignored) and checked.
+
+    Raises:
+        ValueError: an unknown setting, or fewer than one epoch.
+    """
+    settings = dict(QUICK if quick else DEFAULTS)
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise ValueError(f"Unknown training settings {sorted(unknown)}; known: {sorted(settings)}.")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    settings["corpus"] = [str(p) for p in corpus] if corpus else None
+    if not isinstance(settings["epochs"], int) or settings["epochs"] < 1:
+        raise ValueError(f"--epochs must be at least 1; got {settings['epochs']!r}.")
+    return settings
+
+
+def open_run(
+    out: str | os.PathLike,
+    settings: dict,
+    strategy,
+    strategy_name: str = "default",
+    overwrite: bool = False,
+) -> TrainingRun:
+    """Readies `out` for a run: a finished run found, a backup to resume, or a fresh start.
+
+    Checks the batch splits over the strategy's replicas, then (in this
+    process's folder, `worker_dir`): a finished run with the same settings
+    comes back as `finished` (nothing to train), with other settings it is
+    refused unless `overwrite` (`check_finished_run`); a backup is read
+    (a damaged one is a `ValueError` naming the file) and must have been
+    written with the same settings (`check_run_settings`, which writes
+    `run.json`).
+    """
+    from keras_recipes._io import stale_partials
+    from keras_recipes.llama.distribute import read_backup, replica_batch_size, worker_dir
+
+    replica_batch_size(settings["batch_size"], strategy)
+    out = worker_dir(out, strategy)
+    run = TrainingRun(out, settings, strategy, strategy_name)
+    run.finished = check_finished_run(out, settings, overwrite)
+    if run.finished is not None:
+        return run
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("model.keras", "metrics.json", "history.json", "run.json"):
+        for leftover in stale_partials(out / name):  # a killed save's temporary file
+            leftover.unlink()
+    backup = read_backup(run.backup_dir)
+    if backup is not None:
+        run.resuming = True
+        run.initial_epoch, run.initial_step = backup["epoch"], backup["batch"]
+    check_run_settings(out, settings, resuming=run.resuming)
+    keras.utils.set_random_seed(settings["seed"])
+    return run
+
+
+def load_documents(settings: dict) -> list[str]:
+    """The run's text: its `corpus` files or folders, else the built-in `corpus_name`."""
+    from keras_recipes.data import load_builtin_corpus, load_text_files
+
+    if settings.get("corpus"):
+        return load_text_files(settings["corpus"])
+    return load_builtin_corpus(settings.get("corpus_name", "lee_background"))
+
+
+def run_tokenizer(run: TrainingRun, documents: list[str]):
+    """The run's SentencePiece tokenizer: the saved one when resuming, else trained and saved.
+
+    Under a multi-worker strategy every worker trains its own from the same
+    text; they must agree, byte for byte.
+    """
+    from keras_recipes.llama.distribute import check_same_on_every_worker
+    from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece
+
+    if run.resuming and run.tokenizer_path.is_file():
+        tokenizer = load_sentencepiece(run.tokenizer_path)
+    else:
+        tokenizer = train_sentencepiece(documents, vocab_size=run.settings["vocab_size"])
+        tokenizer.save(run.tokenizer_path)
+    check_same_on_every_worker(run.strategy, run.tokenizer_path.read_bytes(), "tokenizer")
+    return tokenizer
+
+
+def check_prompt_fits(tokenizer, settings: dict) -> None:
+    """Raises `ValueError` before training when the final sample cannot fit the context."""
+    prompt_length = len(tokenizer.encode(settings["prompt"], add_bos=True))
+    if prompt_length + settings["max_new_tokens"] > settings["seq_len"]:
+        raise ValueError(
+            f"The prompt ({prompt_length} tokens) plus max_new_tokens="
+            f"{settings['max_new_tokens']} exceeds the context the model is trained on "
+            f"(seq_len={settings['seq_len']}); shorten one or raise seq_len."
+        )
+
+
+def make_datasets(documents: list[str], tokenizer, run: TrainingRun):
+    """`(data, train_stream, steps_per_epoch)`: the windows, and the stream `fit` reads.
+
+    `data` is `keras_recipes.data.language_model_datasets`' split (training
+    windows, the held-out validation windows, both token arrays). The
+    training stream holds every epoch from the run's `initial_epoch` on, each
+    in an order that depends on (seed, epoch) only, so a resumed run and
+    every worker see the batches an uninterrupted single process would.
+    """
+    from keras_recipes.data import epoch_windows_dataset, language_model_datasets
+
+    settings = run.settings
+    data = language_model_datasets(
+        documents,
+        tokenizer,
+        seq_len=settings["seq_len"],
+        batch_size=settings["batch_size"],
+        validation_split=settings["validation_split"],
+        seed=settings["seed"],
+    )
+    train_stream = epoch_windows_dataset(
+        data.train_tokens,
+        settings["seq_len"],
+        settings["batch_size"],
+        epochs=settings["epochs"],
+        first_epoch=min(run.initial_epoch, settings["epochs"] - 1),
+        seed=settings["seed"],
+    )
+    return data, train_stream, int(data.train.cardinality())
+
+
+def build_model(vocab_size: int, run: TrainingRun):
+    """The run's `LlamaModel`, built in its strategy's scope and precision (tied embeddings)."""
+    from keras_recipes.llama import LlamaConfig, build_llama
+
+    settings = run.settings
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        dim=settings["dim"],
+        n_layers=settings["n_layers"],
+        n_heads=settings["n_heads"],
+        n_kv_heads=settings["n_kv_heads"],
+        hidden_dim=settings["hidden_dim"],
+        max_seq_len=settings["seq_len"],
+        tie_embeddings=True,
+        dropout=settings["dropout"],
+    )
+    with run.strategy.scope(), training_precision(settings["precision"]):
+        return build_llama(config)
+
+
+def compile_model(model, run: TrainingRun, steps_per_epoch: int):
+    """Compiles `model` with `make_optimizer` and the fused loss, ready for `fit` under its strategy."""
+    from keras_recipes.llama.distribute import prepare_for_strategy
+
+    settings = run.settings
+    with run.strategy.scope(), training_precision(settings["precision"]):
+        model.compile(
+            optimizer=make_optimizer(
+                model,
+                total_steps=steps_per_epoch * settings["epochs"],
+                learning_rate=settings["learning_rate"],
+                warmup_steps=settings["warmup_steps"],
+                weight_decay=settings["weight_decay"],
+                clipnorm=settings["clipnorm"],
+            ),
+            loss=language_model_loss(),
+        )
+    return prepare_for_strategy(model, run.strategy)
+
+
+def training_callbacks(
+    run: TrainingRun,
+    verbose: int | str = "auto",
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> tuple[list[keras.callbacks.Callback], int]:
+    """`fit`'s callbacks and verbosity: the backup, a progress bar, the logger, then `callbacks`.
+
+    The backup (`StepBackupAndRestore`, every `backup_steps` steps) is kept
+    when `fit` ends, until `finish_run` has saved the model. `"auto"`
+    verbosity is a progress bar on a terminal and none in a log file or a
+    pipe (the logger's epoch lines are printed either way). The logger
+    starts from the epochs a resumed run already recorded in `history.json`.
+    """
+    from keras_recipes.llama.distribute import StepBackupAndRestore
+
+    settings = run.settings
+    history_path = run.out / "history.json"
+    earlier = []
+    if run.initial_epoch and history_path.is_file():
+        earlier = json.loads(history_path.read_text())[: run.initial_epoch]
+    logger = PerplexityLogger(
+        settings["batch_size"] * settings["seq_len"], history_path, history=earlier
+    )
+    backup = StepBackupAndRestore(
+        run.backup_dir,
+        save_freq=settings["backup_steps"],
+        strategy=run.strategy,
+        delete_on_train_end=False,
+    )
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 0
+    progress = [keras.callbacks.ProgbarLogger()] if verbose else []  # before the logger's line
+    return [backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
+
+
+def fit_model(model, run: TrainingRun, data, train_stream, steps_per_epoch, callbacks, verbose=0):
+    """`model.fit` from the backup's epoch to the last; the seconds it took.
+
+    On Ctrl-C (a `KeyboardInterrupt`) the backup callback first backs up
+    the last step trained (`StepBackupAndRestore.save_now`), so a rerun
+    resumes from exactly there; then the interrupt goes on to the caller.
+    """
+    from keras_recipes.llama.distribute import StepBackupAndRestore, shard_by_data
+
+    started = time.perf_counter()
+    try:
+        with run.strategy.scope():
+            model.fit(
+                shard_by_data(train_stream),
+                validation_data=shard_by_data(data.validation),
+                epochs=run.settings["epochs"],
+                initial_epoch=run.initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                callbacks=callbacks,
+                verbose=verbose,
+                shuffle=False,  # the stream holds every epoch's order already
+            )
+    except KeyboardInterrupt:
+        for callback in callbacks:
+            if isinstance(callback, StepBackupAndRestore):
+                callback.save_now()
+        raise
+    return time.perf_counter() - started
+
+
+def resume_hint(out: str | os.PathLike) -> str:
+    """What a rerun of an interrupted run in `out` will do, truthfully."""
+    from keras_recipes.llama.distribute import read_backup
+
+    try:
+        backup = read_backup(Path(out) / "backup")
+    except ValueError as error:
+        return str(error)
+    if backup is None:
+        if (Path(out) / "model.keras").is_file():
+            return f"The trained model is saved in {out}; a rerun finds the finished run."
+        return "No backup was written yet: a rerun starts over."
+    return (
+        f"The backup in {Path(out) / 'backup'} holds epoch {backup['epoch'] + 1}, step "
+        f"{backup['batch']}: run the same command again to resume from there."
+    )
+
+
+def finish_run(model, run: TrainingRun, data, callbacks, train_seconds: float) -> tuple:
+    """Saves the trained model and its metrics, then deletes the backup: `(model, metrics)`.
+
+    The order keeps the run safe at every moment: `model.keras` is written
+    atomically (a kill leaves the old file or none, never a partial one)
+    while the backup still exists, then `metrics.json`, and only then is
+    the backup deleted. A kill before the save leaves the backup (a rerun
+    resumes with no step left, and saves); a kill after it leaves the model
+    (a rerun finds the finished run). The returned model is the uncompiled
+    float32 copy that was saved (`inference_copy`), to sample and export;
+    `sample_run` adds the sample to the metrics.
+
+    Args:
+        model: the trained model.
+        run: the `TrainingRun`.
+        data: `make_datasets`' windows (for the token counts).
+        callbacks: `training_callbacks`' list (the `PerplexityLogger` in it
+            holds every epoch's record).
+        train_seconds: float. What `fit_model` returned.
+    """
+    from keras_recipes._io import atomic_path
+
+    (logger,) = [c for c in callbacks if isinstance(c, PerplexityLogger)]
+    model = inference_copy(model)
+    with atomic_path(run.out / "model.keras", suffix=".keras") as partial:
+        model.save(partial)
+    last = logger.history[-1] if logger.history else {}
+    metrics = {
+        "epochs": logger.history,
+        "final_val_loss": last.get("val_loss"),
+        "final_val_perplexity": last.get("val_perplexity"),
+        "resumed_from_epoch": run.initial_epoch,
+        "resumed_from_step": run.initial_step,
+        "strategy": run.strategy_name,
+        "replicas": run.strategy.num_replicas_in_sync,
+        "train_seconds_this_run": train_seconds,
+        "train_tokens": int(len(data.train_tokens)),
+        "validation_tokens": int(len(data.validation_tokens)),
+        "parameters": int(model.count_params()),
+        "config": model.config.to_dict(),
+        "prompt": run.settings["prompt"],
+    }
+    save_metrics(run, metrics)
+    if run.backup_dir.exists():
+        shutil.rmtree(run.backup_dir)
+    return model, metrics
+
+
+def sample_run(model, tokenizer, run: TrainingRun, metrics: dict) -> str:
+    """Samples the run's prompt (its sampling settings) and adds it to `metrics.json`."""
+    settings = run.settings
+    sample = sample_text(
+        model,
+        tokenizer,
+        settings["prompt"],
+        settings["max_new_tokens"],
+        temperature=settings["temperature"],
+        top_k=settings["top_k"],
+        top_p=settings["top_p"],
+        seed=settings["seed"],
+    )
+    metrics["sample"] = sample
+    save_metrics(run, metrics)
+    return sample
+
+
+def save_metrics(run: TrainingRun, metrics: dict) -> Path:
+    """Writes `metrics` to the run's `metrics.json`, atomically; its path."""
+    path = run.out / "metrics.json"
+    _write_json(path, metrics)
+    return path
+
+
 def train_llama(
     out: str | os.PathLike = "runs/llama_tiny",
     corpus: list[str] | None = None,
@@ -467,12 +835,13 @@ def train_llama(
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
 
-    The job of `recipes/llama_tiny.py` and `keras-recipes llama train`. A
-    rerun after an interruption resumes from the last backup (the
-    BackupAndRestore folder `OUT/backup`, written every `backup_steps`
-    steps and at each epoch's end), reusing the saved tokenizer. A rerun
-    after a finished run trains nothing and returns that run's metrics;
-    other settings on a finished run are refused (see
+    The job of `keras-recipes llama train`; `recipes/llama_tiny.py` runs
+    the same steps with prose in between. A rerun after an interruption
+    resumes from the last backup (`OUT/backup`, written every
+    `backup_steps` steps, at each epoch's end, and on Ctrl-C), reusing the
+    saved tokenizer, and ends with the weights an uninterrupted run ends
+    with. A rerun after a finished run trains nothing and returns that
+    run's metrics; other settings on a finished run are refused (see
     `check_finished_run`), unless `overwrite=True`.
 
     Under `strategy="multi-worker"` every process of the `TF_CONFIG`
@@ -508,164 +877,23 @@ def train_llama(
         (this process's folder) and `already_trained` (`True` when `out`
         held this finished run and nothing was trained).
     """
-    from keras_recipes.data import (
-        epoch_windows_dataset,
-        language_model_datasets,
-        load_builtin_corpus,
-        load_text_files,
-    )
-    from keras_recipes.llama import LlamaConfig, build_llama
-    from keras_recipes.llama.distribute import (
-        StepBackupAndRestore,
-        check_same_on_every_worker,
-        make_strategy,
-        prepare_for_strategy,
-        read_backup,
-        replica_batch_size,
-        shard_by_data,
-        worker_dir,
-    )
-    from keras_recipes.tokenizers import load_sentencepiece, train_sentencepiece
+    from keras_recipes.llama.distribute import make_strategy
 
     distribution = make_strategy(strategy)  # before TensorFlow runs any op
-    settings = dict(QUICK if quick else DEFAULTS)
-    unknown = set(overrides) - set(settings)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; known: {sorted(settings)}.")
-    settings.update({k: v for k, v in overrides.items() if v is not None})
-    settings["corpus"] = [str(p) for p in corpus] if corpus else None
-    replica_batch_size(settings["batch_size"], distribution)
-    out = worker_dir(out, distribution)
-    finished = check_finished_run(out, settings, overwrite)
-    if finished is not None:
-        return {**finished, "out": str(out), "already_trained": True}
-    out.mkdir(parents=True, exist_ok=True)
-    backup_dir = out / "backup"
-    backup = read_backup(backup_dir)
-    initial_epoch, initial_step = (backup["epoch"], backup["batch"]) if backup else (0, 0)
-    check_run_settings(out, settings, resuming=backup is not None)
-    keras.utils.set_random_seed(settings["seed"])
-
-    if corpus:
-        documents = load_text_files(corpus)
-    else:
-        documents = load_builtin_corpus(settings.get("corpus_name", "lee_background"))
-    tokenizer_path = out / "tokenizer.model"
-    if backup is not None and tokenizer_path.is_file():
-        tokenizer = load_sentencepiece(tokenizer_path)
-    else:
-        tokenizer = train_sentencepiece(documents, vocab_size=settings["vocab_size"])
-        tokenizer.save(tokenizer_path)
-    check_same_on_every_worker(distribution, tokenizer_path.read_bytes(), "tokenizer")
-    prompt_length = len(tokenizer.encode(settings["prompt"], add_bos=True))
-    if prompt_length + settings["max_new_tokens"] > settings["seq_len"]:
-        raise ValueError(
-            f"The prompt ({prompt_length} tokens) plus max_new_tokens="
-            f"{settings['max_new_tokens']} exceeds the context the model is trained on "
-            f"(seq_len={settings['seq_len']}); shorten one or raise seq_len."
-        )
-    data = language_model_datasets(
-        documents,
-        tokenizer,
-        seq_len=settings["seq_len"],
-        batch_size=settings["batch_size"],
-        validation_split=settings["validation_split"],
-        seed=settings["seed"],
-    )
-
-    config = LlamaConfig(
-        vocab_size=tokenizer.vocab_size,
-        dim=settings["dim"],
-        n_layers=settings["n_layers"],
-        n_heads=settings["n_heads"],
-        n_kv_heads=settings["n_kv_heads"],
-        hidden_dim=settings["hidden_dim"],
-        max_seq_len=settings["seq_len"],
-        tie_embeddings=True,
-        dropout=settings["dropout"],
-    )
-    steps_per_epoch = int(data.train.cardinality())
-    # Every epoch's order depends on (seed, epoch) only, so a resumed run and
-    # every worker see the batches an uninterrupted single process would.
-    train_stream = epoch_windows_dataset(
-        data.train_tokens,
-        settings["seq_len"],
-        settings["batch_size"],
-        epochs=settings["epochs"],
-        first_epoch=min(initial_epoch, settings["epochs"] - 1),
-        seed=settings["seed"],
-    )
-    with distribution.scope(), training_precision(settings["precision"]):
-        model = build_llama(config)
-        model.compile(
-            optimizer=make_optimizer(
-                model,
-                total_steps=steps_per_epoch * settings["epochs"],
-                learning_rate=settings["learning_rate"],
-                warmup_steps=settings["warmup_steps"],
-                weight_decay=settings["weight_decay"],
-                clipnorm=settings["clipnorm"],
-            ),
-            loss=language_model_loss(),
-        )
-    prepare_for_strategy(model, distribution)
-    history_path = out / "history.json"
-    earlier = json.loads(history_path.read_text())[:initial_epoch] if initial_epoch else []
-    logger = PerplexityLogger(
-        settings["batch_size"] * settings["seq_len"], history_path, history=earlier
-    )
-    run_callbacks = [
-        StepBackupAndRestore(backup_dir, save_freq=settings["backup_steps"], strategy=distribution)
-    ]
-    if verbose == "auto":  # a log file gets the epoch lines, not every redraw of the bar
-        verbose = 1 if sys.stdout.isatty() else 0
-    if verbose:  # the progress bar first, so the logger's line follows its epoch line
-        run_callbacks.append(keras.callbacks.ProgbarLogger())
-    run_callbacks += [logger, *(callbacks or [])]
-    started = time.perf_counter()
-    with distribution.scope():
-        model.fit(
-            shard_by_data(train_stream),
-            validation_data=shard_by_data(data.validation),
-            epochs=settings["epochs"],
-            initial_epoch=initial_epoch,  # the backup's epoch; StepBackupAndRestore restores it
-            steps_per_epoch=steps_per_epoch,
-            callbacks=run_callbacks,
-            verbose=verbose,
-            shuffle=False,  # the stream holds every epoch's order already
-        )
-    train_seconds = time.perf_counter() - started
-
-    model = inference_copy(model)
-    sample = sample_text(
-        model,
-        tokenizer,
-        settings["prompt"],
-        settings["max_new_tokens"],
-        temperature=settings["temperature"],
-        top_k=settings["top_k"],
-        top_p=settings["top_p"],
-        seed=settings["seed"],
-    )
-    model.save(out / "model.keras")
-    metrics = {
-        "epochs": logger.history,
-        "final_val_loss": logger.history[-1].get("val_loss"),
-        "final_val_perplexity": logger.history[-1].get("val_perplexity"),
-        "resumed_from_epoch": initial_epoch,
-        "resumed_from_step": initial_step,
-        "strategy": strategy,
-        "replicas": distribution.num_replicas_in_sync,
-        "train_seconds_this_run": train_seconds,
-        "train_tokens": int(len(data.train_tokens)),
-        "validation_tokens": int(len(data.validation_tokens)),
-        "parameters": int(model.count_params()),
-        "config": config.to_dict(),
-        "prompt": settings["prompt"],
-        "sample": sample,
-    }
-    _write_json(out / "metrics.json", metrics)
-    return {**metrics, "out": str(out), "already_trained": False}
+    settings = training_settings(quick, corpus, **overrides)
+    run = open_run(out, settings, distribution, strategy, overwrite=overwrite)
+    if run.finished is not None:
+        return {**run.finished, "out": str(run.out), "already_trained": True}
+    documents = load_documents(settings)
+    tokenizer = run_tokenizer(run, documents)
+    check_prompt_fits(tokenizer, settings)
+    data, train_stream, steps_per_epoch = make_datasets(documents, tokenizer, run)
+    model = compile_model(build_model(tokenizer.vocab_size, run), run, steps_per_epoch)
+    run_callbacks, verbose = training_callbacks(run, verbose, callbacks)
+    seconds = fit_model(model, run, data, train_stream, steps_per_epoch, run_callbacks, verbose)
+    model, metrics = finish_run(model, run, data, run_callbacks, seconds)
+    sample_run(model, tokenizer, run, metrics)
+    return {**metrics, "out": str(run.out), "already_trained": False}
 
 
 def _safe_exp(value) -> float:
@@ -673,7 +901,7 @@ def _safe_exp(value) -> float:
 
 
 def _write_json(path, value) -> None:
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(partial, path)
+    from keras_recipes._io import atomic_write
+
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(value, indent=2) + "\n")
