@@ -3,9 +3,10 @@
 `TinyGPT` is a GPT-2-style decoder (learned positions, LayerNorm, GELU MLP,
 multi-head attention with biases): nothing like LLaMA's blocks. It
 implements `keras_recipes.causal_lm` (`call_with_cache`, `init_caches`,
-`output_kernel`, `config`) and nothing else of the package's; `generate`,
-`export_saved_model` (checked through TF Serving's own loader) and
-`export_tflite` must work on it unchanged.
+`output_kernel`, `config`), and `hidden_states` / `output_weights` with the
+`FusedTrainStep` mixin for the fused training loss; `generate`,
+`export_saved_model` (checked through TF Serving's own loader),
+`export_tflite` and the fused loss must work on it unchanged.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from keras import ops
 from keras_recipes.causal_lm import check_causal_lm, is_causal_lm
 from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
 from keras_recipes.llama.generate import generate
+from keras_recipes.llama.losses import FusedTrainStep, LanguageModelLoss
 from keras_recipes.serving import SavedModelSession, check_saved_model
 
 
@@ -30,7 +32,7 @@ class TinyGPTConfig:
     n_layers: int = 2
 
 
-class TinyGPT(keras.Model):
+class TinyGPT(FusedTrainStep, keras.Model):
     def __init__(self, config: TinyGPTConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
@@ -70,13 +72,19 @@ class TinyGPT(keras.Model):
         x = x + block["proj"](self._attend(self._heads(q), keys(k), values(v), allowed))
         return x + block["out"](block["fc"](block["ln2"](x)))
 
-    def call(self, token_ids):
+    def hidden_states(self, token_ids, training=None):
         length = ops.shape(token_ids)[1]
         x = self.wte(token_ids) + self.wpe(ops.arange(length))[None]
         causal = ops.arange(length)[:, None] >= ops.arange(length)[None, :]
         for block in self.blocks:
             x = self._block(block, x, self._heads, self._heads, causal[None])
-        return self.head(self.ln_f(x))
+        return self.ln_f(x)
+
+    def call(self, token_ids):
+        return self.head(self.hidden_states(token_ids))
+
+    def output_weights(self):  # for the fused training loss
+        return self.head.kernel, False
 
     # --- the causal-LM protocol ---------------------------------------------
 
@@ -186,3 +194,25 @@ def test_tflite_prefill_and_decode_generate_its_tokens(gpt, tmp_path):
     path = export_tflite(gpt, tmp_path / "gpt.tflite")  # verified against the Keras model
     out = TFLiteGenerator(path).generate([PROMPTS[0]], 10)
     assert out[0].tolist() == uncached_greedy(gpt, PROMPTS[0], 10)
+
+
+def test_fused_training_step_equals_keras_step_on_the_second_decoder(monkeypatch):
+    import keras_recipes.llama.losses as losses
+
+    calls = []
+    original = losses.fused_head_cross_entropy
+    monkeypatch.setattr(
+        losses, "fused_head_cross_entropy", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    x = np.random.default_rng(2).integers(0, 40, size=(2, 12)).astype("int32")
+    weights = []
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # Keras' own step
+    for loss in (LanguageModelLoss(chunk_rows=7), plain):
+        keras.utils.set_random_seed(4)
+        model = TinyGPT(TinyGPTConfig())
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
+        model.train_on_batch(x, np.roll(x, -1, axis=1))
+        weights.append(model.get_weights())
+    assert calls, "the fused path did not run"
+    for fused, plain in zip(*weights, strict=True):
+        np.testing.assert_allclose(fused, plain, atol=1e-5)

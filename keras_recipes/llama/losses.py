@@ -15,15 +15,20 @@ head costs three matrix products, as in the plain path, with no recompute
 ([Liger-Kernel's fused linear cross-entropy](https://arxiv.org/abs/2410.10989)
 does the same on GPUs).
 
-`LanguageModelLoss` is the loss to `compile` a `LlamaModel` with: on logits
-it is `SparseCategoricalCrossentropy(from_logits=True)`, and
-`LlamaModel.train_step` recognises it and takes the fused path instead.
+`LanguageModelLoss` is the loss to `compile` a causal LM with: on logits
+it is `SparseCategoricalCrossentropy(from_logits=True)`, and a model whose
+`train_step` is `FusedTrainStep`'s (`LlamaModel`, or any causal LM that
+mixes it in and provides `hidden_states` and `output_weights`) recognises
+it and takes the fused path instead.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+from keras import ops
+
+from keras_recipes._compat import compiled_metrics, loss_tracker
 
 CHUNK_ROWS = 1024
 
@@ -132,3 +137,57 @@ def _fused(h, w, y, bounds, kernel_is_embedding):
         return total / count, grad
 
     return loss_and_grads(h, w)
+
+
+class FusedTrainStep:
+    """A `train_step` with the output head and the loss fused, for any causal LM.
+
+    Mix it in before `keras.Model` (`class MyLM(FusedTrainStep, keras.Model)`)
+    in a model that provides `hidden_states(token_ids, training=None)` (the
+    final hidden states `(B, T, dim)`, after the last norm, that the head
+    maps to logits) and `output_weights()` (the output matrix's variable,
+    and whether it is the embedding table used transposed). Compiled with
+    `LanguageModelLoss` (no sample weights, no compiled metrics, the default
+    mean reduction), the step never builds the `(B, T, vocab)` logits:
+    `fused_head_cross_entropy` computes the same loss and gradients a chunk
+    of tokens at a time. Otherwise it is Keras' own step.
+    """
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        loss_fn = self.loss
+        fusable = (
+            isinstance(loss_fn, LanguageModelLoss)
+            and loss_fn.reduction == "sum_over_batch_size"
+            and sample_weight is None
+            and y is not None
+            and not compiled_metrics(self)
+            and self.optimizer is not None
+        )
+        if not fusable:
+            return super().train_step(data)
+        kernel, kernel_is_embedding = self.output_weights()
+        with tf.GradientTape() as tape:
+            hidden = self.hidden_states(x, training=True)
+            loss = fused_head_cross_entropy(
+                hidden,
+                kernel,
+                y,
+                kernel_is_embedding=kernel_is_embedding,
+                chunk_rows=loss_fn.chunk_rows,
+            )
+            if self.losses:
+                loss = loss + ops.sum(self.losses)
+            # Each replica's share of the mean, as Keras' own step scales it;
+            # the tracker gets the unscaled value.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            tracked = loss
+            if replicas > 1:
+                loss = ops.multiply(loss, ops.cast(1.0 / replicas, loss.dtype))
+                tracked = ops.multiply(loss, ops.cast(replicas, loss.dtype))
+            loss_tracker(self).update_state(tracked, sample_weight=tf.shape(x)[0])
+            loss = self.optimizer.scale_loss(loss)
+        variables = self.trainable_weights
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return self.compute_metrics(x, y, None, sample_weight=None)

@@ -16,6 +16,7 @@ from keras import ops
 
 from keras_recipes.layers import LlamaBlock, RMSNorm, llama_hidden_dim
 from keras_recipes.layers.rotary_embedding import CONVENTIONS
+from keras_recipes.llama.losses import FusedTrainStep
 
 _ROPE_SCALING_KEYS = (
     "factor",
@@ -239,7 +240,7 @@ PRESETS = {
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
-class LlamaModel(keras.Model):
+class LlamaModel(FusedTrainStep, keras.Model):
     """A LLaMA decoder: int32 token ids `(B, T)` -> float32 logits `(B, T, vocab)`.
 
     Build it with `build_llama(config)`. Layer names are Meta's and
@@ -340,54 +341,16 @@ class LlamaModel(keras.Model):
             x = block(x, padding_mask=padding_mask, training=training)
         return self.norm(x)
 
-    def train_step(self, data):
-        """Keras' TensorFlow `train_step`, with the head and loss fused when it can be.
+    def output_weights(self):
+        """The output matrix's variable and whether it is the embedding table.
 
-        Compiled with `LanguageModelLoss` (no sample weights, no compiled
-        metrics, the default mean reduction), the step never builds the
-        `(B, T, vocab)` logits: `fused_head_cross_entropy` computes the same
-        loss and gradients a chunk of tokens at a time. Otherwise it is
-        Keras' own step.
+        Tied: `(tok_embeddings.embeddings, True)` (vocab x dim, used
+        transposed); untied: `(output.kernel, False)` (dim x vocab). What the
+        fused training step (`FusedTrainStep`) differentiates.
         """
-        from keras_recipes._compat import compiled_metrics, loss_tracker
-        from keras_recipes.llama.losses import LanguageModelLoss, fused_head_cross_entropy
-
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        loss_fn = self.loss
-        fusable = (
-            isinstance(loss_fn, LanguageModelLoss)
-            and loss_fn.reduction == "sum_over_batch_size"
-            and sample_weight is None
-            and y is not None
-            and not compiled_metrics(self)
-            and self.optimizer is not None
-        )
-        if not fusable:
-            return super().train_step(data)
-        import tensorflow as tf
-
-        tied = self.output_projection is None
-        kernel = self.tok_embeddings.embeddings if tied else self.output_projection.kernel
-        with tf.GradientTape() as tape:
-            hidden = self.hidden_states(x, training=True)
-            loss = fused_head_cross_entropy(
-                hidden, kernel, y, kernel_is_embedding=tied, chunk_rows=loss_fn.chunk_rows
-            )
-            if self.losses:
-                loss = loss + ops.sum(self.losses)
-            # Each replica's share of the mean, as Keras' own step scales it;
-            # the tracker gets the unscaled value.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            tracked = loss
-            if replicas > 1:
-                loss = ops.multiply(loss, ops.cast(1.0 / replicas, loss.dtype))
-                tracked = ops.multiply(loss, ops.cast(replicas, loss.dtype))
-            loss_tracker(self).update_state(tracked, sample_weight=tf.shape(x)[0])
-            loss = self.optimizer.scale_loss(loss)
-        variables = self.trainable_weights
-        gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
-        return self.compute_metrics(x, y, None, sample_weight=None)
+        if self.output_projection is None:
+            return self.tok_embeddings.embeddings, True
+        return self.output_projection.kernel, False
 
     def call_with_cache(
         self,
