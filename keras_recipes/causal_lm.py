@@ -1,8 +1,8 @@
 """The causal-LM protocol: what generation and export ask of a decoder.
 
-Generation (`keras_recipes.llama.generate`), the SavedModel signatures and
-the TFLite prefill/decode export talk to a decoder only through these
-methods, in the shape of keras-hub's `CausalLM.call_with_cache`. LLaMA is
+Generation (`keras_recipes.llama.generate`), the SavedModel signatures,
+the TFLite prefill/decode export and the fused training loss talk to a
+decoder only through these methods, in the shape of keras-hub's `CausalLM.call_with_cache`. LLaMA is
 one implementation; a second decoder that provides them gets `generate`,
 `export_saved_model` and `export_tflite` without touching the package
 (`tests/test_causal_lm_protocol.py` builds a GPT-2-style one).
@@ -22,6 +22,13 @@ one implementation; a second decoder that provides them gets `generate`,
   nest of tensors whose axis 0 is the batch and axis 1 the position.
 - `model.output_kernel()`: the `(dim, vocab)` output matrix.
 - `model.config.vocab_size`, `model.config.max_seq_len`.
+
+Optional, for the fused training loss: `hidden_states(token_ids, training=None)`
+(the final hidden states the head maps) and `output_weights()` (the output
+matrix's variable, and whether it is the embedding table), with
+`keras_recipes.llama.losses.FusedTrainStep` mixed in before `keras.Model`:
+compiled with `LanguageModelLoss`, it trains without the `(B, T, vocab)`
+logits.
 
 Optional: `call_with_cache(..., runtime="tf")`. Graphs that TF Serving
 runs without XLA pass it when the model takes it, so the model can write
