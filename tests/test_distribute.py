@@ -328,7 +328,6 @@ INTERRUPTED_WORKER = textwrap.dedent(
     """
     import json, sys
     from keras_recipes.llama.train import InterruptAfterSteps, train_llama
-from keras_recipes.train_flags import LLAMA_TRAIN_STRATEGIES
 
     corpus, out, steps, flags = sys.argv[1:]
     train_llama(out, corpus=[corpus], quick=True, strategy="multi-worker",
