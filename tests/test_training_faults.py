@@ -181,11 +181,26 @@ def run_cli(*argv):
     return code, out.getvalue(), err.getvalue()
 
 
-def test_zero_epochs_is_refused_in_one_line(tmp_path):
-    code, _, errors = run_cli("llama", "train", "--quick", "--epochs", "0", "--out", str(tmp_path))
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epochs", "0"], "--epochs must be at least 1; got 0."),
+        (["--backup-steps", "0"], "--backup-steps must be at least 1; got 0."),
+    ],
+)
+def test_zero_epochs_or_backup_steps_are_refused_in_one_line(tmp_path, flags, message):
+    code, _, errors = run_cli("llama", "train", "--quick", *flags, "--out", str(tmp_path))
     assert code == 2
-    assert errors.strip() == "keras-recipes llama train: --epochs must be at least 1; got 0."
+    assert errors.strip() == f"keras-recipes llama train: {message}"
     assert not os.listdir(tmp_path)
+
+
+def test_an_out_path_that_is_a_file_is_refused_in_one_line(tmp_path):
+    (tmp_path / "run").write_text("notes")
+    code, _, errors = run_cli("llama", "train", "--quick", "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert errors.strip().endswith("is a file; give a folder for the run (made if needed).")
+    assert (tmp_path / "run").read_text() == "notes"
 
 
 def test_a_damaged_backup_is_one_line_naming_the_file_and_the_way_out(corpus, tmp_path):

@@ -506,7 +506,8 @@ def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
     """`DEFAULTS` (or `QUICK`) with `overrides` applied (`None` ignored) and checked.
 
     Raises:
-        ValueError: an unknown setting, or fewer than one epoch.
+        ValueError: an unknown setting, fewer than one epoch, or
+            `backup_steps` below 1.
     """
     settings = dict(QUICK if quick else DEFAULTS)
     unknown = set(overrides) - set(settings)
@@ -514,8 +515,10 @@ def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
         raise ValueError(f"Unknown training settings {sorted(unknown)}; known: {sorted(settings)}.")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
-    if not isinstance(settings["epochs"], int) or settings["epochs"] < 1:
-        raise ValueError(f"--epochs must be at least 1; got {settings['epochs']!r}.")
+    for key in ("epochs", "backup_steps"):
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(f"{flag} must be at least 1; got {settings[key]!r}.")
     return settings
 
 
@@ -541,6 +544,8 @@ def open_run(
 
     replica_batch_size(settings["batch_size"], strategy)
     out = worker_dir(out, strategy)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the run (made if needed).")
     run = TrainingRun(out, settings, strategy, strategy_name)
     run.finished = check_finished_run(out, settings, overwrite)
     if run.finished is not None:
