@@ -1,0 +1,210 @@
+"""The signatures of a causal LM: `serving_default`, `generate`, `generate_text`.
+
+`_CausalLMSignatures` builds the `tf.function`s (the KV-cached loop runs
+in-graph through `keras_recipes.export.llama_graph`), their warm-up
+examples and their oracle (`generate()` on the Keras model).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from keras_recipes.export import llama_graph
+from keras_recipes.export.saved_model.common import SERVING_DEFAULT, _tf_variables
+from keras_recipes.llama.generate import generate
+
+
+def _tokenizer_proto(tokenizer) -> bytes:
+    if tokenizer is None:
+        return None
+    if isinstance(tokenizer, (bytes, str, os.PathLike)):
+        from keras_recipes.tokenizers import SentencePieceTokenizer
+
+        tokenizer = SentencePieceTokenizer(tokenizer)
+    proto = getattr(tokenizer, "proto", None)
+    if not isinstance(proto, bytes):
+        raise ValueError(
+            "export_saved_model: `tokenizer` must be a keras_recipes SentencePieceTokenizer, "
+            f"its proto bytes or a .model path; got {type(tokenizer).__name__}."
+        )
+    return proto
+
+
+class _CausalLMSignatures:
+    """The signatures of a causal LM (`LlamaModel` or any model of the protocol),
+    their example inputs and their oracle."""
+
+    def __init__(
+        self, model, tokenizer_proto: bytes | None, example_prompt: str, jit_compile: bool
+    ):
+        self.model = model
+        self.jit_compile = jit_compile
+        self.proto = tokenizer_proto
+        self.example_prompt = example_prompt
+
+    def functions(self) -> dict:
+        model = self.model
+        vocab_size = model.config.vocab_size
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
+            autograph=False,
+        )
+        def serving_default(token_ids):
+            token_ids = _checked_token_ids(token_ids, vocab_size)
+            return {"logits": model(token_ids, training=False)}
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                tf.TensorSpec([None], tf.float32, name="temperature"),
+                tf.TensorSpec([None], tf.int32, name="top_k"),
+                tf.TensorSpec([None], tf.float32, name="top_p"),
+                tf.TensorSpec([None], tf.int32, name="seed"),
+            ],
+            autograph=False,
+        )
+        def generate(token_ids, max_new_tokens, temperature, top_k, top_p, seed):
+            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+            token_ids = _checked_token_ids(token_ids, vocab_size)
+            lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
+            out = llama_graph.generate_in_graph(
+                model, token_ids, lengths, *controls, jit_compile=self.jit_compile
+            )
+            return {"token_ids": out}
+
+        functions = {SERVING_DEFAULT: serving_default, "generate": generate}
+        if self.proto is not None:
+            import tensorflow_text as tf_text
+
+            from keras_recipes.tokenizers import SentencePieceTokenizer
+
+            sp = tf_text.SentencepieceTokenizer(model=self.proto, add_bos=True)
+            eos_id = SentencePieceTokenizer(self.proto).eos_id
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="prompt"),
+                    tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+                    tf.TensorSpec([None], tf.float32, name="temperature"),
+                    tf.TensorSpec([None], tf.int32, name="top_k"),
+                    tf.TensorSpec([None], tf.float32, name="top_p"),
+                    tf.TensorSpec([None], tf.int32, name="seed"),
+                ],
+                autograph=False,
+            )
+            def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+                controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+                ids = tf.cast(sp.tokenize(prompt), tf.int32)
+                padded, lengths = llama_graph.left_pad(ids)
+                padded = _checked_token_ids(padded, vocab_size)
+                out = llama_graph.generate_in_graph(
+                    model, padded, lengths, *controls, jit_compile=self.jit_compile
+                )
+                new = out[:, tf.shape(padded)[1] :]
+                before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
+                new = tf.ragged.boolean_mask(new, before_eos)
+                # Decoding prompt and continuation together keeps the space
+                # between them (a piece's leading "▁" is dropped at the start).
+                return {"text": sp.detokenize(tf.concat([ids, new], axis=1))}
+
+            functions["generate_text"] = generate_text
+            self.sentencepiece = sp
+        return functions
+
+    def resources(self) -> list:
+        return [self.sentencepiece] if self.proto is not None else []
+
+    def variables(self) -> list:
+        return _tf_variables(self.model)
+
+    def examples(self) -> dict:
+        vocab = self.model.config.vocab_size
+        ids = (np.arange(10, dtype=np.int32).reshape(2, 5) * 7 + 3) % vocab
+        controls = {
+            "max_new_tokens": np.array([4, 4], np.int32),
+            "temperature": np.array([0.0, 0.0], np.float32),
+            "top_k": np.array([0, 0], np.int32),
+            "top_p": np.array([1.0, 1.0], np.float32),
+            "seed": np.array([0, 0], np.int32),
+        }
+        examples = {
+            SERVING_DEFAULT: {"token_ids": ids},
+            "generate": {"token_ids": ids, **controls},
+        }
+        if self.proto is not None:
+            prompts = np.array([self.example_prompt.encode(), b"Hello"], object)
+            examples["generate_text"] = {"prompt": prompts, **controls}
+        return examples
+
+    def expected(self, name: str, inputs: dict) -> dict:
+        """What the Keras model answers to `inputs` (the verification oracle)."""
+        model = self.model
+        if name == SERVING_DEFAULT:
+            return {"logits": np.asarray(model(inputs["token_ids"], training=False))}
+        kwargs = dict(
+            max_new_tokens=int(inputs["max_new_tokens"][0]),
+            temperature=float(inputs["temperature"][0]),
+            top_k=int(inputs["top_k"][0]) or None,
+            top_p=_top_p_or_none(float(inputs["top_p"][0])),
+            seed=int(inputs["seed"][0]),
+        )
+        if name == "generate":
+            return {"token_ids": generate(model, inputs["token_ids"], **kwargs)}
+        from keras_recipes.tokenizers import SentencePieceTokenizer
+
+        tokenizer = SentencePieceTokenizer(self.proto)
+        texts = []
+        for prompt in inputs["prompt"]:
+            prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
+            ids = tokenizer.encode(prompt, add_bos=True)
+            out = generate(model, [ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
+            ends = np.flatnonzero(out == tokenizer.eos_id)
+            new = out[: ends[0]] if len(ends) else out
+            texts.append(tokenizer.decode([*ids, *new]).encode())
+        return {"text": np.array(texts, object)}
+
+
+def _top_p_or_none(top_p: float) -> float | None:
+    """A request's top_p as `generate` takes it: outside (0, 1) means off."""
+    return top_p if 0.0 < top_p < 1.0 else None
+
+
+def _checked_token_ids(token_ids, vocab_size: int):
+    """`token_ids`, once every id is in `[0, vocab_size)`.
+
+    Otherwise the request fails with the first bad id in the message, as
+    `model.generate` does: an embedding lookup would wrap a negative id to
+    another row, and TF's gather on CPU fails without saying which id.
+    """
+    bad = tf.boolean_mask(token_ids, (token_ids < 0) | (token_ids >= vocab_size))
+    check = tf.debugging.Assert(
+        tf.equal(tf.size(bad), 0),
+        [f"token_ids: token id outside [0, {vocab_size}) (the model's vocab_size):", bad[:1]],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(token_ids)
+
+
+def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
+    """The first value of each control; a request must use one value for all rows."""
+    scalars = []
+    for name, value in (
+        ("max_new_tokens", max_new_tokens),
+        ("temperature", temperature),
+        ("top_k", top_k),
+        ("top_p", top_p),
+        ("seed", seed),
+    ):
+        tf.debugging.assert_equal(
+            value,
+            value[0],
+            message=f"{name} must be the same for every row of a request "
+            "(send rows with different settings as separate requests)",
+        )
+        scalars.append(value[0])
+    return scalars
