@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_recipes.serving.session import ServingError, Signature
+from keras_recipes.serving.signature_defs import ServingError, Signature
 from keras_recipes.serving.warmup import WARMUP_FILE, read_warmup_requests
 
 # The fresh process: imports the session module only (ctypes and numpy; no

@@ -6,11 +6,11 @@ import base64
 
 import numpy as np
 
-from keras_recipes.serving.session import (
+from keras_recipes.serving.session import SavedModelSession
+from keras_recipes.serving.signature_defs import (
     DTYPE_NAMES,
     TF_BOOL,
     TF_STRING,
-    SavedModelSession,
     _numpy_dtype,
 )
 
