@@ -344,14 +344,6 @@ def interrupt_from_environment() -> list[keras.callbacks.Callback]:
         raise ValueError(f"{INTERRUPT_ENV} must be a positive int; got {value!r}.") from error
 
 
-def backup_epoch(backup_dir: str | os.PathLike) -> int:
-    """Epochs completed by an interrupted run whose BackupAndRestore folder this is (0: none)."""
-    metadata = Path(backup_dir) / "training_metadata.json"
-    if not metadata.is_file():
-        return 0
-    return int(json.loads(metadata.read_text())["epoch"])
-
-
 def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -> None:
     """Writes `OUT/run.json`; when resuming, first checks the settings did not change.
 
