@@ -1,0 +1,90 @@
+"""Tokenizers: SentencePiece training and loading, llama2.c's tokenizer.bin, Hugging Face tokenizer.json.
+
+A language model sees integers, not text. One file per format:
+`sentencepiece.py` (`train_sentencepiece`, `SentencePieceTokenizer`,
+`load_sentencepiece`), `llama2c.py` (`Llama2cTokenizer`, llama2.c's
+`tokenizer.bin`), `huggingface.py` (`BytePairTokenizerJson`, a byte-level BPE
+`tokenizer.json` read by keras-hub). `load_tokenizer` picks the format from
+the file; `find_tokenizer` finds the one beside a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from keras_recipes.tokenizers.huggingface import BytePairTokenizerJson
+from keras_recipes.tokenizers.llama2c import Llama2cTokenizer
+from keras_recipes.tokenizers.sentencepiece import (
+    BOS_ID,
+    EOS_ID,
+    MODEL_TYPES,
+    PAD_ID,
+    UNK_ID,
+    SentencePieceTokenizer,
+    load_sentencepiece,
+    train_sentencepiece,
+)
+
+__all__ = [
+    "BOS_ID",
+    "EOS_ID",
+    "MODEL_TYPES",
+    "PAD_ID",
+    "TOKENIZER_FILES",
+    "UNK_ID",
+    "BytePairTokenizerJson",
+    "Llama2cTokenizer",
+    "SentencePieceTokenizer",
+    "find_tokenizer",
+    "load_sentencepiece",
+    "load_tokenizer",
+    "train_sentencepiece",
+]
+
+
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
+
+
+def load_tokenizer(path: str | os.PathLike, vocab_size: int | None = None):
+    """A tokenizer from a file: SentencePiece `.model`, llama2.c `tokenizer.bin`,
+    or a Hugging Face byte-level BPE `tokenizer.json` (Llama 3).
+
+    A folder is searched for `tokenizer.model`, `tokenizer.bin`, then
+    `tokenizer.json` (the names Hugging Face and llama2.c use). Every
+    returned type offers `encode(text, add_bos=...)`, `decode(ids)`,
+    `bos_id`, `eos_id` and `vocab_size`.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
+        if not found:
+            raise ValueError(
+                f"{path}: no {', '.join(TOKENIZER_FILES)} in this folder; pass --tokenizer."
+            )
+        path = found[0]
+    if not path.is_file():
+        raise ValueError(
+            f"No tokenizer at {path}: pass a .model, tokenizer.bin or tokenizer.json file."
+        )
+    if path.suffix == ".bin":
+        return Llama2cTokenizer.load(path, vocab_size=vocab_size)
+    tokenizer = (
+        BytePairTokenizerJson(path) if path.suffix == ".json" else SentencePieceTokenizer(path)
+    )
+    if vocab_size is not None and tokenizer.vocab_size > vocab_size:
+        raise ValueError(
+            f"{path}: {tokenizer.vocab_size} tokens but the model's vocab_size is {vocab_size}; "
+            "use the tokenizer the model was trained with."
+        )
+    return tokenizer
+
+
+def find_tokenizer(checkpoint: str | os.PathLike) -> Path | None:
+    """The tokenizer file that belongs to a checkpoint: beside it, or in its folder."""
+    checkpoint = Path(checkpoint)
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    for name in TOKENIZER_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return None
