@@ -55,7 +55,9 @@ def one_run(library, mode, seed):
         import keras_recipes
 
         keras_recipes.quiet_tensorflow()
-        from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+        from keras_recipes.embeddings import Doc2Vec, TaggedDocument, use_word2vec_threads
+
+        use_word2vec_threads(1)  # one thread per op, as gensim's one worker
     else:
         from gensim.models.doc2vec import Doc2Vec, TaggedDocument
     from gensim.test.utils import datapath

@@ -69,8 +69,9 @@ def one_run(library, arch, seed, workers, corpus):
         seconds = time.perf_counter() - start
         wv = model.wv
     else:
-        from keras_recipes.embeddings import Word2Vec
+        from keras_recipes.embeddings import Word2Vec, use_word2vec_threads
 
+        use_word2vec_threads(workers)  # one thread per op, `workers` steps side by side
         shared = ARCHS[arch].get("shared", False)
         model = Word2Vec(sg=sg, seed=seed, workers=workers, shared_negatives=shared, **SETTINGS)
         model.build_vocab(sentences)

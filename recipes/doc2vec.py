@@ -81,7 +81,7 @@ from gensim.models.doc2vec import TaggedDocument as GensimTaggedDocument  # noqa
 from gensim.test.utils import datapath  # noqa: E402
 from gensim.utils import simple_preprocess  # noqa: E402
 
-from keras_recipes.embeddings import Doc2Vec, TaggedDocument  # noqa: E402
+from keras_recipes.embeddings import Doc2Vec, TaggedDocument, use_word2vec_threads  # noqa: E402
 
 """
 ## The corpus
@@ -118,6 +118,7 @@ settings = dict(
     seed=args.seed,
     workers=1,
 )
+use_word2vec_threads(settings["workers"])  # one thread per op, as gensim's one worker
 models = {}
 for name, model_class, document_class in (
     ("keras_recipes", Doc2Vec, TaggedDocument),

@@ -97,7 +97,7 @@ import numpy as np  # noqa: E402
 from gensim.models import Word2Vec as GensimWord2Vec  # noqa: E402
 from gensim.test.utils import datapath  # noqa: E402
 
-from keras_recipes.embeddings import Word2Vec, vocab_size  # noqa: E402
+from keras_recipes.embeddings import Word2Vec, use_word2vec_threads, vocab_size  # noqa: E402
 
 """
 ## The corpus
@@ -147,6 +147,7 @@ settings = dict(
     seed=args.seed,
     workers=args.workers,
 )
+use_word2vec_threads(args.workers)  # one thread per op, `workers` steps side by side
 ours = Word2Vec(**settings, verbose=0 if args.quick else 1)
 ours.build_vocab(sentences)
 ours.train()

@@ -35,9 +35,15 @@ from keras_recipes.embeddings.vocabulary import (
     one_hot,
     vocab_size,
 )
-from keras_recipes.embeddings.word2vec import CallbackAny2Vec, Word2Vec, line_sentences
+from keras_recipes.embeddings.word2vec import (
+    CallbackAny2Vec,
+    Word2Vec,
+    line_sentences,
+    use_word2vec_threads,
+)
 
 __all__ = [
+    "use_word2vec_threads",
     "CallbackAny2Vec",
     "Doc2Vec",
     "OOV_TOKEN",

@@ -181,20 +181,41 @@ def _raise_for_non_string_token(pieces) -> None:
         offset += len(piece)
 
 
-def _set_threads(workers: int) -> None:
-    """`workers` concurrent ops of one thread each, if TensorFlow's runtime has not started yet.
+def use_word2vec_threads(workers: int) -> bool:
+    """Sets TensorFlow's thread pools for `Word2Vec` training: `workers` one-thread ops.
 
-    An XLA step is a serial loop over small slices: splitting each op over
-    threads only adds synchronisation (10.5 vs 7.3 ms per 16,384 pairs on
-    two cores), so workers run whole steps side by side instead.
+    An XLA training step is a serial loop over small slices: splitting each
+    op over threads only adds synchronisation (10.5 vs 7.3 ms per 16,384
+    pairs on two cores), so `Word2Vec(workers=N)` runs whole steps side by
+    side instead, and is fastest with one thread per op and `N` ops at once.
+    The pools belong to the whole process (every TensorFlow op in it), so
+    `Word2Vec` never sets them itself: call this first, before anything
+    runs a TensorFlow op, in a process that mostly trains vectors (the
+    word2vec / doc2vec recipes and benchmarks do).
+
+    Args:
+        workers: int, the `workers` the models will train with.
+
+    Returns:
+        True if the pools were set; False if TensorFlow had already started
+        (its pools are then fixed for this process, and nothing changed).
+
+    Examples:
+
+    ```python
+    from keras_recipes.embeddings import Word2Vec, use_word2vec_threads
+    use_word2vec_threads(2)
+    model = Word2Vec(sentences, workers=2)
+    ```
     """
     import tensorflow as tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(max(2, workers))
+        tf.config.threading.set_inter_op_parallelism_threads(max(2, int(workers)))
     except RuntimeError:
-        pass  # Already initialized: the thread pools are fixed for this process.
+        return False
+    return True
 
 
 class CallbackAny2Vec:
@@ -291,10 +312,10 @@ class Word2Vec:
         seed: int. Seed for the initial vectors and every random draw.
             Defaults to 1.
         workers: int. Threads that run update steps side by side on the
-            shared vectors (Hogwild, as gensim's worker threads), each op
-            on one CPU thread; the thread setting applies only if the
-            TensorFlow runtime has not started yet in this process.
-            Defaults to 3, as gensim.
+            shared vectors (Hogwild, as gensim's worker threads). Fastest
+            with TensorFlow's pools set by `use_word2vec_threads(workers)`
+            first (one thread per op); `Word2Vec` never changes the
+            process's thread settings itself. Defaults to 3, as gensim.
         min_alpha: float. Final learning rate. Defaults to 1e-4.
         sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
         hs: int. Must be 0: hierarchical softmax is not supported (negative
@@ -716,7 +737,6 @@ class Word2Vec:
         self.compute_loss = bool(compute_loss)
         self.running_training_loss = 0.0
         callbacks = tuple(callbacks)
-        _set_threads(self.workers)
         import keras
         import tensorflow as tf
 
