@@ -29,12 +29,11 @@ from keras_recipes.data import (
     windows_dataset,
 )
 from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama.backup import StepBackupAndRestore, read_backup
 from keras_recipes.llama.distribute import (
     STRATEGIES,
-    StepBackupAndRestore,
     local_tf_configs,
     make_strategy,
-    read_backup,
     read_tf_config,
     replica_batch_size,
 )

@@ -21,7 +21,7 @@ import pytest
 from keras_recipes import cli
 from keras_recipes.data import load_builtin_corpus
 from keras_recipes.llama import train
-from keras_recipes.llama.distribute import read_backup
+from keras_recipes.llama.backup import read_backup
 from keras_recipes.llama.train import InterruptAfterSteps, resume_hint, train_llama
 
 STEPS_PER_EPOCH = 12  # 12 Lee documents at QUICK sizes

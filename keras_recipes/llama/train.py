@@ -532,7 +532,8 @@ def open_run(
     `run.json`).
     """
     from keras_recipes._io import stale_partials
-    from keras_recipes.llama.distribute import read_backup, replica_batch_size, worker_dir
+    from keras_recipes.llama.backup import read_backup
+    from keras_recipes.llama.distribute import replica_batch_size, worker_dir
 
     replica_batch_size(settings["batch_size"], strategy)
     out = worker_dir(out, strategy)
@@ -677,7 +678,7 @@ def training_callbacks(
     pipe (the logger's epoch lines are printed either way). The logger
     starts from the epochs a resumed run already recorded in `history.json`.
     """
-    from keras_recipes.llama.distribute import StepBackupAndRestore
+    from keras_recipes.llama.backup import StepBackupAndRestore
 
     settings = run.settings
     history_path = run.out / "history.json"
@@ -706,7 +707,8 @@ def fit_model(model, run: TrainingRun, data, train_stream, steps_per_epoch, call
     the last step trained (`StepBackupAndRestore.save_now`), so a rerun
     resumes from exactly there; then the interrupt goes on to the caller.
     """
-    from keras_recipes.llama.distribute import StepBackupAndRestore, shard_by_data
+    from keras_recipes.llama.backup import StepBackupAndRestore
+    from keras_recipes.llama.distribute import shard_by_data
 
     started = time.perf_counter()
     try:
@@ -731,7 +733,7 @@ def fit_model(model, run: TrainingRun, data, train_stream, steps_per_epoch, call
 
 def resume_hint(out: str | os.PathLike) -> str:
     """What a rerun of an interrupted run in `out` will do, truthfully."""
-    from keras_recipes.llama.distribute import read_backup
+    from keras_recipes.llama.backup import read_backup
 
     try:
         backup = read_backup(Path(out) / "backup")
