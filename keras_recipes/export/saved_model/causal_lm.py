@@ -60,11 +60,7 @@ class _CausalLMSignatures:
         @tf.function(
             input_signature=[
                 tf.TensorSpec([None, None], tf.int32, name="token_ids"),
-                tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-                tf.TensorSpec([None], tf.float32, name="temperature"),
-                tf.TensorSpec([None], tf.int32, name="top_k"),
-                tf.TensorSpec([None], tf.float32, name="top_p"),
-                tf.TensorSpec([None], tf.int32, name="seed"),
+                *_control_specs(),
             ],
             autograph=False,
         )
@@ -89,11 +85,7 @@ class _CausalLMSignatures:
             @tf.function(
                 input_signature=[
                     tf.TensorSpec([None], tf.string, name="prompt"),
-                    tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-                    tf.TensorSpec([None], tf.float32, name="temperature"),
-                    tf.TensorSpec([None], tf.int32, name="top_k"),
-                    tf.TensorSpec([None], tf.float32, name="top_p"),
-                    tf.TensorSpec([None], tf.int32, name="seed"),
+                    *_control_specs(),
                 ],
                 autograph=False,
             )
@@ -188,6 +180,17 @@ def _checked_token_ids(token_ids, vocab_size: int):
     )
     with tf.control_dependencies([check]):
         return tf.identity(token_ids)
+
+
+def _control_specs() -> list:
+    """The per-row generation controls of `generate` and `generate_text`, in call order."""
+    return [
+        tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+        tf.TensorSpec([None], tf.float32, name="temperature"),
+        tf.TensorSpec([None], tf.int32, name="top_k"),
+        tf.TensorSpec([None], tf.float32, name="top_p"),
+        tf.TensorSpec([None], tf.int32, name="seed"),
+    ]
 
 
 def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
