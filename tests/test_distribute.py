@@ -24,7 +24,6 @@ import pytest
 
 from keras_recipes.data import (
     epoch_windows_dataset,
-    load_builtin_corpus,
     steps_per_epoch,
     windows_dataset,
 )
@@ -51,13 +50,6 @@ def cli_flags(corpus, out):
     for key, value in RUN_FLAGS.items():
         flags += [f"--{key.replace('_', '-')}", str(value)]
     return flags
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "news.txt"
-    path.write_text("\n".join(load_builtin_corpus("lee")[:12]) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

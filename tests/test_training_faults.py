@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from keras_recipes import cli
-from keras_recipes.data import load_builtin_corpus
 from keras_recipes.llama import train
 from keras_recipes.llama.backup import read_backup
 from keras_recipes.llama.train import InterruptAfterSteps, resume_hint, train_llama
@@ -27,13 +26,6 @@ from keras_recipes.llama.train import InterruptAfterSteps, resume_hint, train_ll
 STEPS_PER_EPOCH = 12  # 12 Lee documents at QUICK sizes
 # Dropout on, backups every 5 steps: an interrupt at step 17 falls between backups.
 RUN = dict(quick=True, verbose=0, epochs=2, dropout=0.2, backup_steps=5, max_new_tokens=4)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "news.txt"
-    path.write_text("\n".join(load_builtin_corpus("lee")[:12]) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -178,14 +178,7 @@ class Doc2Vec(Word2Vec):
         self.dv: KeyedVectors | None = None
         self._corpus_tags: list[list] = []
         self._infer_step = None
-        if documents is not None or corpus_file is not None:
-            self.build_vocab(documents, corpus_file=corpus_file, trim_rule=trim_rule)
-            self.train(
-                total_examples=self.corpus_count,
-                epochs=self.epochs,
-                compute_loss=self.compute_loss,
-                callbacks=self.callbacks,
-            )
+        self._build_and_train(documents, corpus_file, trim_rule)
 
     def __str__(self) -> str:
         mode = f"dm/{'m' if self.cbow_mean else 's'}" if self.dm else "dbow"

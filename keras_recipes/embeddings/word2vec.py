@@ -485,14 +485,19 @@ class Word2Vec:
         self.train_count = 0
         self.running_training_loss = 0.0
         self._corpus = None
-        if sentences is not None or corpus_file is not None:
-            self.build_vocab(sentences, corpus_file=corpus_file, trim_rule=trim_rule)
-            self.train(
-                total_examples=self.corpus_count,
-                epochs=self.epochs,
-                compute_loss=self.compute_loss,
-                callbacks=self.callbacks,
-            )
+        self._build_and_train(sentences, corpus_file, trim_rule)
+
+    def _build_and_train(self, corpus, corpus_file, trim_rule) -> None:
+        """What gensim's constructor does when given a corpus: `build_vocab`, then `train`."""
+        if corpus is None and corpus_file is None:
+            return
+        self.build_vocab(corpus, corpus_file=corpus_file, trim_rule=trim_rule)
+        self.train(
+            total_examples=self.corpus_count,
+            epochs=self.epochs,
+            compute_loss=self.compute_loss,
+            callbacks=self.callbacks,
+        )
 
     def __str__(self) -> str:
         size = 0 if self.wv is None else len(self.wv)
