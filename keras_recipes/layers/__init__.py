@@ -1,13 +1,17 @@
-"""LLaMA's building blocks as Keras layers (`keras.ops` only, any backend)."""
+"""Keras layers (`keras.ops` only, any backend): LLaMA's building blocks, and tagger layers."""
 
 from keras_recipes.layers.causal_self_attention import CausalSelfAttention
+from keras_recipes.layers.char_encoder import CharacterEncoder
+from keras_recipes.layers.crf import CRF
 from keras_recipes.layers.llama_block import LlamaBlock
 from keras_recipes.layers.rms_norm import RMSNorm
 from keras_recipes.layers.rotary_embedding import RotaryEmbedding, rope_inverse_frequencies
 from keras_recipes.layers.swiglu import SwiGLU, llama_hidden_dim
 
 __all__ = [
+    "CRF",
     "CausalSelfAttention",
+    "CharacterEncoder",
     "LlamaBlock",
     "RMSNorm",
     "RotaryEmbedding",
