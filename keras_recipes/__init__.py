@@ -13,10 +13,14 @@ Modules, one idea each (the map: docs/architecture.md):
 Submodules import TensorFlow/Keras lazily, so `import keras_recipes` is cheap.
 It still makes every `.keras` file the package writes loadable with
 `keras.models.load_model`: the modules that register its Keras classes are
-imported as soon as Keras is (`keras_recipes/_registry.py`).
+imported as soon as Keras is (`keras_recipes/_registry.py`). It also turns
+on XLA's persistent compilation cache, so a second process that generates
+with the same shapes loads the compiled code instead of compiling it
+(`keras_recipes/xla_cache.py`; `KERAS_RECIPES_XLA_CACHE=0` turns it off).
 """
 
 from keras_recipes._registry import register_when_keras_loads
+from keras_recipes.xla_cache import enable_xla_cache
 
 __version__ = "0.1.0"
 
@@ -59,3 +63,4 @@ def quiet_tensorflow() -> None:
 
 
 register_when_keras_loads()
+enable_xla_cache()

@@ -19,12 +19,17 @@ How it runs (TensorFlow backend, XLA-compiled):
 
 Every compiled function is traced once per (batch size, prompt bucket or
 window, greedy or sampling) and reused across calls and sampler settings: `generate_trace_count(model)`
-tells how many traces have happened.
+tells how many traces have happened. Tracing runs without autograph (the
+loops are written as `tf.while_loop`), which halves it. A new process pays
+the XLA compilation only once per machine: the compiled code is kept in
+XLA's persistent cache (`keras_recipes.xla_cache`), and each trace starts
+from aligned TensorFlow function names so that the cache's keys match.
 """
 
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes._compat import align_function_uids
 from keras_recipes.causal_lm import check_causal_lm
 from keras_recipes.llama.sampling import check_sampling, sample_logits
 
@@ -126,7 +131,7 @@ def _make_prefill(model, state, greedy):
         position = tf.shape(ids)[1]
         return sample_logits(logits, position, temperature, top_k, top_p, seed, greedy), caches
 
-    return tf.function(prefill, jit_compile=True, reduce_retracing=False)
+    return tf.function(prefill, jit_compile=True, reduce_retracing=False, autograph=False)
 
 
 def _make_decode(model, state, greedy):
@@ -171,7 +176,7 @@ def _make_decode(model, state, greedy):
         )
         return tokens, done, caches, position
 
-    return tf.function(decode, jit_compile=True, reduce_retracing=False)
+    return tf.function(decode, jit_compile=True, reduce_retracing=False, autograph=False)
 
 
 def generate(
@@ -265,6 +270,7 @@ def generate(
     key = ("prefill", batch, padded, window, greedy)
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
+        align_function_uids()  # the same names, so XLA's disk cache hits in a new process
     # Transposed once here: inside the loop XLA would re-transpose tied
     # embeddings (vocab x dim) at every step.
     output_kernel = tf.identity(model.output_kernel())
@@ -293,6 +299,7 @@ def generate(
         key = ("decode", batch, window, greedy)
         if key not in state.functions:
             state.functions[key] = _make_decode(model, state, greedy)
+            align_function_uids()
         tokens, done, caches, reached = state.functions[key](
             tokens,
             key_mask(window),
