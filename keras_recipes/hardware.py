@@ -1,0 +1,107 @@
+"""What this CPU computes fast, and the precision that follows from it.
+
+bfloat16 matrix products are only fast on CPUs that multiply bfloat16 in
+hardware: AVX512-BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids
+and later). Elsewhere oneDNN and XLA convert to float32 and back, and mixed
+bfloat16 training runs *slower* than float32 (0.85x keras-hub's float32
+tokens/s on an AVX512F Xeon without BF16, against 1.63x on one with it:
+`benchmarks/llama_bench.py --skip-decode --train-modes fp32 bf16`). Int8 dot
+products likewise need VNNI (AVX512-VNNI, AVX-VNNI) or AMX-INT8.
+
+`cpu_features()` reads the flags once from `/proc/cpuinfo`;
+`default_compute_dtype(flags)` picks `"bfloat16"` only where the flags say
+it is fast, and every function takes the flags as an argument, so the rule
+is testable without the CPU it describes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def parse_cpu_flags(cpuinfo: str) -> frozenset:
+    """The flags of the first processor listed in a `/proc/cpuinfo` text.
+
+    Examples:
+
+    >>> sorted(parse_cpu_flags("processor : 0\\nflags : fpu avx2 avx512_bf16\\n"))
+    ['avx2', 'avx512_bf16', 'fpu']
+    """
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, ARM
+            return frozenset(value.split())
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> frozenset:
+    """This machine's CPU flags (`/proc/cpuinfo`), or an empty set where there is none.
+
+    An empty set (macOS, Windows, a sandbox hiding `/proc`) means "nothing
+    known to be fast", so every default stays float32.
+    """
+    try:
+        with open("/proc/cpuinfo") as info:
+            return parse_cpu_flags(info.read())
+    except OSError:
+        return frozenset()
+
+
+def has_fast_bfloat16(flags=None) -> bool:
+    """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX-BF16)."""
+    flags = cpu_features() if flags is None else flags
+    return any(flag in flags for flag in BFLOAT16_FLAGS)
+
+
+def has_fast_int8(flags=None) -> bool:
+    """Whether the CPU has int8 dot-product instructions (VNNI or AMX-INT8)."""
+    flags = cpu_features() if flags is None else flags
+    return any(flag in flags for flag in INT8_FLAGS)
+
+
+def default_compute_dtype(flags=None) -> str:
+    """`"bfloat16"` where the CPU computes it in hardware, else `"float32"`.
+
+    Args:
+        flags: a set of `/proc/cpuinfo` flag names; default: this machine's
+            (`cpu_features()`).
+
+    Examples:
+
+    >>> default_compute_dtype({"avx2", "avx512f"})
+    'float32'
+    >>> default_compute_dtype({"avx512f", "avx512_bf16"})
+    'bfloat16'
+    >>> default_compute_dtype({"amx_tile", "amx_bf16"})
+    'bfloat16'
+    """
+    return "bfloat16" if has_fast_bfloat16(flags) else "float32"
+
+
+def resolve_precision(precision: str, flags=None) -> str:
+    """A training precision with `"auto"` resolved: `"mixed_bfloat16"` or `"float32"`.
+
+    `"auto"` is `"mixed_bfloat16"` where `default_compute_dtype(flags)` is
+    bfloat16, else `"float32"`; the two explicit names come back as given,
+    so a user can force either on any CPU.
+
+    Examples:
+
+    >>> resolve_precision("auto", {"avx512f"})
+    'float32'
+    >>> resolve_precision("auto", {"avx512_bf16"})
+    'mixed_bfloat16'
+    >>> resolve_precision("mixed_bfloat16", {"avx512f"})
+    'mixed_bfloat16'
+    """
+    choices = ("auto", "float32", "mixed_bfloat16")
+    if precision not in choices:
+        raise ValueError(f"precision must be one of {choices}; received {precision!r}.")
+    if precision != "auto":
+        return precision
+    return "mixed_bfloat16" if default_compute_dtype(flags) == "bfloat16" else "float32"
