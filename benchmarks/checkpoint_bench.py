@@ -53,6 +53,10 @@ def main():
     parser.add_argument("--dir", default="/tmp/keras_recipes_ckpt_bench")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from conditions import print_conditions
+
+    print_conditions()
     import numpy as np
 
     from keras_recipes.llama import LlamaConfig, build_llama
@@ -104,6 +108,7 @@ def main():
             f"{kind:<8} {size / 1e6:8.1f} {model_bytes / 1e6:9.1f} {peak / 1e6:8.1f} "
             f"{budget / 1e6:10.1f} {peak / budget:11.2f} {seconds:7.1f}"
         )
+    print_conditions(label="after")
 
 
 if __name__ == "__main__":

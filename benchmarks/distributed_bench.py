@@ -197,6 +197,9 @@ def main():
     if args.batch_size % 2:
         sys.exit("--batch-size must be even: it is split over 2 workers.")
 
+    from conditions import print_conditions
+
+    print_conditions(threads={"per process": "intra-op = cores it is pinned to"})
     one, two = [{CORES[0]}], [{CORES[0]}, {CORES[1]}]
     runs = {
         "1 proc, 1 core": (1, one, args.batch_size),
@@ -242,6 +245,7 @@ def main():
         "\nScaling efficiency (2-worker tokens/s over twice the 1-core tokens/s): "
         f"{cluster['tokens_per_second'] / (2 * best['1 proc, 1 core']['tokens_per_second']):.0%}"
     )
+    print_conditions(label="after")
 
 
 if __name__ == "__main__":

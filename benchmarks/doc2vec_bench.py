@@ -32,6 +32,8 @@ import statistics
 import subprocess
 import sys
 
+from conditions import print_conditions
+
 SETTINGS = dict(vector_size=50, min_count=2, epochs=40)
 MODES = {"dm": 1, "dbow": 0}
 
@@ -114,14 +116,8 @@ def measure(library, mode, seed, core):
 
 
 def conditions(core):
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
-    except (OSError, StopIteration):
-        pass
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{model}; taskset -c {core} (1 thread, workers=1); load average {load}"
+    return f"taskset -c {core} (1 thread, workers=1); load average {load}"
 
 
 def main(argv=None):
@@ -137,6 +133,7 @@ def main(argv=None):
     import gensim
     import tensorflow as tf
 
+    print_conditions(threads={"per run": f"taskset -c {args.core}, workers=1"})
     print(f"python {platform.python_version()}, gensim {gensim.__version__}, tensorflow {tf.__version__}")  # fmt: skip
     print(f"lee_background.cor, {SETTINGS}, seeds {args.seeds}")
     for mode in args.modes:

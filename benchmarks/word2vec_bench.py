@@ -31,6 +31,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conditions import print_conditions
+
 SETTINGS = dict(vector_size=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=5)
 
 
@@ -130,6 +132,7 @@ def main(argv=None):
         return one_run(args.one_run, args.archs[0], args.seeds[0], args.workers, args.corpus)
 
     report = []
+    conditions = print_conditions(threads={"per run": "taskset --cores, workers = cores"})
     print(f"corpus {args.corpus}; settings {SETTINGS}; seeds {args.seeds}; medians")
     print(
         f"{'arch':9} {'cores':5} {'gensim w/s':>11} {'ours w/s':>10} {'ratio':>6} {'best':>5} "
@@ -165,8 +168,10 @@ def main(argv=None):
                     runs=runs,
                 )
             )
+    after = print_conditions(label="after")
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        document = dict(conditions=conditions, conditions_after=after, rows=report)
+        args.json.write_text(json.dumps(document, indent=2))
 
 
 if __name__ == "__main__":
