@@ -6,6 +6,9 @@ Keras snippets layer for layer; the arguments generalize them.
 
 - `build_encoder`, `build_decoder`: the notes' two `Sequential` snippets
   (a pooled-embedding classifier and a bidirectional-LSTM classifier).
+  Options for real text: `mask_zero=True` makes id 0 padding that the
+  pooling and the LSTM skip, and `pretrained=` starts the embedding from
+  word vectors (`keras_recipes.embeddings.pretrained_embeddings`).
 - `build_lstm`, `build_gru`: the notes' one-layer LSTM/GRU regressors,
   compiled with adam/mse, plus stacking, `return_sequences` and dropout.
 - `build_bidirectional`: a bidirectional RNN with the four merge modes.
@@ -18,6 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
+
+from keras_recipes.layers.masked_pooling import MaskedGlobalAveragePooling1D
 
 CELLS = {
     "simple": keras.layers.SimpleRNN,
@@ -52,32 +58,87 @@ def _units_list(units: int | Sequence[int]) -> list[int]:
     return [_positive_int("units", u) for u in layers]
 
 
+def _embedding(
+    vocab_size: int, embed_dim: int | None, mask_zero: bool, pretrained, trainable: bool
+) -> keras.layers.Embedding:
+    """The classifiers' `Embedding`: the notes' `Embedding(vocab_size, 64)` unless told more."""
+    _positive_int("vocab_size", vocab_size)
+    if pretrained is None:
+        embed_dim = 64 if embed_dim is None else _positive_int("embed_dim", embed_dim)
+        return keras.layers.Embedding(
+            vocab_size, embed_dim, mask_zero=bool(mask_zero), trainable=trainable
+        )
+    matrix = np.asarray(getattr(pretrained, "matrix", pretrained), dtype="float32")
+    if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
+        raise ValueError(
+            f"`pretrained` has shape {matrix.shape}; it needs one row per token id, "
+            f"(vocab_size={vocab_size}, width). Build it for the same vocabulary with "
+            "keras_recipes.embeddings.pretrained_embeddings(keyed_vectors, vocabulary)."
+        )
+    if embed_dim is not None and embed_dim != matrix.shape[1]:
+        raise ValueError(
+            f"embed_dim={embed_dim} but the pretrained vectors are {matrix.shape[1]} wide; "
+            "leave embed_dim out (it follows the vectors) or pass their width."
+        )
+    return keras.layers.Embedding(
+        vocab_size,
+        matrix.shape[1],
+        mask_zero=bool(mask_zero),
+        weights=[matrix],
+        trainable=trainable,
+    )
+
+
 def build_encoder(
-    vocab_size: int, embed_dim: int = 64, units: int = 64, sequence_length: int | None = None
+    vocab_size: int,
+    embed_dim: int | None = None,
+    units: int = 64,
+    sequence_length: int | None = None,
+    *,
+    mask_zero: bool = False,
+    pretrained=None,
+    trainable: bool = True,
 ) -> keras.Model:
     """The notes' encoder snippet: a pooled-embedding sequence classifier.
 
     `Embedding(vocab_size, 64) -> GlobalAveragePooling1D -> Dense(64, relu)
     -> Dense(1, sigmoid)`, layer for layer, with the sizes as arguments.
+    On padded text, pass `mask_zero=True`: without it the average is taken
+    over every position, padding included, so a short text's words are
+    diluted by its padding (on aclImdb cut to 200 tokens the unmasked model
+    does not learn). With it the pooling is `MaskedGlobalAveragePooling1D`,
+    Keras's layer made safe for a text with no real token (zeros, not NaN).
 
     Args:
         vocab_size: int. Number of token ids the embedding accepts.
-        embed_dim: int. Embedding width. Defaults to `64`.
+        embed_dim: int or None. Embedding width. Defaults to `64`, or the
+            width of `pretrained`.
         units: int. Width of the hidden dense layer. Defaults to `64`.
         sequence_length: int or None. Fixed input length, or `None` for any.
+        mask_zero: bool. Treat token id 0 as padding: the embedding emits a
+            mask, so `GlobalAveragePooling1D` averages only the real tokens
+            and recurrent layers skip the padded steps. Defaults to `False`
+            (the notes' snippet, which averages padding in).
+        pretrained: None, a 2-D array `(vocab_size, embed_dim)`, or the
+            `PretrainedEmbeddings` that
+            `keras_recipes.embeddings.pretrained_embeddings(keyed_vectors,
+            vocabulary)` returns: the embedding starts from these rows.
+            Defaults to `None` (random initialization).
+        trainable: bool. Whether training updates the embedding; `False`
+            freezes pretrained vectors. Defaults to `True`.
 
     Examples:
     ```python
     model = build_encoder(vocab_size=1000)
     model.predict(np.ones((2, 12), "int32")).shape  # (2, 1)
+    model = build_encoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
     ```
     """
-    _positive_int("vocab_size", vocab_size)
     return keras.Sequential(
         [
             keras.Input(shape=(sequence_length,), dtype="int32"),
-            keras.layers.Embedding(vocab_size, embed_dim),
-            keras.layers.GlobalAveragePooling1D(),
+            _embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable),
+            MaskedGlobalAveragePooling1D() if mask_zero else keras.layers.GlobalAveragePooling1D(),
             keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid"),
         ],
@@ -86,31 +147,53 @@ def build_encoder(
 
 
 def build_decoder(
-    vocab_size: int, embed_dim: int = 64, units: int = 64, sequence_length: int | None = None
+    vocab_size: int,
+    embed_dim: int | None = None,
+    units: int = 64,
+    sequence_length: int | None = None,
+    *,
+    mask_zero: bool = False,
+    pretrained=None,
+    trainable: bool = True,
 ) -> keras.Model:
     """The notes' decoder snippet: a bidirectional-LSTM sequence classifier.
 
     `Embedding(vocab_size, 64) -> Bidirectional(LSTM(64)) -> Dense(64, relu)
     -> Dense(1, sigmoid)`, layer for layer, with the sizes as arguments.
     (The encoder-decoder that generates text is `keras_recipes.seq2seq`.)
+    With `mask_zero=True` both directions skip the padding, so the forward
+    LSTM's last output is the one at the last real token, whatever the
+    padded length.
 
     Args:
         vocab_size: int. Number of token ids the embedding accepts.
-        embed_dim: int. Embedding width. Defaults to `64`.
+        embed_dim: int or None. Embedding width. Defaults to `64`, or the
+            width of `pretrained`.
         units: int. LSTM units per direction and dense width. Defaults to `64`.
         sequence_length: int or None. Fixed input length, or `None` for any.
+        mask_zero: bool. Treat token id 0 as padding: the embedding emits a
+            mask, so `GlobalAveragePooling1D` averages only the real tokens
+            and recurrent layers skip the padded steps. Defaults to `False`
+            (the notes' snippet, which averages padding in).
+        pretrained: None, a 2-D array `(vocab_size, embed_dim)`, or the
+            `PretrainedEmbeddings` that
+            `keras_recipes.embeddings.pretrained_embeddings(keyed_vectors,
+            vocabulary)` returns: the embedding starts from these rows.
+            Defaults to `None` (random initialization).
+        trainable: bool. Whether training updates the embedding; `False`
+            freezes pretrained vectors. Defaults to `True`.
 
     Examples:
     ```python
     model = build_decoder(vocab_size=1000)
     model.predict(np.ones((2, 12), "int32")).shape  # (2, 1)
+    model = build_decoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
     ```
     """
-    _positive_int("vocab_size", vocab_size)
     return keras.Sequential(
         [
             keras.Input(shape=(sequence_length,), dtype="int32"),
-            keras.layers.Embedding(vocab_size, embed_dim),
+            _embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable),
             keras.layers.Bidirectional(keras.layers.LSTM(units)),
             keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid"),

@@ -10,8 +10,9 @@
 - `keras_recipes.datasets.sequences`: the adding problem (long-range
   memory) and two series to forecast (`adding_problem`, `noisy_sine`,
   `seasonal_series`, `make_windows`).
-- `keras_recipes.datasets.text`: the polarity sentences gensim ships and a
-  reader for the aclImdb folder layout (`load_polarity`, `load_imdb`).
+- `keras_recipes.datasets.text`: the polarity sentences gensim ships and
+  readers for the aclImdb folder layout and GLUE's SST-2 TSV files
+  (`load_polarity`, `load_imdb`, `load_sst2`).
 """
 
 from keras_recipes.datasets import dates, music, ner, sequences, text  # noqa: F401

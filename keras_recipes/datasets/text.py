@@ -10,14 +10,29 @@ negative.
 `load_imdb` reads the Large Movie Review Dataset as unpacked from
 `aclImdb_v1.tar.gz`: `aclImdb/{train,test}/{pos,neg}/*.txt`, one review per
 file, with `<br />` line breaks.
+
+`load_sst2` reads the Stanford Sentiment Treebank's binary task as GLUE
+distributes it: `SST-2/train.tsv` and `SST-2/dev.tsv`, tab-separated with a
+header row naming the columns (`sentence` and `label`, in either order;
+`test.tsv` has no labels and is not read). The sentences are lower-cased and
+tokenized already (`it 's a charming journey .`), and train holds phrases of
+the treebank's sentences as well as whole ones. GLUE's dev split is used as
+the test set, so `sst2_validation_split` holds out whole training sentences
+to tune on, with their phrases taken out of training.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 POLARITY_LABELS = {"__label__pos": 1, "__label__neg": 0}
+SST2_SPLITS = ("train", "dev")
+# GLUE calls the text column "sentence"; some copies of dev.tsv call it "content".
+SST2_TEXT_COLUMNS = ("sentence", "content")
 
 
 def polarity_path() -> Path:
@@ -113,3 +128,136 @@ def load_imdb(
             texts.append(" ".join(text.split()))
             labels.append(label)
     return texts, labels
+
+
+def load_sst2(directory: str | os.PathLike, split: str = "train") -> tuple[list[str], list[int]]:
+    """Sentences and labels of one split of GLUE's SST-2 folder.
+
+    Columns are found by the header's names, so both `sentence<TAB>label`
+    (GLUE's files) and `label<TAB>sentence` work; the text column may also be
+    named `content`.
+
+    Args:
+        directory: path of the `SST-2` folder holding `train.tsv` and `dev.tsv`.
+        split: str. `"train"` or `"dev"` (GLUE's test split has no labels).
+            Defaults to `"train"`.
+
+    Returns:
+        `(texts, labels)` in file order: lists of str and of int
+        (1 positive, 0 negative).
+
+    Examples:
+
+    ```python
+    texts, labels = load_sst2("SST-2", "dev")
+    len(texts)  # 872
+    ```
+    """
+    if split not in SST2_SPLITS:
+        raise ValueError(
+            f"`split` must be one of {SST2_SPLITS}, got {split!r} (GLUE's test.tsv has no labels)."
+        )
+    path = Path(directory) / f"{split}.tsv"
+    if not path.is_file():
+        raise ValueError(
+            f"{str(path)!r} does not exist. Pass the SST-2 folder, the one holding "
+            "train.tsv and dev.tsv (GLUE format)."
+        )
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t") if lines else []
+    text_names = [name for name in SST2_TEXT_COLUMNS if name in header]
+    if "label" not in header or not text_names:
+        raise ValueError(
+            f"{path}: the first line should be a header naming the columns 'sentence' and "
+            f"'label' (tab-separated, in either order), got {lines[0][:80] if lines else ''!r}."
+        )
+    text_column, label_column = header.index(text_names[0]), header.index("label")
+    texts, labels = [], []
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise ValueError(
+                f"{path}:{number}: {len(fields)} tab-separated fields, the header has "
+                f"{len(header)}."
+            )
+        if fields[label_column] not in ("0", "1"):
+            raise ValueError(
+                f"{path}:{number}: label {fields[label_column]!r}; SST-2 labels are 0 "
+                "(negative) or 1 (positive)."
+            )
+        texts.append(" ".join(fields[text_column].split()))
+        labels.append(int(fields[label_column]))
+    if not texts:
+        raise ValueError(f"{path} holds a header but no labelled sentences.")
+    return texts, labels
+
+
+def _spans(words: tuple, min_length: int, max_length: int):
+    for length in range(min_length, max_length + 1):
+        for start in range(len(words) - length + 1):
+            yield words[start : start + length]
+
+
+def sst2_validation_split(
+    texts: list[str], labels: list[int], num_sentences: int = 1000, seed: int = 0
+) -> tuple[tuple[list[str], list[int]], tuple[list[str], list[int]]]:
+    """Holds out whole sentences of SST-2's train split, and their phrases.
+
+    SST-2's train split holds each treebank sentence and many of its
+    phrases, so a random slice of it is mostly short phrases whose sentence
+    stayed in training. This picks `num_sentences` *whole* sentences (items
+    of at least 8 tokens that are no phrase of another item, like dev's
+    sentences) and takes every phrase of them (any item that occurs in one,
+    at word boundaries) out of training.
+
+    Args:
+        texts: list of str. The train split's sentences (`load_sst2`).
+        labels: list of int. Their labels.
+        num_sentences: int. Sentences to hold out. Defaults to `1000`.
+        seed: int. Which sentences are picked. Defaults to `0`.
+
+    Returns:
+        `((train_texts, train_labels), (validation_texts, validation_labels))`.
+
+    Examples:
+
+    >>> texts = ["a sweet , funny film", "sweet", "funny film", "a dull and long movie",
+    ...          "dull", "long movie", "it is a sad tale of woe ."]
+    >>> (train, _), (held_out, _) = sst2_validation_split(
+    ...     texts, [1, 1, 1, 0, 0, 0, 0], num_sentences=1, seed=0)
+    >>> held_out, len(train)
+    (['it is a sad tale of woe .'], 6)
+    """
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels; pass one label per text.")
+    if num_sentences < 1:
+        raise ValueError(f"num_sentences must be >= 1, got {num_sentences}.")
+    tokens = [tuple(text.split()) for text in texts]
+    long_items = Counter(words for words in tokens if len(words) >= 8)
+    # An item of 8 tokens or more can only be a phrase of another such item.
+    phrases_of_others = {
+        span
+        for words in long_items
+        for span in _spans(words, min_length=8, max_length=len(words) - 1)
+        if span in long_items
+    }
+    held_out = []
+    for index in np.random.default_rng(seed).permutation(len(texts)):
+        words = tokens[index]
+        if long_items.get(words) == 1 and words not in phrases_of_others:
+            held_out.append(int(index))
+            if len(held_out) == num_sentences:
+                break
+    if len(held_out) < num_sentences:
+        raise ValueError(
+            f"Found only {len(held_out)} whole sentences of 8 or more tokens to hold out, "
+            f"fewer than num_sentences={num_sentences}; ask for fewer."
+        )
+    held_out.sort()
+    held_phrases = {span for i in held_out for span in _spans(tokens[i], 1, len(tokens[i]))}
+    train = [i for i in range(len(texts)) if tokens[i] not in held_phrases]
+    return tuple(
+        ([texts[i] for i in part], [labels[i] for i in part]) for part in (train, held_out)
+    )

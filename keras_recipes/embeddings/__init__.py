@@ -11,6 +11,10 @@
   in all its argument forms, similarities and distances, analogies, word
   pairs, add_vectors, save/load), plus Embedding weights and subword vectors
   for unknown words; `load_vectors` for GloVe and `.vec` files.
+- `pretrained.py`: `pretrained_embeddings`, the rows of an `Embedding` for a
+  model's vocabulary from KeyedVectors (ours or gensim's), missing words
+  random and listed; the classifiers in `keras_recipes.rnn` take them as
+  `pretrained=`.
 - `vector_files.py`: word2vec.c's text and binary formats, and the
   pickle-free `.npz` archive that `save` / `load` use.
 
@@ -25,6 +29,7 @@ layer = w2v.wv.embedding_layer(build_vocabulary(sentences), trainable=False)
 """
 
 from keras_recipes.embeddings.doc2vec import Doc2Vec, TaggedDocument
+from keras_recipes.embeddings.pretrained import PretrainedEmbeddings, pretrained_embeddings
 from keras_recipes.embeddings.tfidf import tf_idf
 from keras_recipes.embeddings.vectors import KeyedVectors, char_ngrams, fnv1a_32, load_vectors
 from keras_recipes.embeddings.vocabulary import (
@@ -48,6 +53,7 @@ __all__ = [
     "Doc2Vec",
     "OOV_TOKEN",
     "PAD_TOKEN",
+    "PretrainedEmbeddings",
     "TaggedDocument",
     "KeyedVectors",
     "Vocabulary",
@@ -58,6 +64,7 @@ __all__ = [
     "line_sentences",
     "load_vectors",
     "one_hot",
+    "pretrained_embeddings",
     "tf_idf",
     "vocab_size",
 ]

@@ -4,6 +4,7 @@ from keras_recipes.layers.causal_self_attention import CausalSelfAttention
 from keras_recipes.layers.char_encoder import CharacterEncoder
 from keras_recipes.layers.crf import CRF
 from keras_recipes.layers.llama_block import LlamaBlock
+from keras_recipes.layers.masked_pooling import MaskedGlobalAveragePooling1D
 from keras_recipes.layers.rms_norm import RMSNorm
 from keras_recipes.layers.rotary_embedding import RotaryEmbedding, rope_inverse_frequencies
 from keras_recipes.layers.swiglu import SwiGLU, llama_hidden_dim
@@ -13,6 +14,7 @@ __all__ = [
     "CausalSelfAttention",
     "CharacterEncoder",
     "LlamaBlock",
+    "MaskedGlobalAveragePooling1D",
     "RMSNorm",
     "RotaryEmbedding",
     "SwiGLU",
