@@ -11,11 +11,11 @@ function, CPU included). Importing `keras_recipes` turns this on, in
     $XDG_CACHE_HOME/keras-recipes/xla/<tensorflow version>-<CPU hash>/
                                   otherwise (~/.cache when XDG_CACHE_HOME is unset).
 
-The TensorFlow version and a hash of the CPU's model and flags name the
-folder, because a cached executable is machine code for the CPU that
-compiled it (a home folder shared by machines with and without AMX must not
-hand one's code to the other) and TensorFlow does not key its entries by
-its own version. Entries are a few hundred KB each; delete the folder to
+The TensorFlow version and a hash of the CPU's model and flags (and of
+`XLA_FLAGS`) name the folder, because a cached executable is machine code
+for the CPU that compiled it (a home folder shared by machines with and
+without AMX must not hand one's code to the other) and TensorFlow keys its
+entries by the program only, not by its own version or XLA's options. Entries are a few hundred KB each; delete the folder to
 reclaim the space.
 
 Turn it off with `KERAS_RECIPES_XLA_CACHE=0` (or `off`, `false`, `no`). If
@@ -47,7 +47,7 @@ def _tensorflow_version() -> str:
     return "unknown"
 
 
-def _machine_tag() -> str:
+def _machine_tag(environ) -> str:
     from keras_recipes.hardware import cpu_features
 
     model = ""
@@ -56,7 +56,8 @@ def _machine_tag() -> str:
             model = next((line for line in info if line.startswith("model name")), "")
     except OSError:
         pass
-    text = model + " ".join(sorted(cpu_features()))
+    # XLA_FLAGS change the code XLA emits but not the cache's keys.
+    text = model + " ".join(sorted(cpu_features())) + environ.get("XLA_FLAGS", "")
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -82,7 +83,9 @@ def xla_cache_directory(environ=None) -> str | None:
     if value and value.lower() not in ("1", "on", "true", "yes"):
         return os.path.abspath(os.path.expanduser(value))
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "keras-recipes", "xla", f"{_tensorflow_version()}-{_machine_tag()}")
+    return os.path.join(
+        base, "keras-recipes", "xla", f"{_tensorflow_version()}-{_machine_tag(environ)}"
+    )
 
 
 def enable_xla_cache(environ=None) -> str | None:

@@ -84,3 +84,10 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     second = run_python(GENERATE, environ, "7")
     assert sorted(os.listdir(folder)) == written
     assert second == first
+
+
+def test_xla_flags_get_their_own_folder():
+    # XLA_FLAGS change the compiled code but not TensorFlow's cache keys.
+    plain = xla_cache_directory({"XDG_CACHE_HOME": "/x"})
+    tuned = xla_cache_directory({"XDG_CACHE_HOME": "/x", "XLA_FLAGS": "--xla_cpu_use_onednn=true"})
+    assert plain != tuned
