@@ -71,9 +71,11 @@ def add_llama_train_arguments(
         parser.add_argument(flag, type=type_, help=text)
     parser.add_argument(
         "--precision",
-        choices=("float32", "mixed_bfloat16"),
-        help="float32 (default), or mixed_bfloat16: bfloat16 matrix products, float32 "
-        "weights, about 1.5x faster on CPUs with AVX512-BF16; the saved model is float32",
+        choices=("auto", "float32", "mixed_bfloat16"),
+        help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX, float32 "
+        "elsewhere), float32, or mixed_bfloat16: bfloat16 matrix products, float32 weights, "
+        "about 1.5x faster on CPUs with AVX512-BF16/AMX, slower without; the saved model is "
+        "float32",
     )
     parser.add_argument(
         "--strategy",

@@ -77,3 +77,15 @@ def test_this_machine_is_read_once_and_agrees_with_the_rule():
     flags = cpu_features()
     assert cpu_features() is flags  # cached
     assert default_compute_dtype() == default_compute_dtype(flags)
+
+
+def test_training_precision_defaults_to_the_cpus_choice(monkeypatch):
+    from keras_recipes import hardware
+    from keras_recipes.llama import train
+
+    for flags, expected in ((SKYLAKE_XEON, "float32"), (SAPPHIRE_RAPIDS, "mixed_bfloat16")):
+        monkeypatch.setattr(
+            train, "resolve_precision", lambda p, f=flags: hardware.resolve_precision(p, f)
+        )
+        assert train.training_settings(quick=True)["precision"] == expected
+        assert train.training_settings(precision="float32")["precision"] == "float32"

@@ -58,6 +58,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recipes.hardware import resolve_precision
+
 # The default run: README's main job, 3 min 4 s on 2 CPU cores (2026-11-30).
 DEFAULTS = dict(
     corpus_name="lee_background",
@@ -83,7 +85,7 @@ DEFAULTS = dict(
     top_k=40,
     top_p=None,
     seed=0,
-    precision="float32",
+    precision="auto",  # mixed_bfloat16 where the CPU has AVX512-BF16 or AMX, else float32
 )
 # --quick: under a minute, for tests and smoke runs (small corpus, tiny model).
 QUICK = dict(
@@ -103,7 +105,7 @@ QUICK = dict(
     max_new_tokens=12,
 )
 INTERRUPT_ENV = "KERAS_RECIPES_INTERRUPT_AFTER_STEPS"
-PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # What a run writes into its folder; `overwrite=True` deletes these (exports stay).
 RUN_FILES = ("model.keras", "tokenizer.model", "metrics.json", "history.json", "run.json", "backup")
 # Settings that only pick the sample: a resumed or finished run may change them.
@@ -112,17 +114,19 @@ SAMPLING_SETTINGS = ("prompt", "max_new_tokens", "temperature", "top_k", "top_p"
 
 @contextlib.contextmanager
 def training_precision(precision: str):
-    """Layers built inside compute in `precision`: `"float32"` or `"mixed_bfloat16"`.
+    """Layers built inside compute in `precision`: `"auto"`, `"float32"` or `"mixed_bfloat16"`.
 
     Under `"mixed_bfloat16"` the weights stay float32 and matrix products run
     in bfloat16 (RMSNorm, softmax and the loss stay float32): on CPUs with
-    AVX512-BF16 a LLaMA trains about 1.5x faster (`benchmarks/llama_bench.py
-    --train-modes fp32 bf16`, which also prints both loss curves).
+    AVX512-BF16 or AMX a LLaMA trains about 1.5x faster
+    (`benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
+    both loss curves), on CPUs without them it is slower than float32.
+    `"auto"` picks by the CPU (`keras_recipes.hardware.resolve_precision`).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; received {precision!r}.")
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
+    keras.config.set_dtype_policy(resolve_precision(precision))
     try:
         yield
     finally:
@@ -497,6 +501,9 @@ class TrainingRun:
 def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
     """`DEFAULTS` (or `QUICK`) with `overrides` applied (`None` ignored) and checked.
 
+    `precision="auto"` (the default) becomes `"mixed_bfloat16"` on CPUs with
+    AVX512-BF16 or AMX and `"float32"` elsewhere (`keras_recipes.hardware`).
+
     Raises:
         ValueError: an unknown setting, fewer than one epoch, or
             `backup_steps` below 1.
@@ -507,6 +514,8 @@ def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
         raise ValueError(f"Unknown training settings {sorted(unknown)}; known: {sorted(settings)}.")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
+    # "auto" is decided here, by this CPU, so run.json records what trained.
+    settings["precision"] = resolve_precision(settings["precision"])
     for key in ("epochs", "backup_steps"):
         if not isinstance(settings[key], int) or settings[key] < 1:
             flag = "--" + key.replace("_", "-")
