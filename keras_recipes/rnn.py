@@ -59,15 +59,25 @@ def _units_list(units: int | Sequence[int]) -> list[int]:
 
 
 def _embedding(
-    vocab_size: int, embed_dim: int | None, mask_zero: bool, pretrained, trainable: bool
-) -> keras.layers.Embedding:
-    """The classifiers' `Embedding`: the notes' `Embedding(vocab_size, 64)` unless told more."""
+    vocab_size: int,
+    embed_dim: int | None,
+    mask_zero: bool,
+    pretrained,
+    trainable: bool,
+    dropout: float,
+) -> list[keras.layers.Layer]:
+    """The classifiers' `Embedding` (the notes' `Embedding(vocab_size, 64)` unless told
+    more), and a `Dropout` after it when `dropout` is above 0."""
     _positive_int("vocab_size", vocab_size)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` is a rate in [0, 1), got {dropout!r}.")
+    after = [keras.layers.Dropout(dropout)] if dropout > 0 else []
     if pretrained is None:
         embed_dim = 64 if embed_dim is None else _positive_int("embed_dim", embed_dim)
-        return keras.layers.Embedding(
+        embedding = keras.layers.Embedding(
             vocab_size, embed_dim, mask_zero=bool(mask_zero), trainable=trainable
         )
+        return [embedding, *after]
     matrix = np.asarray(getattr(pretrained, "matrix", pretrained), dtype="float32")
     if matrix.ndim != 2 or matrix.shape[0] != vocab_size:
         raise ValueError(
@@ -80,13 +90,14 @@ def _embedding(
             f"embed_dim={embed_dim} but the pretrained vectors are {matrix.shape[1]} wide; "
             "leave embed_dim out (it follows the vectors) or pass their width."
         )
-    return keras.layers.Embedding(
+    embedding = keras.layers.Embedding(
         vocab_size,
         matrix.shape[1],
         mask_zero=bool(mask_zero),
         weights=[matrix],
         trainable=trainable,
     )
+    return [embedding, *after]
 
 
 def build_encoder(
@@ -98,6 +109,7 @@ def build_encoder(
     mask_zero: bool = False,
     pretrained=None,
     trainable: bool = True,
+    dropout: float = 0.0,
 ) -> keras.Model:
     """The notes' encoder snippet: a pooled-embedding sequence classifier.
 
@@ -126,6 +138,9 @@ def build_encoder(
             Defaults to `None` (random initialization).
         trainable: bool. Whether training updates the embedding; `False`
             freezes pretrained vectors. Defaults to `True`.
+        dropout: float. When above 0, a `Dropout` layer with this rate follows
+            the embedding (it passes the mask on). Defaults to `0.0` (none,
+            as in the notes).
 
     Examples:
     ```python
@@ -137,7 +152,7 @@ def build_encoder(
     return keras.Sequential(
         [
             keras.Input(shape=(sequence_length,), dtype="int32"),
-            _embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable),
+            *_embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable, dropout),
             MaskedGlobalAveragePooling1D() if mask_zero else keras.layers.GlobalAveragePooling1D(),
             keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid"),
@@ -155,6 +170,7 @@ def build_decoder(
     mask_zero: bool = False,
     pretrained=None,
     trainable: bool = True,
+    dropout: float = 0.0,
 ) -> keras.Model:
     """The notes' decoder snippet: a bidirectional-LSTM sequence classifier.
 
@@ -182,6 +198,9 @@ def build_decoder(
             Defaults to `None` (random initialization).
         trainable: bool. Whether training updates the embedding; `False`
             freezes pretrained vectors. Defaults to `True`.
+        dropout: float. When above 0, a `Dropout` layer with this rate follows
+            the embedding (it passes the mask on). Defaults to `0.0` (none,
+            as in the notes).
 
     Examples:
     ```python
@@ -193,7 +212,7 @@ def build_decoder(
     return keras.Sequential(
         [
             keras.Input(shape=(sequence_length,), dtype="int32"),
-            _embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable),
+            *_embedding(vocab_size, embed_dim, mask_zero, pretrained, trainable, dropout),
             keras.layers.Bidirectional(keras.layers.LSTM(units)),
             keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(1, activation="sigmoid"),

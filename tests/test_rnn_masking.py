@@ -105,3 +105,15 @@ def test_pretrained_shape_mismatches_are_named():
         build_encoder(10, pretrained=rows)
     with pytest.raises(ValueError, match="embed_dim=8 but the pretrained vectors are 3 wide"):
         build_decoder(12, embed_dim=8, pretrained=rows)
+
+
+@pytest.mark.parametrize("build", [build_encoder, build_decoder])
+def test_dropout_follows_the_embedding_and_passes_the_mask_on(build):
+    keras.utils.set_random_seed(2)
+    model = build(12, embed_dim=5, units=4, mask_zero=True, dropout=0.5)
+    assert type(model.layers[1]) is keras.layers.Dropout and model.layers[1].rate == 0.5
+    padded = model.predict(IDS, verbose=0)  # inference: dropout off, padding still skipped
+    np.testing.assert_allclose(model.predict(more_padding(IDS), verbose=0), padded, atol=1e-6)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in build(12).layers)
+    with pytest.raises(ValueError, match=r"`dropout` is a rate in \[0, 1\), got 1.0"):
+        build(12, dropout=1.0)
