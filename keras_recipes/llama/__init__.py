@@ -12,6 +12,7 @@ from keras_recipes.llama.checkpoints import (
 )
 from keras_recipes.llama.losses import LanguageModelLoss  # registered for load_model
 from keras_recipes.llama.model import PRESETS, LlamaConfig, LlamaModel, build_llama
+from keras_recipes.llama.quantize import QuantizedLlama, quantize_for_decoding
 
 __all__ = [
     "PRESETS",
@@ -19,10 +20,12 @@ __all__ = [
     "LanguageModelLoss",
     "LlamaConfig",
     "LlamaModel",
+    "QuantizedLlama",
     "build_llama",
     "load_checkpoint",
     "load_hf",
     "load_llama2c",
+    "quantize_for_decoding",
     "save_checkpoint",
     "save_hf",
     "save_llama2c",

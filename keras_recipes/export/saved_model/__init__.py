@@ -32,6 +32,7 @@ from keras_recipes.export.saved_model.causal_lm import _CausalLMSignatures, _tok
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT
 from keras_recipes.export.saved_model.keras_models import _KerasSignatures
 from keras_recipes.export.saved_model.vectors import _VectorSignatures
+from keras_recipes.llama.quantize import WEIGHT_DTYPES, quantize_for_decoding
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -98,7 +99,7 @@ def _signatures_for(model, tokenizer, labels, example_prompt, jit_compile):
                 "their vocabulary is their own keys."
             )
         return _VectorSignatures(wv)
-    if not isinstance(model, keras.Model):
+    if not isinstance(model, keras.Model) and not is_causal_lm(model):
         raise ValueError(
             f"export_saved_model: expected a keras.Model, got {type(model).__name__}; "
             "load a checkpoint with keras.models.load_model first (word vectors: pass "
@@ -143,6 +144,7 @@ def export_saved_model(
     example_prompt: str = "Once upon a time",
     verify: bool = True,
     jit_compile: bool = False,
+    weights: str = "float32",
 ) -> Path:
     """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
 
@@ -194,6 +196,12 @@ def export_saved_model(
         jit_compile: bool, default False. XLA-compile LLaMA's decoding loop:
             faster, but TF Serving must then run with
             `--xla_cpu_compilation_enabled=true` (it refuses XLA otherwise).
+        weights: `"float32"` (default), `"bfloat16"` or `"int8"`. A
+            `LlamaModel`'s matrices stored in 2 or 1 bytes
+            (`keras_recipes.llama.quantize_for_decoding`, int8 with a
+            float32 scale per output channel) and read as such by every
+            signature; the checks compare with the quantized model's own
+            Keras-side answers. Not with `jit_compile`.
 
     Returns:
         The `Path` of the version folder.
@@ -214,6 +222,17 @@ def export_saved_model(
         isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
     ):
         raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(
+            f"export_saved_model: weights must be one of {list(WEIGHT_DTYPES)}, got {weights!r}."
+        )
+    if weights != "float32":
+        if jit_compile:
+            raise ValueError(
+                f"export_saved_model: weights={weights!r} decodes without XLA; "
+                "drop jit_compile=True."
+            )
+        model = quantize_for_decoding(model, weights)
     signatures = _signatures_for(model, tokenizer, labels, example_prompt, jit_compile)
     base_dir.mkdir(parents=True, exist_ok=True)
     version = _next_version(base_dir) if version is None else int(version)

@@ -7,6 +7,7 @@ examples and their oracle (`generate()` on the Keras model).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -145,8 +146,15 @@ class _CausalLMSignatures:
             top_p=_top_p_or_none(float(inputs["top_p"][0])),
             seed=int(inputs["seed"][0]),
         )
+        from keras_recipes.llama.quantize import QuantizedLlama
+
+        # quantize_for_decoding's models decode by their own generate (no XLA).
+        if isinstance(model, QuantizedLlama):
+            decode = model.generate
+        else:
+            decode = functools.partial(generate, model)
         if name == "generate":
-            return {"token_ids": generate(model, inputs["token_ids"], **kwargs)}
+            return {"token_ids": decode(inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
 
         tokenizer = SentencePieceTokenizer(self.proto)
@@ -154,7 +162,7 @@ class _CausalLMSignatures:
         for prompt in inputs["prompt"]:
             prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
             ids = tokenizer.encode(prompt, add_bos=True)
-            out = generate(model, [ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
+            out = decode([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
             ends = np.flatnonzero(out == tokenizer.eos_id)
             new = out[: ends[0]] if len(ends) else out
             texts.append(tokenizer.decode([*ids, *new]).encode())

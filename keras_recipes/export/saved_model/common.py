@@ -15,6 +15,7 @@ def _tf_variables(model: keras.Model) -> list:
     object loader (`tf.saved_model.load`) still works, but TF Serving's
     session loader fails with "Could not find variable". Saving `.value`
     (the `tf.Variable`) gives a saver that restores every variable the
-    signatures read, as Keras's own `model.export()` does.
+    signatures read, as Keras's own `model.export()` does. A `tf.Module`'s
+    (`quantize_for_decoding`'s) are `tf.Variable`s already.
     """
-    return [variable.value for variable in model.variables]
+    return [v.value if isinstance(v, keras.Variable) else v for v in model.variables]

@@ -1,0 +1,491 @@
+"""Weights at 2 and 1 bytes for decoding: `quantize_for_decoding(model, "int8" | "bfloat16")`.
+
+At batch 1 a decode step reads every weight once and does two flops with
+each, so its speed is the speed of reading weights. Storing them in fewer
+bytes only pays when the matmul reads those bytes directly: dequantising to
+a float32 copy and then multiplying reads more bytes than float32 does
+(that is why Keras's `model.quantize("int8")` decodes no faster). So this
+module keeps only the 1- or 2-byte tensors and multiplies with kernels that
+take them as they are:
+
+- `"bfloat16"`: every matrix stored as bfloat16, rows = output channels,
+  multiplied by oneDNN's bfloat16 matmul (`tf.matmul(x_bf16, w,
+  transpose_b=True)`, float32 accumulation; AVX512-BF16 / AMX where the
+  CPU has them).
+- `"int8"`: every matrix stored as int8 with one float32 scale per output
+  channel (symmetric, `scale = max|w| / 127`). Where the CPU has int8 dot
+  instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8) and TensorFlow has its
+  oneDNN kernels, a matmul quantises its input row to uint8 on the fly
+  and runs oneDNN's int8 matmul (`QuantizedMatMulWithBiasAndDequantize`)
+  on the int8 weights; elsewhere the weights are dequantised tile by tile.
+
+Activations (norms, RoPE, attention, the residual stream, the KV caches)
+stay float32. The token embedding table is stored the same way (its rows
+dequantised when gathered), and with tied embeddings it is the output head
+too. `int8_kernel()` / `bfloat16_kernel()` say which form this CPU gets.
+
+The result, `QuantizedLlama`, is a causal LM in the sense of
+`keras_recipes.causal_lm` (`call_with_cache`, `init_caches`,
+`output_kernel`, `config`), decodes like the float model
+(`.generate(prompt_ids, max_new_tokens, temperature, top_k, top_p,
+seed)`, the same sampler) and exports with
+`export_saved_model(model, path, weights="int8")`. Its forward pass is
+written with plain TensorFlow ops (no XLA: the int8 kernel has no XLA form,
+and TF Serving runs without XLA); `tests/test_quantize.py` holds it equal
+to `LlamaModel.call` within quantisation error.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from keras_recipes.layers.causal_self_attention import MASK_VALUE
+from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
+
+WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
+_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# Dequantising tiles of at most this many weights keeps each float32 tile in L2.
+_TILE_WEIGHTS = 1 << 18
+
+
+@functools.cache
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags (`/proc/cpuinfo`), empty where unknown."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def bfloat16_kernel() -> str:
+    """`"onednn"` where the CPU multiplies bfloat16 natively, else `"dequantize"`."""
+    return "onednn" if cpu_flags() & set(_BF16_FLAGS) else "dequantize"
+
+
+def _tiles(rows: int, columns: int) -> list[int]:
+    """Row counts of the tiles a `(rows, columns)` matrix is dequantised in."""
+    per_tile = max(1, _TILE_WEIGHTS // columns)
+    return [min(per_tile, rows - start) for start in range(0, rows, per_tile)]
+
+
+class _Matrix:
+    """One weight matrix `(out, in)` (rows = output channels) in its storage dtype.
+
+    int8: symmetric per-row scales; each tile of rows is dequantised by
+    TensorFlow's `Dequantize` (SCALED: the int8 value itself, vectorised)
+    into a float32 tile small enough to stay in L2, multiplied, and the
+    outputs scaled per channel. bfloat16: one oneDNN bfloat16 matmul where
+    the CPU multiplies bfloat16, else the same tiling with a cast.
+    """
+
+    def __init__(self, kernel: np.ndarray, dtype: str, name: str):
+        """`kernel` is Keras's `(in, out)` layout (float32)."""
+        rows = np.ascontiguousarray(np.asarray(kernel, np.float32).T)
+        self.dtype, self.shape = dtype, rows.shape
+        self.tiles = _tiles(*rows.shape)
+        if dtype == "int8":
+            peak = np.abs(rows).max(axis=1)
+            scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+            stored = np.clip(np.round(rows / scale[:, None]), -127, 127).astype(np.int8)
+            self.scale = tf.Variable(scale, trainable=False, name=f"{name}_scale")
+            self.weight = tf.Variable(stored, trainable=False, name=name)
+            self.kernel = "dequantize"
+        else:
+            self.scale = None
+            self.weight = tf.Variable(tf.constant(rows, tf.bfloat16), trainable=False, name=name)
+            self.kernel = bfloat16_kernel()
+
+    @property
+    def variables(self) -> list:
+        return [self.weight] + ([self.scale] if self.scale is not None else [])
+
+    def __call__(self, x):
+        """`x (N, in)` float32 -> `(N, out)` float32."""
+        if self.kernel == "onednn":
+            product = tf.matmul(tf.cast(x, tf.bfloat16), self.weight, transpose_b=True)
+            return tf.cast(product, tf.float32)
+        tiles = tf.split(self.weight, self.tiles, axis=0) if len(self.tiles) > 1 else [self.weight]
+        outs = [tf.matmul(x, self._dequantize(tile), transpose_b=True) for tile in tiles]
+        out = tf.concat(outs, axis=1) if len(outs) > 1 else outs[0]
+        return out * self.scale if self.scale is not None else out
+
+    def _dequantize(self, tile):
+        if self.dtype == "int8":
+            return tf.raw_ops.Dequantize(
+                input=tf.bitcast(tile, tf.qint8),
+                min_range=tf.constant(-127.0),
+                max_range=tf.constant(127.0),
+                mode="SCALED",
+                dtype=tf.float32,
+            )
+        return tf.cast(tile, tf.float32)
+
+    def rows(self, ids):
+        """Float32 rows `ids` (the embedding lookup of a tied table)."""
+        rows = tf.cast(tf.gather(self.weight, ids), tf.float32)
+        if self.scale is not None:
+            rows *= tf.gather(self.scale, ids)[..., None]
+        return rows
+
+    def dequantized(self) -> np.ndarray:
+        """The float32 `(out, in)` matrix this one stands for (for tests and checks)."""
+        rows = np.asarray(tf.cast(self.weight, tf.float32))
+        return rows * self.scale.numpy()[:, None] if self.scale is not None else rows
+
+
+class QuantizedLlama(tf.Module):
+    """A `LlamaModel` for decoding, with int8 or bfloat16 weights (`quantize_for_decoding`).
+
+    A causal LM (`keras_recipes.causal_lm`): `call_with_cache`,
+    `init_caches`, `output_kernel`, `config`; `model(token_ids)` gives the
+    float32 logits `(B, T, vocab)` and `generate(...)` decodes as
+    `LlamaModel.generate` does, with the same sampler, in one TensorFlow
+    graph run by TensorFlow's kernels (the graph the SavedModel's `generate`
+    signature holds). Greedy decoding is deterministic; sampled draws are
+    TensorFlow's, not XLA's (see `keras_recipes.llama.sampling`).
+
+    Its forward pass restates `LlamaModel.call` on the stored weights:
+    q, k, v as one matrix and w1, w3 as another; RoPE as `x * cos +
+    swap(x) * sin` on queries and keys together (the queries' 1/sqrt(hd)
+    folded into the tables); attention over the `(B, S, kv_heads, hd)`
+    caches, written in place.
+    """
+
+    def __init__(self, model, weights: str):
+        super().__init__(name=f"quantized_llama_{weights}")
+        cfg = model.config
+        self.config, self.weights_dtype = cfg, weights
+        self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.norm_eps = cfg.norm_eps
+
+        def numpy(variable):
+            return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+
+        self.layers = []
+        for i, block in enumerate(model.blocks):
+            attention, ffn = block.attention, block.feed_forward
+            qkv = [
+                numpy(attention.wq.kernel),
+                numpy(attention.wk.kernel),
+                numpy(attention.wv.kernel),
+            ]
+            self.layers.append(
+                dict(
+                    attention_norm=tf.Variable(numpy(block.attention_norm.scale), trainable=False),
+                    wqkv=_Matrix(np.concatenate(qkv, 1), weights, f"layers_{i}_wqkv"),
+                    wo=_Matrix(numpy(attention.wo.kernel), weights, f"layers_{i}_wo"),
+                    ffn_norm=tf.Variable(numpy(block.ffn_norm.scale), trainable=False),
+                    w13=_Matrix(
+                        np.concatenate([numpy(ffn.w1.kernel), numpy(ffn.w3.kernel)], 1),
+                        weights,
+                        f"layers_{i}_w13",
+                    ),
+                    w2=_Matrix(numpy(ffn.w2.kernel), weights, f"layers_{i}_w2"),
+                )
+            )
+        self.norm = tf.Variable(numpy(model.norm.scale), trainable=False)
+        embeddings = numpy(model.tok_embeddings.embeddings)  # (vocab, dim)
+        self.embeddings = _Matrix(embeddings.T, weights, "tok_embeddings")
+        if model.output_projection is None:
+            self.head = self.embeddings
+        else:
+            self.head = _Matrix(numpy(model.output_projection.kernel), weights, "output")
+        self.rotate_half = cfg.rope_convention == "rotate_half"
+        self.cos, self.sin = _rope_tables(cfg)
+        scale = [1.0 / math.sqrt(self.head_dim)] * self.n_heads + [1.0] * self.n_kv
+        self.row_scale = tf.constant(scale)[:, None]
+        self._generate_functions = {}
+
+    @property
+    def matrices(self) -> list:
+        """Every stored matrix, each once (the tied head is the embedding table)."""
+        found = [m for layer in self.layers for m in layer.values() if isinstance(m, _Matrix)]
+        found.append(self.embeddings)
+        return found + ([self.head] if self.head is not self.embeddings else [])
+
+    @property
+    def variables(self) -> list:
+        """The stored tensors, each once: 1- or 2-byte matrices, float32 scales and norms."""
+        norms = [v for layer in self.layers for v in (layer["attention_norm"], layer["ffn_norm"])]
+        return [v for m in self.matrices for v in m.variables] + norms + [self.norm]
+
+    def weights_nbytes(self) -> int:
+        """Bytes of the stored tensors."""
+        return sum(int(np.prod(v.shape)) * v.dtype.size for v in self.variables)
+
+    # The causal-LM protocol.
+
+    def init_caches(self, batch, length: int):
+        """Zero float32 caches, one `(keys, values)` pair per block, `(batch, length, kv, hd)`."""
+        shape = (batch, length, self.n_kv, self.head_dim)
+        return [(tf.zeros(shape), tf.zeros(shape)) for _ in self.layers]
+
+    def output_kernel(self):
+        """The stored output head, `(vocab, dim)` in the storage dtype (not a float
+        `(dim, vocab)` matrix: `call_with_cache` reads its own head, so a decode
+        loop passing this back costs nothing)."""
+        return self.head.weight
+
+    def call_with_cache(
+        self, token_ids, caches, start_index, padding_mask=None, output_kernel=None
+    ):
+        """One cached step over `token_ids (B, t)` at positions `start_index ..`.
+
+        Returns the float32 logits of the last position `(B, vocab)` and the
+        new caches; `padding_mask` is bool `(B, S)` over the cache slots.
+        `output_kernel` is accepted for the protocol and not needed.
+        """
+        hidden, caches = self._hidden(token_ids, caches, start_index, padding_mask)
+        return self.head(_rms(hidden[:, -1], self.norm, self.norm_eps)), caches
+
+    def __call__(self, token_ids, padding_mask=None, training=None):
+        """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
+        token_ids = tf.convert_to_tensor(token_ids, tf.int32)
+        batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        caches = self.init_caches(batch, length)
+        key_mask = None if padding_mask is None else tf.cast(padding_mask, tf.bool)
+        hidden, _ = self._hidden(token_ids, caches, 0, key_mask)
+        flat = tf.reshape(_rms(hidden, self.norm, self.norm_eps), [-1, self.config.dim])
+        return tf.reshape(self.head(flat), [batch, length, self.config.vocab_size])
+
+    def _hidden(self, token_ids, caches, start, key_mask):
+        """The last block's output `(B, t, dim)` and the new caches."""
+        q_width, kv_width = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        batch, steps = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        x = self.embeddings.rows(tf.reshape(token_ids, [-1]))  # (B * t, dim)
+        positions = start + tf.range(steps)
+        cos = tf.gather(self.cos, positions)[:, None] * self.row_scale  # (t, H + kv, hd)
+        sin = tf.gather(self.sin, positions)[:, None] * self.row_scale
+        size = tf.shape(caches[0][0])[1]
+        # 0 where a key may be attended, MASK_VALUE on later slots and left padding.
+        allowed = tf.range(size)[None, :] <= positions[:, None]  # (t, S)
+        allowed = tf.logical_and(allowed[None], True if key_mask is None else key_mask[:, None])
+        bias = tf.where(allowed, 0.0, MASK_VALUE)  # (B or 1, t, S)
+        new_caches = []
+        for layer, (keys, values) in zip(self.layers, caches, strict=True):
+            qkv = layer["wqkv"](_rms(x, layer["attention_norm"], self.norm_eps))
+            qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
+            qk = tf.reshape(qk, [batch, steps, self.n_heads + self.n_kv, self.head_dim])
+            qk = qk * cos + self._swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
+            q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=2)
+            keys = _write(keys, k, start)
+            values = _write(values, tf.reshape(v, [batch, steps, self.n_kv, self.head_dim]), start)
+            new_caches.append((keys, values))
+            attended = self._attend(q, keys, values, bias, single=token_ids.shape[1] == 1)
+            x = x + layer["wo"](attended)
+            gate, up = tf.split(layer["w13"](_rms(x, layer["ffn_norm"], self.norm_eps)), 2, axis=1)
+            x = x + layer["w2"](gate / (1.0 + tf.exp(-gate)) * up)
+        return tf.reshape(x, [batch, steps, self.config.dim]), new_caches
+
+    def _attend(self, q, keys, values, bias, single: bool):
+        """Queries `(B, t, H, hd)` over `(B, S, kv, hd)` caches -> `(B * t, H * hd)`."""
+        groups = self.n_heads // self.n_kv
+        if single:  # one query: products and sums read the caches in place
+            q = tf.reshape(q, [-1, 1, self.n_kv, groups, self.head_dim])
+            scores = tf.reduce_sum(q * keys[:, :, :, None], axis=-1)  # (B, S, kv, groups)
+            scores += tf.reshape(bias, [tf.shape(bias)[0], -1, 1, 1])
+            scores = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True))
+            weights = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
+            attended = tf.reduce_sum(weights[..., None] * values[:, :, :, None], axis=1)
+            return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
+        shape = tf.shape(q)
+        q = tf.reshape(q, [shape[0], shape[1], self.n_kv, groups, self.head_dim])
+        scores = tf.einsum("btkgd,bskd->bkgts", q, keys) + bias[:, None, None]
+        weights = tf.nn.softmax(scores, axis=-1)
+        attended = tf.einsum("bkgts,bskd->btkgd", weights, values)
+        return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
+
+    def _swap(self, x):
+        """The partner of each rotated feature: pairs `(0, 1), ...` or halves."""
+        half = self.head_dim // 2
+        if self.rotate_half:
+            halves = tf.reshape(x, [-1, 2, half])
+            return tf.reshape(tf.reverse(halves, [1]), tf.shape(x))
+        pairs = tf.reshape(x, [-1, half, 2])
+        return tf.reshape(tf.reverse(pairs, [2]), tf.shape(x))
+
+    # Decoding.
+
+    def generate(
+        self,
+        prompt_ids,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        eos_id: int | None = None,
+        pad_id: int = 0,
+    ) -> np.ndarray:
+        """Continue prompts as `LlamaModel.generate` does (same arguments, same sampler).
+
+        The whole KV-cached loop runs in one TensorFlow graph
+        (`keras_recipes.export.llama_graph.generate_in_graph`), traced once
+        per cache size (256, 512, ... up to the context, as `generate`'s
+        windows). After `eos_id` a sequence is filled with `pad_id`.
+
+        Returns:
+            np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
+            included (shorter ones left-padded with `pad_id`).
+        """
+        from keras_recipes.llama.generate import _check_inputs, windows_for
+
+        prompts = _check_inputs(
+            self, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+        )
+        longest = max(len(p) for p in prompts)
+        ids = np.zeros((len(prompts), longest), np.int32)
+        for row, prompt in zip(ids, prompts, strict=True):
+            row[longest - len(prompt) :] = prompt
+        if max_new_tokens == 0:
+            out = ids
+        else:
+            # The graph pads prompts to a multiple of 16, as `generate` does.
+            needed = -(-longest // 16) * 16 + max_new_tokens
+            window = next(w for w in windows_for(self.config.max_seq_len) if w >= needed)
+            if window not in self._generate_functions:
+                self._generate_functions[window] = _generate_function(self, window)
+            if seed is None:
+                seed = int(np.random.randint(0, 2**31 - 1))
+            out = self._generate_functions[window](
+                tf.constant(ids),
+                tf.constant([len(p) for p in prompts], tf.int32),
+                tf.constant(int(max_new_tokens)),
+                tf.constant(float(temperature)),
+                tf.constant(0 if top_k is None else int(top_k)),
+                tf.constant(1.0 if top_p is None else float(top_p)),
+                tf.constant(int(seed) % (2**31 - 1)),
+            ).numpy()
+        for row, prompt in zip(out, prompts, strict=True):
+            row[: longest - len(prompt)] = pad_id
+            if eos_id is not None:
+                ends = np.flatnonzero(row[longest:] == eos_id)
+                if len(ends):
+                    row[longest + ends[0] + 1 :] = pad_id
+        return np.ascontiguousarray(out, np.int32)
+
+
+class _Windowed:
+    """A `QuantizedLlama` seen with a shorter context: `generate_in_graph`
+    sizes its caches by `config.max_seq_len`, so early tokens attend over
+    a window, not the whole context."""
+
+    def __init__(self, model: QuantizedLlama, window: int):
+        self.model, self.config = model, model.config.replace(max_seq_len=window)
+        self.call_with_cache = model.call_with_cache
+        self.init_caches = model.init_caches
+        self.output_kernel = model.output_kernel
+
+
+def _generate_function(model: QuantizedLlama, window: int):
+    from keras_recipes.export.llama_graph import generate_in_graph
+
+    windowed = _Windowed(model, window)
+    scalar = tf.TensorSpec([], tf.int32)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+            scalar,
+            tf.TensorSpec([], tf.float32),
+            scalar,
+            tf.TensorSpec([], tf.float32),
+            scalar,
+        ],
+        autograph=False,
+    )
+    def run(ids, lengths, max_new_tokens, temperature, top_k, top_p, seed):
+        return generate_in_graph(
+            windowed, ids, lengths, max_new_tokens, temperature, top_k, top_p, seed
+        )
+
+    return run
+
+
+def _rms(x, scale, epsilon):
+    """`RMSNorm`'s arithmetic, op for op."""
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
+
+
+def _write(cache, value, start):
+    """`cache[:, start : start + t] = value`, in place when TensorFlow can forward the buffer."""
+    begin = tf.stack([0, start, 0, 0])
+    end = begin + tf.stack([0, tf.shape(value)[1], 0, 0])
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=cache,
+        begin=begin,
+        end=end,
+        strides=[1, 1, 1, 1],
+        value=value,
+        begin_mask=0b1101,
+        end_mask=0b1101,
+    )
+
+
+def _rope_tables(cfg):
+    """`(S, hd)` cos and signed sin of every position, as `RotaryEmbedding` computes them."""
+    inv_freq = rope_inverse_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
+    angles = tf.range(cfg.max_seq_len, dtype=tf.float32)[:, None] * inv_freq[None, :]
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    if cfg.rope_convention == "rotate_half":
+        return tf.concat([cos, cos], 1), tf.concat([-sin, sin], 1)
+    pairs = [cfg.max_seq_len, cfg.head_dim]  # each value twice, side by side
+    return tf.reshape(tf.stack([cos, cos], -1), pairs), tf.reshape(tf.stack([-sin, sin], -1), pairs)
+
+
+def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
+    """A copy of a float32 `LlamaModel` with 1- or 2-byte weights, for decoding.
+
+    Weight-only: every decoder matrix (q/k/v/o, w1/w2/w3), the token
+    embeddings and the output head; activations stay float32.
+
+    Args:
+        model: a `LlamaModel` with float32 weights (from `build_llama`,
+            a checkpoint loader, or `keras.models.load_model`).
+        weights: `"int8"` (per-output-channel float32 scales) or
+            `"bfloat16"`.
+
+    Returns:
+        A `QuantizedLlama`: `generate(...)` as `LlamaModel.generate`,
+        `model(token_ids)` logits, the causal-LM protocol, and
+        `export_saved_model(model, path, weights=...)` exports it.
+
+    Examples:
+
+    >>> import numpy as np
+    >>> from keras_recipes.llama import build_llama
+    >>> small = quantize_for_decoding(build_llama("tiny"), "int8")
+    >>> small.generate([[1, 5, 9]], max_new_tokens=4).shape
+    (1, 7)
+    >>> tuple(small(np.zeros((1, 3), "int32")).shape)
+    (1, 3, 512)
+    """
+    from keras_recipes.llama.model import LlamaModel
+
+    if weights not in ("int8", "bfloat16"):
+        raise ValueError(
+            f"quantize_for_decoding: weights must be 'int8' or 'bfloat16', got {weights!r}."
+        )
+    if not isinstance(model, LlamaModel):
+        raise ValueError(
+            f"quantize_for_decoding: expected a LlamaModel, got {type(model).__name__}; "
+            "other causal LMs are not supported (their forward pass is not restated here)."
+        )
+    not_float32 = sorted({str(w.dtype) for w in model.weights} - {"float32"})
+    if not_float32 or model.compute_dtype != "float32":
+        raise ValueError(
+            "quantize_for_decoding: the model must hold float32 weights and compute in "
+            f"float32 (it has {not_float32 or model.compute_dtype}); build or load it "
+            "under the float32 policy."
+        )
+    return QuantizedLlama(model, weights)
