@@ -25,6 +25,7 @@ MODULES = (
     "keras_recipes.llama",
     "keras_recipes.seq2seq",
     "keras_recipes.optimizers",
+    "keras_recipes.taggers",
 )
 
 

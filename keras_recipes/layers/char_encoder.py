@@ -96,7 +96,9 @@ class CharacterEncoder(keras.layers.Layer):
         chars = ops.cast(chars, "int32")
         shape = ops.shape(chars)
         char_mask = ops.not_equal(chars, 0)
-        x = self.embedding_dropout(self.embedding(chars), training=training)
+        x = self.embedding(chars) * ops.cast(char_mask, self.compute_dtype)[..., None]
+        # zeros at padding characters: the CNN then sees what its own "same" padding shows
+        x = self.embedding_dropout(x, training=training)
         # every word of every sentence becomes one row: (batch * words, chars, char_dim)
         x = ops.reshape(x, (-1, shape[2], self.char_dim))
         flat_mask = ops.reshape(char_mask, (-1, shape[2]))
