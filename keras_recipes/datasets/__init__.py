@@ -7,6 +7,8 @@
 - `keras_recipes.datasets.ner`: a generated named-entity corpus with
   CoNLL-2003's four types in BIO tags, and a CoNLL reader
   (`generate_ner_corpus`, `read_conll`).
+- `keras_recipes.datasets.pairs`: sentence pairs for translation in the
+  Anki/Tatoeba tab-separated format (`read_pairs`).
 - `keras_recipes.datasets.sequences`: the adding problem (long-range
   memory) and two series to forecast (`adding_problem`, `noisy_sine`,
   `seasonal_series`, `make_windows`).
@@ -15,4 +17,4 @@
   (`load_polarity`, `load_imdb`, `load_sst2`).
 """
 
-from keras_recipes.datasets import dates, music, ner, sequences, text  # noqa: F401
+from keras_recipes.datasets import dates, music, ner, pairs, sequences, text  # noqa: F401
