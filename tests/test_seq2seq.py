@@ -159,6 +159,99 @@ def test_padding_does_not_change_the_loss(untrained):
     assert loss == pytest.approx(base, rel=1e-5)
 
 
+# --- padding masks, end to end -----------------------------------------------
+# The oracle for each check is the same model run on the source alone, cut to
+# its real length (no padding exists, so no mask is involved).
+
+MASK_CONFIGS = [("lstm", "bahdanau", False), ("gru", "luong", True), ("lstm", "none", True)]
+MIXED = [s for s, _ in PAIRS[:6]]  # dates of different lengths: batches get padded
+
+
+@pytest.fixture(scope="module", params=MASK_CONFIGS, ids=lambda c: "-".join(map(str, c)))
+def tiny(request):
+    cell, attention, bidirectional = request.param
+    keras.utils.set_random_seed(3)
+    return Seq2Seq.from_pairs(
+        PAIRS, cell=cell, units=6, embed_dim=4, attention=attention, bidirectional=bidirectional
+    )
+
+
+def alone(model, text):
+    """Source ids of one text, no padding at all: `(1, its length)`."""
+    return np.array([model.source_tokenizer.encode(text)], "int32")
+
+
+def test_encoder_ignores_source_padding(tiny):
+    batch = np.pad(tiny.encode_sources(MIXED), ((0, 0), (0, 5)))
+    outputs, states, mask = tiny.encode(batch)
+    outputs = keras.ops.convert_to_numpy(outputs)
+    for row, text in enumerate(MIXED):
+        ids = alone(tiny, text)
+        n = ids.shape[1]
+        assert keras.ops.convert_to_numpy(mask[row]).tolist() == [True] * n + [False] * (
+            batch.shape[1] - n
+        )
+        # the encoder RNN itself, on unpadded input and without a mask
+        ref_outputs, *ref_states = tiny.encoder_rnn(tiny.source_embedding(ids))
+        if tiny.bidirectional:
+            half = len(ref_states) // 2
+            ref_states = [
+                np.concatenate([f, b], -1)
+                for f, b in zip(ref_states[:half], ref_states[half:], strict=True)
+            ]
+        for state, ref in zip(states, ref_states, strict=True):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(state)[row], ref[0], atol=1e-5)
+        np.testing.assert_allclose(outputs[row, :n], ref_outputs[0], atol=1e-5)
+
+
+def test_attention_gives_padding_zero_weight_and_logits_do_not_change(tiny):
+    (source, target_in), _ = tiny.prepare(PAIRS[:6])
+    padded = np.pad(source, ((0, 0), (0, 4)))
+    encoded = tiny.encode(padded)
+    logits, _, weights = tiny.decode(target_in, *encoded)
+    for row, text in enumerate(MIXED):
+        ids = alone(tiny, text)
+        ref_logits, _, ref_weights = tiny.decode(target_in[row : row + 1], *tiny.encode(ids))
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(logits)[row], ref_logits[0], atol=1e-5
+        )
+        if weights is not None:
+            w = keras.ops.convert_to_numpy(weights)[row]
+            assert np.all(w[:, ids.shape[1] :] == 0.0)  # exactly: exp(-1e9) underflows
+            np.testing.assert_allclose(w[:, : ids.shape[1]], ref_weights[0], atol=1e-6)
+
+
+def test_translations_do_not_change_with_padding(tiny):
+    texts = MIXED[:3]
+    ids = np.pad(tiny.encode_sources(texts), ((0, 0), (0, 6)))  # padded twice over
+    greedy, _ = tiny.greedy_search(ids, max_length=4)
+    beam, _ = tiny.beam_search(ids, beam_width=2, length_penalty=0.6, max_length=4)
+    decode = tiny.target_tokenizer.decode
+    for row, text in enumerate(texts):
+        ref_greedy, _ = tiny.greedy_search(alone(tiny, text), max_length=4)
+        ref_beam, _ = tiny.beam_search(alone(tiny, text), 2, 0.6, max_length=4)
+        assert decode(greedy[row]) == decode(ref_greedy[0])
+        assert decode(beam[row]) == decode(ref_beam[0])
+
+
+def test_training_gradients_ignore_padding(tiny):
+    import tensorflow as tf
+
+    def gradients(source, target_in, target_out):
+        with tf.GradientTape() as tape:
+            loss = masked_token_cross_entropy(target_out, tiny((source, target_in), training=True))
+        return [
+            tf.convert_to_tensor(g).numpy() for g in tape.gradient(loss, tiny.trainable_variables)
+        ]
+
+    (source, target_in), target_out = tiny.prepare(PAIRS[:6])
+    pad = lambda a, n: np.pad(a, ((0, 0), (0, n)))  # noqa: E731
+    base = gradients(source, target_in, target_out)
+    padded = gradients(pad(source, 5), pad(target_in, 3), pad(target_out, 3))
+    for g, h in zip(base, padded, strict=True):
+        np.testing.assert_allclose(h, g, atol=1e-6)
+
+
 # --- decoding --------------------------------------------------------------
 
 
