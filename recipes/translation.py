@@ -1,7 +1,7 @@
 """
 Title: Translation with an RNN encoder-decoder, attention and beam search
 Author: keras-recipes
-Description: Seq2seq LSTM with and without Bahdanau attention on dates -> ISO (or your TSV pairs, BLEU), greedy vs beam.
+Description: Seq2seq LSTM with and without Bahdanau attention on dates -> ISO (or Anki/Tatoeba sentence pairs, BLEU), greedy vs beam.
 
 The study notes' encoder-decoder: an LSTM encoder reads the source, its final
 state starts the LSTM decoder, and attention lets every decoder step look at
@@ -15,15 +15,23 @@ never occur in training. We train the model twice, with and without
 attention, and report exact-match and per-character accuracy for greedy and
 beam decoding, and draw one attention map.
 
-With `--pairs FILE` it trains on any tab-separated `source<TAB>target` file
-instead (Tatoeba's `fra-eng.txt` works as downloaded; extra columns are
-ignored), at word level, and reports corpus BLEU-4 as well.
+With `--pairs FILE` it trains on sentence pairs in the Anki / Tatoeba format
+instead (`spa.txt` from `spa-eng.zip`, as in the keras.io and TensorFlow
+translation tutorials: `English<TAB>Spanish`, optionally `<TAB>attribution`,
+read by `keras_recipes.datasets.pairs.read_pairs`), at word level. A fixed
+seed holds out `--test-pairs` pairs (2,000) for the test and as many for
+validation; the beam's length penalty is chosen on the validation pairs, and
+the test pairs are scored once, with corpus BLEU-4 (ours, and sacrebleu's
+when it is installed) for greedy and beam decoding. Batches are grouped by
+length, so padding (masked out everywhere) costs little time.
 
     python recipes/translation.py                 # dates, full size
     python recipes/translation.py --quick         # a one-minute run
-    python recipes/translation.py --pairs fra-eng.txt --epochs 20
+    python recipes/translation.py --pairs spa-eng/spa.txt --attention bahdanau
 
-Writes `OUT/metrics.json`, `OUT/attention.png` and `OUT/model.keras`.
+Writes `OUT/metrics.json` (scores, wall time, the command, the load average;
+for `--pairs` also ten sample translations), `OUT/attention.png` and
+`OUT/model.keras`.
 """
 
 """## Setup"""
@@ -31,7 +39,9 @@ Writes `OUT/metrics.json`, `OUT/attention.png` and `OUT/model.keras`.
 import argparse
 import json
 import os
+import platform
 import random
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -42,9 +52,33 @@ parser = argparse.ArgumentParser(
 parser.add_argument("--quick", action="store_true", help="small data and model, about a minute")
 parser.add_argument("--out", default="runs/translation", help="output folder")
 parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
-parser.add_argument("--pairs", default=None, help="tab-separated source/target file")
+parser.add_argument(
+    "--pairs",
+    default=None,
+    help="sentence pairs, Anki/Tatoeba format (source<TAB>target[<TAB>...])",
+)
+parser.add_argument(
+    "--attention",
+    default="both",
+    choices=["both", "bahdanau", "luong", "none"],
+    help="which model(s) to train: both = bahdanau and none (default)",
+)
+parser.add_argument("--units", type=int, default=None, help="encoder/decoder units")
+parser.add_argument("--max-tokens", type=int, default=None, help="vocabulary size per language")
+parser.add_argument(
+    "--max-train-minutes",
+    type=float,
+    default=None,
+    help="train for this long (learning rate cosine-decayed over the time), at most --epochs",
+)
+parser.add_argument("--test-pairs", type=int, default=2000, help="held-out pairs (--pairs)")
 parser.add_argument("--beam-width", type=int, default=4, help="beam width for beam search")
-parser.add_argument("--length-penalty", type=float, default=0.6, help="GNMT length penalty")
+parser.add_argument(
+    "--length-penalty",
+    type=float,
+    default=None,
+    help="GNMT length penalty (default: 0.6 for dates; chosen on validation for --pairs)",
+)
 parser.add_argument("--seed", type=int, default=0, help="data split and initialization seed")
 args = parser.parse_args()
 
@@ -53,58 +87,159 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import matplotlib  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_recipes.datasets.dates import load_dates  # noqa: E402
+from keras_recipes.datasets.pairs import read_pairs  # noqa: E402
 from keras_recipes.metrics import corpus_bleu  # noqa: E402
-from keras_recipes.seq2seq import Seq2Seq  # noqa: E402
+from keras_recipes.seq2seq import PAD_ID, Seq2Seq, SequenceTokenizer  # noqa: E402
+
+try:  # optional: the same BLEU figure from the reference implementation
+    import sacrebleu
+except ImportError:
+    sacrebleu = None
 
 out_dir = Path(args.out)
 out_dir.mkdir(parents=True, exist_ok=True)
 keras.utils.set_random_seed(args.seed)
 verbose = 1 if sys.stdout.isatty() else 2
 started = time.time()
+conditions = {
+    "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+    "cpu": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "load_average_start": [round(x, 2) for x in os.getloadavg()],
+}
 
 """## Data
 
-Dates by default; a TSV file with `--pairs`. Either way a fixed seed chooses
-the held-out test split, and the model's tokenizers are fitted on the
-training pairs only.
+Dates by default; an Anki/Tatoeba pair file with `--pairs`. Either way a
+fixed seed chooses the held-out test split, and the model's tokenizers are
+fitted on the training pairs only. For `--pairs` a validation slice of the
+same size, disjoint from the test pairs, is what we tune on.
 """
 
+validation_pairs = []
 if args.pairs:
-    lines = Path(args.pairs).read_text(encoding="utf-8").splitlines()
-    pairs = [tuple(line.split("\t")[:2]) for line in lines if line.count("\t") >= 1]
-    pairs = [(s.strip(), t.strip()) for s, t in pairs if s.strip() and t.strip()]
+    try:
+        pairs = read_pairs(args.pairs)
+    except (ValueError, UnicodeDecodeError) as error:
+        sys.exit(f"--pairs: {error}")
     if len(pairs) < 10:
         sys.exit(f"{args.pairs}: found {len(pairs)} source<TAB>target lines; need at least 10.")
     random.Random(args.seed).shuffle(pairs)
     if args.quick:
         pairs = pairs[:2000]
-    num_test = max(1, min(1000, len(pairs) // 10))
-    test_pairs, train_pairs = pairs[:num_test], pairs[num_test:]
+    num_test = max(1, min(args.test_pairs, len(pairs) // 10))
+    test_pairs = pairs[:num_test]
+    validation_pairs = pairs[num_test : 2 * num_test]
+    train_pairs = pairs[2 * num_test :]
     level, lowercase, task = "word", True, Path(args.pairs).name
 else:
     num_train, num_test = (1000, 100) if args.quick else (20000, 2000)
     train_pairs, test_pairs = load_dates(num_train, num_test, seed=args.seed)
     level, lowercase, task = "char", False, "dates"
 
-print(f"task {task}: {len(train_pairs)} training pairs, {len(test_pairs)} test pairs")
+print(
+    f"task {task}: {len(train_pairs)} training, {len(validation_pairs)} validation, "
+    f"{len(test_pairs)} test pairs"
+)
 for source, target in train_pairs[:3]:
     print(f"  {source!r} -> {target!r}")
 
 """## Model, training
 
-One `Seq2Seq` per attention setting. Training is plain `fit` on the
-teacher-forcing arrays from `model.prepare`; Adam with a cosine-decayed
-learning rate and gradient clipping.
+One `Seq2Seq` per attention setting. The encoder reads the source with its
+padding masked, attention gives padding zero weight, and the loss averages
+only the real target tokens, so padding changes nothing but the time a batch
+takes. To keep that time small, `length_batches` groups pairs of similar
+length and pads each batch only to a few bucket lengths. Adam with a
+cosine-decayed learning rate and gradient clipping.
 """
 
-epochs = args.epochs or (3 if args.quick else 8)
-units = 32 if args.quick else 96
-batch_size = 64
+if args.pairs:
+    epochs = args.epochs or (3 if args.quick else 4)
+    units = args.units or (32 if args.quick else 128)
+    max_tokens = args.max_tokens or (2000 if args.quick else 6000)
+    embed_dim, batch_size = (32, 64) if args.quick else (128, 128)
+else:
+    epochs = args.epochs or (3 if args.quick else 8)
+    units = args.units or (32 if args.quick else 96)
+    max_tokens = args.max_tokens or 20000
+    embed_dim, batch_size = 32, 64
+attentions = ["bahdanau", "none"] if args.attention == "both" else [args.attention]
+
+
+def length_batches(x, y, batch_size, seed):
+    """`((source, target_in), target_out)` batches of similar lengths, shuffled each epoch.
+
+    Pairs are sorted by length within windows of 100 batches; each batch is
+    cut to the next multiple of 8 above its longest row, so the model sees
+    only a handful of shapes.
+    """
+    (source, target_in), target_out = x, y
+
+    def bucket(ids):  # the longest row, rounded up to a multiple of 8
+        return min(ids.shape[1], -(-int((ids != PAD_ID).sum(1).max()) // 8) * 8)
+
+    lengths = np.maximum((source != PAD_ID).sum(1), (target_out != PAD_ID).sum(1))
+    rng = np.random.default_rng(seed)
+
+    def generate():
+        order = rng.permutation(len(lengths))
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = order[start : start + window]
+            chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+            batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+        for index in rng.permutation(len(batches)):
+            rows = batches[index]
+            s, t = bucket(source[rows]), bucket(target_out[rows])
+            yield (source[rows, :s], target_in[rows, :t]), target_out[rows, :t]
+
+    window = batch_size * 100
+    num_batches = sum(
+        -(-min(window, len(lengths) - i) // batch_size) for i in range(0, len(lengths), window)
+    )
+    spec = tf.TensorSpec((None, None), tf.int32)
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=((spec, spec), spec))
+    return dataset.apply(tf.data.experimental.assert_cardinality(num_batches)).prefetch(2)
+
+
+splitter = SequenceTokenizer(["x"], level, lowercase)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Cosine-decays the learning rate over `minutes` of wall time, then stops training.
+
+    With a time budget the run cannot know its number of steps in advance, so
+    the decay follows the clock: the rate at any step is the cosine schedule
+    at the fraction of the budget spent.
+    """
+
+    def __init__(self, minutes, peak, alpha):
+        super().__init__()
+        self.seconds, self.peak, self.alpha = minutes * 60, peak, alpha
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        done = min(1.0, (time.time() - self.started) / self.seconds)
+        cosine = 0.5 * (1 + np.cos(np.pi * done))
+        self.model.optimizer.learning_rate.assign(
+            self.peak * ((1 - self.alpha) * cosine + self.alpha)
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.time() - self.started > self.seconds:
+            self.model.stop_training = True
 
 
 def train(attention):
@@ -112,19 +247,41 @@ def train(attention):
         train_pairs,
         level=level,
         lowercase=lowercase,
-        max_tokens=20000,
+        max_tokens=max_tokens,
         cell="lstm",
         units=units,
-        embed_dim=32 if level == "char" else 128,
+        embed_dim=embed_dim,
         attention=attention,
+        # every held-out source must fit, whatever its length
+        max_source_length=max(
+            len(splitter.split(s)) for s, _ in train_pairs + validation_pairs + test_pairs
+        ),
     )
     x, y = model.prepare(train_pairs)
-    steps = epochs * -(-len(y) // batch_size)
-    schedule = keras.optimizers.schedules.CosineDecay(3e-3, steps, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0))
+    batches = length_batches(x, y, batch_size, args.seed)
+    callbacks = []
+    if args.max_train_minutes:
+        callbacks.append(TimeBudget(args.max_train_minutes, 3e-3, alpha=0.05))
+        learning_rate = 3e-3
+    else:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            3e-3, epochs * len(batches), alpha=0.05
+        )
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=1.0))
     print(f"\nattention={attention}: {model.count_params():,} parameters")
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=verbose)
-    return model
+    validation = None
+    if validation_pairs:
+        validation = length_batches(*model.prepare(validation_pairs), 256, args.seed)
+    history = model.fit(
+        batches,
+        epochs=epochs,
+        callbacks=callbacks,
+        validation_data=validation,
+        shuffle=False,  # length_batches shuffles
+        verbose=verbose,
+    )
+    steps = callbacks[0].steps if callbacks else len(history.epoch) * len(batches)
+    return model, len(history.epoch), steps
 
 
 """## Evaluation
@@ -133,7 +290,13 @@ Exact match: the whole output equals the target. Per-character accuracy:
 characters equal at the same position, over all target characters. For
 `--pairs` runs the targets are compared in the model's normalized form
 (lower-cased, one space between tokens, unknown words kept as written) and
-BLEU-4 is computed on word tokens.
+BLEU-4 is computed on those word tokens: by `keras_recipes.metrics.corpus_bleu`
+and, when sacrebleu is installed, by `sacrebleu.corpus_bleu` on the same
+strings (its 13a tokenizer leaves them as they are), a check on ours.
+
+The beam's GNMT length penalty is the one of 0.0, 0.6 and 1.0 that scores best
+on the validation pairs (unless `--length-penalty` fixes it); the test pairs
+are decoded once with it.
 """
 
 
@@ -148,76 +311,127 @@ def scores(predictions, targets, tokenize):
         result["bleu"] = corpus_bleu(
             [tokenize(t) for t in targets], [tokenize(p) for p in predictions]
         )
+        if sacrebleu is not None:
+            bleu = sacrebleu.corpus_bleu(predictions, [targets], force=True)  # already tokenized
+            result["sacrebleu"] = bleu.score / 100
     return result
+
+
+def normalized(model, texts):
+    """Targets in the model's output form: lower-cased, tokens joined by one space."""
+    return [" ".join(model.target_tokenizer.split(t)) for t in texts] if args.pairs else texts
+
+
+def choose_length_penalty(model):
+    if args.length_penalty is not None:
+        return args.length_penalty, {}
+    if not validation_pairs:
+        return 0.6, {}
+    sources = [s for s, _ in validation_pairs]
+    reference = [model.target_tokenizer.split(t) for _, t in validation_pairs]
+    tried = {}
+    for alpha in (0.0, 0.6, 1.0):
+        beam = model.translate(sources, beam_width=args.beam_width, length_penalty=alpha)
+        tried[alpha] = corpus_bleu(reference, [model.target_tokenizer.split(b) for b in beam])
+    greedy = model.translate(sources)
+    tried["greedy"] = corpus_bleu(reference, [model.target_tokenizer.split(g) for g in greedy])
+    best = max((a for a in tried if a != "greedy"), key=lambda a: (tried[a], -a))
+    print(f"validation BLEU by length penalty: {tried}; using {best}")
+    return best, {str(k): round(v, 4) for k, v in tried.items()}
 
 
 sources = [s for s, _ in test_pairs]
 targets = [t for _, t in test_pairs]
-metrics = {"task": task, "train_pairs": len(train_pairs), "test_pairs": len(test_pairs)}
-metrics.update({"epochs": epochs, "units": units, "beam_width": args.beam_width})
+metrics = {
+    "task": task,
+    "train_pairs": len(train_pairs),
+    "validation_pairs": len(validation_pairs),
+    "test_pairs": len(test_pairs),
+    "epochs": epochs,
+    "units": units,
+    "beam_width": args.beam_width,
+    "sacrebleu_version": None if sacrebleu is None else sacrebleu.__version__,
+}
+if args.pairs:
+    seen = {s for s, _ in train_pairs}
+    metrics["test_sources_seen_in_training"] = sum(s in seen for s in sources)
 models = {}
-for attention in ("bahdanau", "none"):
+for attention in attentions:
     t0 = time.time()
-    model = train(attention)
+    model, epochs_run, steps_run = train(attention)
     train_seconds = time.time() - t0
-    if args.pairs:  # compare in the model's own normalized form (lower-cased, re-spaced)
-        reference = [" ".join(model.target_tokenizer.split(t)) for t in targets]
-    else:
-        reference = targets
+    load_after_training = [round(x, 2) for x in os.getloadavg()]
+    length_penalty, validation_bleu = choose_length_penalty(model)
+    reference = normalized(model, targets)
+    t0 = time.time()
     greedy = model.translate(sources)
-    beam = model.translate(sources, beam_width=args.beam_width, length_penalty=args.length_penalty)
+    beam = model.translate(sources, beam_width=args.beam_width, length_penalty=length_penalty)
     metrics[attention] = {
         "train_seconds": round(train_seconds, 1),
+        "epochs_run": epochs_run,
+        "steps_run": steps_run,
+        "load_average_after_training": load_after_training,
+        "length_penalty": length_penalty,
+        "validation_bleu": validation_bleu,
         "greedy": scores(greedy, reference, model.target_tokenizer.split),
         "beam": scores(beam, reference, model.target_tokenizer.split),
+        "decode_seconds": round(time.time() - t0, 1),
     }
+    if args.pairs:
+        metrics[attention]["samples"] = [
+            {"source": s, "reference": t, "greedy": g, "beam": b}
+            for s, t, g, b in list(zip(sources, targets, greedy, beam, strict=True))[:10]
+        ]
     models[attention] = model
 
 """## Results"""
 
-print(
-    f"\n{'attention':<10} {'decoding':<9} {'exact':>7} {'chars':>7}"
-    + ("  BLEU" if args.pairs else "")
-)
-for attention in ("bahdanau", "none"):
+columns = "  BLEU" + ("  sacreBLEU" if sacrebleu is not None else "") if args.pairs else ""
+print(f"\n{'attention':<10} {'decoding':<9} {'exact':>7} {'chars':>7}" + columns)
+for attention in attentions:
     for decoding in ("greedy", "beam"):
         row = metrics[attention][decoding]
         line = (
             f"{attention:<10} {decoding:<9} {row['exact_match']:7.2%} {row['char_accuracy']:7.2%}"
         )
-        print(line + (f"  {row['bleu'] * 100:.2f}" if args.pairs else ""))
+        if args.pairs:
+            line += f"  {row['bleu'] * 100:.2f}"
+            if "sacrebleu" in row:
+                line += f"  {row['sacrebleu'] * 100:10.2f}"
+        print(line)
 
-for source in sources[:5]:
-    print(
-        f"  {source!r} -> {models['bahdanau'].translate([source], beam_width=args.beam_width)[0]!r}"
-    )
+shown = models[attentions[0]]
+length_penalty = metrics[attentions[0]]["length_penalty"]
+beam = shown.translate(sources[:10], beam_width=args.beam_width, length_penalty=length_penalty)
+for (source, target), hypothesis in zip(test_pairs[: 10 if args.pairs else 5], beam, strict=False):
+    print(f"  {source!r} -> {hypothesis!r}" + (f"  (reference {target!r})" if args.pairs else ""))
 
 """## Attention heat-map
 
-Which source characters each output character looked at. For dates the
-year digits attend to the year, the month digits to the month name, and so on.
+Which source tokens each output token looked at. For dates the year digits
+attend to the year, the month digits to the month name, and so on.
 """
 
-example = sources[0]
-(output,), (weights,) = models["bahdanau"].translate([example], return_attention=True)
-source_tokens = [
-    t if t != " " else "\u2423" for t in models["bahdanau"].source_tokenizer.split(example)
-]
-output_tokens = models["bahdanau"].target_tokenizer.split(output) + ["<end>"]
-fig, ax = plt.subplots(
-    figsize=(max(4, len(source_tokens) * 0.35), max(3, len(output_tokens) * 0.35))
-)
-ax.imshow(weights[: len(output_tokens)], cmap="viridis", aspect="auto")
-ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=90 if level == "word" else 0)
-ax.set_yticks(range(len(output_tokens)), output_tokens)
-ax.set_xlabel("source")
-ax.set_ylabel("output")
-ax.set_title(f"Bahdanau attention: {example!r} -> {output!r}")
-fig.tight_layout()
-fig.savefig(out_dir / "attention.png", dpi=120)
-models["bahdanau"].save(out_dir / "model.keras")
+if shown.attention is not None:
+    example = sources[0]
+    (output,), (weights,) = shown.translate([example], return_attention=True)
+    source_tokens = [t if t != " " else "\u2423" for t in shown.source_tokenizer.split(example)]
+    output_tokens = shown.target_tokenizer.split(output) + ["<end>"]
+    fig, ax = plt.subplots(
+        figsize=(max(4, len(source_tokens) * 0.35), max(3, len(output_tokens) * 0.35))
+    )
+    ax.imshow(weights[: len(output_tokens)], cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(source_tokens)), source_tokens, rotation=90 if level == "word" else 0)
+    ax.set_yticks(range(len(output_tokens)), output_tokens)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    ax.set_title(f"{shown.attention_kind} attention: {example!r} -> {output!r}")
+    fig.tight_layout()
+    fig.savefig(out_dir / "attention.png", dpi=120)
+shown.save(out_dir / "model.keras")
 
 metrics["wall_seconds"] = round(time.time() - started, 1)
-(out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-print(f"\nwrote {out_dir / 'metrics.json'}, {out_dir / 'attention.png'}, {out_dir / 'model.keras'}")
-print(f"wall time {metrics['wall_seconds']:.0f} s")
+metrics.update(conditions, load_average_end=[round(x, 2) for x in os.getloadavg()])
+(out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+print(f"\nwrote {out_dir / 'metrics.json'}, {out_dir / 'model.keras'}")
+print(f"wall time {metrics['wall_seconds']:.0f} s, load average {metrics['load_average_end']}")
