@@ -271,6 +271,10 @@ class LlamaModel(FusedTrainStep, keras.Model):
       `tests/test_export_tflite.py::test_teacher_forced_float32_logits_match_keras`;
     - the fused head + cross-entropy of training (`keras_recipes/llama/losses.py`):
       `tests/test_llama_losses.py::test_fused_equals_logits_then_cross_entropy`.
+    - `QuantizedLlama` (`keras_recipes/llama/quantize.py`, int8 / bfloat16
+      weights for decoding): equal to `call` on the weights int8 stands for,
+      `tests/test_quantize.py::test_int8_forward_pass_equals_call_on_the_dequantized_weights`,
+      and within bfloat16 error, `tests/test_quantize.py::test_bfloat16_logits_within_bfloat16_error`.
 
     It is a causal LM in the sense of `keras_recipes.causal_lm`
     (`call_with_cache`, `init_caches`, `output_kernel`, `config`).
