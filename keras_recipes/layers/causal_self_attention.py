@@ -187,8 +187,15 @@ class CausalSelfAttention(keras.layers.Layer):
         q = self.rotary(q, start_index=start_index)
         k = self.rotary(k, start_index=start_index)
         if key_cache is not None:
-            k = key_cache = update_cache(key_cache, k, start_index, runtime)
-            v = value_cache = update_cache(value_cache, v, start_index, runtime)
+            key_cache = update_cache(key_cache, k, start_index, runtime)
+            value_cache = update_cache(value_cache, v, start_index, runtime)
+            if isinstance(start_index, int) and start_index == 0 and inputs.shape[1] != 1:
+                # A prefill: causality hides every slot past the prompt, so
+                # attend over the prompt's own keys, not the whole cache window.
+                if padding_mask is not None:
+                    padding_mask = padding_mask[:, : inputs.shape[1] or seq_len]
+            else:
+                k, v = key_cache, value_cache
 
         # Query heads in groups that share one key/value head: no copies of k, v.
         q = ops.reshape(q, (batch, seq_len, self.n_kv_heads, groups, hd))

@@ -125,9 +125,11 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
 
 
 def _make_prefill(model, state, greedy):
-    def prefill(ids, key_mask, caches, output_kernel, temperature, top_k, top_p, seed):
+    def prefill(ids, key_mask, caches, temperature, top_k, top_p, seed):
         state.traces += 1
-        logits, caches = model.call_with_cache(ids, caches, 0, key_mask, output_kernel)
+        # The output matrix is used as stored: for one position XLA multiplies
+        # by the transposed embeddings without copying them.
+        logits, caches = model.call_with_cache(ids, caches, 0, key_mask)
         position = tf.shape(ids)[1]
         return sample_logits(logits, position, temperature, top_k, top_p, seed, greedy), caches
 
@@ -271,11 +273,8 @@ def generate(
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
         align_function_uids()  # the same names, so XLA's disk cache hits in a new process
-    # Transposed once here: inside the loop XLA would re-transpose tied
-    # embeddings (vocab x dim) at every step.
-    output_kernel = tf.identity(model.output_kernel())
     first, caches = state.functions[key](
-        tf.constant(tokens[:, :padded]), key_mask(window), caches, output_kernel, **scalars
+        tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
     first = first.numpy()
     tokens[:, padded] = first
@@ -286,6 +285,10 @@ def generate(
     tokens = tf.constant(tokens)
 
     position = padded  # the token at `position` is the next one to feed
+    if position < total - 1:
+        # Transposed once here, after the first token: inside the loop XLA
+        # would re-transpose tied embeddings (vocab x dim) at every step.
+        output_kernel = tf.identity(model.output_kernel())
     while position < total - 1 and not bool(tf.reduce_all(done)):
         window = next(w for w in windows if w > position)
         size = tf.nest.flatten(caches)[0].shape[1]
