@@ -16,7 +16,23 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
   timed with `jit_compile=True`);
 - with `--loss-curve STEPS`: per-step training loss of ours in float32 and
   in mixed_bfloat16 from the same init on the same batches, next to a
-  float32 run from another init (the noise the bf16 gap is judged against).
+  float32 run from another init (the noise the bf16 gap is judged against);
+- with `--first-token`: seconds from calling `generate()` to the first new
+  token in fresh processes: ours with XLA's persistent cache off, on and
+  empty (first run), on and filled (second run), and keras-hub's first call;
+- with `--prefill`: prefill tokens/s of a 256-token prompt (one new token),
+  ours against keras-hub;
+- with `--scaling`: stories15M, stories42M, stories110M and a
+  Llama-3.2-1B-shaped model (bfloat16 weights, built without a float32
+  copy; context capped by `--scaling-context`): greedy decode tokens/s, the
+  share of the roofline (weight + KV bytes read per token against the
+  bandwidth a large numpy copy measures in the same run), batch 1/8/32
+  throughput and ms/token at positions 16 ... context; JSON (`--out`) and a
+  PNG (`--plot`, when matplotlib is importable).
+
+Every run prints the conditions first (CPU model, the AVX512/AMX flags,
+cores, threads, load average: `benchmarks/conditions.py`) and the load
+again at the end, and stores both in the JSON.
 
 Ratios are ours / keras-hub. Absolute numbers depend on the machine and on
 whatever else runs on it; the two are timed alternately and each keeps
@@ -27,15 +43,23 @@ Usage:
     python benchmarks/llama_bench.py [--skip-decode] [--skip-train] [--train-steps 3]
         [--repeats 3] [--train-modes fp32 bf16 fp32-jit bf16-jit]
         [--loss-curve 60 [--loss-curve-seq-len 64] [--loss-curve-jit]]
+        [--first-token] [--prefill]
+    taskset -c 1 python benchmarks/llama_bench.py --skip-decode --skip-train --scaling \
+        [--scaling-presets stories15M stories42M] [--scaling-context 1024] \
+        [--scaling-new-tokens 32] --out scaling.json --plot scaling.png
 """
 
 import argparse
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
+from conditions import print_conditions
 
 
 def timed(fn):
@@ -286,6 +310,301 @@ def loss_curves(cfg, steps, seq_len, jit, report, batch=8, period=61, learning_r
     )
 
 
+# --- time to the first token, fresh processes --------------------------------
+
+FIRST_TOKEN_CHILD = """
+import json, sys, time
+start = time.perf_counter()
+sys.path.insert(0, sys.argv[2])
+import keras_recipes
+import keras
+import numpy as np
+from keras_recipes.llama import LlamaConfig, build_llama
+cfg = LlamaConfig.preset("stories15M")
+keras.utils.set_random_seed(0)
+if sys.argv[1] == "ours":
+    model = build_llama(cfg)
+    ready = time.perf_counter()
+    first = []
+    model.generate([[1]], max_new_tokens=1, callback=lambda ids: first.append(time.perf_counter()))
+else:
+    from llama_bench import build_hub
+    model = build_hub(cfg)
+    ids = np.array([[1, 0]], "int32")
+    ready = time.perf_counter()
+    model.generate({"token_ids": ids, "padding_mask": ids > 0}, stop_token_ids=None)
+    first = [time.perf_counter()]
+print(json.dumps(dict(first_token_s=first[0] - ready, start_up_s=ready - start)))
+"""
+
+
+def first_token(repeats, report):
+    """Seconds from `generate()` to the first new token, stories15M shape, fresh processes.
+
+    Each row is a new Python process (imports, model build, then one
+    `generate` call with a 1-token prompt, timed to its first new token):
+    ours with the persistent XLA cache off (every process compiles), ours on
+    an empty cache folder (a first run: compiles and writes) and again on
+    the same folder (a second run: loads), and keras-hub's first call
+    (its own default: no cache). Each row keeps its best of `repeats`.
+    """
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for attempt in range(repeats):
+            cache = os.path.join(folder, f"xla{attempt}")
+            runs = {
+                "ours, cache off": ("ours", "0"),
+                "ours, first run (empty cache)": ("ours", cache),
+                "ours, second run (cache filled)": ("ours", cache),
+                "keras-hub first call": ("hub", "0"),
+            }
+            for name, (which, setting) in runs.items():
+                env = {
+                    **os.environ,
+                    "KERAS_RECIPES_XLA_CACHE": setting,
+                    "TF_CPP_MIN_LOG_LEVEL": "3",
+                }
+                env.pop("TF_XLA_FLAGS", None)
+                done = subprocess.run(
+                    [sys.executable, "-c", FIRST_TOKEN_CHILD, which, os.path.dirname(__file__)],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                best = rows.setdefault(name, result)
+                if result["first_token_s"] < best["first_token_s"]:
+                    rows[name] = result
+    hub = rows["keras-hub first call"]["first_token_s"]
+    print(f"first token, fresh process, stories15M shape, 1-token prompt (best of {repeats}):")
+    for name, row in rows.items():
+        print(
+            f"  {name:32s} {row['first_token_s']:6.2f} s   vs keras-hub "
+            f"{row['first_token_s'] / hub:5.2f}x   (imports + build {row['start_up_s']:.1f} s)"
+        )
+    report["first_token"] = rows
+
+
+# --- prefill ----------------------------------------------------------------
+
+
+def prefill(cfg, repeats, report, length=256):
+    """Prefill tokens/s of a `length`-token prompt, ours against keras-hub, batch 1.
+
+    Ours: `generate(prompt, max_new_tokens=1)` (one compiled pass over the
+    prompt that fills the KV cache, then the first token sampled). keras-hub:
+    `generate` on `length + 1` token ids with the prompt's padding mask,
+    which builds its cache over all `length + 1` positions and runs one
+    decode step. The context is widened to `2 * length` so the prompt fits.
+    """
+    cfg = cfg.replace(max_seq_len=max(cfg.max_seq_len, 2 * length))
+    ours, hub = build_models(cfg)
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(1, cfg.vocab_size, (1, length)).astype("int32")
+    hub_ids = np.zeros((1, length + 1), "int32")
+    hub_ids[:, :length] = prompt
+    hub_inputs = {"token_ids": hub_ids, "padding_mask": hub_ids > 0}
+    runs = {
+        "ours": lambda: ours.generate(prompt, max_new_tokens=1),
+        "keras-hub": lambda: hub.generate(hub_inputs, stop_token_ids=None),
+    }
+    first = {name: timed(run)[0] for name, run in runs.items()}
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            best[name] = min(best[name], timed(run)[0])
+    rates = {name: length / seconds for name, seconds in best.items()}
+    ratio = rates["ours"] / rates["keras-hub"]
+    print(f"prefill, {length}-token prompt, batch 1, {cfg.dim}-dim {cfg.n_layers} layers:")
+    for name in runs:
+        print(f"  {name:10s} {rates[name]:8.0f} tokens/s   (first call {first[name]:.2f} s)")
+    print(f"  ratio ours/keras-hub: {ratio:.2f}x")
+    report["prefill_256"] = dict(
+        ours_tokens_per_s=rates["ours"],
+        keras_hub_tokens_per_s=rates["keras-hub"],
+        ratio=ratio,
+        ours_first_call_s=first["ours"],
+        keras_hub_first_call_s=first["keras-hub"],
+    )
+
+
+# --- scaling ----------------------------------------------------------------
+
+# (config, dtypes measured by default, default context cap). stories42M and
+# stories110M are llama2.c's TinyStories models; the 1B row is Llama 3.2 1B's
+# shape (2048 wide, 16 layers, 32 heads, 8 KV heads, 8192 hidden, 128256
+# vocab, tied embeddings), in bfloat16 only: its float32 copy would be 5 GB.
+SCALING_PRESETS = {
+    "stories15M": (dict(), ("float32", "bfloat16"), 256),
+    "stories42M": (
+        dict(dim=512, n_layers=8, n_heads=8, hidden_dim=1376, max_seq_len=1024),
+        ("float32", "bfloat16"),
+        1024,
+    ),
+    "stories110M": (
+        dict(dim=768, n_layers=12, n_heads=12, hidden_dim=2048, max_seq_len=1024),
+        ("float32", "bfloat16"),
+        1024,
+    ),
+    "llama3.2-1b": (None, ("bfloat16",), 512),
+}
+
+
+def scaling_config(name, context=None):
+    from keras_recipes.llama import LlamaConfig
+
+    fields, _, default_context = SCALING_PRESETS[name]
+    cfg = LlamaConfig.preset(name) if fields is None else LlamaConfig.preset("stories15M", **fields)
+    return cfg.replace(max_seq_len=min(cfg.max_seq_len, context or default_context))
+
+
+def copy_bandwidth(nbytes=512 * 2**20, repeats=5):
+    """Bytes/s of `np.copyto` on two `nbytes` arrays (read + write counted: 2 x nbytes)."""
+    source = np.ones(nbytes // 4, np.float32)
+    target = np.empty_like(source)
+    np.copyto(target, source)
+    seconds = best_of(lambda: np.copyto(target, source), repeats)
+    return 2 * nbytes / seconds
+
+
+def build_in_dtype(cfg, dtype):
+    """Our model with `dtype` variables, created directly in it (no float32 copy first)."""
+    from keras_recipes.llama import build_llama
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        keras.utils.set_random_seed(0)
+        return build_llama(cfg)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def bytes_per_token(model, cfg, window):
+    """Bytes a decode step reads: every weight once (the embedding table as the
+    output matrix; its row lookup is negligible) plus the KV cache window it attends over."""
+    weights = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    kv = 2 * cfg.n_layers * window * cfg.n_kv_heads * cfg.head_dim
+    return weights + kv * np.dtype(model.compute_dtype).itemsize, weights
+
+
+def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
+    model = build_in_dtype(cfg, dtype)
+    window = min(256, cfg.max_seq_len)
+    total, weights = bytes_per_token(model, cfg, window)
+    row = dict(
+        preset=name,
+        dtype=dtype,
+        parameters=cfg.num_parameters(),
+        context=cfg.max_seq_len,
+        weight_bytes=weights,
+        bytes_per_token=total,
+    )
+    new = min(new_tokens, cfg.max_seq_len - 1)
+    throughput = {}
+    for batch in batches:
+        prompt = np.ones((batch, 1), "int32")
+        model.generate(prompt, max_new_tokens=new)  # compile
+        seconds = best_of(lambda p=prompt: model.generate(p, max_new_tokens=new), repeats)
+        throughput[str(batch)] = batch * new / seconds
+    row["tokens_per_s_by_batch"] = throughput
+    decode = throughput.get("1")
+    if decode is not None:
+        roofline = bandwidth / total
+        row.update(decode_tokens_per_s=decode, roofline_tokens_per_s=roofline)
+        row["roofline_share"] = decode / roofline
+    # ms/token along the whole context: one streamed run, a timestamp per token.
+    stamps = []
+    model.generate([[1] * 16], max_new_tokens=cfg.max_seq_len - 16,
+                   callback=lambda ids: stamps.append(time.perf_counter()))  # fmt: skip
+    steps = np.diff(stamps) * 1000  # stamps[i + 1] - stamps[i]: the token at position 16 + i + 1
+    span = 16
+    row["ms_per_token_by_position"] = {
+        str(16 + start + span): float(np.median(steps[start : start + span]))
+        for start in range(0, len(steps) - span + 1, span)
+    }
+    return row
+
+
+def scaling(args, report):
+    """The `--scaling` table: decode speed and roofline share by model size."""
+    bandwidth = copy_bandwidth()
+    print(f"scaling: numpy copy bandwidth {bandwidth / 1e9:.1f} GB/s (2 x bytes / s)")
+    rows = []
+    for name in args.scaling_presets:
+        cfg = scaling_config(name, args.scaling_context)
+        dtypes = args.scaling_dtypes or SCALING_PRESETS[name][1]
+        for dtype in dtypes:
+            started = time.perf_counter()
+            row = scaling_row(
+                name, dtype, cfg, bandwidth, args.scaling_new_tokens, args.scaling_batches,
+                args.repeats,
+            )  # fmt: skip
+            row["wall_s"] = time.perf_counter() - started
+            row["load_average_1m"] = os.getloadavg()[0]
+            rows.append(row)
+            positions = row["ms_per_token_by_position"]
+            print(
+                f"  {name:12s} {dtype:9s} {row['parameters'] / 1e6:7.1f}M  "
+                f"decode {row.get('decode_tokens_per_s', float('nan')):7.1f} tok/s  "
+                f"roofline {row.get('roofline_tokens_per_s', float('nan')):7.1f} tok/s "
+                f"({100 * row.get('roofline_share', float('nan')):4.0f}%)  batch "
+                + " ".join(f"{b}:{r:.0f}" for b, r in row["tokens_per_s_by_batch"].items())
+                + f" tok/s  ms/token {min(positions.values()):.1f}-{max(positions.values()):.1f}"
+                f" (positions 16-{cfg.max_seq_len})  [{row['wall_s']:.0f} s, load "
+                f"{row['load_average_1m']:.1f}]"
+            )
+    report["scaling"] = dict(copy_bandwidth_bytes_per_s=bandwidth, rows=rows)
+    if args.plot:
+        plot_scaling(rows, args.plot)
+
+
+def plot_scaling(rows, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"  (no PNG: matplotlib is not installed; pip install matplotlib to get {path})")
+        return
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(16, 4.5))
+    for dtype in sorted({row["dtype"] for row in rows}):
+        mine = [row for row in rows if row["dtype"] == dtype and "decode_tokens_per_s" in row]
+        params = [row["parameters"] / 1e6 for row in mine]
+        left.plot(params, [row["decode_tokens_per_s"] for row in mine], "o-", label=f"{dtype}")
+        left.plot(
+            params, [row["roofline_tokens_per_s"] for row in mine], "x:", label=f"{dtype} roofline"
+        )
+        for batch in ("1", "8", "32"):
+            points = [
+                (row["parameters"] / 1e6, row["tokens_per_s_by_batch"][batch])
+                for row in rows
+                if row["dtype"] == dtype and batch in row["tokens_per_s_by_batch"]
+            ]
+            if points:
+                middle.plot(*zip(*points, strict=True), "o-", label=f"{dtype} batch {batch}")
+    for row in rows:
+        positions = row["ms_per_token_by_position"]
+        right.plot(
+            [int(p) for p in positions],
+            list(positions.values()),
+            label=f"{row['preset']} {row['dtype']}",
+        )
+    left.set(xscale="log", yscale="log", xlabel="parameters (M)", ylabel="tokens/s, batch 1",
+             title="decode vs the memory roofline")  # fmt: skip
+    middle.set(xscale="log", yscale="log", xlabel="parameters (M)", ylabel="tokens/s (all sequences)",
+               title="batch throughput")  # fmt: skip
+    right.set(yscale="log", xlabel="position", ylabel="ms/token", title="cost along the context")
+    for axis in (left, middle, right):
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"  plot: {path}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-train", action="store_true")
@@ -309,16 +628,61 @@ def main(argv=None):
     parser.add_argument("--loss-curve-seq-len", type=int, default=64)
     parser.add_argument("--loss-curve-jit", action="store_true")
     parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument(
+        "--first-token",
+        action="store_true",
+        help="time to the first token in fresh processes, XLA cache off / first / second run, "
+        "and keras-hub's",
+    )
+    parser.add_argument(
+        "--prefill", action="store_true", help="256-token prompt prefill tokens/s vs keras-hub"
+    )
+    parser.add_argument("--scaling", action="store_true", help="the model-size table (see above)")
+    parser.add_argument(
+        "--scaling-presets", nargs="+", choices=list(SCALING_PRESETS), default=list(SCALING_PRESETS)
+    )
+    parser.add_argument(
+        "--scaling-dtypes",
+        nargs="+",
+        choices=("float32", "bfloat16"),
+        help="weight dtypes for every preset (default: float32 and bfloat16, the 1B shape "
+        "bfloat16 only)",
+    )
+    parser.add_argument(
+        "--scaling-context",
+        type=int,
+        help="cap every preset's context (default 256 / 1024 / 1024 / 512); ms/token is "
+        "measured up to it",
+    )
+    parser.add_argument("--scaling-new-tokens", type=int, default=32)
+    parser.add_argument("--scaling-batches", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--plot", help="with --scaling: write a PNG plot here (needs matplotlib)")
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
 
+    import keras_recipes  # noqa: F401  (turns on the XLA cache before TensorFlow starts)
+    from keras_recipes.hardware import default_compute_dtype
     from keras_recipes.llama import LlamaConfig
+    from keras_recipes.xla_cache import xla_cache_directory
 
     cfg = LlamaConfig.preset("stories15M")
+    threads = {"tf_intra_op": "default (one per core in the affinity mask)"}
+    conditions = print_conditions(threads=threads)
+    cache = os.environ.get("TF_XLA_FLAGS", "") and xla_cache_directory()
+    print(f"  default compute dtype here: {default_compute_dtype()}; XLA cache: {cache or 'off'}")
     cores = len(os.sched_getaffinity(0))
-    print(f"stories15M shape, float32, {cores} core(s) available, load {os.getloadavg()[0]:.1f}")
-    ours, hub = build_models(cfg)
-    report = {"cores": cores, "load_average_1m": os.getloadavg()[0]}
+    report = {
+        "cores": cores,
+        "load_average_1m": os.getloadavg()[0],
+        "conditions": conditions,
+        "xla_cache": cache or None,
+    }
+    needs_models = not (args.skip_decode and args.skip_train)
+    if needs_models:
+        print(
+            f"stories15M shape, float32, {cores} core(s) available, load {os.getloadavg()[0]:.1f}"
+        )
+        ours, hub = build_models(cfg)
     if not args.skip_decode:
         for batch in args.batches:
             decode(ours, hub, cfg, batch, args.repeats, report)
@@ -327,6 +691,13 @@ def main(argv=None):
         train(ours, hub, cfg, args.train_steps, report, args.train_modes)
     if args.loss_curve:
         loss_curves(cfg, args.loss_curve, args.loss_curve_seq_len, args.loss_curve_jit, report)
+    if args.prefill:
+        prefill(cfg, args.repeats, report)
+    if args.first_token:
+        first_token(args.repeats, report)
+    if args.scaling:
+        scaling(args, report)
+    report["conditions_after"] = print_conditions(label="after")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(report, f, indent=2)
