@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import warnings
 
 ENVIRONMENT = "KERAS_RECIPES_XLA_CACHE"
 DIRECTORY_FLAG = "--tf_xla_persistent_cache_directory"
@@ -97,7 +98,9 @@ def enable_xla_cache(environ=None) -> str | None:
 
     Returns:
         The folder in use (the user's own if `TF_XLA_FLAGS` named one), or
-        None when turned off.
+        None when turned off or when the folder cannot be created or written
+        (then with a `RuntimeWarning`: TensorFlow would fail every compiled
+        call that tries to save into it).
 
     Examples:
 
@@ -116,6 +119,20 @@ def enable_xla_cache(environ=None) -> str | None:
             return flag.partition("=")[2] or None
     directory = xla_cache_directory(environ)
     if directory is None:
+        return None
+    # TensorFlow fails the compiled call itself when it cannot write an entry.
+    try:
+        os.makedirs(directory, exist_ok=True)
+        writable = os.access(directory, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        warnings.warn(
+            f"keras_recipes: cannot write XLA's compilation cache folder {directory}; "
+            f"compiling without a cache. Set {ENVIRONMENT} to a writable folder, or to 0.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     environ["TF_XLA_FLAGS"] = f"{flags} {DIRECTORY_FLAG}={directory}".strip()
     return directory

@@ -91,3 +91,11 @@ def test_xla_flags_get_their_own_folder():
     plain = xla_cache_directory({"XDG_CACHE_HOME": "/x"})
     tuned = xla_cache_directory({"XDG_CACHE_HOME": "/x", "XLA_FLAGS": "--xla_cpu_use_onednn=true"})
     assert plain != tuned
+
+
+def test_a_folder_that_cannot_be_written_turns_the_cache_off_with_a_warning():
+    # TensorFlow would fail every compiled call that tries to save there.
+    environ = {"KERAS_RECIPES_XLA_CACHE": "/proc/no-such-folder/xla"}
+    with pytest.warns(RuntimeWarning, match="cannot write.*KERAS_RECIPES_XLA_CACHE"):
+        assert enable_xla_cache(environ) is None
+    assert "TF_XLA_FLAGS" not in environ
