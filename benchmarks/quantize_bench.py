@@ -171,6 +171,42 @@ def fake_tokenizer(vocab_size: int, path: Path) -> Path:
     return Llama2cTokenizer(pieces, [0.0] * len(pieces)).save(path)
 
 
+def quality(run_dir: Path, corpus: str = "lee") -> dict:
+    """Teacher-forced next-token agreement and perplexity of int8 / bfloat16 against float32,
+    for a trained run (`model.keras` + `tokenizer.model`, e.g. the main job's
+    `runs/llama_tiny`) on a built-in corpus it did not train on."""
+    import keras
+    import numpy as np
+
+    from keras_recipes.data import load_builtin_corpus
+    from keras_recipes.llama import quantize_for_decoding
+    from keras_recipes.tokenizers import SentencePieceTokenizer
+
+    model = keras.models.load_model(run_dir / "model.keras", compile=False)
+    tokenizer = SentencePieceTokenizer(str(run_dir / "tokenizer.model"))
+    ids = [i for doc in load_builtin_corpus(corpus) for i in tokenizer.encode(doc, add_bos=True)]
+    length = model.config.max_seq_len + 1
+    windows = np.array(ids[: len(ids) // length * length], np.int32).reshape(-1, length)
+    inputs, targets = windows[:, :-1], windows[:, 1:]
+
+    def scores(forward):
+        logits = np.concatenate(
+            [np.asarray(forward(inputs[i : i + 16])) for i in range(0, len(inputs), 16)]
+        )
+        logits = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        nll = -np.take_along_axis(log_probs, targets[..., None], -1).mean()
+        return logits.argmax(-1), float(np.exp(nll))
+
+    reference, perplexity = scores(model)
+    figures = {"corpus": corpus, "tokens": int(targets.size), "float32_perplexity": perplexity}
+    for weights in ("int8", "bfloat16"):
+        predicted, quantized_perplexity = scores(quantize_for_decoding(model, weights))
+        figures[f"{weights}_agreement"] = float((predicted == reference).mean())
+        figures[f"{weights}_perplexity"] = quantized_perplexity
+    return figures
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help='the "tiny" preset, few tokens')
@@ -180,6 +216,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--llama2c-src", default=None, help="folder with llama2.c's run.c, runq.c")
     parser.add_argument("--saved-model", action="store_true", help="also SavedModel generate")
     parser.add_argument("--skip-kernels", action="store_true")
+    parser.add_argument("--skip-decode", action="store_true")
+    parser.add_argument(
+        "--quality-run",
+        default=None,
+        help="a trained run folder (model.keras, tokenizer.model), e.g. runs/llama_tiny: "
+        "int8/bf16 agreement and perplexity against float32 on the Lee test articles",
+    )
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     quiet_tensorflow()
@@ -204,6 +247,25 @@ def main(argv=None) -> dict:
         for r in rows:
             print(f"| {r['shape']} | {r['form']} | {'yes' if r['xla'] else 'no'} | "
                   f"{r['microseconds']:.0f} | {r['vs_float32_tf']:.2f}x |")  # fmt: skip
+
+    if args.quality_run:
+        figures = quality(Path(args.quality_run))
+        report["quality"] = figures
+        print(
+            f"\nquality of {args.quality_run} on {figures['corpus']} ({figures['tokens']} tokens, "
+            f"teacher-forced): float32 perplexity {figures['float32_perplexity']:.3f}; "
+            + "; ".join(
+                f"{w} agreement {figures[f'{w}_agreement']:.2%}, perplexity "
+                f"{figures[f'{w}_perplexity']:.3f} "
+                f"({figures[f'{w}_perplexity'] / figures['float32_perplexity'] - 1:+.2%})"
+                for w in ("int8", "bfloat16")
+            )
+        )
+    if args.skip_decode:
+        report["conditions_after"] = print_conditions(label="after")
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=1, default=str))
+        return report
 
     keras.utils.set_random_seed(0)
     config = LlamaConfig.preset("tiny") if args.quick else LlamaConfig(**SHAPE_110M)
