@@ -1,28 +1,32 @@
 """Weights at 2 and 1 bytes for decoding: `quantize_for_decoding(model, "int8" | "bfloat16")`.
 
 At batch 1 a decode step reads every weight once and does two flops with
-each, so its speed is the speed of reading weights. Storing them in fewer
-bytes only pays when the matmul reads those bytes directly: dequantising to
-a float32 copy and then multiplying reads more bytes than float32 does
-(that is why Keras's `model.quantize("int8")` decodes no faster). So this
-module keeps only the 1- or 2-byte tensors and multiplies with kernels that
-take them as they are:
+each, so its speed is the speed of reading weights. Fewer bytes only pay
+when the matmul reads them as they are: dequantising a whole matrix to
+float32 and then multiplying reads and writes more bytes than float32 does
+(why Keras's `model.quantize("int8")` decodes no faster). This module keeps
+only the 1- or 2-byte tensors and multiplies with the best core-TensorFlow
+form found (`benchmarks/quantize_bench.py` times every form tried):
 
-- `"bfloat16"`: every matrix stored as bfloat16, rows = output channels,
-  multiplied by oneDNN's bfloat16 matmul (`tf.matmul(x_bf16, w,
-  transpose_b=True)`, float32 accumulation; AVX512-BF16 / AMX where the
-  CPU has them).
+- `"bfloat16"`: every matrix stored as bfloat16, rows = output channels.
+  Where the CPU multiplies bfloat16 (AVX512-BF16 or AMX-BF16,
+  `keras_recipes.hardware.has_fast_bfloat16`), one oneDNN bfloat16 matmul
+  (`tf.matmul(x_bf16, w, transpose_b=True)`, float32 accumulation); its
+  output is rounded to bfloat16, so the 8 likeliest logits are recomputed
+  in float32. Elsewhere, the tiling of int8 below with a cast.
 - `"int8"`: every matrix stored as int8 with one float32 scale per output
-  channel (symmetric, `scale = max|w| / 127`). Where the CPU has int8 dot
-  instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8) and TensorFlow has its
-  oneDNN kernels, a matmul quantises its input row to uint8 on the fly
-  and runs oneDNN's int8 matmul (`QuantizedMatMulWithBiasAndDequantize`)
-  on the int8 weights; elsewhere the weights are dequantised tile by tile.
+  channel (symmetric, `scale = max|w| / 127`), dequantised by
+  TensorFlow's `Dequantize` in tiles of rows small enough (256K weights,
+  1 MB as float32) to stay in L2 while they are multiplied, the outputs
+  then scaled per channel. TensorFlow has no core int8-weight matmul that
+  takes float activations: oneDNN's `QuantizedMatMulWithBiasAndDequantize`
+  builds a new kernel for every new input range, and XLA's fused
+  `sum(convert(w) * x)` does not vectorise.
 
 Activations (norms, RoPE, attention, the residual stream, the KV caches)
-stay float32. The token embedding table is stored the same way (its rows
-dequantised when gathered), and with tied embeddings it is the output head
-too. `int8_kernel()` / `bfloat16_kernel()` say which form this CPU gets.
+stay float32 (bfloat16 matmul inputs excepted). The token embedding table
+is stored the same way (its rows dequantised when gathered); with tied
+embeddings it is the output head too.
 
 The result, `QuantizedLlama`, is a causal LM in the sense of
 `keras_recipes.causal_lm` (`call_with_cache`, `init_caches`,
@@ -30,47 +34,33 @@ The result, `QuantizedLlama`, is a causal LM in the sense of
 (`.generate(prompt_ids, max_new_tokens, temperature, top_k, top_p,
 seed)`, the same sampler) and exports with
 `export_saved_model(model, path, weights="int8")`. Its forward pass is
-written with plain TensorFlow ops (no XLA: the int8 kernel has no XLA form,
-and TF Serving runs without XLA); `tests/test_quantize.py` holds it equal
-to `LlamaModel.call` within quantisation error.
+written with plain TensorFlow ops and runs without XLA (TF Serving runs
+without it, and XLA's CPU code for these forms is slower);
+`tests/test_quantize.py` holds it equal to `LlamaModel.call` within
+quantisation error.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.hardware import has_fast_bfloat16
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
 from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 
 WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
-_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # Dequantising tiles of at most this many weights keeps each float32 tile in L2.
 _TILE_WEIGHTS = 1 << 18
 # Logits oneDNN's bfloat16 matmul gives (rounded to bfloat16) that are recomputed in float32.
 _REFINED_LOGITS = 8
 
 
-@functools.cache
-def cpu_flags() -> frozenset:
-    """The CPU's feature flags (`/proc/cpuinfo`), empty where unknown."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
 def bfloat16_kernel() -> str:
     """`"onednn"` where the CPU multiplies bfloat16 natively, else `"dequantize"`."""
-    return "onednn" if cpu_flags() & set(_BF16_FLAGS) else "dequantize"
+    return "onednn" if has_fast_bfloat16() else "dequantize"
 
 
 def _tiles(rows: int, columns: int) -> list[int]:
