@@ -117,8 +117,8 @@ def build_encoder(
     -> Dense(1, sigmoid)`, layer for layer, with the sizes as arguments.
     On padded text, pass `mask_zero=True`: without it the average is taken
     over every position, padding included, so a short text's words are
-    diluted by its padding (on aclImdb cut to 200 tokens the unmasked model
-    does not learn). With it the pooling is `MaskedGlobalAveragePooling1D`,
+    diluted by its padding (issue #17 saw the unmasked model not learn on
+    movie reviews padded to 200 tokens). With it the pooling is `MaskedGlobalAveragePooling1D`,
     Keras's layer made safe for a text with no real token (zeros, not NaN).
 
     Args:

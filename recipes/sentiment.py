@@ -17,8 +17,8 @@ matrices.
 
 Texts are padded with id 0 to a common length, and the notes' snippets
 read the padding as if it were words: the pooled encoder averages it in
-(on aclImdb cut to 200 tokens, ~180 of them padding, it does not learn at
-all), and the LSTM runs through it. So the recipe builds both with
+(issue #17 saw it stay at loss 0.6931 on movie reviews padded to 200
+tokens, ~180 of them padding), and the LSTM runs through it. So the recipe builds both with
 `mask_zero=True`: the pooling averages only the real tokens and the LSTM
 skips the padded steps. `--no-mask` trains the notes' snippets exactly.
 Since a masked model's output does not depend on how much padding follows
@@ -42,13 +42,17 @@ labels. Tuning needs data the test never sees, so 1,000 whole training
 sentences are held out as a validation set (`--val-sentences`), their
 phrases taken out of training; Keras reports accuracy on them after every
 epoch, and each model keeps the weights of its best epoch (training stops
-when an epoch does not improve on the one before). `--word2vec` first trains `keras_recipes.embeddings.Word2Vec`
-on the training sentences and starts both embeddings from its vectors.
+when an epoch does not improve on the one before). The settings below were
+chosen that way; the final run trains on all of train (`--val-sentences 0`)
+for the chosen 3 epochs. `--word2vec` first trains
+`keras_recipes.embeddings.Word2Vec` on the training texts and starts both
+embeddings from its vectors (no outside data).
 
     python recipes/sentiment.py                       # Pang-Lee, 5-fold CV (~2 min)
     python recipes/sentiment.py --quick               # seconds, one fold only
     python recipes/sentiment.py --imdb aclImdb --max-per-class 5000 --epochs 3
-    python recipes/sentiment.py --sst2 SST-2
+    python recipes/sentiment.py --sst2 SST-2 --units 64 --dropout 0.5 --word2vec \
+        --epochs 3 --val-sentences 0  # SST-2 dev: BiLSTM 84.4%, pooled 81.0%; 5.3 min, 2 cores
 
 Writes `OUT/metrics.json`.
 """
@@ -82,6 +86,13 @@ parser.add_argument(
 parser.add_argument("--word2vec", action="store_true", help="start embeddings from Word2Vec")
 parser.add_argument(
     "--freeze-embeddings", action="store_true", help="keep the Word2Vec vectors fixed (--word2vec)"
+)
+parser.add_argument(
+    "--models",
+    nargs="+",
+    choices=("encoder", "decoder"),
+    default=("encoder", "decoder"),
+    help="which of the two classifiers to train (default both)",
 )
 parser.add_argument("--units", type=int, default=None, help="embedding and layer width")
 parser.add_argument("--dropout", type=float, default=0.0, help="dropout after the embedding")
@@ -191,7 +202,14 @@ mask = not args.no_mask
 epochs = args.epochs or (1 if args.quick else 3 if args.sst2 else 15)
 units = args.units or (8 if args.quick else 32)
 max_tokens = 20000 if args.sst2 else 10000
-builders = {"encoder (GlobalAveragePooling)": build_encoder, "decoder (BiLSTM)": build_decoder}
+builders = {
+    name: build
+    for name, build in (
+        ("encoder (GlobalAveragePooling)", build_encoder),
+        ("decoder (BiLSTM)", build_decoder),
+    )
+    if name.split()[0] in args.models
+}
 
 
 def length_batches(ids, labels, batch_size, shuffle):
@@ -331,7 +349,7 @@ for name, result in results.items():
             metrics["models"][name][key] = result[key]
     print(f"{name:<32} {accuracy:9.2%}   {confusion.tolist()}")
 for text, score in zip(examples, scores, strict=True):
-    print(f"  BiLSTM: {text!r} -> {'positive' if score > 0.5 else 'negative'} ({score:.2f})")
+    print(f"  {name}: {text!r} -> {'positive' if score > 0.5 else 'negative'} ({score:.2f})")
 
 metrics["wall_seconds"] = round(time.time() - started, 1)
 metrics["load_average"] = [round(load, 2) for load in os.getloadavg()]

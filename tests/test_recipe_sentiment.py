@@ -81,5 +81,6 @@ def test_sst2_trains_on_train_holds_out_sentences_and_tests_on_dev(runs):
 
 def test_help_lists_flags():
     text = help_text("sentiment")
-    for flag in ("--quick", "--out", "--imdb", "--max-per-class", "--folds", "--sst2", "--no-mask"):
+    flags = ("--quick", "--out", "--imdb", "--max-per-class", "--folds", "--sst2", "--no-mask")
+    for flag in (*flags, "--models", "--word2vec", "--val-sentences"):
         assert flag in text
