@@ -97,6 +97,12 @@ parser.add_argument(
     help="batch sentences of similar length (on by default with --char-encoder or --crf)",
 )
 parser.add_argument(
+    "--word-dropout",
+    type=float,
+    default=0.1,
+    help="share of training words hidden behind their unknown-word id",
+)
+parser.add_argument(
     "--lowercase", action="store_true", help="word ids from lowercased words, digits as 0"
 )
 parser.add_argument(
@@ -121,8 +127,9 @@ by_length = args.batch_by_length or char_encoder is not None or args.crf
 for flag, value in (("--batch-size", args.batch_size), ("--max-word-chars", args.max_word_chars)):
     if value < 1:
         sys.exit(f"{flag} must be at least 1, got {value}.")
-if not 0.0 <= args.dropout < 1.0:
-    sys.exit(f"--dropout must be in [0, 1), got {args.dropout}.")
+for flag, value in (("--dropout", args.dropout), ("--word-dropout", args.word_dropout)):
+    if not 0.0 <= value < 1.0:
+        sys.exit(f"{flag} must be in [0, 1), got {value}.")
 if args.max_train_sentences is not None and args.max_train_sentences < 1:
     sys.exit(f"--max-train-sentences must be at least 1, got {args.max_train_sentences}.")
 
@@ -185,7 +192,8 @@ print("  " + " ".join(f"{w}/{t}" for w, t in zip(*data["train"][0], strict=True)
 Words seen at least twice in training get an id; other words become
 `<UNK>` or `<Unk>` (capitalised), so an unseen name still shows its capital
 letter. We also hide 10% of the training words behind their unknown id, so
-the tagger learns what to do with words it has never seen. Id 0 pads.
+the tagger learns what to do with words it has never seen (`--word-dropout`;
+with length batches a fresh share is hidden every epoch). Id 0 pads.
 With `--lowercase`, word ids are looked up lowercased and with digits as
 `0` (fewer, better-trained embeddings; the character encoder still sees
 the capitals). A character encoder reads each word's first
@@ -238,7 +246,7 @@ print(
 The notes' recipe pads every sentence to the longest one in its split. On
 CoNLL-2003 (longest sentence 124 words, mean 14) that is mostly padding;
 sorting sentences by length (with random tie-breaks) into batches and
-shuffling the batches wastes almost nothing. Each epoch hides a fresh 10%
+shuffling the batches wastes almost nothing. Each epoch hides a fresh share
 of the training words.
 """
 
@@ -293,7 +301,7 @@ def training_batches(encoded, batch_size, seed):
 
     def generate():
         for rows in batch_order(encoded, batch_size, True, np_rng):
-            yield pad_batch(encoded, rows, hide=0.1, np_rng=np_rng)
+            yield pad_batch(encoded, rows, hide=args.word_dropout, np_rng=np_rng)
 
     steps = -(-len(encoded) // batch_size)
     dataset = tf.data.Dataset.from_generator(
@@ -419,6 +427,7 @@ options = {
     "embed_dim": embed_dim,
     "char_units": char_units if char_encoder else None,
     "dropout": args.dropout,
+    "word_dropout": args.word_dropout,
     "learning_rate": args.learning_rate,
     "lr_schedule": args.lr_schedule,
     "clipnorm": args.clipnorm,
@@ -440,7 +449,7 @@ metrics = {
     "merge_modes": {},
 }
 if not by_length:
-    x_train, y_train = encode(data["train"], hide=0.1)
+    x_train, y_train = encode(data["train"], hide=args.word_dropout)
     x_valid, y_valid = encode(data["valid"])
     x_test, _ = encode(data["test"])
 taggers = {}

@@ -106,7 +106,7 @@ def test_help_lists_flags():
     for flag in (
         "--quick", "--out", "--conll", "--merge-modes", "--epochs", "--char-encoder", "--crf",
         "--dropout", "--learning-rate", "--batch-by-length", "--max-train-sentences",
-        "--max-train-minutes", "--lowercase",
+        "--max-train-minutes", "--lowercase", "--word-dropout",
     ):  # fmt: skip
         assert flag in text
 
