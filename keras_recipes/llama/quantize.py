@@ -15,7 +15,8 @@ form found (`benchmarks/quantize_bench.py` times every form tried):
   output is rounded to bfloat16, so the 8 likeliest logits are recomputed
   in float32. Elsewhere, the tiling of int8 below with a cast.
 - `"int8"`: every matrix stored as int8 with one float32 scale per output
-  channel (symmetric, `scale = max|w| / 127`), dequantised by
+  channel (symmetric, `scale = max|w| / 127`; the values in [-127, 127]
+  kept as uint8 `value + 128`, one byte each), dequantised by
   TensorFlow's `Dequantize` in tiles of rows small enough (256K weights,
   1 MB as float32) to stay in L2 while they are multiplied, the outputs
   then scaled per channel. TensorFlow has no core int8-weight matmul that
@@ -42,6 +43,7 @@ quantisation error.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -72,8 +74,9 @@ def _tiles(rows: int, columns: int) -> list[int]:
 class _Matrix:
     """One weight matrix `(out, in)` (rows = output channels) in its storage dtype.
 
-    int8: symmetric per-row scales; each tile of rows is dequantised by
-    TensorFlow's `Dequantize` (SCALED: the int8 value itself, vectorised)
+    int8: symmetric per-row scales, values in [-127, 127] stored as uint8
+    `value + 128`; each tile of rows is dequantised by TensorFlow's
+    `Dequantize` (MIN_FIRST from -128: the value itself, vectorised)
     into a float32 tile small enough to stay in L2, multiplied, and the
     outputs scaled per channel. bfloat16: one oneDNN bfloat16 matmul where
     the CPU multiplies bfloat16, else the same tiling with a cast.
@@ -87,7 +90,10 @@ class _Matrix:
         if dtype == "int8":
             peak = np.abs(rows).max(axis=1)
             scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-            stored = np.clip(np.round(rows / scale[:, None]), -127, 127).astype(np.int8)
+            values = np.clip(np.round(rows / scale[:, None]), -127, 127)
+            # Offset binary (value + 128, as uint8): what `Dequantize`'s
+            # MIN_FIRST mode reads, exactly and faster than its int8 SCALED mode.
+            stored = (values + 128).astype(np.uint8)
             self.scale = tf.Variable(scale, trainable=False, name=f"{name}_scale")
             self.weight = tf.Variable(stored, trainable=False, name=name)
             self.kernel = "dequantize"
@@ -100,11 +106,26 @@ class _Matrix:
     def variables(self) -> list:
         return [self.weight] + ([self.scale] if self.scale is not None else [])
 
-    def __call__(self, x):
-        """`x (N, in)` float32 -> `(N, out)` float32."""
-        if self.kernel == "onednn":
-            product = tf.matmul(tf.cast(x, tf.bfloat16), self.weight, transpose_b=True)
-            return tf.cast(product, tf.float32)
+    def working_copy(self):
+        """The matrix as a decoding loop multiplies it, built once per loop
+        (`QuantizedLlama.decoding`): bfloat16 where the CPU multiplies it
+        (int8's values are exact in bfloat16, the scales applied after),
+        else float32."""
+        if self.dtype == "int8":
+            values = self._dequantize(self.weight)
+            return tf.cast(values, tf.bfloat16) if bfloat16_kernel() == "onednn" else values
+        return self.weight if self.kernel == "onednn" else tf.cast(self.weight, tf.float32)
+
+    def __call__(self, x, working=None):
+        """`x (N, in)` float32 -> `(N, out)` float32; `working`: `working_copy()` or None."""
+        if working is not None or self.kernel == "onednn":
+            weight = self.weight if working is None else working
+            if weight.dtype == tf.bfloat16:
+                product = tf.matmul(tf.cast(x, tf.bfloat16), weight, transpose_b=True)
+                out = tf.cast(product, tf.float32)
+            else:
+                out = tf.matmul(x, weight, transpose_b=True)
+            return out * self.scale if self.scale is not None else out
         tiles = tf.split(self.weight, self.tiles, axis=0) if len(self.tiles) > 1 else [self.weight]
         outs = [tf.matmul(x, self._dequantize(tile), transpose_b=True) for tile in tiles]
         out = tf.concat(outs, axis=1) if len(outs) > 1 else outs[0]
@@ -113,10 +134,10 @@ class _Matrix:
     def _dequantize(self, tile):
         if self.dtype == "int8":
             return tf.raw_ops.Dequantize(
-                input=tf.bitcast(tile, tf.qint8),
-                min_range=tf.constant(-127.0),
+                input=tf.bitcast(tile, tf.quint8),
+                min_range=tf.constant(-128.0),
                 max_range=tf.constant(127.0),
-                mode="SCALED",
+                mode="MIN_FIRST",
                 dtype=tf.float32,
             )
         return tf.cast(tile, tf.float32)
@@ -125,13 +146,15 @@ class _Matrix:
         """Float32 rows `ids` (the embedding lookup of a tied table)."""
         rows = tf.cast(tf.gather(self.weight, ids), tf.float32)
         if self.scale is not None:
-            rows *= tf.gather(self.scale, ids)[..., None]
+            rows = (rows - 128.0) * tf.gather(self.scale, ids)[..., None]
         return rows
 
     def dequantized(self) -> np.ndarray:
         """The float32 `(out, in)` matrix this one stands for (for tests and checks)."""
         rows = np.asarray(tf.cast(self.weight, tf.float32))
-        return rows * self.scale.numpy()[:, None] if self.scale is not None else rows
+        if self.scale is None:
+            return rows
+        return (rows - 128.0) * self.scale.numpy()[:, None]
 
 
 class QuantizedLlama(tf.Module):
@@ -196,6 +219,34 @@ class QuantizedLlama(tf.Module):
         scale = [1.0 / math.sqrt(self.head_dim)] * self.n_heads + [1.0] * self.n_kv
         self.row_scale = tf.constant(scale)[:, None]
         self._generate_functions = {}
+        self._working = None
+
+    @contextlib.contextmanager
+    def decoding(self):
+        """Within it, graph code built multiplies per-loop working copies of the matrices.
+
+        TensorFlow has no core matmul that reads int8 weights with float
+        activations, and dequantising at every step costs more than reading
+        float32. So a decoding loop (`generate`, the SavedModel's `generate`
+        signature) converts every matrix once, before its first step: to
+        bfloat16 where the CPU multiplies bfloat16 (int8's values are exact
+        in it; the per-channel scales apply to the outputs), else to
+        float32. The stored weights stay 1 or 2 bytes; while a loop runs,
+        its copies take 2 (or 4) bytes per weight.
+
+        ```python
+        with model.decoding():  # inside a tf.function, around the loop
+            out = generate_in_graph(model, ...)
+        ```
+        """
+        self._working = {id(m): m.working_copy() for m in self.matrices}
+        try:
+            yield self
+        finally:
+            self._working = None
+
+    def _multiply(self, matrix, x):
+        return matrix(x, self._working.get(id(matrix)) if self._working else None)
 
     @property
     def matrices(self) -> list:
@@ -255,14 +306,15 @@ class QuantizedLlama(tf.Module):
         oneDNN's bfloat16 matmul rounds its output to bfloat16 (2**-9 of a
         logit), which reorders near-equal logits (greedy picks, and 1.3% of
         next-token argmaxes on the main job's model): the likeliest few are
-        recomputed in float32 from the same bfloat16 rows.
+        recomputed in float32 from the stored rows.
         """
-        logits = self.head(hidden)
-        if self.head.kernel != "onednn":
+        logits = self._multiply(self.head, hidden)
+        working = self._working.get(id(self.head)) if self._working else None
+        if (self.head.weight if working is None else working).dtype != tf.bfloat16:
             return logits
         k = min(_REFINED_LOGITS, self.config.vocab_size)
         top = tf.math.top_k(logits, k=k).indices  # (N, k)
-        rows = tf.cast(tf.gather(self.head.weight, top), tf.float32)  # (N, k, dim)
+        rows = self.head.rows(top)  # (N, k, dim) float32
         exact = tf.reduce_sum(rows * hidden[:, None], axis=-1)
         index = tf.stack([tf.repeat(tf.range(tf.shape(top)[0]), k), tf.reshape(top, [-1])], 1)
         return tf.tensor_scatter_nd_update(logits, index, tf.reshape(exact, [-1]))
@@ -282,7 +334,7 @@ class QuantizedLlama(tf.Module):
         bias = tf.where(allowed, 0.0, MASK_VALUE)  # (B or 1, t, S)
         new_caches = []
         for layer, (keys, values) in zip(self.layers, caches, strict=True):
-            qkv = layer["wqkv"](_rms(x, layer["attention_norm"], self.norm_eps))
+            qkv = self._multiply(layer["wqkv"], _rms(x, layer["attention_norm"], self.norm_eps))
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [batch, steps, self.n_heads + self.n_kv, self.head_dim])
             qk = qk * cos + self._swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
@@ -291,9 +343,10 @@ class QuantizedLlama(tf.Module):
             values = _write(values, tf.reshape(v, [batch, steps, self.n_kv, self.head_dim]), start)
             new_caches.append((keys, values))
             attended = self._attend(q, keys, values, bias, single=token_ids.shape[1] == 1)
-            x = x + layer["wo"](attended)
-            gate, up = tf.split(layer["w13"](_rms(x, layer["ffn_norm"], self.norm_eps)), 2, axis=1)
-            x = x + layer["w2"](gate / (1.0 + tf.exp(-gate)) * up)
+            x = x + self._multiply(layer["wo"], attended)
+            hidden = self._multiply(layer["w13"], _rms(x, layer["ffn_norm"], self.norm_eps))
+            gate, up = tf.split(hidden, 2, axis=1)
+            x = x + self._multiply(layer["w2"], gate / (1.0 + tf.exp(-gate)) * up)
         return tf.reshape(x, [batch, steps, self.config.dim]), new_caches
 
     def _attend(self, q, keys, values, bias, single: bool):
@@ -415,9 +468,10 @@ def _generate_function(model: QuantizedLlama, window: int):
         autograph=False,
     )
     def run(ids, lengths, max_new_tokens, temperature, top_k, top_p, seed):
-        return generate_in_graph(
-            windowed, ids, lengths, max_new_tokens, temperature, top_k, top_p, seed
-        )
+        with model.decoding():
+            return generate_in_graph(
+                windowed, ids, lengths, max_new_tokens, temperature, top_k, top_p, seed
+            )
 
     return run
 

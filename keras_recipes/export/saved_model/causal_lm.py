@@ -7,6 +7,7 @@ examples and their oracle (`generate()` on the Keras model).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -49,6 +50,8 @@ class _CausalLMSignatures:
     def functions(self) -> dict:
         model = self.model
         vocab_size = model.config.vocab_size
+        # quantize_for_decoding's models convert their weights once per loop.
+        decoding = model.decoding if _is_quantized(model) else contextlib.nullcontext
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
@@ -69,9 +72,10 @@ class _CausalLMSignatures:
             controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
-            out = llama_graph.generate_in_graph(
-                model, token_ids, lengths, *controls, jit_compile=self.jit_compile
-            )
+            with decoding():
+                out = llama_graph.generate_in_graph(
+                    model, token_ids, lengths, *controls, jit_compile=self.jit_compile
+                )
             return {"token_ids": out}
 
         functions = {SERVING_DEFAULT: serving_default, "generate": generate}
@@ -95,9 +99,10 @@ class _CausalLMSignatures:
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
                 padded, lengths = llama_graph.left_pad(ids)
                 padded = _checked_token_ids(padded, vocab_size)
-                out = llama_graph.generate_in_graph(
-                    model, padded, lengths, *controls, jit_compile=self.jit_compile
-                )
+                with decoding():
+                    out = llama_graph.generate_in_graph(
+                        model, padded, lengths, *controls, jit_compile=self.jit_compile
+                    )
                 new = out[:, tf.shape(padded)[1] :]
                 before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
                 new = tf.ragged.boolean_mask(new, before_eos)
@@ -146,10 +151,8 @@ class _CausalLMSignatures:
             top_p=_top_p_or_none(float(inputs["top_p"][0])),
             seed=int(inputs["seed"][0]),
         )
-        from keras_recipes.llama.quantize import QuantizedLlama
-
         # quantize_for_decoding's models decode by their own generate (no XLA).
-        if isinstance(model, QuantizedLlama):
+        if _is_quantized(model):
             decode = model.generate
         else:
             decode = functools.partial(generate, model)
@@ -167,6 +170,12 @@ class _CausalLMSignatures:
             new = out[: ends[0]] if len(ends) else out
             texts.append(tokenizer.decode([*ids, *new]).encode())
         return {"text": np.array(texts, object)}
+
+
+def _is_quantized(model) -> bool:
+    from keras_recipes.llama.quantize import QuantizedLlama
+
+    return isinstance(model, QuantizedLlama)
 
 
 def _top_p_or_none(top_p: float) -> float | None:
