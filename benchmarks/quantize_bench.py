@@ -177,6 +177,7 @@ def quality(run_dir: Path, corpus: str = "lee") -> dict:
     `runs/llama_tiny`) on a built-in corpus it did not train on."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from keras_recipes.data import load_builtin_corpus
     from keras_recipes.llama import quantize_for_decoding
@@ -201,7 +202,14 @@ def quality(run_dir: Path, corpus: str = "lee") -> dict:
     reference, perplexity = scores(model)
     figures = {"corpus": corpus, "tokens": int(targets.size), "float32_perplexity": perplexity}
     for weights in ("int8", "bfloat16"):
-        predicted, quantized_perplexity = scores(quantize_for_decoding(model, weights))
+        quantized = quantize_for_decoding(model, weights)
+
+        @tf.function(autograph=False)
+        def as_decoding(ids, quantized=quantized):  # multiplied as generate multiplies
+            with quantized.decoding():
+                return quantized(ids)
+
+        predicted, quantized_perplexity = scores(as_decoding)
         figures[f"{weights}_agreement"] = float((predicted == reference).mean())
         figures[f"{weights}_perplexity"] = quantized_perplexity
     return figures
