@@ -2,27 +2,30 @@
 
 At batch 1 a decode step reads every weight once and does two flops with
 each, so its speed is the speed of reading weights. Fewer bytes only pay
-when the matmul reads them as they are: dequantising a whole matrix to
-float32 and then multiplying reads and writes more bytes than float32 does
-(why Keras's `model.quantize("int8")` decodes no faster). This module keeps
-only the 1- or 2-byte tensors and multiplies with the best core-TensorFlow
-form found (`benchmarks/quantize_bench.py` times every form tried):
+when the matmul reads them as they are, and TensorFlow has no core matmul
+that reads int8 weights with float activations: dequantising to float32 at
+every step reads and writes more bytes than float32 does (why Keras's
+`model.quantize("int8")` decodes no faster; dequantising in L2-sized tiles
+gets 0.74x float32's time per 768x2048 product, 0.39x per 768x32000),
+oneDNN's `QuantizedMatMulWithBiasAndDequantize` builds a new kernel for
+every new input range, and XLA's fused `sum(convert(w) * x)` does not
+vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
 
-- `"bfloat16"`: every matrix stored as bfloat16, rows = output channels.
-  Where the CPU multiplies bfloat16 (AVX512-BF16 or AMX-BF16,
-  `keras_recipes.hardware.has_fast_bfloat16`), one oneDNN bfloat16 matmul
-  (`tf.matmul(x_bf16, w, transpose_b=True)`, float32 accumulation); its
-  output is rounded to bfloat16, so the 8 likeliest logits are recomputed
-  in float32. Elsewhere, the tiling of int8 below with a cast.
-- `"int8"`: every matrix stored as int8 with one float32 scale per output
-  channel (symmetric, `scale = max|w| / 127`; the values in [-127, 127]
-  kept as uint8 `value + 128`, one byte each), dequantised by
-  TensorFlow's `Dequantize` in tiles of rows small enough (256K weights,
-  1 MB as float32) to stay in L2 while they are multiplied, the outputs
-  then scaled per channel. TensorFlow has no core int8-weight matmul that
-  takes float activations: oneDNN's `QuantizedMatMulWithBiasAndDequantize`
-  builds a new kernel for every new input range, and XLA's fused
-  `sum(convert(w) * x)` does not vectorise.
+- The stored weights are 1 or 2 bytes: bfloat16, or int8 with one float32
+  scale per output channel (symmetric, `scale = max|w| / 127`; the values
+  in [-127, 127] kept as uint8 `value + 128`, what `Dequantize` reads
+  fastest), rows = output channels. That is what a SavedModel holds and
+  what `model(token_ids)` multiplies (int8 by `Dequantize` in tiles of rows
+  small enough to stay in L2).
+- A decoding loop (`generate`, the SavedModel's `generate` signatures)
+  runs inside `QuantizedLlama.decoding()`: each matrix is converted once,
+  before the first step, to bfloat16 where the CPU multiplies it (AVX512-BF16
+  or AMX, `keras_recipes.hardware.has_fast_bfloat16`; int8's values are
+  exact in bfloat16, the scales applied to the outputs), else to float32,
+  and every step multiplies those copies (oneDNN's bfloat16 matmul, float32
+  accumulation). Its output is rounded to bfloat16, so the 8 likeliest
+  logits are recomputed in float32. Where the CPU has no bfloat16, decoding
+  runs at float32's speed, never slower.
 
 Activations (norms, RoPE, attention, the residual stream, the KV caches)
 stay float32 (bfloat16 matmul inputs excepted). The token embedding table
