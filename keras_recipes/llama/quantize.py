@@ -24,8 +24,9 @@ vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
   exact in bfloat16, the scales applied to the outputs), else to float32,
   and every step multiplies those copies (oneDNN's bfloat16 matmul, float32
   accumulation). Its output is rounded to bfloat16, so the 8 likeliest
-  logits are recomputed in float32. Where the CPU has no bfloat16, decoding
-  runs at float32's speed, never slower.
+  logits are recomputed in float32. Where the CPU has no bfloat16, the
+  copies are float32 and a step is float32's graph step (not measured on
+  such a CPU yet).
 
 Activations (norms, RoPE, attention, the residual stream, the KV caches)
 stay float32 (bfloat16 matmul inputs excepted). The token embedding table
