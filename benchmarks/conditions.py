@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import platform
 
+from keras_recipes.hardware import cpu_features, cpu_model
+
 # The /proc/cpuinfo flags that decide which kernels oneDNN, XLA and XNNPACK
 # pick for float32 / bfloat16 / int8 matmuls.
 RELEVANT_FLAGS = (
@@ -48,22 +50,6 @@ THREAD_ENVIRONMENT = (
 )
 
 
-def _cpuinfo() -> tuple[str, set]:
-    model, flags = None, set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name" and model is None:
-                    model = value.strip()
-                elif key == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:  # not Linux
-        pass
-    return model or platform.processor() or "unknown CPU", flags
-
-
 def describe_conditions(threads: dict | None = None) -> dict:
     """The machine and its state now, as a JSON-ready dict.
 
@@ -86,7 +72,7 @@ def describe_conditions(threads: dict | None = None) -> dict:
     >>> len(conditions["load_average"])
     3
     """
-    model, flags = _cpuinfo()
+    model, flags = cpu_model(), cpu_features()
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

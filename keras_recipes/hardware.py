@@ -17,6 +17,7 @@ is testable without the CPU it describes.
 from __future__ import annotations
 
 import functools
+import platform
 
 BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
 INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -36,6 +37,32 @@ def parse_cpu_flags(cpuinfo: str) -> frozenset:
         if key.strip() in ("flags", "Features"):  # x86, ARM
             return frozenset(value.split())
     return frozenset()
+
+
+def parse_cpu_model(cpuinfo: str) -> str | None:
+    """The model name of the first processor listed in a `/proc/cpuinfo` text.
+
+    Examples:
+
+    >>> parse_cpu_model("processor : 0\\nmodel name : Intel(R) Xeon(R) Processor\\n")
+    'Intel(R) Xeon(R) Processor'
+    """
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            return value.strip()
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """This machine's CPU model name (`/proc/cpuinfo`), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = parse_cpu_model(info.read())
+    except OSError:
+        model = None
+    return model or platform.processor() or "unknown CPU"
 
 
 @functools.lru_cache(maxsize=1)
