@@ -218,16 +218,15 @@ class TimeBudget(keras.callbacks.Callback):
 
     With a time budget the run cannot know its number of steps in advance, so
     the decay follows the clock: the rate at any step is the cosine schedule
-    at the fraction of the budget spent.
+    at the fraction of the budget spent. The clock starts at `started` (the
+    model's construction, so vocabularies and arrays count too).
     """
 
-    def __init__(self, minutes, peak, alpha):
+    def __init__(self, minutes, peak, alpha, started):
         super().__init__()
         self.seconds, self.peak, self.alpha = minutes * 60, peak, alpha
+        self.started = started
         self.steps = 0
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
 
     def on_train_batch_begin(self, batch, logs=None):
         done = min(1.0, (time.time() - self.started) / self.seconds)
@@ -243,6 +242,7 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def train(attention):
+    started = time.time()
     model = Seq2Seq.from_pairs(
         train_pairs,
         level=level,
@@ -261,7 +261,7 @@ def train(attention):
     batches = length_batches(x, y, batch_size, args.seed)
     callbacks = []
     if args.max_train_minutes:
-        callbacks.append(TimeBudget(args.max_train_minutes, 3e-3, alpha=0.05))
+        callbacks.append(TimeBudget(args.max_train_minutes, 3e-3, 0.05, started))
         learning_rate = 3e-3
     else:
         learning_rate = keras.optimizers.schedules.CosineDecay(
