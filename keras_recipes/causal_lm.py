@@ -30,9 +30,15 @@ matrix's variable, and whether it is the embedding table), with
 compiled with `LanguageModelLoss`, it trains without the `(B, T, vocab)`
 logits.
 
-Optional: `call_with_cache(..., runtime="tf")`. Graphs that TF Serving
-runs without XLA pass it when the model takes it, so the model can write
-its caches with plain TensorFlow ops instead of XLA's dynamic-update-slice.
+Optional: `call_with_cache(..., cache_update=fn)`, a function
+`(cache, values, start_index) -> cache` that the model uses to write its
+caches. The SavedModel graphs that TF Serving runs without XLA pass one
+(a scatter, `keras_recipes.export.llama_graph.scatter_cache_update`) when
+the model takes it: a dynamic-update-slice, the fastest write under XLA
+and in TFLite, is an XLA op that plain TensorFlow runs only by compiling
+it. A model without the argument writes its caches with ops that every
+runtime runs (`tests/test_causal_lm_protocol.py` masks them in). Nothing
+in the model knows which runtime traces it.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ def check_causal_lm(model, who: str) -> None:
         )
 
 
-def takes_runtime(model) -> bool:
-    """Whether `model.call_with_cache` accepts `runtime=` (LLaMA's plain-TF cache writes)."""
+def takes_cache_update(model) -> bool:
+    """Whether `model.call_with_cache` accepts `cache_update=` (a replacement cache write)."""
     parameters = inspect.signature(model.call_with_cache).parameters
-    return "runtime" in parameters
+    return "cache_update" in parameters

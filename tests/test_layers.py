@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from keras_recipes.layers import (
     CausalSelfAttention,
@@ -137,7 +138,6 @@ def test_swiglu_is_w2_of_silu_w1_times_w3():
     a = x @ w1
     expected = ((a / (1 + np.exp(-a))) * (x @ w3)) @ w2
     np.testing.assert_allclose(np.asarray(ffn(x)), expected, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(ffn(x, runtime="tf")), expected, atol=1e-5)
     assert not any("bias" in v.path for v in ffn.weights)
 
 
@@ -198,35 +198,47 @@ def test_attention_padding_mask():
     assert np.isfinite(got).all()  # fully masked (padding) rows stay finite
 
 
-@pytest.mark.parametrize("runtime", ["xla", "tf"])
-def test_kv_cache_step_by_step_equals_full_pass(runtime):
-    # runtime="tf" writes with a scatter and attends one token without a matmul.
+def masked_cache_write(cache, values, start_index):
+    """A cache write of the caller's own: new rows picked by a mask (no slice update)."""
+    slots = ops.arange(ops.shape(cache)[1])
+    steps = ops.shape(values)[1]
+    placed = ops.take(values, ops.clip(slots - start_index, 0, steps - 1), axis=1)
+    is_new = ((slots >= start_index) & (slots < start_index + steps))[None, :, None, None]
+    return ops.where(is_new, ops.cast(placed, cache.dtype), cache)
+
+
+@pytest.mark.parametrize("cache_update", [None, masked_cache_write])
+def test_kv_cache_step_by_step_equals_full_pass(cache_update):
+    # None: the layer's own dynamic-update-slice; or a write the caller passes.
     x = _rand(2, 9, 32)
     attn = CausalSelfAttention(n_heads=4, n_kv_heads=2)
     full = np.asarray(attn(x))
     k = v = np.zeros((2, 16, 2, 8), "float32")
-    out, k, v = attn(x[:, :5], key_cache=k, value_cache=v, start_index=0, runtime=runtime)
+    calls = []
+
+    def write(cache, values, start_index):
+        calls.append(start_index)
+        return (cache_update or update_cache)(cache, values, start_index)
+
+    out, k, v = attn(x[:, :5], key_cache=k, value_cache=v, start_index=0, cache_update=write)
     steps = [np.asarray(out)]
     for i in range(5, 9):
         out, k, v = attn(
-            x[:, i : i + 1], key_cache=k, value_cache=v, start_index=i, runtime=runtime
+            x[:, i : i + 1], key_cache=k, value_cache=v, start_index=i, cache_update=write
         )
         steps.append(np.asarray(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
     assert not np.asarray(k)[:, 9:].any()  # slots past the end untouched
+    assert calls == [0, 0, 5, 5, 6, 6, 7, 7, 8, 8]  # keys, then values, at every step
 
 
 @pytest.mark.parametrize("steps", [1, 3])
-def test_tf_runtime_cache_update_equals_xla(steps):
+def test_cache_update_writes_the_rows_at_start_index(steps):
     cache = _rand(2, 8, 2, 4)
     values = _rand(2, steps, 2, 4)
-    sliced = np.asarray(update_cache(cache, values, 4, "xla"))
     expected = cache.copy()
     expected[:, 4 : 4 + steps] = values
-    np.testing.assert_array_equal(sliced, expected)
-    np.testing.assert_array_equal(np.asarray(update_cache(cache, values, 4, "tf")), expected)
-    with pytest.raises(ValueError, match="runtime"):
-        update_cache(cache, values, 4, "jax")
+    np.testing.assert_array_equal(np.asarray(update_cache(cache, values, 4)), expected)
 
 
 def test_attention_rejects_bad_head_counts():

@@ -6,7 +6,12 @@ import pytest
 import tensorflow as tf
 
 from keras_recipes.export import llama_graph
-from keras_recipes.export.llama_graph import FusedDecodeStep, generate_in_graph, left_pad
+from keras_recipes.export.llama_graph import (
+    FusedDecodeStep,
+    generate_in_graph,
+    left_pad,
+    scatter_cache_update,
+)
 from keras_recipes.llama import LlamaConfig, build_llama
 
 PROMPTS = [[5, 9, 2, 7, 30, 11], [8, 3], [40, 1, 17]]
@@ -33,8 +38,23 @@ def prefill(model, prompts):
     key_mask = tf.range(context)[None, :] >= (ids.shape[1] - lengths)[:, None]
     shape = (len(prompts), context, cfg.n_kv_heads, cfg.head_dim)
     caches = [(tf.zeros(shape), tf.zeros(shape)) for _ in model.blocks]
-    _, caches = model.call_with_cache(ids, caches, 0, key_mask, runtime="tf")
+    _, caches = model.call_with_cache(ids, caches, 0, key_mask, cache_update=scatter_cache_update)
     return tokens, key_mask, caches
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_scatter_cache_update_writes_the_rows_at_start_index(steps):
+    rng = np.random.default_rng(steps)
+    cache = rng.standard_normal((2, 8, 2, 4)).astype("float32")
+    values = rng.standard_normal((2, steps, 2, 4)).astype("float32")
+    expected = cache.copy()
+    expected[:, 4 : 4 + steps] = values
+    got = scatter_cache_update(tf.constant(cache), tf.constant(values), tf.constant(4))
+    np.testing.assert_array_equal(got.numpy(), expected)
+    graph = tf.function(scatter_cache_update).get_concrete_function(
+        tf.TensorSpec(cache.shape), tf.TensorSpec(values.shape), tf.TensorSpec([], tf.int32)
+    )
+    assert not [n.op for n in graph.graph.as_graph_def().node if n.op.startswith("Xla")]
 
 
 def test_fused_step_equals_the_models_cached_call(llama):
@@ -45,7 +65,9 @@ def test_fused_step_equals_the_models_cached_call(llama):
     rng = np.random.default_rng(0)
     for position in range(width, width + 4):
         current = tf.constant(rng.integers(1, 64, (len(PROMPTS), 1)), tf.int32)
-        want, caches = llama.call_with_cache(current, caches, position, key_mask, runtime="tf")
+        want, caches = llama.call_with_cache(
+            current, caches, position, key_mask, cache_update=scatter_cache_update
+        )
         got, fused = step(current, fused, position)
         np.testing.assert_allclose(got, want, atol=2e-5)
     for (keys, values), (fused_keys, fused_values) in zip(caches, fused, strict=True):

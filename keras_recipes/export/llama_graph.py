@@ -8,9 +8,9 @@ same bucket, a key mask over the padding, the same sampler seeded with
 `(seed, position)`), so greedy decoding returns exactly the tokens of
 `model.generate`. It is not XLA-compiled (TF Serving runs XLA only when
 started with `--xla_cpu_compilation_enabled`), so it holds no XLA op: the
-prompt runs through the model with `runtime="tf"` (KV caches written with a
-scatter, not the `XlaDynamicUpdateSlice` that `keras.ops.slice_update`
-becomes), and each decoded token of a float32 model through
+prompt runs through the model with `cache_update=scatter_cache_update` (KV
+caches written with a scatter, not the `XlaDynamicUpdateSlice` that the
+layers' `keras.ops.slice_update` becomes), and each decoded token of a float32 model through
 `FusedDecodeStep`, the same math in a fifth of the graph ops (368 against
 1,668 non-constant nodes per step at the stories15M shape). XLA draws different
 stateless random numbers than TensorFlow's kernels: sampled continuations
@@ -25,7 +25,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes.causal_lm import takes_runtime
+from keras_recipes.causal_lm import takes_cache_update
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
 from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 from keras_recipes.llama.generate import PROMPT_MULTIPLE
@@ -44,6 +44,23 @@ def left_pad(ragged_ids, pad_id: int = 0):
     shape = tf.stack([tf.shape(lengths)[0], width])
     dense = tf.scatter_nd(indices, ragged_ids.values - pad_id, shape) + pad_id
     return dense, lengths
+
+
+def scatter_cache_update(cache, values, start_index):
+    """`cache[:, start_index : start_index + T] = values` with a scatter.
+
+    The cache write of the graphs run by plain TensorFlow kernels, passed to
+    `call_with_cache(cache_update=...)`: the layers' dynamic-update-slice is
+    `XlaDynamicUpdateSlice` in a TensorFlow graph, which a stock TF Serving
+    refuses unless started with `--xla_cpu_compilation_enabled`.
+    `TensorScatterUpdate` is a core op.
+    """
+    values = tf.cast(values, cache.dtype)
+    batch, steps = tf.shape(values)[0], tf.shape(values)[1]
+    rows = tf.repeat(tf.range(batch), steps)
+    slots = tf.tile(tf.range(steps) + tf.cast(start_index, tf.int32), [batch])
+    flat = tf.reshape(values, tf.concat([[batch * steps], tf.shape(values)[2:]], 0))
+    return tf.tensor_scatter_nd_update(cache, tf.stack([rows, slots], axis=1), flat)
 
 
 def generate_in_graph(
@@ -93,10 +110,9 @@ def generate_in_graph(
     controls = (temperature, top_k, top_p, seed)
     # Only the loop is (optionally) compiled: the prompt's length depends on
     # the request, and XLA wants static shapes. Without XLA, a model that
-    # can writes its caches with plain TensorFlow ops (`runtime="tf"`).
-    extras = {}
-    if takes_runtime(model):
-        extras["runtime"] = "xla" if jit_compile else "tf"
+    # takes one writes its caches with a scatter, a plain TensorFlow op.
+    plain_tf = {"cache_update": scatter_cache_update} if takes_cache_update(model) else {}
+    extras = {} if jit_compile else plain_tf
     loop = tf.function(
         lambda *args: _decode_loop(model, *args, extras),
         jit_compile=jit_compile,
@@ -107,9 +123,8 @@ def generate_in_graph(
         # Transposed once per request, not at every step (tied embeddings).
         kernel = tf.convert_to_tensor(model.output_kernel())
         # The prefill is never compiled: the prompt's length varies.
-        prefill_extras = {"runtime": "tf"} if "runtime" in extras else {}
         logits, new_caches = model.call_with_cache(
-            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, **prefill_extras
+            tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, **plain_tf
         )
         first = sample_next(logits, padded, *controls)
         start = _write(tokens, padded, first)

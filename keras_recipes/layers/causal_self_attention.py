@@ -11,29 +11,16 @@ from keras_recipes.layers.rotary_embedding import RotaryEmbedding
 # stays finite instead of turning into NaN; exp() of it is exactly 0.
 MASK_VALUE = -1e9
 
-RUNTIMES = ("xla", "tf")
 
-
-def update_cache(cache, values, start_index, runtime="xla"):
+def update_cache(cache, values, start_index):
     """Writes `values` `(B, T, kv, hd)` into `cache` `(B, S, kv, hd)` at slot `start_index`.
 
-    For `runtime="xla"` a dynamic-update-slice: in place under XLA, and a
-    TFLite builtin. Outside XLA, TensorFlow runs that op only by compiling
-    it with XLA (`XlaDynamicUpdateSlice`), which a stock TF Serving refuses
-    unless started with `--xla_cpu_compilation_enabled`; `runtime="tf"`
-    writes the rows with a scatter that plain TensorFlow kernels run.
+    A dynamic-update-slice (`keras.ops.slice_update`): in place under XLA,
+    and a TFLite builtin. The default write of `CausalSelfAttention`; a
+    caller whose graph runs somewhere that op does not (TensorFlow runs it
+    only through XLA) passes its own `cache_update` function instead.
     """
-    values = ops.cast(values, cache.dtype)
-    if runtime == "xla":
-        return ops.slice_update(cache, [0, start_index, 0, 0], values)
-    if runtime != "tf":
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}.")
-    batch, steps = ops.shape(values)[0], ops.shape(values)[1]
-    rows = ops.repeat(ops.arange(batch), steps)
-    slots = ops.tile(ops.arange(steps) + ops.cast(start_index, "int32"), [batch])
-    indices = ops.stack([rows, slots], axis=1)
-    flat = ops.reshape(values, (batch * steps, ops.shape(values)[2], ops.shape(values)[3]))
-    return ops.scatter_update(cache, indices, flat)
+    return ops.slice_update(cache, [0, start_index, 0, 0], ops.cast(values, cache.dtype))
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
@@ -80,12 +67,9 @@ class CausalSelfAttention(keras.layers.Layer):
         start_index: int or scalar int tensor, default 0. Position of
             `inputs[:, 0]` in the sequence (and the cache slot written).
         training: bool, whether dropout is active.
-        runtime: `"xla"` (default) or `"tf"`, what runs the traced ops:
-            XLA or TFLite, or plain TensorFlow kernels (a SavedModel for
-            a stock TF Serving). With `"tf"` the cache is written with a
-            scatter (see `update_cache`) and a one-token step attends with
-            broadcasts and reductions, not a batched matmul that would
-            transpose the whole cache at every step.
+        cache_update: optional function `(cache, values, start_index) ->
+            cache` that writes the new keys (then values) into their cache;
+            default `update_cache`, a dynamic-update-slice.
 
     Returns:
         `(batch, seq_len, dim)`; with caches, the tuple
@@ -177,7 +161,7 @@ class CausalSelfAttention(keras.layers.Layer):
         value_cache=None,
         start_index=0,
         training=None,
-        runtime="xla",
+        cache_update=None,
     ):
         batch, seq_len = ops.shape(inputs)[0], ops.shape(inputs)[1]
         groups, hd = self.n_heads // self.n_kv_heads, self.head_dim
@@ -187,8 +171,9 @@ class CausalSelfAttention(keras.layers.Layer):
         q = self.rotary(q, start_index=start_index)
         k = self.rotary(k, start_index=start_index)
         if key_cache is not None:
-            key_cache = update_cache(key_cache, k, start_index, runtime)
-            value_cache = update_cache(value_cache, v, start_index, runtime)
+            write = cache_update or update_cache
+            key_cache = write(key_cache, k, start_index)
+            value_cache = write(value_cache, v, start_index)
             if isinstance(start_index, int) and start_index == 0 and inputs.shape[1] != 1:
                 # A prefill: causality hides every slot past the prompt, so
                 # attend over the prompt's own keys, not the whole cache window.
@@ -199,9 +184,6 @@ class CausalSelfAttention(keras.layers.Layer):
 
         # Query heads in groups that share one key/value head: no copies of k, v.
         q = ops.reshape(q, (batch, seq_len, self.n_kv_heads, groups, hd))
-        if key_cache is not None and runtime == "tf" and inputs.shape[1] == 1 and not training:
-            out = self._attend_one_token(q, k, v, padding_mask, start_index)
-            return self.wo(ops.reshape(out, (batch, 1, self.n_heads * hd))), k, v
         scores = ops.einsum("btkgd,bskd->bkgts", q, ops.cast(k, q.dtype))
         scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(hd))
         query_pos = ops.arange(seq_len) + ops.cast(start_index, "int32")
@@ -220,29 +202,6 @@ class CausalSelfAttention(keras.layers.Layer):
         if key_cache is not None:
             return out, key_cache, value_cache
         return out
-
-    def _attend_one_token(self, q, key_cache, value_cache, padding_mask, start_index):
-        """One query per sequence against `(B, S, kv, hd)` caches, without transposing them.
-
-        q: `(B, 1, kv, groups, hd)`. Returns `(B, kv, groups, hd)`. The same
-        math as the einsum path, laid out so that every op reads the cache
-        in its own layout (TensorFlow's kernels, unlike XLA, would
-        materialize a transposed copy of the cache for a batched matmul).
-        """
-        q = ops.cast(q, "float32") * (1.0 / math.sqrt(self.head_dim))
-        keys = ops.cast(key_cache, "float32")[:, :, :, None, :]
-        scores = ops.sum(q * keys, axis=-1)  # (B, S, kv, groups)
-        allowed = (ops.arange(ops.shape(key_cache)[1]) <= start_index)[None, :]
-        if padding_mask is not None:
-            allowed = ops.logical_and(allowed, ops.cast(padding_mask, "bool"))
-        scores = ops.where(allowed[:, :, None, None], scores, MASK_VALUE)
-        # softmax over the slots, spelled out: ops.softmax on a middle axis
-        # transposes it to the end and back.
-        scores = ops.exp(scores - ops.max(scores, axis=1, keepdims=True))
-        weights = scores / ops.sum(scores, axis=1, keepdims=True)
-        weights = ops.cast(weights, self.compute_dtype)[..., None]
-        values = ops.cast(value_cache, self.compute_dtype)[:, :, :, None, :]
-        return ops.sum(weights * values, axis=1)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -45,7 +45,7 @@ class LlamaBlock(keras.layers.Layer):
         key_cache, value_cache: optional KV cache of this block.
         start_index: int or scalar tensor, position of `inputs[:, 0]`.
         training: bool.
-        runtime: `"xla"` or `"tf"`, see `CausalSelfAttention`.
+        cache_update: optional cache-write function, see `CausalSelfAttention`.
 
     Returns:
         `(batch, seq_len, dim)`, or `(outputs, key_cache, value_cache)`
@@ -118,7 +118,7 @@ class LlamaBlock(keras.layers.Layer):
         value_cache=None,
         start_index=0,
         training=None,
-        runtime="xla",
+        cache_update=None,
     ):
         attended = self.attention(
             self.attention_norm(inputs),
@@ -127,12 +127,12 @@ class LlamaBlock(keras.layers.Layer):
             value_cache=value_cache,
             start_index=start_index,
             training=training,
-            runtime=runtime,
+            cache_update=cache_update,
         )
         if key_cache is not None:
             attended, key_cache, value_cache = attended
         h = inputs + self.residual_dropout(attended, training=training)
-        out = h + self.feed_forward(self.ffn_norm(h), training=training, runtime=runtime)
+        out = h + self.feed_forward(self.ffn_norm(h), training=training)
         if key_cache is not None:
             return out, key_cache, value_cache
         return out

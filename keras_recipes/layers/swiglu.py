@@ -1,7 +1,6 @@
 """SwiGLU feed-forward network of LLaMA."""
 
 import keras
-from keras import ops
 
 from keras_recipes.activations import swish
 
@@ -55,12 +54,6 @@ class SwiGLU(keras.layers.Layer):
     Call arguments:
         inputs: tensor `(..., dim)`.
         training: bool, whether dropout is active.
-        runtime: `"xla"` (default) or `"tf"`, see `CausalSelfAttention`.
-            With `"tf"` (inference by plain TensorFlow kernels) the gate is
-            spelled `x / (1 + exp(-x))`: oneDNN's fused Swish kernel, which
-            `x * sigmoid(x)` becomes, costs more than the whole gate on
-            small multi-threaded steps. Not for training: its gradient is
-            NaN where `exp(-x)` overflows.
 
     Examples:
 
@@ -125,9 +118,8 @@ class SwiGLU(keras.layers.Layer):
         self.w2.build(tuple(input_shape[:-1]) + (hidden,))
         self.output_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
-    def call(self, inputs, training=None, runtime="xla"):
-        gate = self.w1(inputs)
-        gate = gate / (1.0 + ops.exp(-gate)) if runtime == "tf" else swish(gate)
+    def call(self, inputs, training=None):
+        gate = swish(self.w1(inputs))
         return self.output_dropout(self.w2(gate * self.w3(inputs)), training=training)
 
     def compute_output_shape(self, input_shape):

@@ -264,7 +264,9 @@ class LlamaModel(FusedTrainStep, keras.Model):
 
     - `call_with_cache` (KV-cached steps, `generate`):
       `tests/test_llama_generate.py::test_greedy_equals_uncached_argmax_across_cache_windows`
-      and keras-hub's Llama, `tests/test_llama_model.py::test_logits_match_keras_hub_on_the_same_checkpoint`;
+      and keras-hub's Llama, `tests/test_llama_model.py::test_logits_match_keras_hub_on_the_same_checkpoint`,
+      and with the export's scatter cache write (`cache_update=`, the SavedModel
+      graph without XLA): `tests/test_llama_graph.py::test_fused_and_layer_by_layer_loops_agree`;
     - `FusedDecodeStep` (`keras_recipes/export/llama_graph.py`, the SavedModel's
       decode step): `tests/test_llama_graph.py::test_fused_step_equals_the_models_cached_call`;
     - TFLite's prefill/decode functions (`keras_recipes/export/tflite`):
@@ -363,7 +365,7 @@ class LlamaModel(FusedTrainStep, keras.Model):
         start_index,
         padding_mask=None,
         output_kernel=None,
-        runtime="xla",
+        cache_update=None,
     ):
         """One cached step: writes `token_ids`' keys/values at `start_index`.
 
@@ -371,8 +373,8 @@ class LlamaModel(FusedTrainStep, keras.Model):
         the logits of the last position `(B, vocab)` and the new caches.
         `output_kernel` optionally gives the `(dim, vocab)` output matrix
         (`output_kernel()`), so a decode loop need not transpose tied
-        embeddings at every step. `runtime` is `"xla"` (XLA, TFLite) or
-        `"tf"` (graphs run by plain TensorFlow kernels): see `CausalSelfAttention`.
+        embeddings at every step. `cache_update` optionally replaces the
+        cache write (`CausalSelfAttention`'s dynamic-update-slice).
         """
         x = self.tok_embeddings(token_ids)
         new_caches = []
@@ -383,7 +385,7 @@ class LlamaModel(FusedTrainStep, keras.Model):
                 key_cache,
                 value_cache,
                 start_index=start_index,
-                runtime=runtime,
+                cache_update=cache_update,
             )
             new_caches.append((key_cache, value_cache))
         return self.logits(self.norm(x[:, -1]), output_kernel), new_caches
