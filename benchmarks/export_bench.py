@@ -8,6 +8,14 @@ tokens per second as ratios to Keras's XLA-compiled `model.generate`
 measured in the same process, plus file sizes and int8's next-token
 agreement with the Keras model. Nothing passes or fails on time.
 
+It prints its conditions first and stores them in the JSON: the CPU model
+and its AVX512 / bf16 / VNNI / AMX flags, the cores it may run on, the
+thread settings of each runtime (TensorFlow's intra/inter-op pools, which
+Keras, the loaded SavedModel and the C API session use; LiteRT's
+`--threads`), and the load average before and after. The figures of one
+core come from `taskset -c 1`; on a loaded machine compare only the ratios
+of one run.
+
     python benchmarks/export_bench.py                 # stories15M shape
     python benchmarks/export_bench.py --quick         # the "tiny" preset, seconds
 """
@@ -20,24 +28,34 @@ import tempfile
 import time
 from pathlib import Path
 
+from conditions import print_conditions
+
 from keras_recipes import quiet_tensorflow
 
 
-def best_rates(runs: dict, tokens: int, repeats: int) -> dict:
+def best_rates(runs: dict, tokens: int, repeats: int, cpu_rates: dict | None = None) -> dict:
     """Tokens per second of each run's fastest of `repeats` timings, taken in turns.
 
     Every run is warmed up once, then the runs are timed one after the other
     in each round, so a load spike on this shared machine hits all of them
-    alike instead of whichever one was being timed.
+    alike instead of whichever one was being timed. The CPU time is the
+    process's (`time.process_time`, all its threads): on a core shared with
+    other processes it counts the work done, not the waits for the core, so
+    its ratios hold up under load where wall-clock ones do not. Given a
+    dict `cpu_rates`, the tokens per CPU second of each run go into it.
     """
     for run in runs.values():
         run()
     best = {name: float("inf") for name in runs}
+    best_cpu = dict(best)
     for _ in range(repeats):
         for name, run in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             best[name] = min(best[name], time.perf_counter() - start)
+            best_cpu[name] = min(best_cpu[name], time.process_time() - start_cpu)
+    if cpu_rates is not None:
+        cpu_rates.update({name: tokens / max(s, 1e-9) for name, s in best_cpu.items()})
     return {name: tokens / seconds for name, seconds in best.items()}
 
 
@@ -61,6 +79,12 @@ def main(argv=None) -> dict:
     from keras_recipes.llama import LlamaConfig, build_llama
     from keras_recipes.serving import SavedModelSession
 
+    threads = {
+        "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads() or "default",
+        "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads() or "default",
+        "litert": args.threads or "default",
+    }
+    conditions = print_conditions(threads=threads)
     preset = "tiny" if args.quick else args.preset
     new_tokens = 32 if args.quick else args.new_tokens
     keras.utils.set_random_seed(0)
@@ -73,6 +97,7 @@ def main(argv=None) -> dict:
     )
 
     figures = {"preset": preset, "new_tokens": new_tokens, "weights_bytes": weights_nbytes(model)}
+    figures["conditions"] = conditions
     reference = model.generate(prompt, new_tokens)
     runs = {"keras": lambda: model.generate(prompt, new_tokens)}
 
@@ -91,6 +116,7 @@ def main(argv=None) -> dict:
         max_new_tokens=tf.constant([new_tokens]),
         temperature=tf.constant([0.0]),
         top_k=tf.constant([0]),
+        top_p=tf.constant([1.0]),
         seed=tf.constant([0]),
     )
     same = np.array_equal(generate(**feeds)["token_ids"].numpy(), reference)
@@ -128,8 +154,11 @@ def main(argv=None) -> dict:
         )
         runs[f"tflite_{label}"] = lambda g=generator: g.generate(prompt, new_tokens)
 
-    for name, rate in best_rates(runs, new_tokens, args.repeats).items():
+    cpu_rates = {}
+    rates = best_rates(runs, new_tokens, args.repeats, cpu_rates)
+    for name, rate in rates.items():
         figures[f"{name}_tokens_per_s"] = rate
+        figures[f"{name}_tokens_per_cpu_s"] = cpu_rates[name]
     keras_rate = figures["keras_tokens_per_s"]
     print(f"\n{'':<28}{'tokens/s':>10}{'vs Keras':>10}{'agreement':>11}{'MB':>9}")
     print(
@@ -159,12 +188,17 @@ def main(argv=None) -> dict:
             f"{'TFLite ' + label:<28}{rate:>10.1f}{rate / keras_rate:>9.2f}x"
             f"{agreement:>10.0%} {figures[f'tflite_{label}_bytes'] / 1e6:>8.1f}"
         )
+    print("\nper CPU second (process time, all threads; robust to load from other processes):")
+    keras_cpu = cpu_rates["keras"]
+    for name, rate in cpu_rates.items():
+        print(f"  {name:<26}{rate:>10.1f}{rate / keras_cpu:>9.2f}x")
     print("\nagreement: next-token argmax equal to Keras's along Keras's greedy continuation.")
     print(
         f"SavedModel: variables {figures['saved_model_variables_bytes'] / 1e6:.1f} MB "
         f"(weights {figures['weights_bytes'] / 1e6:.1f} MB), "
         f"graph {figures['saved_model_graph_bytes'] / 1e6:.1f} MB"
     )
+    figures["conditions_after"] = print_conditions(label="after")
     if args.out:
         Path(args.out).write_text(json.dumps(figures, indent=2) + "\n")
     return figures
