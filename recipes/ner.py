@@ -37,9 +37,16 @@ is the epoch with the best validation F1.
     python recipes/ner.py                      # built-in corpus (~3 min)
     python recipes/ner.py --quick              # seconds
     python recipes/ner.py --conll conll2003/ --epochs 5 --merge-modes concat
-    python recipes/ner.py --conll conll2003/ --merge-modes concat \
-        --char-encoder cnn --crf --lowercase --units 100 --embed-dim 100 --dropout 0.5 \
-        --max-train-minutes 30                 # BiLSTM-CNN-CRF, no pretrained vectors
+    python recipes/ner.py --conll conll2003/ --merge-modes concat --char-encoder cnn \
+        --crf --lowercase --units 100 --embed-dim 100 --char-units 50 --dropout 0.5 \
+        --word-dropout 0.3 --learning-rate 2e-3 --lr-schedule linear --clipnorm 5 \
+        --epochs 60 --max-train-minutes 28     # BiLSTM-CNN-CRF, no pretrained vectors
+
+That last command (CoNLL-2003, no pretrained vectors) reached entity F1
+90.80 on the validation split and 85.77 on the test split, training for
+28 min on 2 shared CPU cores (load average 15 falling to 5). Published:
+83-84 for a BiLSTM with random embeddings and no characters; 90.94 (Lample
+et al. 2016) and 91.21 (Ma & Hovy 2016) with pretrained word vectors.
 
 Writes `OUT/metrics.json`.
 """
