@@ -27,8 +27,8 @@ import tensorflow as tf
 
 from keras_recipes.causal_lm import takes_cache_update
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
-from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 from keras_recipes.llama.generate import PROMPT_MULTIPLE
+from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
 from keras_recipes.llama.sampling import sample_next
 
 
@@ -236,7 +236,9 @@ class FusedDecodeStep:
         self.row_scale = tf.constant(scale)[:, None]
         rotary = model.blocks[0].attention.rotary
         self.rotate_half = rotary.convention == "rotate_half"
-        self.cos, self.sin = _rope_tables(rotary, cfg)
+        self.cos, self.sin = rope_tables(
+            cfg.head_dim, cfg.max_seq_len, rotary.rope_theta, rotary.scaling, rotary.convention
+        )
         # 0 where a key may be attended, MASK_VALUE on left padding (exp() gives 0).
         self.padding_bias = tf.where(key_mask, 0.0, MASK_VALUE)[:, :, None, None]
         self.slots = tf.range(cfg.max_seq_len)
@@ -253,18 +255,20 @@ class FusedDecodeStep:
         for (attention_norm, wqkv, wo, ffn_norm, w13, w2), (keys, values) in zip(
             self.layers, caches, strict=True
         ):
-            qkv = tf.matmul(_rms(x, *attention_norm), wqkv)
+            qkv = tf.matmul(rms_norm(x, *attention_norm), wqkv)
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [-1, self.n_heads + self.n_kv, self.head_dim])
             qk = qk * cos + self.swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
             q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=1)
-            keys = _update(keys, tf.expand_dims(k, 1), begin, end)
-            values = _update(values, tf.reshape(v, [-1, 1, self.n_kv, self.head_dim]), begin, end)
+            keys = update_cache_slice(keys, tf.expand_dims(k, 1), begin, end)
+            values = update_cache_slice(
+                values, tf.reshape(v, [-1, 1, self.n_kv, self.head_dim]), begin, end
+            )
             new_caches.append((keys, values))
             x = x + tf.matmul(self.attend(q, keys, values, bias), wo)
-            gate, up = tf.split(tf.matmul(_rms(x, *ffn_norm), w13), 2, axis=1)
+            gate, up = tf.split(tf.matmul(rms_norm(x, *ffn_norm), w13), 2, axis=1)
             x = x + tf.matmul(gate / (1.0 + tf.exp(-gate)) * up, w2)
-        logits = tf.matmul(_rms(x, *self.norm), self.output_kernel)
+        logits = tf.matmul(rms_norm(x, *self.norm), self.output_kernel)
         return logits, new_caches
 
     def attend(self, q, keys, values, bias):
@@ -297,35 +301,6 @@ class FusedDecodeStep:
 
 def _norm_weights(norm):
     return tf.convert_to_tensor(norm.scale), norm.epsilon
-
-
-def _rms(x, scale, epsilon):
-    """`RMSNorm`'s arithmetic, op for op."""
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
-
-
-def _update(cache, value, begin, end):
-    """`cache[:, position] = value`, in place when TensorFlow can forward the buffer."""
-    return tf.raw_ops.TensorStridedSliceUpdate(
-        input=cache,
-        begin=begin,
-        end=end,
-        strides=[1, 1, 1, 1],
-        value=value,
-        begin_mask=0b1101,
-        end_mask=0b1101,
-    )
-
-
-def _rope_tables(rotary, cfg):
-    """`(S, hd)` cos and signed sin of every position, as `RotaryEmbedding` computes them."""
-    inv_freq = rope_inverse_frequencies(cfg.head_dim, rotary.rope_theta, rotary.scaling)
-    angles = tf.range(cfg.max_seq_len, dtype=tf.float32)[:, None] * inv_freq[None, :]
-    cos, sin = tf.cos(angles), tf.sin(angles)
-    if rotary.convention == "rotate_half":
-        return tf.concat([cos, cos], 1), tf.concat([-sin, sin], 1)
-    pairs = [cfg.max_seq_len, cfg.head_dim]  # each value twice, side by side
-    return tf.reshape(tf.stack([cos, cos], -1), pairs), tf.reshape(tf.stack([-sin, sin], -1), pairs)
 
 
 def weights_nbytes(model) -> int:

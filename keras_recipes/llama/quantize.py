@@ -55,7 +55,7 @@ import tensorflow as tf
 
 from keras_recipes.hardware import has_fast_bfloat16
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
-from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
+from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
 
 WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
 # Dequantising tiles of at most this many weights keeps each float32 tile in L2.
@@ -219,7 +219,9 @@ class QuantizedLlama(tf.Module):
         else:
             self.head = _Matrix(numpy(model.output_projection.kernel), weights, "output")
         self.rotate_half = cfg.rope_convention == "rotate_half"
-        self.cos, self.sin = _rope_tables(cfg)
+        self.cos, self.sin = rope_tables(
+            cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, cfg.rope_scaling, cfg.rope_convention
+        )
         scale = [1.0 / math.sqrt(self.head_dim)] * self.n_heads + [1.0] * self.n_kv
         self.row_scale = tf.constant(scale)[:, None]
         self._generate_functions = {}
@@ -292,7 +294,7 @@ class QuantizedLlama(tf.Module):
         `output_kernel` is accepted for the protocol and not needed.
         """
         hidden, caches = self._hidden(token_ids, caches, start_index, padding_mask)
-        return self._logits(_rms(hidden[:, -1], self.norm, self.norm_eps)), caches
+        return self._logits(rms_norm(hidden[:, -1], self.norm, self.norm_eps)), caches
 
     def __call__(self, token_ids, padding_mask=None, training=None):
         """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
@@ -301,7 +303,7 @@ class QuantizedLlama(tf.Module):
         caches = self.init_caches(batch, length)
         key_mask = None if padding_mask is None else tf.cast(padding_mask, tf.bool)
         hidden, _ = self._hidden(token_ids, caches, 0, key_mask)
-        flat = tf.reshape(_rms(hidden, self.norm, self.norm_eps), [-1, self.config.dim])
+        flat = tf.reshape(rms_norm(hidden, self.norm, self.norm_eps), [-1, self.config.dim])
         return tf.reshape(self._logits(flat), [batch, length, self.config.vocab_size])
 
     def _logits(self, hidden):
@@ -338,7 +340,7 @@ class QuantizedLlama(tf.Module):
         bias = tf.where(allowed, 0.0, MASK_VALUE)  # (B or 1, t, S)
         new_caches = []
         for layer, (keys, values) in zip(self.layers, caches, strict=True):
-            qkv = self._multiply(layer["wqkv"], _rms(x, layer["attention_norm"], self.norm_eps))
+            qkv = self._multiply(layer["wqkv"], rms_norm(x, layer["attention_norm"], self.norm_eps))
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [batch, steps, self.n_heads + self.n_kv, self.head_dim])
             qk = qk * cos + self._swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
@@ -348,7 +350,7 @@ class QuantizedLlama(tf.Module):
             new_caches.append((keys, values))
             attended = self._attend(q, keys, values, bias, single=token_ids.shape[1] == 1)
             x = x + self._multiply(layer["wo"], attended)
-            hidden = self._multiply(layer["w13"], _rms(x, layer["ffn_norm"], self.norm_eps))
+            hidden = self._multiply(layer["w13"], rms_norm(x, layer["ffn_norm"], self.norm_eps))
             gate, up = tf.split(hidden, 2, axis=1)
             x = x + self._multiply(layer["w2"], gate / (1.0 + tf.exp(-gate)) * up)
         return tf.reshape(x, [batch, steps, self.config.dim]), new_caches
@@ -480,35 +482,10 @@ def _generate_function(model: QuantizedLlama, window: int):
     return run
 
 
-def _rms(x, scale, epsilon):
-    """`RMSNorm`'s arithmetic, op for op."""
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
-
-
 def _write(cache, value, start):
     """`cache[:, start : start + t] = value`, in place when TensorFlow can forward the buffer."""
     begin = tf.stack([0, start, 0, 0])
-    end = begin + tf.stack([0, tf.shape(value)[1], 0, 0])
-    return tf.raw_ops.TensorStridedSliceUpdate(
-        input=cache,
-        begin=begin,
-        end=end,
-        strides=[1, 1, 1, 1],
-        value=value,
-        begin_mask=0b1101,
-        end_mask=0b1101,
-    )
-
-
-def _rope_tables(cfg):
-    """`(S, hd)` cos and signed sin of every position, as `RotaryEmbedding` computes them."""
-    inv_freq = rope_inverse_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling)
-    angles = tf.range(cfg.max_seq_len, dtype=tf.float32)[:, None] * inv_freq[None, :]
-    cos, sin = tf.cos(angles), tf.sin(angles)
-    if cfg.rope_convention == "rotate_half":
-        return tf.concat([cos, cos], 1), tf.concat([-sin, sin], 1)
-    pairs = [cfg.max_seq_len, cfg.head_dim]  # each value twice, side by side
-    return tf.reshape(tf.stack([cos, cos], -1), pairs), tf.reshape(tf.stack([-sin, sin], -1), pairs)
+    return update_cache_slice(cache, value, begin, begin + tf.stack([0, tf.shape(value)[1], 0, 0]))
 
 
 def quantize_for_decoding(model, weights: str) -> QuantizedLlama:

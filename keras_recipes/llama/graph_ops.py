@@ -1,0 +1,43 @@
+"""The layers' arithmetic as plain TensorFlow ops, for the fused decoding steps.
+
+`export.llama_graph.FusedDecodeStep` (the float32 SavedModel's decode step)
+and `llama.quantize.QuantizedLlama` (1- and 2-byte weights) restate
+`LlamaModel`'s forward pass outside Keras; the pieces they share live here,
+each equal to the layer it names (the tests of both hold them to `call`).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
+
+
+def rms_norm(x, scale, epsilon):
+    """`RMSNorm`'s arithmetic, op for op."""
+    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
+
+
+def update_cache_slice(cache, value, begin, end):
+    """`cache[:, begin[1] : end[1]] = value` (`(B, S, heads, hd)` caches), in place when
+    TensorFlow can forward the buffer."""
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=cache,
+        begin=begin,
+        end=end,
+        strides=[1, 1, 1, 1],
+        value=value,
+        begin_mask=0b1101,
+        end_mask=0b1101,
+    )
+
+
+def rope_tables(head_dim, max_seq_len, rope_theta, scaling, convention):
+    """`(S, hd)` cos and signed sin of every position, as `RotaryEmbedding` computes them."""
+    inv_freq = rope_inverse_frequencies(head_dim, rope_theta, scaling)
+    angles = tf.range(max_seq_len, dtype=tf.float32)[:, None] * inv_freq[None, :]
+    cos, sin = tf.cos(angles), tf.sin(angles)
+    if convention == "rotate_half":
+        return tf.concat([cos, cos], 1), tf.concat([-sin, sin], 1)
+    pairs = [max_seq_len, head_dim]  # each value twice, side by side
+    return tf.reshape(tf.stack([cos, cos], -1), pairs), tf.reshape(tf.stack([-sin, sin], -1), pairs)
