@@ -49,16 +49,10 @@ def _tensorflow_version() -> str:
 
 
 def _machine_tag(environ) -> str:
-    from keras_recipes.hardware import cpu_features
+    from keras_recipes.hardware import cpu_features, cpu_model
 
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next((line for line in info if line.startswith("model name")), "")
-    except OSError:
-        pass
     # XLA_FLAGS change the code XLA emits but not the cache's keys.
-    text = model + " ".join(sorted(cpu_features())) + environ.get("XLA_FLAGS", "")
+    text = cpu_model() + " ".join(sorted(cpu_features())) + environ.get("XLA_FLAGS", "")
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
