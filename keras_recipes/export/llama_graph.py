@@ -241,14 +241,17 @@ class FusedDecodeStep:
         )
         # 0 where a key may be attended, MASK_VALUE on left padding (exp() gives 0).
         self.padding_bias = tf.where(key_mask, 0.0, MASK_VALUE)[:, :, None, None]
-        self.slots = tf.range(cfg.max_seq_len)
 
     def __call__(self, current, caches, position):
         q_width, kv_width = self.n_heads * self.head_dim, self.n_kv * self.head_dim
         x = tf.gather(self.embeddings, current[:, 0])  # (B, dim)
         # (heads + kv_heads, hd) each: the query rows also scale by 1/sqrt(hd).
         cos, sin = self.cos[position] * self.row_scale, self.sin[position] * self.row_scale
-        bias = self.padding_bias + tf.where(self.slots <= position, 0.0, MASK_VALUE)[:, None, None]
+        # Attention reads the slots written so far (0 .. position), not the
+        # whole context: without XLA a step's shapes may grow (at 1,024 slots,
+        # reading every slot cost a 110M-parameter step half its time).
+        visible = position + 1
+        bias = self.padding_bias[:, :visible]
         begin = tf.stack([0, position, 0, 0])
         end = begin + 1
         new_caches = []
@@ -265,7 +268,8 @@ class FusedDecodeStep:
                 values, tf.reshape(v, [-1, 1, self.n_kv, self.head_dim]), begin, end
             )
             new_caches.append((keys, values))
-            x = x + tf.matmul(self.attend(q, keys, values, bias), wo)
+            attended = self.attend(q, keys[:, :visible], values[:, :visible], bias)
+            x = x + tf.matmul(attended, wo)
             gate, up = tf.split(tf.matmul(rms_norm(x, *ffn_norm), w13), 2, axis=1)
             x = x + tf.matmul(gate / (1.0 + tf.exp(-gate)) * up, w2)
         logits = tf.matmul(rms_norm(x, *self.norm), self.output_kernel)
