@@ -23,15 +23,18 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
 - with `--prefill`: prefill tokens/s of a 256-token prompt (one new token),
   ours against keras-hub;
 - with `--scaling`: stories15M, stories42M, stories110M and a
-  Llama-3.2-1B-shaped model (bfloat16 weights, built without a float32
-  copy; context capped by `--scaling-context`): greedy decode tokens/s, the
-  share of the roofline (weight + KV bytes read per token against the
-  bandwidth a large numpy copy measures in the same run), batch 1/8/32
-  throughput and ms/token at positions 16 ... context; JSON (`--out`) and a
-  PNG (`--plot`, when matplotlib is importable). On 2026-12-01 the 1B row
-  grew to 14 GB resident (its bfloat16 weights are 2.5 GB) before its first
-  token and was stopped; leave it out with `--scaling-presets stories15M
-  stories42M stories110M` on machines with less memory to spare.
+  Llama-3.2-1B-shaped model, each in float32 (our Keras model, XLA
+  `generate`) and with weight-only bfloat16 and int8 weights
+  (`QuantizedLlama.random`: drawn matrix by matrix, never a float32 model;
+  the path `quantize_for_decoding` gives), context capped by
+  `--scaling-context`: greedy decode tokens/s, the share of the roofline
+  (the bytes a step reads, weights + KV window, against the bandwidth a
+  large numpy copy measures in the same run; for int8, whose decoding loop
+  multiplies bfloat16 copies, also against its stored 1-byte weights),
+  batch 1/8/32 throughput and ms/token at positions 16 ... context (the
+  difference of two greedy runs from the same prompt length, so per-call
+  costs cancel; the roofline share uses the first of them); JSON (`--out`)
+  and a PNG (`--plot`, when matplotlib is importable).
 
 Every run prints the conditions first (CPU model, the AVX512/AMX flags,
 cores, threads, load average: `benchmarks/conditions.py`) and the load
@@ -53,6 +56,7 @@ Usage:
 """
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -441,20 +445,21 @@ def prefill(cfg, repeats, report, length=256):
 # (config, dtypes measured by default, default context cap). stories42M and
 # stories110M are llama2.c's TinyStories models; the 1B row is Llama 3.2 1B's
 # shape (2048 wide, 16 layers, 32 heads, 8 KV heads, 8192 hidden, 128256
-# vocab, tied embeddings), in bfloat16 only: its float32 copy would be 5 GB.
+# vocab, tied embeddings): 5 GB in float32, 2.5 GB in bfloat16, 1.3 GB int8.
+SCALING_DTYPES = ("float32", "bfloat16", "int8")
 SCALING_PRESETS = {
-    "stories15M": (dict(), ("float32", "bfloat16"), 256),
+    "stories15M": (dict(), SCALING_DTYPES, 256),
     "stories42M": (
         dict(dim=512, n_layers=8, n_heads=8, hidden_dim=1376, max_seq_len=1024),
-        ("float32", "bfloat16"),
+        SCALING_DTYPES,
         1024,
     ),
     "stories110M": (
         dict(dim=768, n_layers=12, n_heads=12, hidden_dim=2048, max_seq_len=1024),
-        ("float32", "bfloat16"),
+        SCALING_DTYPES,
         1024,
     ),
-    "llama3.2-1b": (None, ("bfloat16",), 512),
+    "llama3.2-1b": (None, SCALING_DTYPES, 512),
 }
 
 
@@ -476,37 +481,62 @@ def copy_bandwidth(nbytes=512 * 2**20, repeats=5):
 
 
 def build_in_dtype(cfg, dtype):
-    """Our model with `dtype` variables, created directly in it (no float32 copy first)."""
+    """float32: our Keras model. bfloat16 / int8: `QuantizedLlama.random`, the weights
+    drawn matrix by matrix and stored at once (no float32 model is ever built)."""
     from keras_recipes.llama import build_llama
+    from keras_recipes.llama.quantize import QuantizedLlama
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype)
-    try:
+    if dtype == "float32":
         keras.utils.set_random_seed(0)
         return build_llama(cfg)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return QuantizedLlama.random(cfg, dtype, seed=0)
 
 
 def bytes_per_token(model, cfg, window):
-    """Bytes a decode step reads: every weight once (the embedding table as the
-    output matrix; its row lookup is negligible) plus the KV cache window it attends over."""
+    """`(bytes a decode step reads, stored weight bytes, KV-window bytes)`.
+
+    A step reads every weight once (the embedding table as the output
+    matrix; its row lookup is negligible) plus the float32 KV window it
+    attends over. A `QuantizedLlama`'s loop reads its per-loop copies:
+    bfloat16 where the CPU multiplies bfloat16 (int8 included), else float32.
+    """
+    from keras_recipes.llama.quantize import QuantizedLlama, bfloat16_kernel
+
+    kv = 2 * cfg.n_layers * window * cfg.n_kv_heads * cfg.head_dim * 4
+    if isinstance(model, QuantizedLlama):
+        stored = model.weights_nbytes()
+        per_weight = 2 if bfloat16_kernel() == "onednn" else 4
+        read = sum(int(np.prod(m.shape)) for m in model.matrices) * per_weight
+        return read + kv, stored, kv
     weights = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
-    kv = 2 * cfg.n_layers * window * cfg.n_kv_heads * cfg.head_dim
-    return weights + kv * np.dtype(model.compute_dtype).itemsize, weights
+    return weights + kv, weights, kv
+
+
+def ms_per_token_by_difference(model, cfg, repeats, span=16):
+    """ms/token near positions 16 ... context for a loop that runs in one graph call:
+    (time of `2 * span` new tokens - time of `span`) / span, from the same prompt
+    length (the prefill cancels), best of `repeats` each."""
+    found = {}
+    lengths = sorted({16, 64, 128, 256, 512, 1024, cfg.max_seq_len - 2 * span} & set(
+        range(16, cfg.max_seq_len - 2 * span + 1)))  # fmt: skip
+    for length in lengths:
+        prompt = [[1] * length]
+        model.generate(prompt, max_new_tokens=2 * span)  # compile this window
+        short = best_of(lambda p=prompt: model.generate(p, max_new_tokens=span), repeats)
+        long = best_of(lambda p=prompt: model.generate(p, max_new_tokens=2 * span), repeats)
+        found[str(length + span + span // 2)] = 1000 * max(long - short, 0.0) / span
+    return found
 
 
 def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
+    started = time.perf_counter()
     model = build_in_dtype(cfg, dtype)
-    window = min(256, cfg.max_seq_len)
-    total, weights = bytes_per_token(model, cfg, window)
     row = dict(
         preset=name,
         dtype=dtype,
         parameters=cfg.num_parameters(),
         context=cfg.max_seq_len,
-        weight_bytes=weights,
-        bytes_per_token=total,
+        build_s=time.perf_counter() - started,
     )
     new = min(new_tokens, cfg.max_seq_len - 1)
     throughput = {}
@@ -515,22 +545,27 @@ def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
         model.generate(prompt, max_new_tokens=new)  # compile
         seconds = best_of(lambda p=prompt: model.generate(p, max_new_tokens=new), repeats)
         throughput[str(batch)] = batch * new / seconds
+    # Whole `generate` calls from a one-token prompt (per-call costs included).
     row["tokens_per_s_by_batch"] = throughput
-    decode = throughput.get("1")
-    if decode is not None:
-        roofline = bandwidth / total
-        row.update(decode_tokens_per_s=decode, roofline_tokens_per_s=roofline)
-        row["roofline_share"] = decode / roofline
-    # ms/token along the whole context: one streamed run, a timestamp per token.
-    stamps = []
-    model.generate([[1] * 16], max_new_tokens=cfg.max_seq_len - 16,
-                   callback=lambda ids: stamps.append(time.perf_counter()))  # fmt: skip
-    steps = np.diff(stamps) * 1000  # stamps[i + 1] - stamps[i]: the token at position 16 + i + 1
-    span = 16
-    row["ms_per_token_by_position"] = {
-        str(16 + start + span): float(np.median(steps[start : start + span]))
-        for start in range(0, len(steps) - span + 1, span)
-    }
+    row["decode_tokens_per_s"] = throughput.get("1")
+    positions = ms_per_token_by_difference(model, cfg, repeats)
+    row["ms_per_token_by_position"] = positions
+    # The roofline compares a step's own time (near the first position
+    # measured, per-call costs cancelled) with the bytes it reads there.
+    first = min(positions, key=int)
+    step_tokens_per_s = 1000 / positions[first]
+    read, stored, kv = bytes_per_token(model, cfg, int(first))
+    roofline = bandwidth / read
+    row.update(
+        weight_bytes=stored,
+        bytes_per_token=read,
+        step_tokens_per_s=step_tokens_per_s,
+        roofline_position=int(first),
+        roofline_tokens_per_s=roofline,
+        roofline_share=step_tokens_per_s / roofline,
+    )
+    if dtype != "float32":  # against what reading 2- or 1-byte weights would allow
+        row["roofline_share_of_stored_bytes"] = step_tokens_per_s / (bandwidth / (stored + kv))
     return row
 
 
@@ -551,17 +586,26 @@ def scaling(args, report):
             row["wall_s"] = time.perf_counter() - started
             row["load_average_1m"] = os.getloadavg()[0]
             rows.append(row)
+            keras.backend.clear_session()
+            gc.collect()
             positions = row["ms_per_token_by_position"]
+            stored = row.get("roofline_share_of_stored_bytes")
             print(
                 f"  {name:12s} {dtype:9s} {row['parameters'] / 1e6:7.1f}M  "
-                f"decode {row.get('decode_tokens_per_s', float('nan')):7.1f} tok/s  "
-                f"roofline {row.get('roofline_tokens_per_s', float('nan')):7.1f} tok/s "
-                f"({100 * row.get('roofline_share', float('nan')):4.0f}%)  batch "
+                f"generate {row['decode_tokens_per_s'] or float('nan'):6.1f} tok/s, "
+                f"a step {row['step_tokens_per_s']:6.1f} tok/s, roofline "
+                f"{row['roofline_tokens_per_s']:6.1f} ({100 * row['roofline_share']:3.0f}%"
+                + (f"; of stored bytes {100 * stored:.0f}%" if stored else "")
+                + ")  batch "
                 + " ".join(f"{b}:{r:.0f}" for b, r in row["tokens_per_s_by_batch"].items())
                 + f" tok/s  ms/token {min(positions.values()):.1f}-{max(positions.values()):.1f}"
                 f" (positions 16-{cfg.max_seq_len})  [{row['wall_s']:.0f} s, load "
                 f"{row['load_average_1m']:.1f}]"
             )
+            report["scaling"] = dict(copy_bandwidth_bytes_per_s=bandwidth, rows=rows)
+            if args.out:  # row by row: a long run stopped midway keeps what it measured
+                with open(args.out, "w") as f:
+                    json.dump(report, f, indent=2)
     report["scaling"] = dict(copy_bandwidth_bytes_per_s=bandwidth, rows=rows)
     if args.plot:
         plot_scaling(rows, args.plot)
@@ -580,7 +624,7 @@ def plot_scaling(rows, path):
     for dtype in sorted({row["dtype"] for row in rows}):
         mine = [row for row in rows if row["dtype"] == dtype and "decode_tokens_per_s" in row]
         params = [row["parameters"] / 1e6 for row in mine]
-        left.plot(params, [row["decode_tokens_per_s"] for row in mine], "o-", label=f"{dtype}")
+        left.plot(params, [row["step_tokens_per_s"] for row in mine], "o-", label=f"{dtype}")
         left.plot(
             params, [row["roofline_tokens_per_s"] for row in mine], "x:", label=f"{dtype} roofline"
         )
@@ -651,9 +695,8 @@ def main(argv=None):
     parser.add_argument(
         "--scaling-dtypes",
         nargs="+",
-        choices=("float32", "bfloat16"),
-        help="weight dtypes for every preset (default: float32 and bfloat16, the 1B shape "
-        "bfloat16 only)",
+        choices=SCALING_DTYPES,
+        help="weight dtypes for every preset (default: all three)",
     )
     parser.add_argument(
         "--scaling-context",

@@ -204,3 +204,23 @@ def test_bad_input_is_refused_clearly(trained, tmp_path):
     with pytest.raises(ValueError, match="float32"):
         quantize_for_decoding(mixed, "int8")
     assert isinstance(quantize_for_decoding(model, "int8"), QuantizedLlama)
+
+
+@pytest.mark.parametrize("weights", ["int8", "bfloat16"])
+def test_random_model_stores_what_quantizing_a_float_model_stores(weights):
+    """QuantizedLlama.random (the 1B scaling row, never float32 whole) has the layout
+    quantize_for_decoding gives, with tied and untied heads, and decodes."""
+    for config in (LlamaConfig.preset("tiny"), LlamaConfig.preset("tiny", tie_embeddings=True)):
+        made = quantize_for_decoding(build_llama(config), weights)
+        drawn = QuantizedLlama.random(config, weights, seed=1)
+        assert [(v.name, v.shape, v.dtype) for v in drawn.variables] == [
+            (v.name, v.shape, v.dtype) for v in made.variables
+        ]
+        assert drawn.weights_nbytes() == made.weights_nbytes()
+        assert (drawn.head is drawn.embeddings) == config.tie_embeddings
+        std = np.std(drawn.layers[0]["w2"].dequantized())
+        assert std == pytest.approx(0.02, rel=0.05)
+        out = drawn.generate([[1, 2, 3]], max_new_tokens=3)
+        assert out.shape == (1, 6) and out.min() >= 0 and out.max() < config.vocab_size
+    with pytest.raises(ValueError, match="weights must be 'int8' or 'bfloat16'"):
+        QuantizedLlama.random(LlamaConfig.preset("tiny"), "float16")

@@ -184,45 +184,43 @@ class QuantizedLlama(tf.Module):
     caches, written in place.
     """
 
-    def __init__(self, model, weights: str):
+    def __init__(self, config, weights: str, arrays):
+        """Built by `quantize_for_decoding(model, weights)` or `QuantizedLlama.random`.
+
+        `arrays(name)` gives each float32 weight in Keras's layout, one at a
+        time (so a model is never held in float32 whole): `"{i}.wq"`,
+        `"{i}.wk"`, `"{i}.wv"`, `"{i}.wo"`, `"{i}.w1"`, `"{i}.w2"`, `"{i}.w3"`
+        `(in, out)` and `"{i}.attention_norm"`, `"{i}.ffn_norm"` for block
+        `i`; `"tok_embeddings"` `(vocab, dim)`, `"norm"`, and `"output"`
+        `(dim, vocab)` where the head is not tied.
+        """
         super().__init__(name=f"quantized_llama_{weights}")
-        cfg = model.config
+        cfg = config
         self.config, self.weights_dtype = cfg, weights
         self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.norm_eps = cfg.norm_eps
 
-        def numpy(variable):
-            return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+        def matrix(names, name):
+            kernel = np.concatenate([arrays(n) for n in names], 1)
+            return _Matrix(kernel, weights, name)
 
-        self.layers = []
-        for i, block in enumerate(model.blocks):
-            attention, ffn = block.attention, block.feed_forward
-            qkv = [
-                numpy(attention.wq.kernel),
-                numpy(attention.wk.kernel),
-                numpy(attention.wv.kernel),
-            ]
-            self.layers.append(
-                dict(
-                    attention_norm=tf.Variable(numpy(block.attention_norm.scale), trainable=False),
-                    wqkv=_Matrix(np.concatenate(qkv, 1), weights, f"layers_{i}_wqkv"),
-                    wo=_Matrix(numpy(attention.wo.kernel), weights, f"layers_{i}_wo"),
-                    ffn_norm=tf.Variable(numpy(block.ffn_norm.scale), trainable=False),
-                    w13=_Matrix(
-                        np.concatenate([numpy(ffn.w1.kernel), numpy(ffn.w3.kernel)], 1),
-                        weights,
-                        f"layers_{i}_w13",
-                    ),
-                    w2=_Matrix(numpy(ffn.w2.kernel), weights, f"layers_{i}_w2"),
-                )
+        def norm(name):
+            return tf.Variable(arrays(name), trainable=False)
+
+        self.layers = [
+            dict(
+                attention_norm=norm(f"{i}.attention_norm"),
+                wqkv=matrix([f"{i}.wq", f"{i}.wk", f"{i}.wv"], f"layers_{i}_wqkv"),
+                wo=matrix([f"{i}.wo"], f"layers_{i}_wo"),
+                ffn_norm=norm(f"{i}.ffn_norm"),
+                w13=matrix([f"{i}.w1", f"{i}.w3"], f"layers_{i}_w13"),
+                w2=matrix([f"{i}.w2"], f"layers_{i}_w2"),
             )
-        self.norm = tf.Variable(numpy(model.norm.scale), trainable=False)
-        embeddings = numpy(model.tok_embeddings.embeddings)  # (vocab, dim)
-        self.embeddings = _Matrix(embeddings.T, weights, "tok_embeddings")
-        if model.output_projection is None:
-            self.head = self.embeddings
-        else:
-            self.head = _Matrix(numpy(model.output_projection.kernel), weights, "output")
+            for i in range(cfg.n_layers)
+        ]
+        self.norm = norm("norm")
+        self.embeddings = _Matrix(arrays("tok_embeddings").T, weights, "tok_embeddings")
+        self.head = self.embeddings if cfg.tie_embeddings else matrix(["output"], "output")
         self.rotate_half = cfg.rope_convention == "rotate_half"
         self.cos, self.sin = rope_tables(
             cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, cfg.rope_scaling, cfg.rope_convention
@@ -231,6 +229,39 @@ class QuantizedLlama(tf.Module):
         self.row_scale = tf.constant(scale)[:, None]
         self._generate_functions = {}
         self._working = None
+
+    @classmethod
+    def random(cls, config, weights: str, seed: int = 0, stddev: float = 0.02):
+        """A randomly initialised model of `config` in `weights`, never held in float32.
+
+        For timing models too large to build in float32 first (the 1B row of
+        `benchmarks/llama_bench.py --scaling`): each matrix is drawn from
+        N(0, stddev) in float32 on its own and stored at once; norms are 1.
+
+        >>> from keras_recipes.llama import LlamaConfig
+        >>> QuantizedLlama.random(LlamaConfig.preset("tiny"), "int8").generate([[1]], 2).shape
+        (1, 3)
+        """
+        if weights not in ("int8", "bfloat16"):
+            raise ValueError(
+                f"QuantizedLlama.random: weights must be 'int8' or 'bfloat16', got {weights!r}."
+            )
+        rng = np.random.default_rng(seed)
+        q, kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+        shapes = dict(
+            wq=(config.dim, q), wk=(config.dim, kv), wv=(config.dim, kv), wo=(q, config.dim),
+            w1=(config.dim, config.hidden_dim), w3=(config.dim, config.hidden_dim),
+            w2=(config.hidden_dim, config.dim),
+            tok_embeddings=(config.vocab_size, config.dim), output=(config.dim, config.vocab_size),
+        )  # fmt: skip
+
+        def arrays(name):
+            kind = name.split(".")[-1]
+            if kind.endswith("norm"):
+                return np.ones(config.dim, np.float32)
+            return (rng.standard_normal(shapes[kind], np.float32) * stddev).astype(np.float32)
+
+        return cls(config, weights, arrays)
 
     @contextlib.contextmanager
     def decoding(self):
@@ -547,4 +578,33 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             f"float32 (it has {not_float32 or model.compute_dtype}); build or load it "
             "under the float32 policy."
         )
-    return QuantizedLlama(model, weights)
+    return QuantizedLlama(model.config, weights, _keras_arrays(model))
+
+
+def _keras_arrays(model):
+    """`QuantizedLlama`'s `arrays(name)` over a `LlamaModel`'s variables."""
+
+    def arrays(name):
+        if name == "tok_embeddings":
+            variable = model.tok_embeddings.embeddings
+        elif name == "norm":
+            variable = model.norm.scale
+        elif name == "output":
+            variable = model.output_projection.kernel
+        else:
+            index, kind = name.split(".")
+            block = model.blocks[int(index)]
+            variable = {
+                "attention_norm": block.attention_norm.scale,
+                "ffn_norm": block.ffn_norm.scale,
+                "wq": block.attention.wq.kernel,
+                "wk": block.attention.wk.kernel,
+                "wv": block.attention.wv.kernel,
+                "wo": block.attention.wo.kernel,
+                "w1": block.feed_forward.w1.kernel,
+                "w2": block.feed_forward.w2.kernel,
+                "w3": block.feed_forward.w3.kernel,
+            }[kind]
+        return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable, np.float32)
+
+    return arrays
