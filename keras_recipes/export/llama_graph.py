@@ -130,7 +130,9 @@ def generate_in_graph(
         start = _write(tokens, padded, first)
         if not jit_compile and _fusable(model):
             step = FusedDecodeStep(model, kernel, key_mask)
-            return _while_positions(step, start, new_caches, padded, total, controls)
+            return _while_positions(
+                step, start, step.time_major(new_caches), padded, total, controls, batch_axis=1
+            )
         return loop(start, new_caches, padded, total, key_mask, controls, kernel)
 
     out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
@@ -154,10 +156,11 @@ def _decode_loop(model, tokens, caches, start, total, key_mask, controls, kernel
     return _while_positions(step, tokens, caches, start, total, controls)
 
 
-def _while_positions(step, tokens, caches, start, total, controls):
+def _while_positions(step, tokens, caches, start, total, controls, batch_axis=0):
     """`tf.while_loop` over positions `start .. total - 2`: feed one token, write the next.
 
-    `step(current (B, 1), caches, position)` returns `(logits (B, vocab), caches)`.
+    `step(current (B, 1), caches, position)` returns `(logits (B, vocab), caches)`;
+    `batch_axis`: the caches' batch axis (1 for time-major caches).
     """
 
     def keep_going(position, tokens, caches):
@@ -169,8 +172,8 @@ def _while_positions(step, tokens, caches, start, total, controls):
         token = sample_next(logits, position + 1, *controls)
         return position + 1, _write(tokens, position + 1, token), caches
 
-    def invariant(cache):
-        return tf.TensorShape([None, *cache.shape[1:]])
+    def invariant(cache):  # the batch axis may vary
+        return tf.TensorShape([None if i == batch_axis else n for i, n in enumerate(cache.shape)])
 
     _, tokens, _ = tf.while_loop(
         keep_going,
@@ -239,8 +242,18 @@ class FusedDecodeStep:
         self.cos, self.sin = rope_tables(
             cfg.head_dim, cfg.max_seq_len, rotary.rope_theta, rotary.scaling, rotary.convention
         )
-        # 0 where a key may be attended, MASK_VALUE on left padding (exp() gives 0).
-        self.padding_bias = tf.where(key_mask, 0.0, MASK_VALUE)[:, :, None, None]
+        # 0 where a key may be attended, MASK_VALUE on left padding (exp() gives 0),
+        # time-major like the caches: (S, B, 1, 1).
+        self.padding_bias = tf.transpose(tf.where(key_mask, 0.0, MASK_VALUE))[:, :, None, None]
+
+    @staticmethod
+    def time_major(caches):
+        """The model's `(B, S, kv, hd)` caches as this step reads them, `(S, B, kv, hd)`.
+
+        Attention reads the first `position + 1` slots; slicing the leading
+        axis of a tensor is a view in TensorFlow, slicing the second a copy.
+        """
+        return [tuple(tf.transpose(c, [1, 0, 2, 3]) for c in pair) for pair in caches]
 
     def __call__(self, current, caches, position):
         q_width, kv_width = self.n_heads * self.head_dim, self.n_kv * self.head_dim
@@ -251,8 +264,8 @@ class FusedDecodeStep:
         # whole context: without XLA a step's shapes may grow (at 1,024 slots,
         # reading every slot cost a 110M-parameter step half its time).
         visible = position + 1
-        bias = self.padding_bias[:, :visible]
-        begin = tf.stack([0, position, 0, 0])
+        bias = self.padding_bias[:visible]
+        begin = tf.stack([position, 0, 0, 0])
         end = begin + 1
         new_caches = []
         for (attention_norm, wqkv, wo, ffn_norm, w13, w2), (keys, values) in zip(
@@ -263,12 +276,12 @@ class FusedDecodeStep:
             qk = tf.reshape(qk, [-1, self.n_heads + self.n_kv, self.head_dim])
             qk = qk * cos + self.swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
             q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=1)
-            keys = update_cache_slice(keys, tf.expand_dims(k, 1), begin, end)
+            keys = update_cache_slice(keys, k[None], begin, end, axis=0)
             values = update_cache_slice(
-                values, tf.reshape(v, [-1, 1, self.n_kv, self.head_dim]), begin, end
+                values, tf.reshape(v, [1, -1, self.n_kv, self.head_dim]), begin, end, axis=0
             )
             new_caches.append((keys, values))
-            attended = self.attend(q, keys[:, :visible], values[:, :visible], bias)
+            attended = self.attend(q, keys[:visible], values[:visible], bias)
             x = x + tf.matmul(attended, wo)
             gate, up = tf.split(tf.matmul(rms_norm(x, *ffn_norm), w13), 2, axis=1)
             x = x + tf.matmul(gate / (1.0 + tf.exp(-gate)) * up, w2)
@@ -276,22 +289,22 @@ class FusedDecodeStep:
         return logits, new_caches
 
     def attend(self, q, keys, values, bias):
-        """Queries `(B, heads, hd)` over `(B, S, kv, hd)` caches -> `(B, heads * hd)`.
+        """Queries `(B, heads, hd)` over time-major `(S, B, kv, hd)` caches -> `(B, heads * hd)`.
 
         Products and sums rather than batched matmuls and `tf.nn.softmax`:
         at one query per head, those dispatch to oneDNN kernels that cost more
         than the math (and transpose the cache), while these read it in place.
         """
-        if self.n_heads > self.n_kv:  # query heads in groups: (B, 1, kv, groups, hd)
-            q = tf.reshape(q, [-1, 1, self.n_kv, self.n_heads // self.n_kv, self.head_dim])
+        if self.n_heads > self.n_kv:  # query heads in groups: (1, B, kv, groups, hd)
+            q = tf.reshape(q, [1, -1, self.n_kv, self.n_heads // self.n_kv, self.head_dim])
             keys, values = tf.expand_dims(keys, 3), tf.expand_dims(values, 3)
         else:
-            q = tf.expand_dims(q, 1)
+            q = tf.expand_dims(q, 0)
             bias = tf.squeeze(bias, 3)
-        scores = tf.reduce_sum(q * keys, axis=-1) + bias  # (B, S, kv[, groups])
-        scores = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True))
-        weights = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
-        attended = tf.reduce_sum(tf.expand_dims(weights, -1) * values, axis=1)
+        scores = tf.reduce_sum(q * keys, axis=-1) + bias  # (S, B, kv[, groups])
+        scores = tf.exp(scores - tf.reduce_max(scores, axis=0, keepdims=True))
+        weights = scores / tf.reduce_sum(scores, axis=0, keepdims=True)
+        attended = tf.reduce_sum(tf.expand_dims(weights, -1) * values, axis=0)
         return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
 
     def swap(self, x):

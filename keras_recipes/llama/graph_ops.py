@@ -18,17 +18,19 @@ def rms_norm(x, scale, epsilon):
     return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
 
 
-def update_cache_slice(cache, value, begin, end):
-    """`cache[:, begin[1] : end[1]] = value` (`(B, S, heads, hd)` caches), in place when
+def update_cache_slice(cache, value, begin, end, axis=1):
+    """`cache[:, begin[1] : end[1]] = value` (`(B, S, heads, hd)` caches; `axis=0`:
+    `cache[begin[0] : end[0]]`, time-major `(S, B, heads, hd)`), in place when
     TensorFlow can forward the buffer."""
+    others = 0b1111 & ~(1 << axis)  # every axis but `axis` taken whole
     return tf.raw_ops.TensorStridedSliceUpdate(
         input=cache,
         begin=begin,
         end=end,
         strides=[1, 1, 1, 1],
         value=value,
-        begin_mask=0b1101,
-        end_mask=0b1101,
+        begin_mask=others,
+        end_mask=others,
     )
 
 
