@@ -100,6 +100,9 @@ def _llama_train(args) -> int:
     return 0
 
 
+DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by the context)
+
+
 def _llama_generate(args) -> int:
     import time
 
@@ -120,6 +123,14 @@ def _llama_generate(args) -> int:
         model = load_checkpoint(args.checkpoint)
         tokenizer = load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
         prompt = tokenizer.encode(args.prompt, add_bos=True)
+        room = model.config.max_seq_len - len(prompt)
+        if room < 1:
+            raise ValueError(
+                f"the prompt is {len(prompt)} tokens and the model's context is "
+                f"{model.config.max_seq_len}; shorten the prompt."
+            )
+        # Unset: up to DEFAULT_NEW_TOKENS, as many as the context leaves.
+        max_new_tokens = args.max_new_tokens or min(DEFAULT_NEW_TOKENS, room)
         printed = tokenizer.decode(prompt)
         print(printed, end="", flush=True)
         start, first_token_at = time.perf_counter(), []
@@ -137,7 +148,7 @@ def _llama_generate(args) -> int:
 
         out = model.generate(
             [prompt],
-            max_new_tokens=args.max_new_tokens,
+            max_new_tokens=max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
@@ -282,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
     )
     llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
-    llama_generate.add_argument("--max-new-tokens", type=int, default=200)
+    llama_generate.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
+    )
     llama_generate.add_argument(
         "--temperature", type=float, default=0.8, help="0 for greedy decoding"
     )

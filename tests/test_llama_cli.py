@@ -96,3 +96,18 @@ def test_clear_errors_for_missing_checkpoint_or_tokenizer(tmp_path, stories):
     assert result.returncode == 2 and "pass --tokenizer" in result.stderr
     result = run_cli("llama", "convert", str(bare / "model.bin"), str(tmp_path / "x.onnx"))
     assert result.returncode == 2 and "unknown checkpoint format '.onnx'" in result.stderr
+
+
+def test_default_length_fits_the_context_and_too_many_tokens_is_a_clear_error(stories):
+    folder, model, tokenizer = stories  # a 96-token context: the 200-token default would not fit
+    common = ["llama", "generate", "--checkpoint", str(folder / "model.bin"), "--prompt", "ab"]
+    result = run_cli(*common, "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    prompt = tokenizer.encode("ab", add_bos=True)
+    ids = model.generate([prompt], max_new_tokens=96 - len(prompt), eos_id=tokenizer.eos_id)
+    new = ids[0, len(prompt) :].tolist()
+    produced = new.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in new else len(new)
+    assert f"\n{produced} tokens; first after" in result.stderr
+    too_many = run_cli(*common, "--max-new-tokens", "500")
+    assert too_many.returncode == 2
+    assert "context" in too_many.stderr and "Traceback" not in too_many.stderr
