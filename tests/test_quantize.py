@@ -224,3 +224,20 @@ def test_random_model_stores_what_quantizing_a_float_model_stores(weights):
         assert out.shape == (1, 6) and out.min() >= 0 and out.max() < config.vocab_size
     with pytest.raises(ValueError, match="weights must be 'int8' or 'bfloat16'"):
         QuantizedLlama.random(LlamaConfig.preset("tiny"), "float16")
+
+
+def test_generate_converts_the_matrices_once_and_keeps_them():
+    """In-process generate multiplies copies made on the first call (no conversion per call)."""
+    small = QuantizedLlama.random(LlamaConfig.preset("tiny"), "int8", seed=2)
+    first = small.generate([[1, 2, 3]], max_new_tokens=5)
+    copies = small.kept_copies()
+    assert len(copies) == len(small.matrices)
+    assert all(c.dtype in (tf.bfloat16, tf.float32) for c in copies.values())
+    np.testing.assert_array_equal(small.generate([[1, 2, 3]], max_new_tokens=5), first)
+    assert small.kept_copies() is copies
+    # The copies hold exactly the int8 values (scales apply to outputs).
+    matrix = small.layers[0]["wo"]
+    np.testing.assert_array_equal(
+        np.asarray(tf.cast(copies[id(matrix)], tf.float32)) * matrix.scale.numpy()[:, None],
+        matrix.dequantized(),
+    )

@@ -229,6 +229,7 @@ class QuantizedLlama(tf.Module):
         self.row_scale = tf.constant(scale)[:, None]
         self._generate_functions = {}
         self._working = None
+        self._copies = None
 
     @classmethod
     def random(cls, config, weights: str, seed: int = 0, stddev: float = 0.02):
@@ -264,7 +265,7 @@ class QuantizedLlama(tf.Module):
         return cls(config, weights, arrays)
 
     @contextlib.contextmanager
-    def decoding(self):
+    def decoding(self, copies: dict | None = None):
         """Within it, graph code built multiplies per-loop working copies of the matrices.
 
         TensorFlow has no core matmul that reads int8 weights with float
@@ -280,12 +281,32 @@ class QuantizedLlama(tf.Module):
         with model.decoding():  # inside a tf.function, around the loop
             out = generate_in_graph(model, ...)
         ```
+
+        `copies`: working copies made earlier (`kept_copies()`), used
+        instead of converting again.
         """
-        self._working = {id(m): m.working_copy() for m in self.matrices}
+        if copies is None:
+            copies = {id(m): m.working_copy() for m in self.matrices}
+        self._working = copies
         try:
             yield self
         finally:
             self._working = None
+
+    def kept_copies(self) -> dict:
+        """The working copies `generate` multiplies, made on its first call and kept.
+
+        Converting every matrix costs about as much as a few decode steps
+        (0.3 s at the stories110M shape), so `generate` in this process does
+        it once, not per call: an int8 model then also holds a bfloat16
+        copy of its matrices (2 bytes per weight; a bfloat16 model's copies
+        are its own weights). An exported SavedModel converts per request
+        (its variables are the 1- or 2-byte weights). `del model` frees both.
+        """
+        if self._copies is None:
+            with tf.init_scope():  # made eagerly, even while a function traces
+                self._copies = {id(m): m.working_copy() for m in self.matrices}
+        return self._copies
 
     def _multiply(self, matrix, x):
         return matrix(x, self._working.get(id(matrix)) if self._working else None)
@@ -519,7 +540,8 @@ def _generate_function(model: QuantizedLlama, window: int):
         autograph=False,
     )
     def run(ids, lengths, max_new_tokens, temperature, top_k, top_p, seed):
-        with model.decoding():
+        # The kept copies are captured by reference: no conversion per call.
+        with model.decoding(model.kept_copies()):
             return generate_in_graph(
                 windowed, ids, lengths, max_new_tokens, temperature, top_k, top_p, seed
             )
