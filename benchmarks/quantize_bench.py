@@ -246,7 +246,10 @@ def main(argv=None) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     report = {"conditions": print_conditions(threads={"tf_intra_op": 1, "tf_inter_op": 1})}
     copies = "bfloat16, oneDNN" if bfloat16_kernel() == "onednn" else "float32"
-    print(f"decoding multiplies int8 and bfloat16 weights as {copies} copies made once per loop")
+    print(
+        f"decoding multiplies int8 and bfloat16 weights as {copies} copies, made once per "
+        "model by in-process generate (kept) and once per request by a SavedModel"
+    )
     report["bfloat16_kernel"] = bfloat16_kernel()
 
     if not args.skip_kernels and not args.quick:

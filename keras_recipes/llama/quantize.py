@@ -18,12 +18,13 @@ vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
   what `model(token_ids)` multiplies (int8 by `Dequantize` in tiles of rows
   small enough to stay in L2).
 - A decoding loop (`generate`, the SavedModel's `generate` signatures)
-  runs inside `QuantizedLlama.decoding()`: each matrix is converted once,
-  before the first step, to bfloat16 where the CPU multiplies it (AVX512-BF16
-  or AMX, `keras_recipes.hardware.has_fast_bfloat16`; int8's values are
-  exact in bfloat16, the scales applied to the outputs), else to float32,
-  and every step multiplies those copies (oneDNN's bfloat16 matmul, float32
-  accumulation). Its output is rounded to bfloat16, so the 8 likeliest
+  runs inside `QuantizedLlama.decoding()`: each matrix is converted to
+  bfloat16 where the CPU multiplies it (AVX512-BF16 or AMX,
+  `keras_recipes.hardware.has_fast_bfloat16`; int8's values are exact in
+  bfloat16, the scales applied to the outputs), else to float32, and every
+  step multiplies those copies (oneDNN's bfloat16 matmul as `weight @ x.T`,
+  float32 accumulation). In-process `generate` converts once per model and
+  keeps the copies (`kept_copies`); a SavedModel converts once per request. Its output is rounded to bfloat16, so the 8 likeliest
   logits are recomputed in float32. Where the CPU has no bfloat16, the
   copies are float32 and a step is float32's graph step (not measured on
   such a CPU yet).
