@@ -209,10 +209,12 @@ class FusedDecodeStep:
     w1, w3 as another (concatenated kernels); RoPE on queries and keys
     together as `x * cos + swap(x) * sin`, the signs in the `sin` table,
     the tables built for every position up front and the queries' 1/sqrt(hd)
-    folded into them; the mask an additive bias built once per step for all
-    layers; attention as products and sums over the model's own
-    `(B, S, kv_heads, head_dim)` caches, each written in place by one
-    strided-slice update. Greedy decoding returns `model.generate`'s tokens
+    folded into them; the padding mask an additive bias built once per
+    request; attention as products and sums over the slots written so far
+    of the model's caches, transposed once per request to time-major
+    `(S, B, kv_heads, head_dim)` (`time_major`: the slots are then a view)
+    and each written in place by one strided-slice update. Greedy decoding
+    returns `model.generate`'s tokens
     (tests/test_llama_graph.py checks the logits against `call_with_cache`).
     """
 
