@@ -24,8 +24,9 @@ vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
   bfloat16, the scales applied to the outputs), else to float32, and every
   step multiplies those copies (oneDNN's bfloat16 matmul as `weight @ x.T`,
   float32 accumulation). In-process `generate` converts once per model and
-  keeps the copies (`kept_copies`); a SavedModel converts once per request. Its output is rounded to bfloat16, so the 8 likeliest
-  logits are recomputed in float32. Where the CPU has no bfloat16, the
+  keeps the copies (`kept_copies`); a SavedModel converts once per request.
+  The matmul's output is rounded to bfloat16, so the 8 likeliest logits are
+  recomputed in float32. Where the CPU has no bfloat16, the
   copies are float32 and a step is float32's graph step (not measured on
   such a CPU yet).
 
@@ -300,11 +301,11 @@ class QuantizedLlama(tf.Module):
     def kept_copies(self) -> dict:
         """The working copies `generate` multiplies, made on its first call and kept.
 
-        Converting every matrix costs about as much as a few decode steps
-        (0.3 s at the stories110M shape), so `generate` in this process does
-        it once, not per call: an int8 model then also holds a bfloat16
-        copy of its matrices (2 bytes per weight; a bfloat16 model's copies
-        are its own weights). An exported SavedModel converts per request
+        Converting every matrix reads and writes all of them (about 60 ms
+        at the stories110M shape, two decode steps), so `generate` in this
+        process does it once, not per call: an int8 model then also holds
+        a bfloat16 copy of its matrices (2 bytes per weight; a bfloat16
+        model's copies are its own weights). An exported SavedModel converts per request
         (its variables are the 1- or 2-byte weights). `del model` frees both.
         """
         if self._copies is None:
