@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from keras_recipes.cli import main as cli_main
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 from keras_recipes.llama.generate import generate_trace_count
@@ -86,28 +87,34 @@ def test_convert_between_formats_keeps_logits(stories, tmp_path):
         )
 
 
-def test_clear_errors_for_missing_checkpoint_or_tokenizer(tmp_path, stories):
-    result = run_cli("llama", "generate", "--checkpoint", str(tmp_path / "nope.bin"))
-    assert result.returncode == 2 and "No checkpoint at" in result.stderr
+def test_clear_errors_for_missing_checkpoint_or_tokenizer(tmp_path, stories, capsys):
+    # In-process `main` (what `python -m keras_recipes.cli` exits with); the
+    # streaming test above runs the real entry point in a subprocess.
+    def error(*args):
+        code = cli_main(list(args))
+        return code, capsys.readouterr().err
+
+    code, stderr = error("llama", "generate", "--checkpoint", str(tmp_path / "nope.bin"))
+    assert code == 2 and "No checkpoint at" in stderr
     bare = tmp_path / "bare"
     bare.mkdir()
     save_checkpoint(stories[1], bare / "model.bin")
-    result = run_cli("llama", "generate", "--checkpoint", str(bare / "model.bin"))
-    assert result.returncode == 2 and "pass --tokenizer" in result.stderr
-    result = run_cli("llama", "convert", str(bare / "model.bin"), str(tmp_path / "x.onnx"))
-    assert result.returncode == 2 and "unknown checkpoint format '.onnx'" in result.stderr
+    code, stderr = error("llama", "generate", "--checkpoint", str(bare / "model.bin"))
+    assert code == 2 and "pass --tokenizer" in stderr
+    code, stderr = error("llama", "convert", str(bare / "model.bin"), str(tmp_path / "x.onnx"))
+    assert code == 2 and "unknown checkpoint format '.onnx'" in stderr
 
 
-def test_default_length_fits_the_context_and_too_many_tokens_is_a_clear_error(stories):
+def test_default_length_fits_the_context_and_too_many_tokens_is_a_clear_error(stories, capsys):
     folder, model, tokenizer = stories  # a 96-token context: the 200-token default would not fit
     common = ["llama", "generate", "--checkpoint", str(folder / "model.bin"), "--prompt", "ab"]
-    result = run_cli(*common, "--temperature", "0")
-    assert result.returncode == 0, result.stderr
+    assert cli_main([*common, "--temperature", "0"]) == 0  # in-process: no second TF import
+    stderr = capsys.readouterr().err
     prompt = tokenizer.encode("ab", add_bos=True)
     ids = model.generate([prompt], max_new_tokens=96 - len(prompt), eos_id=tokenizer.eos_id)
     new = ids[0, len(prompt) :].tolist()
     produced = new.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in new else len(new)
-    assert f"\n{produced} tokens; first after" in result.stderr
-    too_many = run_cli(*common, "--max-new-tokens", "500")
-    assert too_many.returncode == 2
-    assert "context" in too_many.stderr and "Traceback" not in too_many.stderr
+    assert f"\n{produced} tokens; first after" in stderr
+    assert cli_main([*common, "--max-new-tokens", "500"]) == 2
+    stderr = capsys.readouterr().err
+    assert "context" in stderr and "Traceback" not in stderr
