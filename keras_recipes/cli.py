@@ -130,7 +130,9 @@ def _llama_generate(args) -> int:
                 f"{model.config.max_seq_len}; shorten the prompt."
             )
         # Unset: up to DEFAULT_NEW_TOKENS, as many as the context leaves.
-        max_new_tokens = args.max_new_tokens or min(DEFAULT_NEW_TOKENS, room)
+        max_new_tokens = args.max_new_tokens
+        if max_new_tokens is None:
+            max_new_tokens = min(DEFAULT_NEW_TOKENS, room)
         printed = tokenizer.decode(prompt)
         print(printed, end="", flush=True)
         start, first_token_at = time.perf_counter(), []
