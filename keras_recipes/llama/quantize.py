@@ -290,9 +290,7 @@ class QuantizedLlama(tf.Module):
         `copies`: working copies made earlier (`kept_copies()`), used
         instead of converting again.
         """
-        if copies is None:
-            copies = {id(m): m.working_copy() for m in self.matrices}
-        self._working = copies
+        self._working = self._working_copies() if copies is None else copies
         try:
             yield self
         finally:
@@ -310,8 +308,11 @@ class QuantizedLlama(tf.Module):
         """
         if self._copies is None:
             with tf.init_scope():  # made eagerly, even while a function traces
-                self._copies = {id(m): m.working_copy() for m in self.matrices}
+                self._copies = self._working_copies()
         return self._copies
+
+    def _working_copies(self) -> dict:
+        return {id(m): m.working_copy() for m in self.matrices}
 
     def _multiply(self, matrix, x):
         return matrix(x, self._working.get(id(matrix)) if self._working else None)
