@@ -49,6 +49,7 @@ from keras_recipes.embeddings.word2vec import (
 )
 from keras_recipes.embeddings.word2vec import (
     Word2Vec,
+    _open_text,
     _raise_for_non_string_token,
     _shuffled_batches,
     _subsample,
@@ -195,7 +196,7 @@ class Doc2Vec(Word2Vec):
         if corpus_file is not None:
             if corpus_iterable is not None:
                 raise TypeError("Pass documents or corpus_file, not both.")
-            with open(corpus_file, encoding="utf-8") as lines:
+            with _open_text(corpus_file) as lines:
                 corpus_iterable = [TaggedDocument(line.split(), [i]) for i, line in enumerate(lines)]  # fmt: skip
         if corpus_iterable is None:
             raise TypeError("Pass documents (TaggedDocument(words, tags) items) or corpus_file.")
