@@ -42,7 +42,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors, fnv1a_32
 from keras_recipes.embeddings.word2vec import (
     _SETTINGS as _WORD2VEC_SETTINGS,
@@ -337,6 +337,17 @@ class Doc2Vec(Word2Vec):
 
         return pairs
 
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        super()._restore_gensim(saved)
+        tags = getattr(saved, "dv", None) or getattr(saved, "docvecs", None)
+        if tags is None:
+            raise ValueError("The gensim Doc2Vec holds no document vectors (dv).")
+        self.dv = gensim_files.keyed_vectors(tags, KeyedVectors)
+
     # ------------------------------------------------------------------ inference
 
     def infer_vector(
@@ -477,8 +488,26 @@ class Doc2Vec(Word2Vec):
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Doc2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`); refuses gensim pickles."""
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Doc2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) a gensim Doc2Vec's `save()`.
+
+        As `Word2Vec.load`: gensim's pickles are refused unless
+        `allow_pickle=True`, then read through a restricted unpickler (only
+        gensim's classes and numpy arrays) and converted, tag vectors in
+        `dv`, ready for `infer_vector` and `dv.most_similar`.
+
+        Examples:
+
+        ```python
+        gensim_model.save("d2v.model")      # in gensim
+        model = Doc2Vec.load("d2v.model", allow_pickle=True)
+        model.dv.most_similar([model.infer_vector(["human", "interface"])])
+        ```
+        """
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
         meta, arrays = vector_files.load_archive(fname, "Doc2Vec")
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")

@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
 
@@ -968,13 +968,39 @@ class Word2Vec:
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Word2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Word2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) what gensim's `save()` wrote.
 
-        A gensim pickle is refused, naming `KeyedVectors.load_word2vec_format`
-        as the way to bring gensim's vectors over. `mmap` is ignored.
+        Our files are read with `numpy.load(..., allow_pickle=False)`. A
+        gensim file is a pickle, refused by default with an error naming
+        `allow_pickle`; with `allow_pickle=True`, a gensim 4 (or 3) Word2Vec
+        is read through a restricted unpickler that maps only gensim's own
+        classes and numpy arrays (`gensim_files`), with the arrays gensim
+        stored beside it, and converted to this class: vectors, output
+        weights, counts and settings, ready to query or train on. (A gensim
+        Doc2Vec comes back as our `Doc2Vec`, as gensim's `Word2Vec.load`
+        returns it.)
+
+        Args:
+            fname: the file.
+            mmap: None, or a `numpy.load` `mmap_mode` for gensim's arrays
+                stored beside its pickle; ignored for our `.npz` files.
+            allow_pickle: bool. Read gensim's pickled models. Defaults to
+                False.
+
+        Examples:
+
+        ```python
+        gensim_model.save("w2v.model")      # in gensim
+        model = Word2Vec.load("w2v.model", allow_pickle=True)
+        model.wv.most_similar("king")
+        ```
         """
-        meta, arrays = vector_files.load_archive(fname, "Word2Vec")
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
+        meta, arrays = vector_files.load_archive(fname, cls.__name__)
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
         model._output_vectors = arrays["syn1neg"]
@@ -983,6 +1009,46 @@ class Word2Vec:
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
+
+    @classmethod
+    def _from_gensim(cls, saved, fname) -> Word2Vec:
+        """Our model from a gensim model read by `gensim_files.read`."""
+        kind = gensim_files.saved_class(saved)
+        if kind == "Doc2Vec" and cls is Word2Vec:
+            from keras_recipes.embeddings.doc2vec import Doc2Vec
+
+            return Doc2Vec._from_gensim(saved, fname)
+        if kind != cls.__name__:
+            raise ValueError(
+                f"{fname} holds a gensim {saved.gensim_class}, not a {cls.__name__}; load it with "
+                f"{kind}.load(path, allow_pickle=True)."
+            )
+        model = cls(**gensim_files.model_settings(saved, cls._settings()))
+        model._restore_gensim(saved)
+        return model
+
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        """Vectors, output weights, counts and state of a saved gensim model."""
+        words = getattr(saved, "wv", None) or saved  # gensim < 1.0 kept them on the model
+        self.wv = gensim_files.keyed_vectors(words, KeyedVectors)
+        if self.wv.counts is None:
+            raise ValueError(
+                "The gensim model keeps no word counts, which training and sampling need; "
+                "load its vectors with KeyedVectors.load(path, allow_pickle=True) instead."
+            )
+        output = gensim_files.output_vectors(saved, "syn1neg")
+        self._output_vectors = (
+            np.zeros_like(self.wv.vectors) if output is None else np.array(output, np.float32)
+        )
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        for name in ("corpus_count", "corpus_total_words", "train_count"):
+            setattr(self, name, int(getattr(saved, name, 0) or 0))
+        self.running_training_loss = float(getattr(saved, "running_training_loss", 0.0) or 0.0)
 
     def _pair_function(self, tf, rng):
         """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""
