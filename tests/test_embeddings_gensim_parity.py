@@ -100,3 +100,81 @@ def test_negative_min_count_is_refused():
 
 def test_tagged_document_class_is_gensims_shape():
     assert TaggedDocument(["a"], [0]) == gensim_doc2vec.TaggedDocument(["a"], [0])
+
+
+# ---------------------------------------------------------------------- the rest of the API
+
+
+@pytest.fixture(scope="module")
+def doc2vec_pair(tmp_path_factory):
+    """A gensim Doc2Vec (int and string tags) and ours loaded from its save()."""
+    documents = [
+        TaggedDocument(words, [i, f"topic{i % 3}"]) for i, words in enumerate(lee_sentences()[:60])
+    ]
+    theirs = gensim_doc2vec.Doc2Vec(documents, vector_size=8, min_count=2, workers=1, epochs=3)
+    path = str(tmp_path_factory.mktemp("d2v") / "d2v.model")
+    theirs.save(path)
+    return theirs, Doc2Vec.load(path, allow_pickle=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"doctag_vec": True},
+        {"doctag_vec": True, "word_vec": False},
+        {"doctag_vec": True, "prefix": "D:"},
+    ],
+)
+def test_doc2vec_save_word2vec_format_writes_gensims_bytes(doc2vec_pair, tmp_path, kwargs):
+    theirs, ours = doc2vec_pair
+    theirs.save_word2vec_format(
+        str(tmp_path / "theirs.txt"), fvocab=str(tmp_path / "theirs.voc"), **kwargs
+    )
+    ours.save_word2vec_format(tmp_path / "ours.txt", fvocab=tmp_path / "ours.voc", **kwargs)
+    assert (tmp_path / "ours.txt").read_bytes() == (tmp_path / "theirs.txt").read_bytes()
+    assert (tmp_path / "ours.voc").read_bytes() == (tmp_path / "theirs.voc").read_bytes()
+
+
+def test_doc2vec_save_word2vec_format_binary_reads_back_in_gensim(doc2vec_pair, tmp_path):
+    theirs, ours = doc2vec_pair
+    ours.save_word2vec_format(tmp_path / "both.bin", doctag_vec=True, binary=True)
+    read = gensim.models.KeyedVectors.load_word2vec_format(str(tmp_path / "both.bin"), binary=True)
+    assert len(read) == len(theirs.wv) + len(theirs.dv)
+    np.testing.assert_array_equal(read["*dt_topic1"], theirs.dv["topic1"])
+    np.testing.assert_array_equal(read["*dt_5"], theirs.dv[5])
+    np.testing.assert_array_equal(read["the"], theirs.wv["the"])
+
+
+@pytest.mark.parametrize("key", ["the", 4, "topic2", ["the", 4, "topic2"]])
+def test_doc2vec_getitem_is_a_word_then_a_tag_as_in_gensim(doc2vec_pair, key):
+    theirs, ours = doc2vec_pair
+    np.testing.assert_array_equal(ours[key], theirs[key])
+
+
+def test_similarity_unseen_docs_is_the_cosine_of_inferred_vectors(doc2vec_pair):
+    _, ours = doc2vec_pair
+    first, second = lee_sentences()[70], lee_sentences()[71]
+    similarity = ours.similarity_unseen_docs(first, second, epochs=20)
+    a, b = ours.infer_vector(first, epochs=20), ours.infer_vector(second, epochs=20)
+    assert similarity == pytest.approx(a @ b / np.linalg.norm(a) / np.linalg.norm(b), rel=1e-6)
+    assert ours.similarity_unseen_docs(first, first, epochs=20) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_reset_from_shares_the_vocabulary_with_fresh_vectors():
+    sentences = lee_sentences()
+    models = {}
+    for name, cls in (("theirs", gensim_word2vec.Word2Vec), ("ours", Word2Vec)):
+        first = cls(vector_size=8, min_count=3, workers=1, seed=1)
+        first.build_vocab(sentences)
+        second = cls(vector_size=12, sg=1, seed=2, workers=1)
+        second.reset_from(first)
+        assert second.wv.index_to_key == first.wv.index_to_key
+        assert second.corpus_count == first.corpus_count == 300
+        models[name] = second
+    ours, theirs = models["ours"], models["theirs"]
+    assert ours.wv.index_to_key == theirs.wv.index_to_key
+    assert ours.wv.vectors.shape == theirs.wv.vectors.shape == (len(theirs.wv), 12)
+    before = ours.wv.vectors.copy()
+    ours.train(sentences, total_examples=ours.corpus_count, epochs=1)
+    assert not np.array_equal(ours.wv.vectors, before)

@@ -189,6 +189,89 @@ class Doc2Vec(Word2Vec):
             mode += f",w{self.window}"
         return f"Doc2Vec<{mode},d{self.vector_size},n{self.negative},mc{self.min_count},t{self.workers}>"  # fmt: skip
 
+    def __getitem__(self, tag):
+        """The vector of a word or, if no word has that name, of a document tag (gensim's).
+
+        Args:
+            tag: a str or int key, or a list of them.
+
+        Returns:
+            `(vector_size,)` for one key, `(len(tag), vector_size)` for a list.
+        """
+        if isinstance(tag, (str, int, np.integer)):
+            return self.wv[tag] if tag in self.wv else self.dv[tag]
+        return np.vstack([self[key] for key in tag])
+
+    def similarity_unseen_docs(
+        self,
+        doc_words1: Sequence[str],
+        doc_words2: Sequence[str],
+        alpha: float | None = None,
+        min_alpha: float | None = None,
+        epochs: int | None = None,
+    ) -> np.floating:
+        """Cosine similarity of two new documents' inferred vectors (gensim's).
+
+        Each document gets `infer_vector(doc_words, alpha, min_alpha,
+        epochs)`; the model does not change.
+
+        Examples:
+
+        ```python
+        model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])
+        ```
+        """
+        first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        return np.dot(first / np.linalg.norm(first), second / np.linalg.norm(second))
+
+    def save_word2vec_format(
+        self,
+        fname: str | os.PathLike,
+        doctag_vec: bool = False,
+        word_vec: bool = True,
+        prefix: str = "*dt_",
+        fvocab: str | os.PathLike | None = None,
+        binary: bool = False,
+    ) -> None:
+        """Word and/or document vectors in word2vec.c's format, in one file (gensim's).
+
+        Args:
+            fname: the file.
+            doctag_vec: bool. Write the document vectors. Defaults to False.
+            word_vec: bool. Write the word vectors. Defaults to True.
+            prefix: str. Put before every document tag, so tags and words
+                cannot collide. Defaults to `"*dt_"`.
+            fvocab: optional file for the `key count` vocabulary.
+            binary: bool. Binary instead of text.
+
+        With both, the header counts words and tags and the tags follow the
+        words, as gensim writes them; `KeyedVectors.load_word2vec_format`
+        (ours or gensim's) reads the file back.
+        """
+        if word_vec:
+            total = len(self.wv) + len(self.dv) if doctag_vec else None
+            self.wv.save_word2vec_format(fname, fvocab, binary, total)
+        if doctag_vec:
+            self.dv.save_word2vec_format(
+                fname, prefix=prefix, fvocab=fvocab, binary=binary, write_header=not word_vec,
+                append=bool(word_vec), sort_attr="doc_count",
+            )  # fmt: skip
+
+    def reset_from(self, other_model: Doc2Vec) -> None:
+        """Takes `other_model`'s words, tags and corpus, with fresh random vectors (gensim's).
+
+        See `Word2Vec.reset_from`; the document tags (and their counts) are
+        shared too, and the tag vectors start anew.
+        """
+        super().reset_from(other_model)
+        keys = other_model.dv.index_to_key
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
+        self.dv.key_to_index = other_model.dv.key_to_index
+        self.dv.expandos = other_model.dv.expandos
+        self._corpus_tags = other_model._corpus_tags
+        self._document_count = getattr(other_model, "_document_count", other_model.corpus_count)
+
     # ------------------------------------------------------------------ corpus
 
     def _pieces(self, corpus_iterable, corpus_file) -> list[list[str]]:
@@ -263,9 +346,7 @@ class Doc2Vec(Word2Vec):
         if not keys:
             raise ValueError("No document has a tag: give each TaggedDocument tags, e.g. [i].")
         # Tag vectors start as gensim's do: uniform in [-0.5, 0.5) / vector_size.
-        rng = np.random.default_rng([self.seed, 1])
-        shape = (len(keys), self.vector_size)
-        self.dv = KeyedVectors(keys, (rng.random(shape, np.float32) - 0.5) / self.vector_size)
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
         counts = np.zeros(len(keys), np.int64)
         for tags in self._corpus_tags:
             for tag in tags:

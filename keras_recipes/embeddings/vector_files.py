@@ -198,7 +198,8 @@ def write_word2vec(
             if binary:
                 out.write(key.encode("utf-8") + b" " + vector.astype("<f4").tobytes() + b"\n")
             else:
-                values = " ".join(repr(float(v)) for v in vector.astype(np.float32))
+                # str of a float32: its shortest round-tripping digits, as gensim writes them.
+                values = " ".join(str(v) for v in vector.astype(np.float32))
                 out.write(f"{key} {values}\n".encode())
 
 

@@ -1030,19 +1030,20 @@ class KeyedVectors:
                     "not exist"
                 )
             order = self.index_to_key
-        if fvocab is not None:
+        leading = 0
+        for i, key in enumerate(self.index_to_key):
+            if i != key:
+                break
+            leading += 1
+        if fvocab is not None:  # gensim keeps leading int tags out of its vocabulary, and here
             values = self.expandos[sort_attr]
             with atomic_write(fvocab) as out:
                 if append and os.path.exists(fvocab):
                     with open(fvocab, "rb") as old:
                         shutil.copyfileobj(old, out)
                 for key in order:
-                    out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
-        leading = 0
-        for i, key in enumerate(self.index_to_key):
-            if i != key:
-                break
-            leading += 1
+                    if not (isinstance(key, Integral) and 0 <= key < leading):
+                        out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
         keys = [*range(leading), *(k for k in order if not (isinstance(k, Integral) and k < leading))]  # fmt: skip
         vector_files.write_word2vec(
             fname, ((key, self.vectors[self.get_index(key)]) for key in keys), total_vec,

@@ -621,9 +621,7 @@ class Word2Vec:
             if self.sorted_vocab:  # gensim's order: by count, ties latest-seen first
                 order = np.lexsort((-order, -counts_kept))
             keys = [kept[i][0] for i in order]
-            rng = np.random.default_rng(self.seed)
-            shape = (len(keys), self.vector_size)
-            vectors = (rng.random(shape, np.float32) - 0.5) / self.vector_size
+            vectors = self._initial_vectors(len(keys), self.seed)
             self.wv = KeyedVectors(keys, vectors, counts=counts_kept[order])
             self._output_vectors = np.zeros_like(vectors)
         self.word_counts = self.wv.counts
@@ -924,6 +922,46 @@ class Word2Vec:
         `-log sigmoid(+-u.v)` of a positive or noise word, computed exactly.
         """
         return self.running_training_loss
+
+    def reset_from(self, other_model: Word2Vec) -> None:
+        """Takes `other_model`'s vocabulary and corpus, with fresh random vectors (gensim's).
+
+        The keys, their attributes (counts, Huffman codes) and the sampling
+        tables are shared with `other_model`, as in gensim, so neither should
+        grow its vocabulary afterwards; the word vectors start anew from this
+        model's `seed` and `vector_size`, the output weights at zero. Useful
+        to train several settings on one corpus without counting it again.
+
+        Args:
+            other_model: a `Word2Vec` whose vocabulary is built.
+
+        Examples:
+
+        >>> first = Word2Vec([["a", "b", "a"], ["b", "c"]] * 20, min_count=1, vector_size=8)
+        >>> second = Word2Vec(vector_size=4, sg=1, seed=2)
+        >>> second.reset_from(first)
+        >>> second.wv.index_to_key == first.wv.index_to_key, second.wv.vectors.shape
+        (True, (3, 4))
+        """
+        if other_model.wv is None:
+            raise ValueError("reset_from needs a model whose vocabulary is built (build_vocab).")
+        keys = other_model.wv.index_to_key
+        self.wv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed))
+        self.wv.key_to_index = other_model.wv.key_to_index
+        self.wv.expandos = other_model.wv.expandos
+        self._output_vectors = np.zeros_like(self.wv.vectors)
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        self.corpus_count = other_model.corpus_count
+        self.corpus_total_words = other_model.corpus_total_words
+        self._corpus = other_model._corpus
+        if self._corpus is not None:
+            self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def _initial_vectors(self, rows: int, seed) -> np.ndarray:
+        """Input vectors as gensim starts them: uniform in `[-0.5, 0.5) / vector_size`."""
+        rng = np.random.default_rng(seed)
+        return (rng.random((rows, self.vector_size), np.float32) - 0.5) / self.vector_size
 
     def predict_output_word(self, context_words_list: Sequence[str], topn: int = 10):
         """The `topn` words most probable at the centre of `context_words_list` (gensim's).
