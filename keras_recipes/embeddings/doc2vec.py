@@ -18,8 +18,9 @@ Training reuses `Word2Vec`'s machinery unchanged: the vocabulary, the
 subsampling probabilities and the noise table come from `build_vocab`; the
 tag vectors are appended below the word vectors in one input matrix, so the
 pair builder emits tag rows as context ids and the same XLA-compiled
-negative-sampling step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW)
-updates words and documents with sparse scatter-adds.
+step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW; negative
+sampling and/or hierarchical softmax, `hs=1`) updates words and documents
+with sparse scatter-adds.
 
 `infer_vector` is gensim's: a fresh vector, seeded from the words, trained
 for `epochs` passes over the document with the word and output vectors
@@ -28,8 +29,8 @@ frozen, the learning rate falling linearly per epoch from `alpha` to
 their dot products with the frozen vectors are drawn at once with NumPy, and
 the word-by-word SGD on the one vector runs as an XLA while loop.
 
-Not supported: `dm_concat=1` (refused), `hs=1` (refused, as in `Word2Vec`),
-`build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
+Not supported: `dm_concat=1` (refused), `build_vocab(update=True)`
+(refused). Tags keep first-seen order in `dv`
 (gensim puts plain-int tags first, by value; for the usual tags `0..n-1` in
 order, the two agree).
 """
@@ -50,6 +51,7 @@ from keras_recipes.embeddings.word2vec import (
 from keras_recipes.embeddings.word2vec import (
     Word2Vec,
     _open_text,
+    _padded_tree,
     _raise_for_non_string_token,
     _shuffled_batches,
     _subsample,
@@ -359,16 +361,14 @@ class Doc2Vec(Word2Vec):
     def _input_vectors(self) -> np.ndarray:
         return np.concatenate([self.wv.vectors, self.dv.vectors])
 
-    def _sync(self, syn0, syn1, loss) -> None:
+    def _sync(self, syn0, syn1, loss, syn1_hs=None) -> None:
         vectors = syn0.numpy()
         self.dv.vectors[:] = vectors[len(self.wv) :]
         self.dv.fill_norms(force=True)
         self._infer_step = None
         self.wv.vectors[:] = vectors[: len(self.wv)]
         self.wv.fill_norms(force=True)
-        self._output_vectors = syn1.numpy()
-        if loss is not None:
-            self.running_training_loss = float(loss.numpy())
+        self._sync_outputs(syn1, loss, syn1_hs)
 
     def _tag_rows(self) -> np.ndarray:
         """`(pieces, most tags)` int32: each piece's tag rows in the input matrix, -1 padded."""
@@ -495,10 +495,19 @@ class Doc2Vec(Word2Vec):
         words = flat[keep]
         passes = np.repeat(np.arange(len(rates)), len(ids))[keep]
         n = len(words)
-        negatives = self._noise(rng, (n, self.negative))
-        outputs_ids = np.concatenate([words[:, None], negatives], axis=1)
-        outputs = self._output_vectors[outputs_ids]  # (n, K + 1, D)
-        mask = np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], axis=1)
+        outputs, labels, mask = [], [], []
+        if self.hs:  # the word's path in the Huffman tree, each node towards 1 - code
+            points, tree_labels, tree_mask = self._tree_arrays()
+            outputs.append(self._hs_vectors[points[words]])
+            labels.append(tree_labels[words])
+            mask.append(tree_mask[words] > 0)
+        if self.negative:  # the word against `negative` noise words
+            negatives = self._noise(rng, (n, self.negative))
+            outputs.append(self._output_vectors[np.concatenate([words[:, None], negatives], 1)])
+            labels.append(np.tile(np.float32([1.0] + [0.0] * self.negative), (n, 1)))
+            mask.append(np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], 1))
+        outputs = np.concatenate(outputs, axis=1)  # (n, outputs per word, D)
+        labels, mask = np.concatenate(labels, axis=1), np.concatenate(mask, axis=1)
         if self.dm:
             window = self.window
             offsets = np.array([d for d in range(-window, window + 1) if d != 0])
@@ -517,10 +526,17 @@ class Doc2Vec(Word2Vec):
             scale_in = inverse if self.cbow_mean else np.ones(n, np.float32)
             scale_out = np.ones(n, np.float32) if self.cbow_mean else inverse
         else:
-            fixed = np.zeros(outputs_ids.shape, np.float32)
+            fixed = np.zeros(labels.shape, np.float32)
             scale_in = scale_out = np.ones(n, np.float32)
         rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
-        return outputs, fixed.astype(np.float32), scale_in, scale_out, rates
+        return outputs, labels, fixed.astype(np.float32), scale_in, scale_out, rates
+
+    def _tree_arrays(self):
+        """The Huffman tree as `(points, labels, mask)` arrays, built once per vocabulary."""
+        if getattr(self, "_tree_cache", (None,))[0] is not self.wv.expandos.get("code"):
+            codes = self.wv.expandos["code"]
+            self._tree_cache = (codes, _padded_tree(codes, self.wv.expandos["point"]))
+        return self._tree_cache[1]
 
     def _noise(self, rng: np.random.Generator, shape) -> np.ndarray:
         """Noise words from the alias table `build_vocab` made (counts ** ns_exponent)."""
@@ -540,7 +556,7 @@ class Doc2Vec(Word2Vec):
         if self._infer_step is None:
             self._infer_step = {}
         if size not in self._infer_step:  # one compiled function per padded size
-            self._infer_step[size] = _sequential_sgd(self.negative)
+            self._infer_step[size] = _sequential_sgd()
         return self._infer_step[size](vector, *padded).numpy()
 
     # ------------------------------------------------------------------ files
@@ -550,10 +566,9 @@ class Doc2Vec(Word2Vec):
 
         gensim's extra arguments are accepted and have no effect.
         """
-        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        wv_meta, arrays = self._words_archive()
         dv_meta, dv_arrays = self.dv._archive(prefix="dv.")
         arrays.update(dv_arrays)
-        arrays["syn1neg"] = self._output_vectors
         meta = {
             "class": "Doc2Vec",
             "settings": {name: getattr(self, name) for name in _SETTINGS},
@@ -593,25 +608,21 @@ class Doc2Vec(Word2Vec):
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
         model.dv = KeyedVectors._from_archive(meta["dv"], arrays, prefix="dv.")
-        model._output_vectors = arrays["syn1neg"]
-        model.word_counts = model.wv.counts
-        model._set_sampling()
+        model._restore_outputs(arrays)
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
 
 
-def _sequential_sgd(negative: int):
+def _sequential_sgd():
     """XLA: `vector` trained example by example (gensim's order) against frozen outputs."""
     import tensorflow as tf
 
-    labels = tf.constant([1.0] + [0.0] * negative)
-
-    def run(vector, outputs, fixed, scale_in, scale_out, rates):
+    def run(vector, outputs, labels, fixed, scale_in, scale_out, rates):
         def body(i, v):
-            u = outputs[i]  # (K + 1, D)
+            u = outputs[i]  # (outputs per word, D): tree nodes and/or target + noise words
             logits = scale_in[i] * (tf.linalg.matvec(u, v) + fixed[i])
-            g = (labels - tf.sigmoid(logits)) * rates[i]
+            g = (labels[i] - tf.sigmoid(logits)) * rates[i]
             return i + 1, v + scale_out[i] * tf.linalg.matvec(u, g, transpose_a=True)
 
         _, vector = tf.while_loop(
