@@ -69,6 +69,10 @@ from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
 
+# gensim's padding word for `null_word=1` (Doc2Vec's dm_concat): outside a
+# document, a window slot holds this word's vector.
+NULL_WORD = "\0"
+
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
 # and scatters stay in the CPU's caches (2.3x faster per pair than one
@@ -392,7 +396,7 @@ _SETTINGS = (
     "vector_size", "alpha", "window", "min_count", "sample", "seed", "workers", "min_alpha",
     "sg", "hs", "negative", "ns_exponent", "cbow_mean", "epochs", "sorted_vocab", "compute_loss",
     "max_final_vocab", "max_vocab_size", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
-    "shared_negatives", "verbose", "comment",
+    "shared_negatives", "verbose", "comment", "null_word",
 )  # fmt: skip
 
 
@@ -447,7 +451,8 @@ class Word2Vec:
         hashfxn: accepted for gensim's signature; unused (`seed` decides
             the initial vectors).
         epochs: int. Passes over the corpus. Defaults to 5.
-        null_word: accepted for gensim's signature; unused.
+        null_word: int. 1 adds gensim's padding word `"\\0"` (count 1) to the
+            vocabulary, as Doc2Vec's `dm_concat=1` needs. Defaults to 0.
         trim_rule: optional callable `(word, count, min_count)` returning
             0 (default rule), 1 (discard) or 2 (keep), as gensim's; applied
             to `sentences` only, not stored (as in gensim).
@@ -608,6 +613,7 @@ class Word2Vec:
         self.chunk_words = int(chunk_words)
         self.shared_negatives = bool(shared_negatives)
         self.verbose = verbose
+        self.null_word = int(null_word)
         self.wv: KeyedVectors | None = None
         self.corpus_count = 0
         self.corpus_total_words = 0
@@ -712,6 +718,8 @@ class Word2Vec:
             min_count = max(min_count, ranked[self.max_final_vocab] + 1)
 
         kept = [(t, c) for t, c in counts.items() if _keep_word(t, c, min_count, trim_rule)]
+        if self.null_word and not update and NULL_WORD not in dict(kept):
+            kept.append((NULL_WORD, 1))  # gensim's padding word, sorted in like any other
         if not kept and not update:
             word, count = counts.most_common(1)[0]
             raise ValueError(
@@ -731,8 +739,8 @@ class Word2Vec:
             keys = [kept[i][0] for i in order]
             vectors = self._initial_vectors(len(keys), self.seed)
             self.wv = KeyedVectors(keys, vectors, counts=counts_kept[order])
-            self._output_vectors = np.zeros_like(vectors)
-            self._hs_vectors = np.zeros_like(vectors)
+            self._output_vectors = np.zeros((len(keys), self._layer1_size()), np.float32)
+            self._hs_vectors = np.zeros_like(self._output_vectors)
         self.word_counts = self.wv.counts
         self._set_sampling()
         self._corpus = self._index(pieces)
@@ -1144,8 +1152,8 @@ class Word2Vec:
         self.wv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed))
         self.wv.key_to_index = other_model.wv.key_to_index
         self.wv.expandos = other_model.wv.expandos
-        self._output_vectors = np.zeros_like(self.wv.vectors)
-        self._hs_vectors = np.zeros_like(self.wv.vectors)
+        self._output_vectors = np.zeros((len(keys), self._layer1_size()), np.float32)
+        self._hs_vectors = np.zeros_like(self._output_vectors)
         self.word_counts = self.wv.counts
         self._set_sampling()
         self.corpus_count = other_model.corpus_count
@@ -1153,6 +1161,10 @@ class Word2Vec:
         self._corpus = other_model._corpus
         if self._corpus is not None:
             self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def _layer1_size(self) -> int:
+        """Width of the hidden layer, so of the output vectors (Doc2Vec's dm_concat widens it)."""
+        return self.vector_size
 
     def _initial_vectors(self, rows: int, seed) -> np.ndarray:
         """Input vectors as gensim starts them: uniform in `[-0.5, 0.5) / vector_size`."""
@@ -1287,11 +1299,13 @@ class Word2Vec:
             )
         output = gensim_files.output_vectors(saved, "syn1neg")
         self._output_vectors = (
-            np.zeros_like(self.wv.vectors) if output is None else np.array(output, np.float32)
+            np.zeros((len(self.wv), self._layer1_size()), np.float32)
+            if output is None
+            else np.array(output, np.float32)
         )
         tree = gensim_files.output_vectors(saved, "syn1")
         self._hs_vectors = (
-            np.zeros_like(self.wv.vectors) if tree is None else np.array(tree, np.float32)
+            np.zeros_like(self._output_vectors) if tree is None else np.array(tree, np.float32)
         )
         self.word_counts = self.wv.counts
         self._set_sampling()
@@ -1353,6 +1367,7 @@ class Word2Vec:
         negative, sg, cbow_mean = self.negative, self.sg, self.cbow_mean
         vocab = len(self.wv)
         dim = self.vector_size
+        hidden_dim = self._layer1_size()
         accept = tf.constant(self._noise_accept)
         alias = tf.constant(self._noise_alias)
         labels = tf.constant([1.0] + [0.0] * negative)
@@ -1388,7 +1403,7 @@ class Word2Vec:
             hidden_error = tf.einsum("bl,bld->bd", g, outputs)
             syn1_hs.scatter_add(
                 tf.IndexedSlices(
-                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, dim]),
+                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, hidden_dim]),
                     tf.reshape(points, [-1]),
                 )
             )
@@ -1416,7 +1431,7 @@ class Word2Vec:
             hidden_error = tf.einsum("bk,bkd->bd", g, outputs)
             syn1.scatter_add(
                 tf.IndexedSlices(
-                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, dim]),
+                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, hidden_dim]),
                     tf.reshape(outputs_ids, [-1]),
                 )
             )
@@ -1439,6 +1454,17 @@ class Word2Vec:
             spread = locked(error[:, None, :] * present[:, :, None], rows)
             syn0.scatter_add(
                 tf.IndexedSlices(tf.reshape(spread, [-1, dim]), tf.reshape(rows, [-1]))
+            )
+
+        def concat_step(target, context, rate):
+            # PV-DM with dm_concat: the tag and window vectors side by side form
+            # one wide input; each slot's vector gets its slice of the error.
+            rows = tf.maximum(context, 0)  # padding examples (rate 0) change nothing
+            slots = rows.shape[1]
+            hidden = tf.reshape(tf.gather(syn0, rows), [-1, slots * dim])
+            error = tf.reshape(gradient(hidden, target, rate), [-1, slots, dim])
+            syn0.scatter_add(
+                tf.IndexedSlices(tf.reshape(locked(error, rows), [-1, dim]), tf.reshape(rows, [-1]))
             )
 
         def shared_skip_gram_step(target, context, rate):
@@ -1470,7 +1496,9 @@ class Word2Vec:
                 )
             )
 
-        if not sg:
+        if getattr(self, "dm_concat", 0):
+            step, rows = concat_step, SUB_BATCH_PAIRS // (2 * self.window)
+        elif not sg:
             step, rows = cbow_step, SUB_BATCH_PAIRS // (2 * self.window)
         elif self.shared_negatives:
             step, rows = shared_skip_gram_step, SUB_BATCH_PAIRS // (2 * self.window)
