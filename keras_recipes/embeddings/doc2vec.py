@@ -49,9 +49,7 @@ import numpy as np
 from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors, fnv1a_32
 from keras_recipes.embeddings.word2vec import (
-    _SETTINGS as _WORD2VEC_SETTINGS,
-)
-from keras_recipes.embeddings.word2vec import (
+    _MODEL_CLASSES,
     NULL_WORD,
     Word2Vec,
     _open_text,
@@ -60,6 +58,9 @@ from keras_recipes.embeddings.word2vec import (
     _shuffled_batches,
     _subsample,
     _windows,
+)
+from keras_recipes.embeddings.word2vec import (
+    _SETTINGS as _WORD2VEC_SETTINGS,
 )
 
 
@@ -675,6 +676,9 @@ class Doc2Vec(Word2Vec):
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
+
+
+_MODEL_CLASSES["Doc2Vec"] = Doc2Vec
 
 
 def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):

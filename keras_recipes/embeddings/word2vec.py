@@ -69,6 +69,10 @@ from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
 
+# Our model classes by gensim's class name, for `Word2Vec.load(allow_pickle=True)`
+# of a gensim Doc2Vec (doc2vec.py adds itself; word2vec.py must not import it).
+_MODEL_CLASSES: dict[str, type] = {}
+
 # gensim's padding word for `null_word=1` (Doc2Vec's dm_concat): outside a
 # document, a window slot holds this word's vector.
 NULL_WORD = "\0"
@@ -1271,10 +1275,12 @@ class Word2Vec:
     def _from_gensim(cls, saved, fname) -> Word2Vec:
         """Our model from a gensim model read by `gensim_files.read`."""
         kind = gensim_files.saved_class(saved)
-        if kind == "Doc2Vec" and cls is Word2Vec:
-            from keras_recipes.embeddings.doc2vec import Doc2Vec
-
-            return Doc2Vec._from_gensim(saved, fname)
+        if (
+            kind in _MODEL_CLASSES
+            and issubclass(_MODEL_CLASSES[kind], cls)
+            and kind != cls.__name__
+        ):
+            return _MODEL_CLASSES[kind]._from_gensim(saved, fname)  # gensim's Doc2Vec, via Word2Vec
         if kind != cls.__name__:
             raise ValueError(
                 f"{fname} holds a gensim {saved.gensim_class}, not a {cls.__name__}; load it with "
