@@ -1,0 +1,438 @@
+"""Bad inputs and faults, one case a line: each asserts the error type and the words a user needs.
+
+The cases come from issue 26's probe (445 hostile-but-realistic inputs on
+tiny models). Serving cases send the same request through TensorFlow's C API
+session (the loader TF Serving runs: its messages are TensorFlow's own) and
+through `LocalServer`, and the two must refuse it alike, with TF Serving's
+status code.
+"""
+
+import base64
+import json
+import urllib.error
+import urllib.request
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.embeddings import KeyedVectors
+from keras_recipes.export import export_saved_model
+from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.serving import LocalServer, SavedModelSession, ServingError, rest_predict
+
+# --- shared tiny models ---------------------------------------------------------------------
+
+VOCAB, CONTEXT = 64, 32
+
+
+@pytest.fixture(scope="module")
+def llama():
+    keras.utils.set_random_seed(7)
+    return build_llama(LlamaConfig.preset("tiny", vocab_size=VOCAB, max_seq_len=CONTEXT))
+
+
+@pytest.fixture(scope="module")
+def llama_export(llama, tmp_path_factory):
+    base = tmp_path_factory.mktemp("models") / "llama"
+    export_saved_model(llama, base)
+    return base
+
+
+@pytest.fixture(scope="module")
+def session(llama_export):
+    with SavedModelSession(llama_export / "1") as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def server(llama_export):
+    with LocalServer(llama_export, grpc=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def vectors_server(tmp_path_factory):
+    words = ["king", "queen", "man"]
+    vectors = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    base = tmp_path_factory.mktemp("models") / "words"
+    export_saved_model(KeyedVectors(words, vectors), base)
+    with LocalServer(base) as running:
+        yield running
+
+
+# --- 1. the serving stand-in refuses what TF Serving refuses --------------------------------
+
+
+def controls(rows=1, **changes):
+    values = {"max_new_tokens": 2, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+    values.update(changes)
+    floats = ("temperature", "top_p")
+    return {
+        key: np.array(
+            v if isinstance(v, list) else [v] * rows, np.float32 if key in floats else np.int32
+        )
+        for key, v in values.items()
+    }
+
+
+def ids(rows):
+    return np.array(rows, np.int32)
+
+
+# (signature, inputs as a gRPC client sends them, words of TF's / the graph's refusal)
+# fmt: off
+GRPC_CASES = {
+    "float ids are not cast": ("serving_default", {"token_ids": np.array([[1.7]], np.float32)}, "Expects arg[0] to be int32 but float is provided"),
+    "int64 2**33+1 does not wrap": ("serving_default", {"token_ids": np.array([[2**33 + 1]], np.int64)}, "to be int32 but int64 is provided"),
+    "40 tokens on a 32-token model": ("serving_default", {"token_ids": ids([[1] * 40])}, "longer than the context of the model (32 tokens"),
+    "rank 3 ids": ("serving_default", {"token_ids": np.ones((1, 2, 2), np.int32)}, "has shape [1, 2, 2], but its signature takes shape [?,?] (rank 2)"),
+    "id -1": ("serving_default", {"token_ids": ids([[1, -1]])}, "token id outside [0, 64)"),
+    "top_k=-3": ("generate", {"token_ids": ids([[1, 2]]), **controls(top_k=-3)}, "top_k must be >= 0"),
+    "top_p=1.5": ("generate", {"token_ids": ids([[1, 2]]), **controls(top_p=1.5)}, "top_p must be in [0, 1]"),
+    "temperature nan": ("generate", {"token_ids": ids([[1, 2]]), **controls(temperature=float("nan"))}, "temperature must be >= 0"),
+    "max_new_tokens [4,4] for one row": ("generate", {"token_ids": ids([[1, 2]]), **controls(max_new_tokens=[4, 4])}, "max_new_tokens must hold one value per row"),
+    "empty control": ("generate", {"token_ids": ids([[1, 2]]), **controls(seed=[])}, "seed must hold one value per row"),
+    "mixed rows": ("generate", {"token_ids": ids([[1, 2], [3, 4]]), **controls(top_k=[0, 3])}, "top_k must be the same for every row"),
+    "prompt + new tokens past the context": ("generate", {"token_ids": ids([[1] * 30]), **controls(max_new_tokens=8)}, "exceeds the context (32)"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", GRPC_CASES, ids=list(GRPC_CASES))
+def test_grpc_refuses_as_the_c_api_session(case, session, server):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    signature, inputs, words = GRPC_CASES[case]
+    with pytest.raises(ServingError) as by_session:
+        session.run(signature, inputs, exact_dtypes=True)
+    assert words in str(by_session.value)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "llama", signature
+    for key, value in inputs.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as by_server:
+            stub.Predict(request, timeout=60)
+    assert by_server.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert by_server.value.details() == str(by_session.value).removeprefix(f"{session.path}: ")
+
+
+# fmt: off
+GRPC_SPEC_CASES = {
+    "version 99": (dict(name="llama", version=99), "NOT_FOUND", "Servable not found for request: Specific(llama, 99)"),
+    "unknown model": (dict(name="nope"), "NOT_FOUND", "Servable not found for request: Latest(nope)"),
+    "unknown label": (dict(name="llama", version_label="canary"), "INVALID_ARGUMENT", "Unrecognized servable version label: canary"),
+    "unknown signature": (dict(name="llama", signature_name="classify"), "FAILED_PRECONDITION", 'Serving signature key "classify" not found.'),
+    "missing input": (dict(name="llama", signature_name="generate"), "INVALID_ARGUMENT", "input size does not match signature: 1!=6"),
+    "misspelt input": (dict(name="llama", inputs="tokens"), "INVALID_ARGUMENT", "input tensor alias not found in signature: tokens."),
+    "unknown output filter": (dict(name="llama", output_filter="probs"), "INVALID_ARGUMENT", "output tensor alias not found in signature: probs"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", GRPC_SPEC_CASES, ids=list(GRPC_SPEC_CASES))
+def test_grpc_model_spec_as_tf_serving(case, server):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    spec, code, words = GRPC_SPEC_CASES[case]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = spec["name"]
+    if "version" in spec:
+        request.model_spec.version.value = spec["version"]
+    if "version_label" in spec:
+        request.model_spec.version_label = spec["version_label"]
+    request.model_spec.signature_name = spec.get("signature_name", "")
+    request.inputs[spec.get("inputs", "token_ids")].CopyFrom(tf.make_tensor_proto(ids([[1, 2]])))
+    if "output_filter" in spec:
+        request.output_filter.append(spec["output_filter"])
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Predict(request, timeout=60)
+    assert refused.value.code().name == code
+    assert words in refused.value.details()
+
+
+def http(server, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url + path, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+GENERATE = {"max_new_tokens": [2], "temperature": [0.0], "top_k": [0], "top_p": [1.0], "seed": [0]}
+
+# (body, HTTP status, words of TF Serving's refusal)
+# fmt: off
+REST_CASES = {
+    "float ids": ({"inputs": [[1.7]]}, 400, "JSON Value: 1.7 Type: Number is not of expected type: int32"),
+    "integral float ids": ({"inputs": [[1.0]]}, 400, "Type: Number is not of expected type: int32"),
+    "int 2**33+1": ({"inputs": [[2**33 + 1]]}, 400, "JSON Value: 8589934593 Type: Number is not of expected type: int32"),
+    "string ids": ({"inputs": [["7"]]}, 400, 'JSON Value: "7" Type: String is not of expected type: int32'),
+    "bool ids": ({"inputs": [[True]]}, 400, "Type: True is not of expected type: int32"),
+    "null id": ({"inputs": [[1, None]]}, 400, "Type: Null is not of expected type: int32"),
+    "ragged rows": ({"inputs": [[1, 2, 3], [4]]}, 400, "Encountered list at unexpected size: 1 at level: 1 expected size: 3"),
+    "ragged instances": ({"instances": [[1, 2, 3], [4]]}, 400, "Expecting shape [3] but got: [1]"),
+    "40 tokens": ({"inputs": [[1] * 40]}, 400, "longer than the context of the model (32 tokens"),
+    "rank 3": ({"inputs": [[[1, 2]]]}, 400, "but its signature takes shape [?,?] (rank 2)"),
+    "signature_name [1]": ({"signature_name": [1], "inputs": [[1]]}, 400, "'signature_name' key must be a string value."),
+    "unknown signature": ({"signature_name": "classify", "inputs": [[1]]}, 400, 'Serving signature name: "classify" not found in signature def'),
+    "instances and inputs": ({"inputs": [[1]], "instances": [[1]]}, 400, "expecting only one of 'inputs' or 'instances'"),
+    "empty instances": ({"instances": []}, 400, "No values in 'instances' array"),
+    "body not an object": ([1, 2], 400, "Is not object"),
+    "plain instances, many inputs": ({"signature_name": "generate", "instances": [[1, 2]]}, 400, "instances is a plain list, but expecting list of objects"),
+    "missing input": ({"signature_name": "generate", "inputs": {"token_ids": [[1, 2]]}}, 400, "Missing named input: max_new_tokens in 'inputs' object."),
+    "misspelt control": ({"signature_name": "generate", "inputs": {"token_ids": [[1, 2]], **GENERATE, "topk": [1]}}, 400, "unexpected ['topk']"),
+    "instance keys differ": ({"signature_name": "generate", "instances": [{"token_ids": [1], "max_new_tokens": 2}]}, 400, "keys must be equal to: max_new_tokens,seed,"),
+    "top_k -3": ({"signature_name": "generate", "inputs": {"token_ids": [[1, 2]], **GENERATE, "top_k": [-3]}}, 400, "top_k must be >= 0"),
+    "max_new_tokens [4,4] for one row": ({"signature_name": "generate", "inputs": {"token_ids": [[1, 2]], **GENERATE, "max_new_tokens": [4, 4]}}, 400, "max_new_tokens must hold one value per row"),
+    "id 64": ({"inputs": [[1, 64]]}, 400, "token id outside [0, 64)"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", REST_CASES, ids=list(REST_CASES))
+def test_rest_refuses_as_the_c_api_session(case, session, server):
+    body, status, words = REST_CASES[case]
+    with pytest.raises(ServingError) as by_session:
+        rest_predict(session, body)
+    assert words in str(by_session.value)
+    code, answer = http(server, "POST", "/v1/models/llama:predict", body)
+    assert (code, answer["error"]) == (
+        status,
+        str(by_session.value).removeprefix(f"{session.path}: "),
+    )
+
+
+# (method, path, HTTP status, words)
+# fmt: off
+REST_ROUTE_CASES = {
+    "predict version 99": ("POST", "/v1/models/llama/versions/99:predict", 404, "Servable not found for request: Specific(llama, 99)"),
+    "status version 99": ("GET", "/v1/models/llama/versions/99", 404, "Could not find version 99 of model llama"),
+    "label": ("POST", "/v1/models/llama/labels/canary:predict", 400, "Unrecognized servable version label: canary"),
+    "unknown model": ("GET", "/v1/models/nope", 404, "Servable not found for request: Latest(nope)"),
+    "model name prefix": ("GET", "/v1/models/llamas", 404, "Latest(llamas)"),
+    "unknown verb": ("POST", "/v1/models/llama:classify", 400, "Malformed request: POST /v1/models/llama:classify"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", REST_ROUTE_CASES, ids=list(REST_ROUTE_CASES))
+def test_rest_routes_as_tf_serving(case, server):
+    method, path, status, words = REST_ROUTE_CASES[case]
+    code, answer = http(server, method, path, {"inputs": [[1, 2]]} if method == "POST" else None)
+    assert code == status and words in answer["error"]
+
+
+def test_rest_known_version_answers(server, llama):
+    code, answer = http(server, "POST", "/v1/models/llama/versions/1:predict", {"inputs": [[1, 2]]})
+    assert code == 200
+    np.testing.assert_allclose(answer["outputs"], llama(ids([[1, 2]])), atol=1e-4)
+
+
+def test_rest_b64_rows_are_strings(vectors_server):
+    session = vectors_server.session
+    want = session.run("lookup", {"words": np.array([b"king", b"nope"], object)})
+    b64 = {"b64": base64.b64encode(b"king").decode()}
+    for body in ({"instances": [b64, "nope"]}, {"inputs": [b64, "nope"]}):
+        code, answer = http(vectors_server, "POST", "/v1/models/words:predict", body)
+        assert code == 200
+        got = answer.get("predictions") or answer["outputs"]
+        rows = (
+            got
+            if isinstance(got, list)
+            else [dict(zip(got, v, strict=True)) for v in zip(*got.values(), strict=True)]
+        )
+        np.testing.assert_allclose([r["vectors"] for r in rows], want["vectors"], atol=1e-6)
+        assert [r["in_vocabulary"] for r in rows] == want["in_vocabulary"].tolist()
+
+
+# fmt: off
+STRING_CASES = {
+    "numbers and null as words": ({"inputs": ["king", 2.5, None]}, "JSON Value: 2.5 Type: Number is not of expected type: string"),
+    "bad base64": ({"inputs": [{"b64": "!!"}]}, "Unable to base64 decode"),
+    "b64 with another key": ({"inputs": [{"b64": "a2luZw==", "x": 1}]}, "not formatted correctly for base64 data"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", STRING_CASES, ids=list(STRING_CASES))
+def test_rest_string_inputs_as_tf_serving(case, vectors_server):
+    body, words = STRING_CASES[case]
+    with pytest.raises(ServingError, match="") as by_session:
+        rest_predict(vectors_server.session, body)
+    assert words in str(by_session.value)
+    code, answer = http(vectors_server, "POST", "/v1/models/words:predict", body)
+    assert (code, answer["error"]) == (400, str(by_session.value))
+
+
+# --- 2. one validator for the CLI and the library; no NaN run called finished ---------------
+
+# fmt: off
+SETTING_CASES = {
+    "learning rate nan": (dict(learning_rate=float("nan")), "--learning-rate must be a finite number > 0"),
+    "learning rate inf": (dict(learning_rate=float("inf")), "--learning-rate must be a finite number > 0"),
+    "learning rate 0": (dict(learning_rate=0.0), "--learning-rate must be a finite number > 0"),
+    "clipnorm -1": (dict(clipnorm=-1.0), "`clipnorm` must be a number > 0, or None"),
+    "clipnorm nan": (dict(clipnorm=float("nan")), "`clipnorm` must be a number, not NaN"),
+    "weight decay -0.1": (dict(weight_decay=-0.1), "`weight_decay` must be a finite number >= 0"),
+    "dropout 1": (dict(dropout=1.0), "--dropout must be in [0, 1)"),
+    "dropout nan": (dict(dropout=float("nan")), "--dropout must be in [0, 1)"),
+    "epochs 0": (dict(epochs=0), "--epochs must be an int >= 1"),
+    "seq len 1": (dict(seq_len=1), "--seq-len must be an int >= 2"),
+    "batch size 0": (dict(batch_size=0), "--batch-size must be an int >= 1"),
+    "warmup -1": (dict(warmup_steps=-1), "--warmup-steps must be an int >= 0"),
+    "heads not a multiple": (dict(n_heads=3, n_kv_heads=2), "must be a multiple of --n-kv-heads"),
+    "temperature -1": (dict(temperature=-1.0), "temperature must be >= 0"),
+    "temperature inf": (dict(temperature=float("inf")), "--temperature must be finite"),
+    "top k 0": (dict(top_k=0), "top_k must be a positive int or None"),
+    "top p 1.5": (dict(top_p=1.5), "top_p must be in (0, 1]"),
+    "max new tokens -1": (dict(max_new_tokens=-1), "--max-new-tokens must be an int >= 0"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", SETTING_CASES, ids=list(SETTING_CASES))
+def test_training_settings_are_checked_once(case):
+    from keras_recipes.llama.train import training_settings
+
+    overrides, words = SETTING_CASES[case]
+    with pytest.raises(ValueError) as refused:
+        training_settings(quick=True, **overrides)
+    assert words in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "flags", [["--learning-rate", "nan"], ["--clipnorm", "-1"], ["--top-p", "1.5"]]
+)
+def test_cli_refuses_flags_with_the_library_message(flags, tmp_path, capsys):
+    from keras_recipes.cli import main
+    from keras_recipes.llama.train import training_settings
+
+    key = flags[0][2:].replace("-", "_")
+    with pytest.raises(ValueError) as library:
+        training_settings(quick=True, **{key: float(flags[1])})
+    assert main(["llama", "train", "--quick", "--out", str(tmp_path / "run"), *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"keras-recipes llama train: {library.value}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_make_optimizer_refuses_what_the_cli_refuses(llama):
+    from keras_recipes.llama.train import make_optimizer
+
+    with pytest.raises(ValueError, match="`clipnorm` must be a number > 0"):
+        make_optimizer(llama, total_steps=10, clipnorm=-1.0)
+
+
+def test_a_nan_loss_stops_fit_with_an_error(tmp_path):
+    from keras_recipes.llama.train import StopOnNonFiniteLoss
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((8, 2), np.float32), np.full((8, 1), np.nan, np.float32)
+    guard = StopOnNonFiniteLoss(tmp_path, {"learning_rate": 0.1, "clipnorm": 1.0})
+    with pytest.raises(FloatingPointError, match="the loss is nan at epoch 1, step 1.*--overwrite"):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[guard])
+
+
+def test_nan_weights_are_neither_backed_up_nor_saved(tmp_path):
+    from keras_recipes.llama.backup import StepBackupAndRestore
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    backup = StepBackupAndRestore(tmp_path / "backup", save_freq=1, delete_on_train_end=False)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[backup])
+    good = sorted(p.name for p in (tmp_path / "backup").iterdir())
+    model.layers[0].kernel.assign(np.full((2, 1), np.nan, np.float32))
+    with pytest.raises(FloatingPointError, match="NaN or inf.*keeps the last good backup"):
+        backup._save_model()
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == good
+
+
+@pytest.mark.slow
+def test_llama_train_with_a_huge_learning_rate_is_not_finished(tmp_path):
+    from keras_recipes.llama.train import train_llama
+
+    corpus = tmp_path / "a.txt"
+    words = "the cat sat on a mat and dog ran to big red house in town with old man".split()
+    rng = np.random.default_rng(0)
+    corpus.write_text("\n".join(" ".join(rng.choice(words, 30)) for _ in range(200)))
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="the loss is nan"):
+        train_llama(out, corpus=[corpus], quick=True, verbose=0, epochs=1, learning_rate=1e25,
+                    vocab_size=40, prompt="the cat")  # fmt: skip
+    assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()
+
+
+# --- 4. one training per run folder; a full disk keeps the last good backup -----------------
+
+
+def test_a_second_training_into_one_folder_names_the_holder(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen(
+        # another process taking the same OS lock as lock_run_folder (without importing Keras)
+        [sys.executable, "-c", "import fcntl, os, sys, time; f = open(sys.argv[1], 'a+'); "
+         "fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); f.write(f'{os.getpid()}\\n'); "
+         "f.flush(); print('locked', flush=True); time.sleep(60)", str(out / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        from keras_recipes.llama.train import lock_run_folder
+
+        with pytest.raises(ValueError, match=rf"in use by another training \(pid {holder.pid}"):
+            lock_run_folder(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_run_folder(out) is not None  # the lock went with its process
+
+
+@pytest.mark.parametrize("where", ["weights", "metadata", "free space"])
+def test_a_full_disk_while_backing_up_keeps_the_last_good_backup(where, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+    from pathlib import Path
+
+    from keras_recipes.llama.backup import StepBackupAndRestore, read_backup
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((8, 2), np.float32), np.ones((8, 1), np.float32)
+    backup = StepBackupAndRestore(tmp_path / "backup", save_freq=1, delete_on_train_end=False)
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[backup])
+    before = read_backup(tmp_path / "backup")
+    files = sorted(p.name for p in (tmp_path / "backup").iterdir())
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "weights":
+        monkeypatch.setattr(model, "save_weights", no_space)
+    elif where == "metadata":
+        monkeypatch.setattr(Path, "write_text", no_space)
+    else:
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 0))
+    backup._steps_done += 1
+    with pytest.raises(OSError, match="No space left.*last good backup is kept.*resume") as full:
+        backup._save_model()
+    assert full.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == files
+    assert read_backup(tmp_path / "backup")["batch"] == before["batch"]
