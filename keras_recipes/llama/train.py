@@ -633,7 +633,7 @@ def check_training_settings(settings: dict) -> None:
             f"{message} (flags: --learning-rate, --weight-decay, --clipnorm)"
         ) from None
     if {"temperature", "top_k", "top_p"} <= set(settings):
-        from keras_recipes.llama.sampling import check_sampling
+        from keras_recipes.causal_lm.settings import check_sampling
 
         try:
             check_sampling(
@@ -641,8 +641,6 @@ def check_training_settings(settings: dict) -> None:
             )
         except ValueError as error:
             raise ValueError(f"{error} (flags: --temperature, --top-k, --top-p)") from None
-        if not math.isfinite(settings["temperature"]):
-            raise ValueError(f"--temperature must be finite; got {settings['temperature']!r}.")
 
 
 def _is_number(value, low: float, high: float = math.inf, high_open: bool = False) -> bool:

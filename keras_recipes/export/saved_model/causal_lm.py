@@ -269,8 +269,11 @@ def _request_scalars(batch, max_new_tokens, temperature, top_k, top_p, seed):
             ["top_p must be in [0, 1] (0 or 1 = off), as in Keras generate; got", top_p],
         ),
         tf.debugging.Assert(
-            temperature >= 0.0,
-            ["temperature must be >= 0 (0 = greedy), as in Keras generate; got", temperature],
+            (temperature >= 0.0) & (temperature < np.inf),
+            [
+                "temperature must be >= 0 (0 = greedy) and finite, as in Keras generate; got",
+                temperature,
+            ],
         ),
     ]
     with tf.control_dependencies(checks):
