@@ -437,3 +437,188 @@ def test_a_full_disk_while_backing_up_keeps_the_last_good_backup(where, tmp_path
     monkeypatch.undo()
     assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == files
     assert read_backup(tmp_path / "backup")["batch"] == before["batch"]
+
+
+# --- 3. the XLA cache heals, degrades, and takes paths with spaces ----------------------------
+
+ENTRY = "xla_compile_cache__*.pb"
+
+
+@pytest.fixture(scope="module")
+def real_entry(tmp_path_factory):
+    """A cache entry TensorFlow wrote in this process (its cache folder is TF_XLA_FLAGS')."""
+    import os
+    import shlex
+    import shutil
+
+    import tensorflow as tf
+
+    from keras_recipes.xla_cache import DIRECTORY_FLAG
+
+    flags = [f for f in shlex.split(os.environ.get("TF_XLA_FLAGS", "")) if DIRECTORY_FLAG in f]
+    if not flags:
+        pytest.skip("this process runs without XLA's persistent cache")
+    folder = flags[0].partition("=")[2]
+    before = set(os.listdir(folder))
+    offset = float(np.random.default_rng().integers(1 << 30))  # a program never compiled before
+    tf.function(lambda x: tf.reduce_sum(tf.sin(x) + offset), jit_compile=True)(tf.ones([3]))
+    (name,) = set(os.listdir(folder)) - before - {"keras_recipes_entries.json"}
+    copy = tmp_path_factory.mktemp("entry") / name
+    shutil.copyfile(os.path.join(folder, name), copy)
+    return copy
+
+
+def damaged(entry, folder, how):
+    from keras_recipes.xla_cache import record_xla_cache_entries
+
+    data = entry.read_bytes()
+    target = folder / entry.name
+    target.write_bytes(data)
+    record_xla_cache_entries(str(folder))  # its writer's checksum, as at exit
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    changes = {"truncated": data[: len(data) // 2], "empty": b"", "bit-flipped": bytes(flipped)}
+    if how == "renamed":
+        target.rename(folder / entry.name.replace("__XLA_CPU_JIT", "__XLA_GPU_JIT"))
+    else:
+        target.write_bytes(changes[how])
+
+
+# fmt: off
+HEAL_CASES = {
+    "truncated": "truncated or damaged",
+    "empty": "(empty)",
+    "bit-flipped": "changed since it was written",
+    "renamed": "not the entry its name says",
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("how", HEAL_CASES, ids=list(HEAL_CASES))
+def test_a_damaged_cache_entry_is_removed_with_one_warning(how, real_entry, tmp_path):
+    from keras_recipes.xla_cache import entry_problem, heal_xla_cache
+
+    assert entry_problem(real_entry) is None
+    damaged(real_entry, tmp_path, how)
+    with pytest.warns(RuntimeWarning, match="removed 1 damaged XLA cache entry") as caught:
+        removed = heal_xla_cache(tmp_path)
+    assert len(caught) == 1 and len(str(caught[0].message).splitlines()) == 1
+    assert HEAL_CASES[how] in removed[0]
+    assert not list(tmp_path.glob(ENTRY))
+
+
+def test_a_good_entry_and_a_fresh_temporary_file_stay(real_entry, tmp_path):
+    import os
+    import time
+    import warnings
+
+    from keras_recipes.xla_cache import heal_xla_cache
+
+    damaged(real_entry, tmp_path, "renamed")
+    (tmp_path / real_entry.name).write_bytes(real_entry.read_bytes())  # good, beside it
+    fresh, stale = tmp_path / "a.pb.tmp", tmp_path / "b.pb.tmp"
+    fresh.write_bytes(b"x")
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 3600,) * 2)  # a full disk's leftover
+    with warnings.catch_warnings(record=True):
+        heal_xla_cache(tmp_path)
+    assert (tmp_path / real_entry.name).exists() and fresh.exists() and not stale.exists()
+
+
+@pytest.mark.parametrize("fault", ["full disk", "read-only folder"])
+def test_an_unusable_cache_folder_turns_the_cache_off_with_a_warning(fault, tmp_path, monkeypatch):
+    import errno
+    import shutil
+    import tempfile
+    from collections import namedtuple
+
+    from keras_recipes.xla_cache import enable_xla_cache
+
+    if fault == "full disk":
+        usage = namedtuple("usage", "total used free")
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 1 << 20))
+        words = "has 1 MiB free"
+    else:
+
+        def read_only(*args, **kwargs):
+            raise OSError(errno.EROFS, "Read-only file system")
+
+        monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+        words = "cannot write its folder.*Read-only file system"
+    environ = {"KERAS_RECIPES_XLA_CACHE": str(tmp_path / "xla")}
+    with pytest.warns(RuntimeWarning, match=f"cache is off: .*{words}"):
+        assert enable_xla_cache(environ) is None
+    assert "TF_XLA_FLAGS" not in environ
+
+
+# fmt: off
+PATH_CASES = {
+    "space in the folder": ({"KERAS_RECIPES_XLA_CACHE": "{tmp}/my cache"}, '"{tmp}/my cache"'),
+    "space in HOME": ({"XDG_CACHE_HOME": "{tmp}/home dir/.cache"}, '"{tmp}/home dir/.cache/keras-recipes/xla/'),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", PATH_CASES, ids=list(PATH_CASES))
+def test_a_cache_path_with_spaces_is_quoted_for_tf_xla_flags(case, tmp_path):
+    import shlex
+    import warnings
+
+    from keras_recipes.xla_cache import DIRECTORY_FLAG, enable_xla_cache
+
+    environ, flag = PATH_CASES[case]
+    environ = {k: v.format(tmp=tmp_path) for k, v in environ.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        folder = enable_xla_cache(environ)
+    assert environ["TF_XLA_FLAGS"].startswith(f"{DIRECTORY_FLAG}={flag.format(tmp=tmp_path)}")
+    assert shlex.split(environ["TF_XLA_FLAGS"]) == [f"{DIRECTORY_FLAG}={folder}"]
+    assert enable_xla_cache(environ) == folder  # read back as one flag
+
+
+def test_a_cache_path_with_a_quote_turns_the_cache_off_saying_why(tmp_path):
+    from keras_recipes.xla_cache import enable_xla_cache
+
+    environ = {"KERAS_RECIPES_XLA_CACHE": str(tmp_path / 'say "cheese"')}
+    with pytest.warns(RuntimeWarning, match="holds a quote or a backslash"):
+        assert enable_xla_cache(environ) is None
+
+
+@pytest.mark.slow  # three fresh TensorFlow processes
+@pytest.mark.parametrize("how", ["truncated", "empty", "bit-flipped"])
+def test_generate_recompiles_after_a_damaged_entry(how, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, keras_recipes, tensorflow as tf\n"
+        "f = tf.function(lambda x: tf.reduce_sum(tf.sin(x) * 2.0 + 1.0), jit_compile=True)\n"
+        "print(float(f(tf.ones([7]))))\n"
+    )
+    folder = tmp_path / "with space" / "xla"
+    env = {**os.environ, "KERAS_RECIPES_XLA_CACHE": str(folder), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_XLA_FLAGS", None)
+
+    def run():
+        done = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done
+
+    first = run()
+    (entry,) = folder.glob(ENTRY)
+    data = entry.read_bytes()
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    entry.write_bytes({"truncated": data[:100], "empty": b"", "bit-flipped": bytes(flipped)}[how])
+    second = run()
+    assert second.stdout == first.stdout
+    assert second.stderr.count("removed 1 damaged XLA cache entry") == 1
+    assert entry_problem_free(folder)
+
+
+def entry_problem_free(folder) -> bool:
+    from keras_recipes.xla_cache import entry_problem
+
+    return all(entry_problem(p) is None for p in folder.glob(ENTRY))
