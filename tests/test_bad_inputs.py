@@ -622,3 +622,115 @@ def entry_problem_free(folder) -> bool:
     from keras_recipes.xla_cache import entry_problem
 
     return all(entry_problem(p) is None for p in folder.glob(ENTRY))
+
+
+# --- 5. NaN and Inf are refused by every writer unless allow_nonfinite=True --------------------
+
+
+@pytest.fixture(scope="module")
+def nan_llama():
+    keras.utils.set_random_seed(8)
+    model = build_llama(LlamaConfig.preset("tiny", vocab_size=VOCAB, max_seq_len=CONTEXT))
+    kernel = model.blocks[0].attention.wq.kernel
+    value = np.array(kernel.numpy())
+    value[0, 0] = np.nan
+    kernel.assign(value)
+    return model
+
+
+def _quantize(model, tmp, **kw):
+    from keras_recipes.llama.quantize import quantize_for_decoding
+
+    return quantize_for_decoding(model, "int8", **kw)
+
+
+def _export_int8(model, tmp, **kw):
+    return export_saved_model(model, tmp / "m", weights="int8", verify=False, **kw)
+
+
+def _save(suffix):
+    def save(model, tmp, **kw):
+        from keras_recipes.llama.checkpoints import save_checkpoint
+
+        return save_checkpoint(model, tmp / f"m{suffix}", **kw)
+
+    return save
+
+
+def _save_hf(model, tmp, **kw):
+    from keras_recipes.llama.checkpoints.hf import save_hf
+
+    return save_hf(model, tmp / "hf", **kw)
+
+
+def _save_llama2c(model, tmp, **kw):
+    from keras_recipes.llama.checkpoints.llama2c import save_llama2c
+
+    return save_llama2c(model, tmp / "m.bin", **kw)
+
+
+# fmt: off
+NAN_WRITERS = {
+    "quantize_for_decoding int8": _quantize,
+    "export_saved_model int8": _export_int8,
+    "save_checkpoint .keras": _save(".keras"),
+    "save_checkpoint .bin": _save(".bin"),
+    "save_checkpoint HF folder": _save(""),
+    "save_hf": _save_hf,
+    "save_llama2c": _save_llama2c,
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("writer", NAN_WRITERS, ids=list(NAN_WRITERS))
+def test_nan_weights_are_refused_by_each_writer(writer, nan_llama, tmp_path):
+    from keras_recipes._finite import NonFiniteWeightsError
+
+    with pytest.raises(NonFiniteWeightsError, match=r"(wq/kernel|q_proj.weight) holds NaN or Inf.*allow_nonfinite"):
+        NAN_WRITERS[writer](nan_llama, tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written, not even a temporary
+
+
+def test_allow_nonfinite_writes_them_anyway(nan_llama, tmp_path):
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    path = _save_llama2c(nan_llama, tmp_path, allow_nonfinite=True)
+    assert np.isnan(
+        load_checkpoint(path, allow_nonfinite=True).blocks[0].attention.wq.kernel.numpy()
+    ).any()
+
+
+def test_a_nan_export_check_says_nan_not_a_difference(nan_llama, tmp_path):
+    with pytest.raises(ServingError, match="holds NaN in .*weights hold NaN or Inf"):
+        export_saved_model(nan_llama, tmp_path / "m", allow_nonfinite=True)
+
+
+# fmt: off
+VECTOR_FILES = {
+    "text nan": (b"2 2\na 1.0 nan\nb 0.0 1.0\n", False, "line 2: word 'a' has a NaN or Inf value"),
+    "text inf": (b"2 2\na 1.0 2.0\nb -inf 1.0\n", False, "line 3: word 'b' has a NaN or Inf value"),
+    "binary nan": (b"1 2\na " + np.array([1.0, np.nan], "<f4").tobytes() + b"\n", True, "entry 1 (byte offset 6): word 'a' has a NaN"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", VECTOR_FILES, ids=list(VECTOR_FILES))
+def test_vector_files_with_nan_are_refused_naming_the_place(case, tmp_path):
+    data, binary, words = VECTOR_FILES[case]
+    path = tmp_path / "v.txt"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as refused:
+        KeyedVectors.load_word2vec_format(path, binary=binary)
+    assert str(path) in str(refused.value) and words in str(refused.value)
+
+
+@pytest.mark.parametrize("how", ["word2vec text", "word2vec binary", "archive"])
+def test_nan_vectors_are_not_written(how, tmp_path):
+    wv = KeyedVectors(["a", "b"], np.array([[1.0, np.nan], [0.0, 1.0]], np.float32))
+    path = tmp_path / "v"
+    with pytest.raises(ValueError, match="NaN or Inf.*allow_nonfinite"):
+        if how == "archive":
+            wv.save(path)
+        else:
+            wv.save_word2vec_format(path, binary=how.endswith("binary"))
+    assert not list(tmp_path.iterdir())
