@@ -686,7 +686,9 @@ NAN_WRITERS = {
 def test_nan_weights_are_refused_by_each_writer(writer, nan_llama, tmp_path):
     from keras_recipes._finite import NonFiniteWeightsError
 
-    with pytest.raises(NonFiniteWeightsError, match=r"(wq/kernel|q_proj.weight) holds NaN or Inf.*allow_nonfinite"):
+    with pytest.raises(
+        NonFiniteWeightsError, match=r"(wq/kernel|q_proj.weight) holds NaN or Inf.*allow_nonfinite"
+    ):
         NAN_WRITERS[writer](nan_llama, tmp_path)
     assert not list(tmp_path.iterdir())  # nothing written, not even a temporary
 
