@@ -736,3 +736,104 @@ def test_nan_vectors_are_not_written(how, tmp_path):
         else:
             wv.save_word2vec_format(path, binary=how.endswith("binary"))
     assert not list(tmp_path.iterdir())
+
+
+# --- 6. ids are checked at the public entry points ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_llama(llama):
+    from keras_recipes.llama.quantize import quantize_for_decoding
+
+    return quantize_for_decoding(llama, "int8")
+
+
+# fmt: off
+LLAMA_ID_CASES = {
+    "model id -1 (read row 63)": ("llama", [[1, -1]], "LlamaModel: token id -1 at [0, 1] is outside [0, 64)"),
+    "model id 64": ("llama", [[1, 64]], "LlamaModel: token id 64 at [0, 1] is outside [0, 64)"),
+    "model fractional ids": ("llama", np.array([[1.5]]), "LlamaModel: token ids must be integers"),
+    "int8 id -1": ("int8_llama", [[1, -1]], "QuantizedLlama: token id -1 at [0, 1]"),
+    "int8 id 64": ("int8_llama", [[64]], "QuantizedLlama: token id 64 at [0, 0]"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", LLAMA_ID_CASES, ids=list(LLAMA_ID_CASES))
+def test_llama_ids_out_of_range_are_named(case, request):
+    fixture, token_ids, words = LLAMA_ID_CASES[case]
+    model = request.getfixturevalue(fixture)
+    with pytest.raises(ValueError) as refused:
+        model(token_ids)
+    assert words in str(refused.value)
+
+
+def test_llama_in_range_ids_still_answer(llama):
+    assert tuple(llama(np.array([[0, 63]], np.int32)).shape) == (1, 2, VOCAB)
+
+
+@pytest.fixture(scope="module")
+def crf_tagger():
+    from keras_recipes.taggers import build_tagger
+
+    keras.utils.set_random_seed(3)
+    tagger = build_tagger(vocab_size=20, num_tags=4, embed_dim=4, units=4, crf=True)
+    tagger.compile(optimizer="adam")
+    return tagger
+
+
+WORDS = np.array([[1, 2, 3, 0]], np.int32)
+
+# fmt: off
+TAGGER_CASES = {
+    "fit tag -1": ("fit", WORDS, np.array([[0, -1, 2, 0]]), "CRFTagger.fit: tag id -1 at [0, 1] is outside [0, 4)"),
+    "fit tag 4": ("fit", WORDS, np.array([[0, 4, 2, 0]]), "CRFTagger.fit: tag id 4 at [0, 1]"),
+    "fit word 20": ("fit", np.array([[1, 20, 3, 0]]), np.zeros((1, 4), int), "CRFTagger.fit: word id 20 at [0, 1] is outside [0, 20)"),
+    "predict word -2": ("predict", np.array([[1, -2]]), None, "CRFTagger.predict: word id -2 at [0, 1]"),
+    "call word 20": ("__call__", np.array([[20]]), None, "CRFTagger: word id 20 at [0, 0]"),
+    "evaluate tag 9": ("evaluate", WORDS, np.array([[9, 0, 0, 0]]), "CRFTagger.evaluate: tag id 9 at [0, 0]"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", TAGGER_CASES, ids=list(TAGGER_CASES))
+def test_crf_tagger_ids_out_of_range_are_named(case, crf_tagger):
+    method, x, y, words = TAGGER_CASES[case]
+    args = (x,) if y is None else (x, y)
+    with pytest.raises(ValueError) as refused:
+        getattr(crf_tagger, method)(*args, **({} if method == "__call__" else {"verbose": 0}))
+    assert words in str(refused.value)
+
+
+@pytest.fixture(scope="module")
+def doc2vec():
+    from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+
+    docs = [TaggedDocument(["cats", "purr", "and", "meow"], [0]), TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20  # fmt: skip
+    return Doc2Vec(docs, vector_size=8, min_count=1, epochs=2, seed=1)
+
+
+def test_doc2vec_refuses_bool_tags_that_would_merge_with_ints():
+    from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+
+    docs = [TaggedDocument(["a", "b"], [True]), TaggedDocument(["c", "d"], [1])]
+    with pytest.raises(ValueError, match=r"Document 0's tags \[True\] hold a bool; True and 1"):
+        Doc2Vec(docs, vector_size=4, min_count=1, epochs=1)
+
+
+# fmt: off
+INFER_CASES = {
+    "epochs -1": (dict(epochs=-1), "infer_vector: epochs must be an int >= 0, got -1"),
+    "epochs 2.5": (dict(epochs=2.5), "infer_vector: epochs must be an int >= 0, got 2.5"),
+    "alpha nan": (dict(alpha=float("nan")), "infer_vector: alpha must be a finite number >= 0, got nan"),
+    "min_alpha -1": (dict(min_alpha=-1.0), "infer_vector: min_alpha must be a finite number >= 0"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", INFER_CASES, ids=list(INFER_CASES))
+def test_infer_vector_arguments_are_checked(case, doc2vec):
+    kwargs, words = INFER_CASES[case]
+    with pytest.raises(ValueError) as refused:
+        doc2vec.infer_vector(["cats", "purr"], **kwargs)
+    assert words in str(refused.value)
