@@ -837,3 +837,89 @@ def test_infer_vector_arguments_are_checked(case, doc2vec):
     with pytest.raises(ValueError) as refused:
         doc2vec.infer_vector(["cats", "purr"], **kwargs)
     assert words in str(refused.value)
+
+
+# --- 7. readers name the file and the place; line breaks follow the format ---------------------
+
+
+def _conll(path):
+    from keras_recipes.datasets.ner import read_conll
+
+    return read_conll(path)
+
+
+def _pairs(path):
+    from keras_recipes.datasets.pairs import read_pairs
+
+    return read_pairs(path)
+
+
+def _run_json(path):
+    from keras_recipes.llama.train import check_finished_run
+
+    (path.parent / "model.keras").write_bytes(b"x")
+    return check_finished_run(path.parent, {"dim": 32})
+
+
+def _tokenizer_json(path):
+    from keras_recipes.tokenizers.huggingface import BytePairTokenizerJson
+
+    return BytePairTokenizerJson(path)
+
+
+def _vectors(path):
+    return KeyedVectors.load_word2vec_format(path)
+
+
+def _doc2vec(path):
+    from keras_recipes.embeddings import Doc2Vec
+
+    return Doc2Vec.load(path)
+
+
+def _keras(path):
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+# fmt: off
+READER_CASES = {
+    "CoNLL non-UTF-8": ("train.txt", b"EU B-ORG\nrejects O\n\xff O\n", _conll, r"train.txt, line 3 \(byte offset 19\): not valid utf-8"),
+    "pairs non-UTF-8": ("spa.txt", b"Hi.\tHola.\nWho?\t\xbfQui\xe9n?\n", _pairs, r"spa.txt, line 2 \(byte offset 15\): not valid utf-8"),
+    "run.json bad JSON": ("run.json", b'{"dim": 32,', _run_json, r"run.json, line 1, column 12: not valid JSON"),
+    "run.json non-UTF-8": ("run.json", b'{"dim": "\xff"}', _run_json, r"run.json, line 1 \(byte offset 9\): not valid utf-8"),
+    "tokenizer.json bad JSON": ("tokenizer.json", b'{"model": }', _tokenizer_json, r"tokenizer.json, line 1, column 11: not valid JSON"),
+    "vector file non-UTF-8": ("v.txt", b"2 2\na 1 2\n\xff 1 2\n", _vectors, r"v.txt, line 3 \(byte 0 of the line\): not valid utf-?8"),
+    "Doc2Vec.load truncated": ("d.npz", b"PK\x03\x04garbage", _doc2vec, r"d.npz: the archive is damaged or truncated"),
+    ".keras damaged": ("m.keras", b"PK\x03\x04garbage", _keras, r"m.keras cannot be read as a .keras file .*damaged or truncated"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", READER_CASES, ids=list(READER_CASES))
+def test_readers_name_the_file_and_place(case, tmp_path):
+    name, data, reader, words = READER_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=words):
+        reader(path)
+
+
+# fmt: off
+LINE_BREAK_CASES = {
+    "U+2028 inside a CoNLL token": ("c.txt", "EU\u2028x B-ORG\nrejects O\n", _conll, [(["EU\u2028x", "rejects"], ["B-ORG", "O"])]),
+    "form feed inside a pair": ("p.txt", "Hi.\x0c there\tHola.\n", _pairs, [("Hi.\x0c there", "Hola.")]),
+    "NEL inside a pair": ("p.txt", "Go\x85 now.\tVe.\r\nHi.\tHola.\r\n", _pairs, [("Go\x85 now.", "Ve."), ("Hi.", "Hola.")]),
+    "BOM before -DOCSTART-": ("c.txt", "\ufeff-DOCSTART- -X- O O\n\nEU B-ORG\n", _conll, [(["EU"], ["B-ORG"])]),
+    "CRLF CoNLL": ("c.txt", "EU B-ORG\r\nrejects O\r\n\r\nOK O\r\n", _conll, [(["EU", "rejects"], ["B-ORG", "O"]), (["OK"], ["O"])]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", LINE_BREAK_CASES, ids=list(LINE_BREAK_CASES))
+def test_lines_split_only_on_newlines_and_boms_are_dropped(case, tmp_path):
+    name, text, reader, want = LINE_BREAK_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    assert reader(path) == want
