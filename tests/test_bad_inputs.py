@@ -923,3 +923,67 @@ def test_lines_split_only_on_newlines_and_boms_are_dropped(case, tmp_path):
     path = tmp_path / name
     path.write_bytes(text.encode("utf-8"))
     assert reader(path) == want
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# (what to damage in a copy of the version folder, the file named, the words of the fix)
+# fmt: off
+SERVE_CHECK_CASES = {
+    "corrupt saved_model.pb": (lambda v: _truncate(v / "saved_model.pb"), "1/saved_model.pb is damaged", "export a new version"),
+    "missing variables/": (lambda v: __import__("shutil").rmtree(v / "variables"), "1/variables is missing", "copy the whole version folder"),
+    "truncated variables shard": (lambda v: _truncate(next((v / "variables").glob("variables.data-*"))), "variables.data-00000-of-00001: the saved weights cannot be restored", "Copy the version folder again"),
+    "truncated variables.index": (lambda v: _truncate(v / "variables" / "variables.index"), "variables/variables.index: the saved weights cannot be restored", "Copy the version folder again"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", SERVE_CHECK_CASES, ids=list(SERVE_CHECK_CASES))
+def test_serve_check_names_the_damaged_file_and_the_fix(case, llama_export, tmp_path, capsys):
+    import shutil
+
+    from keras_recipes.cli import main
+
+    damage, file_words, fix = SERVE_CHECK_CASES[case]
+    version = tmp_path / "llama" / "1"
+    shutil.copytree(llama_export / "1", version)
+    damage(version)
+    assert main(["serve", "check", str(version)]) != 0
+    err = capsys.readouterr().err
+    assert file_words in err and fix in err, err
+
+
+# fmt: off
+MODELS_CONFIG_CASES = {
+    "versions [-1]": ([{"name": "a", "base_path": "/a", "versions": [-1]}], "`versions` of 'a' must be a non-empty list of version numbers >= 1"),
+    "versions []": ([{"name": "a", "base_path": "/a", "versions": []}], "`versions` of 'a' must be a non-empty list"),
+    "latest 0": ([{"name": "a", "base_path": "/a", "latest": 0}], "`latest` of 'a' must be an int >= 1"),
+    "empty name": ([{"name": "", "base_path": "/a"}], "`name` must be a non-empty string"),
+    "empty base_path": ([{"name": "a", "base_path": " "}], "`base_path` must be a non-empty string"),
+    "a list of names": (["llama"], "`models` must be a list of dicts"),
+    "label to version 0": ([{"name": "a", "base_path": "/a", "labels": {"stable": 0}}], "labels of 'a' map a non-empty name to a version >= 1"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", MODELS_CONFIG_CASES, ids=list(MODELS_CONFIG_CASES))
+def test_models_config_refuses_what_tf_serving_cannot_serve(case, tmp_path):
+    from keras_recipes.serving import write_models_config
+
+    models, words = MODELS_CONFIG_CASES[case]
+    with pytest.raises(ValueError) as refused:
+        write_models_config(tmp_path / "models.config", models)
+    assert words in str(refused.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_models_config_names_the_file(tmp_path):
+    from keras_recipes.serving import read_models_config
+
+    path = tmp_path / "models.config"
+    path.write_text("model_config_list { config { name: ")
+    with pytest.raises(ValueError, match=r"models.config: not a TF Serving models.config"):
+        read_models_config(path)
