@@ -987,3 +987,88 @@ def test_a_damaged_models_config_names_the_file(tmp_path):
     path.write_text("model_config_list { config { name: ")
     with pytest.raises(ValueError, match=r"models.config: not a TF Serving models.config"):
         read_models_config(path)
+
+
+# --- 8. every writer follows the umask ---------------------------------------------------------
+
+
+def _w_save_hf(model, wv, out):
+    from keras_recipes.llama.checkpoints.hf import save_hf
+
+    save_hf(model, out / "hf")
+
+
+def _w_llama2c(model, wv, out):
+    from keras_recipes.llama.checkpoints import save_checkpoint
+
+    save_checkpoint(model, out / "m.bin")
+
+
+def _w_keras(model, wv, out):
+    from keras_recipes.llama.checkpoints import save_checkpoint
+
+    save_checkpoint(model, out / "m.keras")
+
+
+def _w_export(model, wv, out):
+    export_saved_model(wv, out / "words", verify=False)
+
+
+def _w_word2vec(model, wv, out):
+    wv.save_word2vec_format(out / "v.txt")
+    wv.save_word2vec_format(out / "v.bin", binary=True)
+
+
+def _w_archive(model, wv, out):
+    wv.save(out / "v.npz")
+
+
+def _w_run_json(model, wv, out):
+    from keras_recipes.llama.train import _write_json
+
+    _write_json(out / "metrics.json", {"a": 1})
+
+
+def _w_models_config(model, wv, out):
+    from keras_recipes.serving import write_models_config
+
+    write_models_config(out / "models.config", [{"name": "a", "base_path": "/a"}])
+
+
+def _w_backup(model, wv, out):
+    from keras_recipes.llama.backup import StepBackupAndRestore
+
+    small = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    small.compile("sgd", "mse")
+    backup = StepBackupAndRestore(out / "backup", save_freq=1, delete_on_train_end=False)
+    small.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, verbose=0, callbacks=[backup])
+
+
+# fmt: off
+WRITERS = {
+    "save_hf": _w_save_hf, "save_llama2c": _w_llama2c, ".keras": _w_keras,
+    "export_saved_model": _w_export, "word2vec text and binary": _w_word2vec,
+    "vectors archive": _w_archive, "metrics.json": _w_run_json,
+    "models.config": _w_models_config, "training backup": _w_backup,
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("writer", WRITERS, ids=list(WRITERS))
+def test_every_writer_follows_the_umask(writer, llama, tmp_path):
+    import os
+    import stat
+
+    wv = KeyedVectors(["a", "b"], np.eye(2, dtype=np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(0o027)
+    try:
+        WRITERS[writer](llama, wv, out)
+    finally:
+        os.umask(old)
+    written = [p for p in out.rglob("*")]
+    assert written
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in written}
+    want = {name: 0o750 if (out / name).is_dir() else 0o640 for name in modes}
+    assert modes == want
