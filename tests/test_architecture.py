@@ -129,3 +129,37 @@ def test_no_arrow_points_up(room):
 def test_nothing_imports_cli():
     importers = sorted(m for m, targets in import_graph().items() if "keras_recipes.cli" in targets)
     assert not importers
+
+
+def _table_rows() -> dict[str, list[str]]:
+    """docs/architecture.md's "What each part holds": part -> the file names in its row."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| `([\w/.]+)` \| (.*) \|$", line)
+        if match:
+            rows[match.group(1)] = re.findall(r"`([\w/]+\.py|[\w]+/)`", match.group(2))
+    return rows
+
+
+def test_architecture_table_names_only_files_that_exist():
+    missing = []
+    for part, names in _table_rows().items():
+        folder = PACKAGE / part if part.endswith("/") else PACKAGE
+        if not (PACKAGE / part).exists():
+            missing.append(part)
+        missing += [f"{part}{name}" for name in names if not (folder / name).exists()]
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_every_top_level_part_has_a_row():
+    rows = _table_rows()
+    parts = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py")
+        or (p.is_dir() and (p / "__init__.py").exists())
+    }
+    assert not sorted(parts - set(rows)), "parts without a row in docs/architecture.md"

@@ -6,7 +6,7 @@ when the matmul reads them as they are, and TensorFlow has no core matmul
 that reads int8 weights with float activations: dequantising to float32 at
 every step reads and writes more bytes than float32 does (why Keras's
 `model.quantize("int8")` decodes no faster; dequantising in L2-sized tiles
-gets 0.74x float32's time per 768x2048 product, 0.39x per 768x32000),
+helps, see README's Performance section),
 oneDNN's `QuantizedMatMulWithBiasAndDequantize` builds a new kernel for
 every new input range, and XLA's fused `sum(convert(w) * x)` does not
 vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
@@ -124,7 +124,7 @@ class _Matrix:
             if bfloat16_kernel() != "onednn":
                 return self._dequantize(self.weight)
             # `value + 128` minus 128 wraps, in uint8, to the value's int8 bits:
-            # 2.4x faster than `Dequantize` to float32 and a cast.
+            # fewer bytes moved than `Dequantize` to float32 and a cast.
             return tf.cast(tf.bitcast(self.weight - 128, tf.int8), tf.bfloat16)
         # Read once, before the loop: a variable read inside the loop body
         # copied the whole matrix at every step (15% of a bfloat16 step).
@@ -137,7 +137,7 @@ class _Matrix:
             weight = self.weight if working is None else working
             if weight.dtype == tf.bfloat16:
                 # `weight @ x.T`: oneDNN's bfloat16 matmul reads a (out, in)
-                # left operand at 1.3x the rate of the `x @ weight.T` form.
+                # left operand faster than the `x @ weight.T` form.
                 product = tf.matmul(weight, tf.cast(x, tf.bfloat16), transpose_b=True)
                 out = tf.transpose(tf.cast(product, tf.float32))
             else:
@@ -302,8 +302,8 @@ class QuantizedLlama(tf.Module):
     def kept_copies(self) -> dict:
         """The working copies `generate` multiplies, made on its first call and kept.
 
-        Converting every matrix reads and writes all of them (about 60 ms
-        at the stories110M shape, two decode steps), so `generate` in this
+        Converting every matrix reads and writes all of them (the time of
+        a few decode steps), so `generate` in this
         process does it once, not per call: an int8 model then also holds
         a bfloat16 copy of its matrices (2 bytes per weight; a bfloat16
         model's copies are its own weights). An exported SavedModel converts per request
