@@ -84,6 +84,9 @@ def _llama_train(args) -> int:
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130

@@ -48,13 +48,15 @@ def read_text(
     unicode_errors: str = "replace",
     header: bool | None = None,
     datatype=np.float32,
+    allow_nonfinite: bool = False,
 ) -> tuple[list[str], np.ndarray, int | None]:
     """Reads a text vector file: `(keys, vectors, declared_count or None)`.
 
     A first line of exactly two integers is a `count dim` header (detected
     when `header` is None, required when True, never read when False).
     Words may contain spaces (some GloVe files have them): the last `dim`
-    fields of a line are the values. Errors name the file and line.
+    fields of a line are the values. Errors name the file and line; a
+    "nan" or "inf" value is one, unless `allow_nonfinite`.
     """
     keys, rows = [], []
     declared = dim = None
@@ -102,6 +104,12 @@ def read_text(
                     f"{path}, line {number}: word {word!r} has {len(fields) - 1} fields, not "
                     f"{dim} numbers (inconsistent dimensions or a non-numeric value)."
                 ) from None
+            if not allow_nonfinite and not np.all(np.isfinite(vector)):
+                raise ValueError(
+                    f"{path}, line {number}: word {word!r} has a NaN or Inf value; the vectors "
+                    "come from a training run that diverged or a damaged file (pass "
+                    "allow_nonfinite=True to read them anyway)."
+                )
             keys.append(word)
             rows.append(vector)
     if declared is not None:
@@ -127,8 +135,13 @@ def read_binary(
     encoding: str = "utf-8",
     unicode_errors: str = "strict",
     datatype=np.float32,
+    allow_nonfinite: bool = False,
 ) -> tuple[list[str], np.ndarray]:
-    """Reads word2vec.c's binary format (with its `count dim` header): `(keys, vectors)`."""
+    """Reads word2vec.c's binary format (with its `count dim` header): `(keys, vectors)`.
+
+    A vector holding NaN or Inf is an error naming the entry and its byte
+    offset, unless `allow_nonfinite`.
+    """
     with open(path, "rb") as f:
         header = f.readline().split()
         if len(header) != 2 or not all(h.isdigit() for h in header):
@@ -161,6 +174,12 @@ def read_binary(
                 )
             keys.append(word.decode(encoding, errors=unicode_errors))
             vectors[row] = np.frombuffer(data, "<f4")
+            if not allow_nonfinite and not np.all(np.isfinite(vectors[row])):
+                raise ValueError(
+                    f"{path}, entry {row + 1} (byte offset {f.tell() - 4 * dim}): word "
+                    f"{keys[-1]!r} has a NaN or Inf value; pass allow_nonfinite=True to read "
+                    "it anyway."
+                )
     return keys, vectors
 
 
@@ -173,8 +192,12 @@ def write_word2vec(
     write_header: bool = True,
     prefix: str = "",
     append: bool = False,
+    allow_nonfinite: bool = False,
 ) -> None:
     """Writes `(key, vector)` entries in word2vec.c's text or binary format, atomically.
+
+    A vector holding NaN or Inf is refused (nothing is written) unless
+    `allow_nonfinite`.
 
     Text lines are `key v1 ... vd` with each float32 value written in full
     (`repr`), so a round trip is exact. Binary entries are `key `, the
@@ -195,6 +218,11 @@ def write_word2vec(
                     f"Key {key!r} is empty or contains whitespace; the word2vec format "
                     "cannot store it."
                 )
+            if not allow_nonfinite and not np.all(np.isfinite(vector)):
+                raise ValueError(
+                    f"{path}: the vector of {key!r} holds NaN or Inf values; nothing was "
+                    "written. Retrain (the run diverged) or pass allow_nonfinite=True."
+                )
             if binary:
                 out.write(key.encode("utf-8") + b" " + vector.astype("<f4").tobytes() + b"\n")
             else:
@@ -203,8 +231,19 @@ def write_word2vec(
                 out.write(f"{key} {values}\n".encode())
 
 
-def save_archive(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Writes `arrays` and the JSON `meta` to one `.npz` file at exactly `path`, atomically."""
+def save_archive(
+    path: str | os.PathLike,
+    meta: dict,
+    arrays: dict[str, np.ndarray],
+    allow_nonfinite: bool = False,
+) -> None:
+    """Writes `arrays` and the JSON `meta` to one `.npz` file at exactly `path`, atomically.
+
+    Float arrays holding NaN or Inf are refused unless `allow_nonfinite`.
+    """
+    from keras_recipes._finite import check_finite
+
+    check_finite(arrays.items(), str(path), allow_nonfinite)
     meta = {"format": ARCHIVE_FORMAT, **meta}
     encoded = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
     for name, array in arrays.items():

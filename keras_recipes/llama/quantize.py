@@ -555,7 +555,7 @@ def _write(cache, value, start):
     return update_cache_slice(cache, value, begin, begin + tf.stack([0, tf.shape(value)[1], 0, 0]))
 
 
-def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
+def quantize_for_decoding(model, weights: str, allow_nonfinite: bool = False) -> QuantizedLlama:
     """A copy of a float32 `LlamaModel` with 1- or 2-byte weights, for decoding.
 
     Weight-only: every decoder matrix (q/k/v/o, w1/w2/w3), the token
@@ -566,6 +566,8 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             a checkpoint loader, or `keras.models.load_model`).
         weights: `"int8"` (per-output-channel float32 scales) or
             `"bfloat16"`.
+        allow_nonfinite: bool, default False. Quantize NaN or Inf weights
+            (int8 turns them into finite garbage) instead of refusing them.
 
     Returns:
         A `QuantizedLlama`: `generate(...)` as `LlamaModel.generate`,
@@ -598,6 +600,9 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             f"float32 (it has {not_float32 or model.compute_dtype}); build or load it "
             "under the float32 policy."
         )
+    from keras_recipes._finite import check_finite, model_weights
+
+    check_finite(model_weights(model), "quantize_for_decoding", allow_nonfinite)
     return QuantizedLlama(model.config, weights, _keras_arrays(model))
 
 
