@@ -1,0 +1,231 @@
+"""Gemma 2: logits equal keras-hub's `GemmaBackbone`, Hugging Face import/export, cached decoding.
+
+The oracle is keras-hub's own Gemma (gemma2 settings: post-attention and
+post-feed-forward norms, attention and final soft-capping, sliding-window
+layers) at the same random weights; the Hugging Face files are read back by
+keras-hub's own Hugging Face converter. Weights are drawn large and the caps
+set low so that both soft caps bend the logits, and the prompts are longer
+than the sliding window so that the window masks keys.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_recipes.causal_lm import is_causal_lm
+from keras_recipes.gemma import (
+    GemmaCheckpointError,
+    GemmaConfig,
+    GemmaModel,
+    build_gemma,
+    load_hf,
+    save_hf,
+)
+from keras_recipes.gemma.model import soft_cap
+
+# keras-hub scales queries by 1/sqrt(head_dim) whatever its flag says, so the
+# oracle's settings keep query_pre_attn_scalar == head_dim (24).
+CONFIG = GemmaConfig.preset(
+    "tiny", vocab_size=97, n_layers=3, attn_logit_softcap=4.0, final_logit_softcap=3.0
+)
+PROMPT = np.random.default_rng(0).integers(0, CONFIG.vocab_size, size=(2, 40)).astype("int32")
+
+
+def randomize(model: GemmaModel, seed: int) -> None:
+    """Large random weights (norm offsets included) so that caps and windows matter."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        scale = 0.1 if "norm" in variable.path else 0.35
+        variable.assign(rng.normal(0.0, scale, variable.shape).astype("float32"))
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    model = GemmaModel(CONFIG)
+    randomize(model, seed=1)
+    return model
+
+
+def keras_hub_twin(model: GemmaModel):
+    """keras-hub's GemmaBackbone with gemma2 settings and `model`'s weights."""
+    import keras_hub
+
+    c = model.config
+    hub = keras_hub.models.GemmaBackbone(
+        vocabulary_size=c.vocab_size,
+        num_layers=c.n_layers,
+        num_query_heads=c.n_heads,
+        num_key_value_heads=c.n_kv_heads,
+        hidden_dim=c.dim,
+        intermediate_dim=2 * c.hidden_dim,  # keras-hub counts both gated halves
+        head_dim=c.head_dim,
+        query_head_dim_normalize=True,
+        use_post_ffw_norm=True,
+        use_post_attention_norm=True,
+        attention_logit_soft_cap=c.attn_logit_softcap,
+        final_logit_soft_cap=c.final_logit_softcap,
+        use_sliding_window_attention=True,
+        sliding_window_size=c.sliding_window,
+        layer_norm_epsilon=c.norm_eps,
+    )
+    hd, heads, kv = c.head_dim, c.n_heads, c.n_kv_heads
+    hub.get_layer("token_embedding").embeddings.assign(model.tok_embeddings.embeddings)
+    hub.get_layer("final_normalization").scale.assign(model.norm.scale)
+    for i, block in enumerate(model.blocks):
+        theirs = hub.get_layer(f"decoder_block_{i}")
+        att = block.attention
+        pairs = [
+            (theirs.pre_attention_norm.scale, block.attention_norm.scale),
+            (theirs.post_attention_norm.scale, block.post_attention_norm.scale),
+            (theirs.pre_ffw_norm.scale, block.ffn_norm.scale),
+            (theirs.post_ffw_norm.scale, block.post_ffn_norm.scale),
+            (theirs.gating_ffw.kernel, block.feed_forward.w1.kernel),
+            (theirs.gating_ffw_2.kernel, block.feed_forward.w3.kernel),
+            (theirs.ffw_linear.kernel, block.feed_forward.w2.kernel),
+        ]
+        for target, source in pairs:
+            target.assign(source)
+        for dense, ours, n in (
+            (theirs.attention.query_dense, att.wq, heads),
+            (theirs.attention.key_dense, att.wk, kv),
+            (theirs.attention.value_dense, att.wv, kv),
+        ):  # ours (dim, n * hd) -> theirs (n, dim, hd)
+            dense.kernel.assign(np.reshape(ours.kernel.numpy(), (c.dim, n, hd)).transpose(1, 0, 2))
+        theirs.attention.output_dense.kernel.assign(
+            np.reshape(att.wo.kernel.numpy(), (heads, hd, c.dim))
+        )
+    return hub
+
+
+def hub_logits(hub, token_ids):
+    hidden = hub({"token_ids": token_ids, "padding_mask": np.ones_like(token_ids)})
+    return np.asarray(hub.get_layer("token_embedding")(hidden, reverse=True))
+
+
+def assert_close_to(got, want, relative=1e-4):
+    """Equal to `relative` of the largest |logit| (the issue's tolerance)."""
+    np.testing.assert_allclose(got, want, rtol=0, atol=relative * np.abs(want).max())
+
+
+def test_logits_equal_keras_hub_gemma2_on_the_same_weights(gemma):
+    ours = np.asarray(gemma(PROMPT))
+    assert_close_to(ours, hub_logits(keras_hub_twin(gemma), PROMPT))
+    # The settings bite: the final cap bounds the logits, and the window
+    # changes the logits once the prompt is longer than it.
+    assert np.abs(ours).max() > 0.8 * CONFIG.final_logit_softcap
+    global_only = GemmaModel(CONFIG.replace(sliding_window=None))
+    global_only.set_weights(gemma.get_weights())
+    unwindowed = np.asarray(global_only(PROMPT))
+    window = CONFIG.sliding_window
+    np.testing.assert_allclose(unwindowed[:, :window], ours[:, :window], atol=1e-5)
+    assert np.abs(unwindowed[:, window:] - ours[:, window:]).max() > 1e-2
+
+
+def test_soft_cap_is_the_closed_form():
+    x = np.array([-100.0, -1.0, 0.0, 2.0, 100.0], "float32")
+    np.testing.assert_allclose(soft_cap(x, 3.0), 3.0 * np.tanh(x / 3.0), rtol=1e-6)
+    assert soft_cap(x, None) is x
+
+
+def test_hf_export_is_read_by_keras_hubs_own_converter(gemma, tmp_path):
+    import keras_hub
+
+    save_hf(gemma, tmp_path / "hf")
+    hub = keras_hub.models.GemmaBackbone.from_preset(str(tmp_path / "hf"))
+    assert_close_to(hub_logits(hub, PROMPT), np.asarray(gemma(PROMPT)))
+
+
+def test_hf_export_then_import_gives_the_same_model(gemma, tmp_path):
+    save_hf(gemma, tmp_path / "hf")
+    (tmp_path / "hf" / "tokenizer.json").write_text("{}")  # kept by a second export
+    save_hf(gemma, tmp_path / "hf")
+    loaded = load_hf(tmp_path / "hf")
+    assert loaded.config == gemma.config
+    for got, want in zip(loaded.get_weights(), gemma.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert (tmp_path / "hf" / "tokenizer.json").exists()
+    hf = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert hf["layer_types"] == ["sliding_attention", "full_attention", "sliding_attention"]
+
+
+def test_hf_config_is_read_by_transformers(gemma, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    save_hf(gemma, tmp_path / "hf")
+    hf = transformers.Gemma2Config.from_pretrained(str(tmp_path / "hf"))
+    assert (hf.hidden_size, hf.head_dim, hf.intermediate_size) == (64, 24, 128)
+    assert hf.layer_types == ["sliding_attention", "full_attention", "sliding_attention"]
+    assert (hf.final_logit_softcapping, hf.attn_logit_softcapping) == (3.0, 4.0)
+
+
+def test_bfloat16_export_loads_within_bfloat16_error(gemma, tmp_path):
+    save_hf(gemma, tmp_path / "hf", dtype="bfloat16")
+    loaded = load_hf(tmp_path / "hf")
+    for got, want in zip(loaded.get_weights(), gemma.get_weights(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-6)
+
+
+def test_hf_import_refuses_what_it_cannot_represent(gemma, tmp_path):
+    save_hf(gemma, tmp_path / "hf")
+    config_path = tmp_path / "hf" / "config.json"
+    hf = json.loads(config_path.read_text())
+    for change, message in (
+        ({"model_type": "llama"}, "model_type is 'llama'"),
+        ({"tie_word_embeddings": False}, "tie_word_embeddings"),
+        ({"head_dim": 7}, "head_dim"),
+        ({"num_hidden_layers": 4, "layer_types": None}, "missing tensors"),
+        ({"intermediate_size": 96}, r"mlp\.\w+\.weight has shape .* config needs"),
+        ({"layer_types": ["full_attention"] * 3}, "layer_types"),
+    ):
+        config_path.write_text(json.dumps({**hf, **change}))
+        with pytest.raises(GemmaCheckpointError, match=message):
+            load_hf(tmp_path / "hf")
+    config_path.write_text(json.dumps(hf))
+    (tmp_path / "hf" / "model.safetensors").write_bytes(b"\x08" * 16)
+    with pytest.raises(GemmaCheckpointError, match="safetensors"):
+        load_hf(tmp_path / "hf")
+
+
+def test_cached_steps_equal_the_full_forward_pass(gemma):
+    full = np.asarray(gemma(PROMPT))
+    caches = gemma.init_caches(2, 48)
+    logits, caches = gemma.call_with_cache(PROMPT[:, :20], caches, 0)
+    assert_close_to(np.asarray(logits), full[:, 19])
+    for position in range(20, 40):  # past the window of 16
+        logits, caches = gemma.call_with_cache(PROMPT[:, position : position + 1], caches, position)
+        assert_close_to(np.asarray(logits), full[:, position])
+
+
+def test_greedy_generation_equals_the_uncached_argmax(gemma):
+    from keras_recipes.llama.generate import generate
+
+    prompts = [PROMPT[0, :21].tolist(), PROMPT[1, :9].tolist()]
+    out = generate(gemma, prompts, max_new_tokens=12)
+    for row, prompt in zip(out, prompts, strict=True):
+        ids = list(prompt)
+        for _ in range(12):
+            ids.append(int(np.argmax(np.asarray(gemma(np.array([ids], "int32")))[0, -1])))
+        assert row[-len(ids) :].tolist() == ids
+
+
+def test_keras_file_round_trip(gemma, tmp_path):
+    assert is_causal_lm(gemma)
+    gemma.save(tmp_path / "gemma.keras")
+    loaded = keras.models.load_model(tmp_path / "gemma.keras")
+    assert isinstance(loaded, GemmaModel) and loaded.config == gemma.config
+    np.testing.assert_array_equal(
+        np.asarray(loaded(PROMPT[:, :8])), np.asarray(gemma(PROMPT[:, :8]))
+    )
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(ValueError, match="n_kv_heads .3."):
+        GemmaConfig.preset("tiny", n_kv_heads=3)
+    with pytest.raises(ValueError, match="head_dim .25. must be even"):
+        GemmaConfig.preset("tiny", head_dim=25)
+    with pytest.raises(ValueError, match="final_logit_softcap must be a number > 0 or None"):
+        GemmaConfig.preset("tiny", final_logit_softcap=0)
+    with pytest.raises(ValueError, match="unknown preset 'gemma9'"):
+        GemmaConfig.preset("gemma9")
+    assert build_gemma("tiny").count_params() == GemmaConfig.preset("tiny").num_parameters()
