@@ -229,3 +229,45 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="unknown preset 'gemma9'"):
         GemmaConfig.preset("gemma9")
     assert build_gemma("tiny").count_params() == GemmaConfig.preset("tiny").num_parameters()
+
+
+def uncached_greedy(model, prompt, new_tokens):
+    ids = list(prompt)
+    for _ in range(new_tokens):
+        ids.append(int(np.argmax(np.asarray(model(np.array([ids], "int32")))[0, -1])))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def small_gemma(gemma):
+    """The fixture's first two layers with a 40-token context: exports in a fraction of the time."""
+    model = GemmaModel(CONFIG.replace(n_layers=2, max_seq_len=40))
+    model.set_weights(gemma.get_weights()[: len(model.get_weights()) - 1] + [gemma.norm.scale])
+    return model
+
+
+@pytest.mark.slow  # ~45 s: the generic export path is in the fast suite (test_causal_lm_protocol)
+def test_saved_model_answers_through_tf_servings_loader(small_gemma, tmp_path):
+    from keras_recipes.export import export_saved_model
+    from keras_recipes.serving import SavedModelSession
+
+    gemma = small_gemma
+    path = export_saved_model(gemma, tmp_path / "gemma")  # checked through the C API loader
+    prompt = PROMPT[:1, :21]  # longer than the window of 16
+    controls = {"max_new_tokens": [6], "temperature": [0.0], "top_k": [0], "top_p": [1.0]}
+    with SavedModelSession(path) as session:
+        out = session.run("generate", {"token_ids": prompt, **controls, "seed": [0]})
+        logits = session.run("serving_default", {"token_ids": prompt})["logits"]
+    assert out["token_ids"][0].tolist() == uncached_greedy(gemma, prompt[0], 6)
+    assert_close_to(logits, np.asarray(gemma(prompt)))
+
+
+@pytest.mark.slow  # ~25 s, as above
+def test_tflite_prefill_and_decode_generate_its_tokens(small_gemma, tmp_path):
+    from keras_recipes.export import TFLiteGenerator, export_tflite
+
+    gemma = small_gemma
+    path = export_tflite(gemma, tmp_path / "gemma.tflite")  # verified against the Keras model
+    prompt = PROMPT[0, :21].tolist()
+    out = TFLiteGenerator(path).generate([prompt], 8)
+    assert out[0].tolist() == uncached_greedy(gemma, prompt, 8)
