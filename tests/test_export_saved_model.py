@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
+from keras_recipes.causal_lm.graph_generate import weights_nbytes
 from keras_recipes.export import export_saved_model, read_warmup_requests
-from keras_recipes.export.llama_graph import weights_nbytes
 from keras_recipes.export.saved_model import _CausalLMSignatures
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.rnn import build_bidirectional, build_encoder

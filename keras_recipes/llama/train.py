@@ -235,7 +235,7 @@ def language_model_loss() -> keras.losses.Loss:
     A `LanguageModelLoss`: `LlamaModel.train_step` computes it fused with
     the output head, without the whole logits tensor.
     """
-    from keras_recipes.llama.losses import LanguageModelLoss
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
 
     return LanguageModelLoss()
 

@@ -1,7 +1,7 @@
 """The signatures of a causal LM: `serving_default`, `generate`, `generate_text`.
 
 `_CausalLMSignatures` builds the `tf.function`s (the KV-cached loop runs
-in-graph through `keras_recipes.export.llama_graph`), their warm-up
+in-graph through `keras_recipes.causal_lm.graph_generate`), their warm-up
 examples and their oracle (`generate()` on the Keras model).
 """
 
@@ -14,9 +14,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes.export import llama_graph
+from keras_recipes.causal_lm import graph_generate
+from keras_recipes.causal_lm.generation import generate
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT, _tf_variables
-from keras_recipes.llama.generate import generate
 
 
 def _tokenizer_proto(tokenizer) -> bytes:
@@ -50,8 +50,8 @@ class _CausalLMSignatures:
     def functions(self) -> dict:
         model = self.model
         vocab_size = model.config.vocab_size
-        # quantize_for_decoding's models convert their weights once per loop.
-        decoding = model.decoding if _is_quantized(model) else contextlib.nullcontext
+        # Quantized models (`quantized_for_export`) convert their weights once per loop.
+        decoding = getattr(model, "decoding", contextlib.nullcontext)
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
@@ -73,7 +73,7 @@ class _CausalLMSignatures:
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             with decoding():
-                out = llama_graph.generate_in_graph(
+                out = graph_generate.generate_in_graph(
                     model, token_ids, lengths, *controls, jit_compile=self.jit_compile
                 )
             return {"token_ids": out}
@@ -97,10 +97,10 @@ class _CausalLMSignatures:
             def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
                 controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
-                padded, lengths = llama_graph.left_pad(ids)
+                padded, lengths = graph_generate.left_pad(ids)
                 padded = _checked_token_ids(padded, vocab_size)
                 with decoding():
-                    out = llama_graph.generate_in_graph(
+                    out = graph_generate.generate_in_graph(
                         model, padded, lengths, *controls, jit_compile=self.jit_compile
                     )
                 new = out[:, tf.shape(padded)[1] :]
@@ -151,11 +151,8 @@ class _CausalLMSignatures:
             top_p=_top_p_or_none(float(inputs["top_p"][0])),
             seed=int(inputs["seed"][0]),
         )
-        # quantize_for_decoding's models decode by their own generate (no XLA).
-        if _is_quantized(model):
-            decode = model.generate
-        else:
-            decode = functools.partial(generate, model)
+        # A model's own generate (quantized ones decode without XLA), else the generic one.
+        decode = getattr(model, "generate", None) or functools.partial(generate, model)
         if name == "generate":
             return {"token_ids": decode(inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
@@ -170,12 +167,6 @@ class _CausalLMSignatures:
             new = out[: ends[0]] if len(ends) else out
             texts.append(tokenizer.decode([*ids, *new]).encode())
         return {"text": np.array(texts, object)}
-
-
-def _is_quantized(model) -> bool:
-    from keras_recipes.llama.quantize import QuantizedLlama
-
-    return isinstance(model, QuantizedLlama)
 
 
 def _top_p_or_none(top_p: float) -> float | None:
