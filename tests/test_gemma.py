@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_recipes.causal_lm import is_causal_lm
+from keras_recipes.causal_lm import LanguageModelLoss, generate, is_causal_lm
 from keras_recipes.gemma import (
     GemmaCheckpointError,
     GemmaConfig,
@@ -187,19 +187,23 @@ def test_hf_import_refuses_what_it_cannot_represent(gemma, tmp_path):
         load_hf(tmp_path / "hf")
 
 
-def test_cached_steps_equal_the_full_forward_pass(gemma):
+@pytest.mark.parametrize("write", ["slice", "scatter"])
+def test_cached_steps_equal_the_full_forward_pass(gemma, write):
+    """Both cache writes: the layers' own, and the SavedModel graph's scatter (no XLA)."""
+    from keras_recipes.causal_lm.graph_generate import scatter_cache_update
+
+    cache_update = scatter_cache_update if write == "scatter" else None
     full = np.asarray(gemma(PROMPT))
     caches = gemma.init_caches(2, 48)
-    logits, caches = gemma.call_with_cache(PROMPT[:, :20], caches, 0)
+    logits, caches = gemma.call_with_cache(PROMPT[:, :20], caches, 0, cache_update=cache_update)
     assert_close_to(np.asarray(logits), full[:, 19])
     for position in range(20, 40):  # past the window of 16
-        logits, caches = gemma.call_with_cache(PROMPT[:, position : position + 1], caches, position)
+        step = PROMPT[:, position : position + 1]
+        logits, caches = gemma.call_with_cache(step, caches, position, cache_update=cache_update)
         assert_close_to(np.asarray(logits), full[:, position])
 
 
 def test_greedy_generation_equals_the_uncached_argmax(gemma):
-    from keras_recipes.llama.generate import generate
-
     prompts = [PROMPT[0, :21].tolist(), PROMPT[1, :9].tolist()]
     out = generate(gemma, prompts, max_new_tokens=12)
     for row, prompt in zip(out, prompts, strict=True):
@@ -271,3 +275,25 @@ def test_tflite_prefill_and_decode_generate_its_tokens(small_gemma, tmp_path):
     prompt = PROMPT[0, :21].tolist()
     out = TFLiteGenerator(path).generate([prompt], 8)
     assert out[0].tolist() == uncached_greedy(gemma, prompt, 8)
+
+
+def test_fused_training_step_equals_keras_step_through_the_soft_cap(monkeypatch):
+    import keras_recipes.causal_lm.losses as losses
+
+    calls = []
+    original = losses.fused_head_cross_entropy
+    monkeypatch.setattr(
+        losses, "fused_head_cross_entropy", lambda *a, **k: calls.append(k) or original(*a, **k)
+    )
+    x = PROMPT[:, :24]
+    weights = []
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # Keras' own step
+    for loss in (LanguageModelLoss(chunk_rows=7), plain):
+        model = GemmaModel(CONFIG.replace(n_layers=2))
+        randomize(model, seed=3)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
+        model.train_on_batch(x, np.roll(x, -1, axis=1))
+        weights.append(model.get_weights())
+    assert calls and calls[0]["logit_soft_cap"] == CONFIG.final_logit_softcap
+    for fused, keras_step in zip(*weights, strict=True):
+        np.testing.assert_allclose(fused, keras_step, atol=1e-5)

@@ -28,6 +28,7 @@ import math
 import keras
 from keras import ops
 
+from keras_recipes.causal_lm import CausalLM
 from keras_recipes.gemma.presets import PRESETS
 from keras_recipes.layers import CausalSelfAttention, GeGLU, RMSNorm
 
@@ -289,7 +290,7 @@ class GemmaBlock(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
-class GemmaModel(keras.Model):
+class GemmaModel(CausalLM, keras.Model):
     """A Gemma 2 decoder: int32 token ids `(B, T)` -> float32 logits `(B, T, vocab)`.
 
     Build it with `build_gemma(config)` or load a Hugging Face checkpoint
@@ -310,7 +311,9 @@ class GemmaModel(keras.Model):
         training: bool, whether dropout is active.
 
     It is a causal LM in the sense of `keras_recipes.causal_lm`
-    (`call_with_cache`, `init_caches`, `output_kernel`, `config`). The
+    (`call_with_cache`, `init_caches`, `output_kernel`, `config`), so it
+    gets `generate`, the SavedModel and TFLite exports, and the fused
+    training loss (`hidden_states`, `output_weights`, `logit_soft_cap`). The
     forward pass is `call` below; `call_with_cache` restates it for cached
     decoding, held equal to it by
     `tests/test_gemma.py::test_cached_steps_equal_the_full_forward_pass`, and
@@ -323,6 +326,8 @@ class GemmaModel(keras.Model):
     >>> model = build_gemma("tiny")
     >>> tuple(model(np.zeros((2, 20), "int32")).shape)
     (2, 20, 512)
+    >>> model.generate([[2, 5, 9]], max_new_tokens=4).shape  # greedy
+    (1, 7)
     """
 
     def __init__(self, config: GemmaConfig | dict, initializer=None, **kwargs):
@@ -423,6 +428,10 @@ class GemmaModel(keras.Model):
     def output_weights(self):
         """The output matrix's variable and that it is the embedding table (always tied)."""
         return self.tok_embeddings.embeddings, True
+
+    def logit_soft_cap(self) -> float | None:
+        """The final soft-cap `logits` applies (for the fused training loss)."""
+        return self.config.final_logit_softcap
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
