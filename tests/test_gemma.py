@@ -297,3 +297,66 @@ def test_fused_training_step_equals_keras_step_through_the_soft_cap(monkeypatch)
     assert calls and calls[0]["logit_soft_cap"] == CONFIG.final_logit_softcap
     for fused, keras_step in zip(*weights, strict=True):
         np.testing.assert_allclose(fused, keras_step, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def gemma_folder(tmp_path_factory):
+    """A random Gemma 2 Hugging Face folder with a byte-level tokenizer.bin beside its weights."""
+    from keras_recipes.tokenizers import Llama2cTokenizer
+
+    folder = tmp_path_factory.mktemp("gemma")
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+    pieces += [b" ", b"a", b"b", b" a", b"Once", b" upon"]
+    tokenizer = Llama2cTokenizer(pieces, [0.0] * 259 + [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0])
+    model = GemmaModel(CONFIG.replace(vocab_size=len(pieces), n_layers=2))
+    randomize(model, seed=5)
+    save_hf(model, folder)
+    tokenizer.save(folder / "tokenizer.bin")
+    return folder, model, tokenizer
+
+
+def test_cli_gemma_generate_streams_the_models_greedy_tokens(gemma_folder, capsys):
+    from keras_recipes.cli import main
+
+    folder, model, tokenizer = gemma_folder
+    args = ["gemma", "generate", "--checkpoint", str(folder), "--prompt", "Once upon"]
+    assert main(args + ["--max-new-tokens", "8", "--temperature", "0"]) == 0
+    prompt = tokenizer.encode("Once upon", add_bos=True)
+    ids = uncached_greedy(model, prompt, 8)
+    if tokenizer.eos_id in ids[len(prompt) :]:
+        ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
+    assert capsys.readouterr().out.rstrip("\n") == tokenizer.decode(ids)
+
+
+def test_cli_gemma_convert_round_trips_through_keras_and_hf(gemma_folder, tmp_path, capsys):
+    from keras_recipes.cli import main
+
+    folder, model, _ = gemma_folder
+    assert main(["gemma", "convert", str(folder), str(tmp_path / "g.keras")]) == 0
+    assert main(["gemma", "convert", str(tmp_path / "g.keras"), str(tmp_path / "hf")]) == 0
+    for got, want in zip(load_hf(tmp_path / "hf").get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert main(["gemma", "convert", str(tmp_path / "missing"), str(tmp_path / "x.keras")]) == 2
+    assert "not a Gemma checkpoint" in capsys.readouterr().err
+
+
+def test_cli_export_reads_a_gemma_folder_by_its_model_type(gemma_folder):
+    from keras_recipes.cli import _load_for_export
+
+    folder, model, _ = gemma_folder
+    loaded = _load_for_export(folder, None)  # `keras-recipes export --checkpoint FOLDER`
+    assert isinstance(loaded, GemmaModel) and loaded.config == model.config
+
+
+@pytest.mark.slow
+def test_cli_gemma_export_tflite_generates_the_models_tokens(gemma_folder, tmp_path):
+    from keras_recipes.cli import main
+    from keras_recipes.export import TFLiteGenerator
+
+    folder, model, _ = gemma_folder
+    out = tmp_path / "gemma.tflite"
+    args = ["gemma", "export", "--checkpoint", str(folder), "--format", "tflite"]
+    assert main(args + ["--out", str(out)]) == 0
+    prompt = PROMPT[0, :18].tolist()
+    want = model.generate([prompt], max_new_tokens=6)[0].tolist()
+    assert TFLiteGenerator(out).generate([prompt], 6)[0].tolist() == want

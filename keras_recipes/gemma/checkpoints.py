@@ -406,3 +406,40 @@ def save_hf(model: GemmaModel, directory: str | os.PathLike, dtype: str = "float
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
     return directory
+
+
+def load_checkpoint(path: str | os.PathLike, dtype: str | None = None) -> GemmaModel:
+    """A `GemmaModel` from a `.keras` file or a Hugging Face Gemma 2 folder.
+
+    Raises:
+        GemmaCheckpointError: for a missing path, another model in a
+            `.keras` file, or a folder `load_hf` refuses.
+    """
+    import keras
+
+    path = Path(path)
+    if path.is_dir():
+        return load_hf(path, dtype=dtype)
+    if path.suffix != ".keras" or not path.is_file():
+        raise GemmaCheckpointError(
+            f"{path}: not a Gemma checkpoint; give a .keras file or a Hugging Face Gemma 2 "
+            "folder (config.json + model.safetensors)."
+        )
+    model = keras.models.load_model(path)
+    if not isinstance(model, GemmaModel):
+        raise GemmaCheckpointError(f"{path}: holds a {type(model).__name__}, not a GemmaModel.")
+    return model
+
+
+def save_checkpoint(model: GemmaModel, path: str | os.PathLike) -> Path:
+    """Writes `model` as `path`: a `.keras` file, or else a Hugging Face folder (`save_hf`)."""
+    from keras_recipes._io import atomic_path
+
+    path = Path(path)
+    if path.suffix != ".keras":
+        return save_hf(model, path)
+    if not isinstance(model, GemmaModel):
+        raise GemmaCheckpointError(f"save_checkpoint: expected a GemmaModel, got {type(model)}.")
+    with atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+    return path
