@@ -1,6 +1,12 @@
 """Gemma 2 in Keras: config and presets, the model, Hugging Face checkpoints."""
 
-from keras_recipes.gemma.checkpoints import GemmaCheckpointError, load_hf, save_hf
+from keras_recipes.gemma.checkpoints import (
+    GemmaCheckpointError,
+    load_checkpoint,
+    load_hf,
+    save_checkpoint,
+    save_hf,
+)
 from keras_recipes.gemma.model import GemmaBlock, GemmaConfig, GemmaModel, build_gemma
 from keras_recipes.gemma.presets import PRESETS
 
@@ -11,6 +17,8 @@ __all__ = [
     "GemmaConfig",
     "GemmaModel",
     "build_gemma",
+    "load_checkpoint",
     "load_hf",
+    "save_checkpoint",
     "save_hf",
 ]

@@ -326,8 +326,6 @@ class GemmaModel(CausalLM, keras.Model):
     >>> model = build_gemma("tiny")
     >>> tuple(model(np.zeros((2, 20), "int32")).shape)
     (2, 20, 512)
-    >>> model.generate([[2, 5, 9]], max_new_tokens=4).shape  # greedy
-    (1, 7)
     """
 
     def __init__(self, config: GemmaConfig | dict, initializer=None, **kwargs):
