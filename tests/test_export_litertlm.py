@@ -169,3 +169,20 @@ def test_prefill_positions_never_overwrite_slot_zero(llama):
     for name, cache in padded.items():
         np.testing.assert_array_equal(cache[:, :, :4], first[name][:, :, :4])
         assert np.abs(cache[:, :, 4]).sum() > 0 and not np.any(cache[:, :, 5:])
+
+
+@pytest.mark.slow
+def test_trained_model_greedy_text_equals_keras(corpus, tmp_path):
+    from runs import train_tiny_llama
+
+    from keras_recipes.llama.checkpoints import load_checkpoint
+    from keras_recipes.tokenizers import load_sentencepiece
+
+    out = train_tiny_llama(tmp_path / "run", corpus)
+    model = load_checkpoint(out / "model.keras")
+    tokenizer = load_sentencepiece(out / "tokenizer.model")
+    path = export_litertlm(model, tmp_path / "tiny.litertlm", tokenizer=tokenizer)
+    for prompt in ("The government said", "Police say"):
+        new = keras_greedy(model, tokenizer, prompt, 64, stop_ids=(tokenizer.eos_id,))
+        assert len(new) >= 16
+        assert engine_text(path, prompt, 64) == tokenizer.decode(new)
