@@ -114,18 +114,18 @@ class Doc2Vec(Word2Vec):
     >>> model = Doc2Vec(docs, vector_size=16, min_count=1, epochs=5)
     >>> model.dv[0].shape
     (16,)
-    >>> model.infer_vector(["cats", "purr"]).shape
+    >>> vector = model.infer_vector(["cats", "purr"])
+    >>> vector.shape
     (16,)
+    >>> len(model.dv.most_similar([vector], topn=len(model.dv)))  # every document, ranked
+    2
 
-    gensim's tutorial, with only the import switched:
-
-    ```python
-    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
-    model.build_vocab(train_corpus)
-    model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)
-    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
-    model.dv.most_similar([vector], topn=len(model.dv))
-    ```
+    gensim's tutorial runs with only the import switched:
+    `model = Doc2Vec(vector_size=50, min_count=2, epochs=40)`, then
+    `model.build_vocab(train_corpus)`,
+    `model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)`,
+    `vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])`
+    and `model.dv.most_similar([vector], topn=len(model.dv))`.
     """
 
     def __init__(
