@@ -215,11 +215,10 @@ class Doc2Vec(Word2Vec):
         Each document gets `infer_vector(doc_words, alpha, min_alpha,
         epochs)`; the model does not change.
 
-        Examples:
-
-        ```python
-        model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])
-        ```
+        For a trained model,
+        `model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])`
+        is the cosine of the two inferred vectors (no doctest: inference is
+        random, so the figure changes from run to run).
         """
         first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
         second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
@@ -581,11 +580,23 @@ class Doc2Vec(Word2Vec):
 
         Examples:
 
-        ```python
-        gensim_model.save("d2v.model")      # in gensim
-        model = Doc2Vec.load("d2v.model", allow_pickle=True)
-        model.dv.most_similar([model.infer_vector(["human", "interface"])])
-        ```
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> docs = [gensim.models.doc2vec.TaggedDocument(["cats", "purr", "and", "meow"], [0]),
+        ...         gensim.models.doc2vec.TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20
+        >>> gensim_model = gensim.models.Doc2Vec(docs, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/d2v.model")  # in gensim
+        >>> model = Doc2Vec.load(f"{scratch.name}/d2v.model", allow_pickle=True)
+        >>> bool((model.dv[1] == gensim_model.dv[1]).all())
+        True
+        >>> [tag for tag, _ in model.dv.most_similar([model.dv[0]])]
+        [0, 1]
+        >>> scratch.cleanup()
+
+        Then `model.dv.most_similar([model.infer_vector(["human", "interface"])])`
+        ranks the documents for new text (inference's first call compiles
+        for seconds, so it is not run here).
         """
         if allow_pickle and gensim_files.is_pickle(fname):
             return cls._from_gensim(gensim_files.read(fname, mmap), fname)

@@ -1034,11 +1034,18 @@ class Word2Vec:
 
         Examples:
 
-        ```python
-        gensim_model.save("w2v.model")      # in gensim
-        model = Word2Vec.load("w2v.model", allow_pickle=True)
-        model.wv.most_similar("king")
-        ```
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+        >>> gensim_model = gensim.models.Word2Vec(sentences, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/w2v.model")  # in gensim
+        >>> model = Word2Vec.load(f"{scratch.name}/w2v.model", allow_pickle=True)
+        >>> bool((model.wv["king"] == gensim_model.wv["king"]).all())
+        True
+        >>> model.wv.most_similar("king") == gensim_model.wv.most_similar("king")
+        True
+        >>> scratch.cleanup()
         """
         if allow_pickle and gensim_files.is_pickle(fname):
             return cls._from_gensim(gensim_files.read(fname, mmap), fname)
