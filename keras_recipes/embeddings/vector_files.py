@@ -10,7 +10,8 @@
   arrays) whose `meta` entry is UTF-8 JSON (keys, settings). It is read with
   `numpy.load(..., allow_pickle=False)`: loading it runs no code, unlike
   gensim's `save`, which pickles the model. A gensim pickle is recognized and
-  refused with the way out (`load_word2vec_format`).
+  refused naming the opt-in, `load(path, allow_pickle=True)`
+  (`gensim_files`), and the pickle-free way out (`load_word2vec_format`).
 
 Every write goes through `keras_recipes._io.atomic_write`: a temporary file
 beside the destination, synced, then renamed onto it, so an existing file
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from keras_recipes._io import atomic_write
+from keras_recipes.embeddings.gensim_files import is_pickle
 
 ARCHIVE_FORMAT = "keras_recipes.embeddings/1"
 
@@ -239,7 +241,8 @@ def write_word2vec(
             if binary:
                 out.write(key.encode("utf-8") + b" " + vector.astype("<f4").tobytes() + b"\n")
             else:
-                values = " ".join(repr(float(v)) for v in vector.astype(np.float32))
+                # str of a float32: its shortest round-tripping digits, as gensim writes them.
+                values = " ".join(str(v) for v in vector.astype(np.float32))
                 out.write(f"{key} {values}\n".encode())
 
 
@@ -274,11 +277,13 @@ def load_archive(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np
     """
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic[:1] == b"\x80" or magic[:2] in (b"(d", b"cg", b"cc"):
+    if is_pickle(path):
         raise ValueError(
-            f"{path} is a Python pickle, most likely written by gensim's save(). keras_recipes "
-            "does not unpickle files (unpickling runs whatever code the file names). In gensim, "
-            "write the vectors in word2vec format: "
+            f"{path} is a Python pickle, most likely written by gensim's save(). Unpickling can "
+            "run whatever code a file names, so it is refused by default. For a gensim model "
+            f"you trust, pass allow_pickle=True: `{kind}.load(path, allow_pickle=True)` reads "
+            "gensim's Word2Vec, Doc2Vec and KeyedVectors files (only gensim's classes and numpy "
+            "arrays are unpickled). Or, in gensim, write the vectors in word2vec format: "
             "`model.wv.save_word2vec_format('vectors.bin', binary=True)`, then read them with "
             "`KeyedVectors.load_word2vec_format('vectors.bin', binary=True)`."
         )

@@ -61,7 +61,7 @@ import numpy as np
 from keras_recipes._text import read_json_file
 from keras_recipes.hardware import resolve_precision
 
-# The default run: README's main job, 3 min 4 s on 2 CPU cores (2026-11-30).
+# The default run: README's main job (its time is in README).
 DEFAULTS = dict(
     corpus_name="lee_background",
     epochs=10,
@@ -119,8 +119,8 @@ def training_precision(precision: str):
 
     Under `"mixed_bfloat16"` the weights stay float32 and matrix products run
     in bfloat16 (RMSNorm, softmax and the loss stay float32): on CPUs with
-    AVX512-BF16 or AMX a LLaMA trains about 1.5x faster
-    (`benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
+    AVX512-BF16 or AMX a LLaMA trains faster (README's Performance section;
+    `benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
     both loss curves), on CPUs without them it is slower than float32.
     `"auto"` picks by the CPU (`keras_recipes.hardware.resolve_precision`).
     """
@@ -166,12 +166,9 @@ def warmup_cosine_schedule(
 
     Examples:
 
-    ```python
-    schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
-    float(schedule(50))   # 5e-4, half-way up
-    float(schedule(100))  # 1e-3, the peak
-    float(schedule(1000)) # 1e-4, the floor
-    ```
+    >>> schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    >>> [round(float(schedule(step)), 7) for step in (50, 100, 1000)]  # half-way, peak, floor
+    [0.0005, 0.001, 0.0001]
     """
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be positive; received {learning_rate}.")
