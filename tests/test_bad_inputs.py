@@ -702,9 +702,13 @@ def test_allow_nonfinite_writes_them_anyway(nan_llama, tmp_path):
     ).any()
 
 
-def test_a_nan_export_check_says_nan_not_a_difference(nan_llama, tmp_path):
+def test_a_nan_export_check_says_nan_not_a_difference(tmp_path):
+    wv = KeyedVectors(["a", "b"], np.array([[1.0, np.nan], [0.0, 1.0]], np.float32))
+    with pytest.raises(ValueError, match="NaN or Inf.*allow_nonfinite"):
+        export_saved_model(wv, tmp_path / "m")
     with pytest.raises(ServingError, match="holds NaN in .*weights hold NaN or Inf"):
-        export_saved_model(nan_llama, tmp_path / "m", allow_nonfinite=True)
+        export_saved_model(wv, tmp_path / "m", allow_nonfinite=True)
+    assert not [p for p in (tmp_path / "m").iterdir() if p.name != ".lock"]
 
 
 # fmt: off
