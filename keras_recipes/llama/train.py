@@ -341,15 +341,20 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     first in the callbacks, so no callback backs up the bad weights.
     """
 
-    def __init__(self, out: str | os.PathLike, settings: dict):
+    def __init__(self, out: str | os.PathLike, settings: dict, resumed_at: tuple = (0, 0)):
         super().__init__()
         self.out, self.settings = Path(out), settings
         self.epoch = 0
+        # (epoch, step) a resumed run restarts at: the steps before it are passed over
+        # (`_compat.skip_training_steps`) and log NaN without training.
+        self.resumed_at = resumed_at
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.resumed_at[0] and batch < self.resumed_at[1]:
+            return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             raise FloatingPointError(
@@ -874,7 +879,8 @@ def training_callbacks(
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
     progress = [keras.callbacks.ProgbarLogger()] if verbose else []  # before the logger's line
-    guard = StopOnNonFiniteLoss(run.out, settings)  # first: before the backup saves a step
+    # First, so no callback after it backs up the step that went non-finite.
+    guard = StopOnNonFiniteLoss(run.out, settings, (run.initial_epoch, run.initial_step))
     return [guard, backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
 
 
