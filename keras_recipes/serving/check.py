@@ -230,13 +230,6 @@ def check_saved_model(
     instead of a doctest.)
     """
     version = version_folder(path)
-    if not (version / "variables").is_dir():
-        raise ServingError(
-            f"{version / 'variables'} is missing: TF Serving restores the weights from "
-            "variables/variables.index and variables/variables.data-*. The folder was copied "
-            "without it: copy the whole version folder (saved_model.pb, variables/, assets/, "
-            "assets.extra/), or export a new version."
-        )
     if not allow_xla and (needs := xla_parts(version)):
         raise ServingError(
             f"{version} needs XLA ({', '.join(needs[:4])}{', ...' if len(needs) > 4 else ''}), "
@@ -255,6 +248,13 @@ def check_saved_model(
         requests = read_warmup_requests(warmup)
         if not requests:
             raise ServingError(f"{warmup} holds no records.")
+    if not (version / "variables").is_dir():
+        raise ServingError(
+            f"{version / 'variables'} is missing: TF Serving restores the weights from "
+            "variables/variables.index and variables/variables.data-*. The folder was copied "
+            "without it: copy the whole version folder (saved_model.pb, variables/, assets/, "
+            "assets.extra/), or export a new version."
+        )
     _, replies = replay_in_fresh_process(version, requests, timeout=timeout)
     replays = []
     for (name, inputs), (outputs, error) in zip(requests, replies, strict=True):
