@@ -233,6 +233,22 @@ def test_keras_file_round_trip(gemma, tmp_path):
     )
 
 
+def test_mixed_bfloat16_reaches_every_layer_and_survives_a_keras_file(gemma, tmp_path):
+    mixed = GemmaModel(CONFIG, dtype="mixed_bfloat16")
+    mixed.set_weights(gemma.get_weights())
+    block = mixed.blocks[-1]
+    layers = [mixed.tok_embeddings, mixed.norm, block.attention.wq, block.feed_forward.w2]
+    assert {layer.compute_dtype for layer in layers + [block.post_ffn_norm]} == {"bfloat16"}
+    want = np.asarray(gemma(PROMPT))
+    got = np.asarray(mixed(PROMPT))
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # bfloat16 error, amplified
+    mixed.save(tmp_path / "mixed.keras")
+    loaded = keras.models.load_model(tmp_path / "mixed.keras")
+    assert loaded.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(np.asarray(loaded(PROMPT)), got)
+
+
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="n_kv_heads .3."):
         GemmaConfig.preset("tiny", n_kv_heads=3)
