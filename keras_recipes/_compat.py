@@ -52,10 +52,11 @@ def checked_versions() -> dict[str, dict]:
 
     Examples:
 
-    ```python
-    checked_versions()["keras"]
-    # {'running': '3.15.1', 'written_for': '3.15.x', 'supported': True}
-    ```
+    >>> report = checked_versions()
+    >>> sorted(report), report["keras"]["written_for"]
+    (['keras', 'tensorflow'], '3.15.x')
+    >>> sorted(report["keras"])  # e.g. {'running': '3.15.1', ..., 'supported': True}
+    ['running', 'supported', 'written_for']
     """
     import keras
 

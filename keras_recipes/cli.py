@@ -85,6 +85,9 @@ def _llama_train(args) -> int:
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130
@@ -192,9 +195,29 @@ def _generate(args, load_checkpoint, who: str) -> int:
 def _llama_convert(args) -> int:
     from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 
+    source, target = Path(args.input), Path(args.output)
     try:
-        model = load_checkpoint(args.input)
-        path = save_checkpoint(model, args.output, llama2c_version=args.llama2c_version)
+        if target.suffix == ".gguf":
+            from keras_recipes.tokenizers import find_tokenizer
+
+            tokenizer = args.tokenizer or find_tokenizer(source)
+            if tokenizer is None:  # refused before the model is read
+                raise ValueError(
+                    f"no tokenizer beside {source}: llama.cpp needs one in the GGUF file; "
+                    "pass --tokenizer (a .model, tokenizer.bin or tokenizer.json)."
+                )
+        if source.suffix == ".gguf":
+            from keras_recipes.export.gguf import load_gguf
+
+            model = load_gguf(source)
+        else:
+            model = load_checkpoint(source)
+        if target.suffix == ".gguf":
+            from keras_recipes.export.gguf import save_gguf
+
+            path = save_gguf(model, target, tokenizer=tokenizer, dtype=args.gguf_type)
+        else:
+            path = save_checkpoint(model, target, llama2c_version=args.llama2c_version)
     except ValueError as error:
         print(f"keras-recipes llama convert: {error}", file=sys.stderr)
         return 2
@@ -379,11 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     llama_generate.set_defaults(func=_llama_generate)
     llama_convert = llama_commands.add_parser(
-        "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
+        "convert",
+        help="convert a checkpoint between .keras, llama2.c .bin, Hugging Face and GGUF",
     )
-    llama_convert.add_argument("input", help="a .keras file, a llama2.c .bin or an HF folder")
     llama_convert.add_argument(
-        "output", help="OUT.keras, OUT.bin (llama2.c) or a folder name (Hugging Face)"
+        "input", help="a .keras file, a llama2.c .bin, an HF folder or a .gguf file"
+    )
+    llama_convert.add_argument(
+        "output",
+        help="OUT.keras, OUT.bin (llama2.c), a folder name (Hugging Face) or OUT.gguf (llama.cpp)",
     )
     llama_convert.add_argument(
         "--llama2c-version",
@@ -391,6 +418,17 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(0, 1, 2),
         default=0,
         help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
+    )
+    llama_convert.add_argument(
+        "--gguf-type",
+        choices=("f32", "f16", "q8_0"),
+        default="f32",
+        help="GGUF output: the type of the weight matrices (default f32)",
+    )
+    llama_convert.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="GGUF output: the model's tokenizer (default: the one beside the input)",
     )
     llama_convert.set_defaults(func=_llama_convert)
     gemma = subparsers.add_parser(

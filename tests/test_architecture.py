@@ -129,3 +129,81 @@ def test_no_arrow_points_up(room):
 def test_nothing_imports_cli():
     importers = sorted(m for m, targets in import_graph().items() if "keras_recipes.cli" in targets)
     assert not importers
+
+
+def _table_rows() -> dict[str, list[str]]:
+    """docs/architecture.md's "What each part holds": part -> the file names in its row."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| `([\w/.]+)` \| (.*) \|$", line)
+        if match:
+            rows[match.group(1)] = re.findall(r"`([\w/]+\.py|[\w]+/)`", match.group(2))
+    return rows
+
+
+def test_architecture_table_names_only_files_that_exist():
+    missing = []
+    for part, names in _table_rows().items():
+        if not (PACKAGE / part).exists():
+            missing.append(part)
+        if part.endswith("/"):  # a folder's row names the files in it
+            missing += [f"{part}{name}" for name in names if not (PACKAGE / part / name).exists()]
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+
+
+def test_every_top_level_part_has_a_row():
+    rows = _table_rows()
+    parts = {
+        p.name + ("/" if p.is_dir() else "")
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py")
+        or (p.is_dir() and (p / "__init__.py").exists())
+    }
+    assert not sorted(parts - set(rows)), "parts without a row in docs/architecture.md"
+
+
+# install_requires name -> the module it provides.
+_MODULE_OF = {
+    "tensorflow-text": "tensorflow_text",
+    "tensorflow-serving-api": "tensorflow_serving",
+    "ai-edge-litert": "ai_edge_litert",
+    "keras-hub": "keras_hub",
+}
+
+
+def _install_requires() -> list[str]:
+    import configparser
+    import re
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    lines = config["options"]["install_requires"].strip().splitlines()
+    return [re.split(r"[<>=!~ ;\[]", line.strip())[0] for line in lines if line.strip()]
+
+
+def test_every_install_requirement_is_imported():
+    """A dependency every user installs is imported by the package or its recipes."""
+    sources = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "recipes").glob("*.py")]
+    imported = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    unused = [
+        name
+        for name in _install_requires()
+        if _MODULE_OF.get(name, name.replace("-", "_")) not in imported
+    ]
+    assert not unused, f"install_requires lists packages nothing imports: {unused}"
+
+
+def test_keras_nlp_is_keras_hub_under_its_old_name():
+    keras_nlp = pytest.importorskip("keras_nlp")
+    import keras_hub
+
+    assert keras_nlp.models.LlamaBackbone is keras_hub.models.LlamaBackbone

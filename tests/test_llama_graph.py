@@ -11,23 +11,18 @@ from keras_recipes.causal_lm.graph_generate import (
     left_pad,
     scatter_cache_update,
 )
-from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.fused_decode import FusedDecodeStep
 
 PROMPTS = [[5, 9, 2, 7, 30, 11], [8, 3], [40, 1, 17]]
 
 
-def peaky_llama(**overrides):
-    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
-    keras.utils.set_random_seed(5)
-    model = build_llama(LlamaConfig.preset("tiny", vocab_size=64, max_seq_len=32, **overrides))
-    model.norm.scale.assign(model.norm.scale.numpy() * 6.0)
-    return model
+def small_peaky(peaky_llama, **overrides):
+    return peaky_llama(seed=5, vocab_size=64, max_seq_len=32, **overrides)
 
 
 @pytest.fixture(scope="module", params=["interleaved", "rotate_half"])
-def llama(request):
-    return peaky_llama(rope_convention=request.param)
+def llama(request, peaky_llama):
+    return small_peaky(peaky_llama, rope_convention=request.param)
 
 
 def prefill(model, prompts):
@@ -99,10 +94,10 @@ def test_fused_and_layer_by_layer_loops_agree(llama, monkeypatch):
     np.testing.assert_array_equal(sampled, fused_sampled)
 
 
-def test_bfloat16_model_takes_the_layer_by_layer_loop():
+def test_bfloat16_model_takes_the_layer_by_layer_loop(peaky_llama):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = peaky_llama()
+        model = small_peaky(peaky_llama)
     finally:
         keras.config.set_dtype_policy("float32")
     assert model.fused_decode_step(model.output_kernel(), None) is None
