@@ -137,6 +137,43 @@ def test_soft_cap_is_the_closed_form():
     assert soft_cap(x, None) is x
 
 
+def test_sliding_window_attention_equals_plain_attention_over_the_window():
+    """RoPE is relative, so position t with window W sees what a plain layer sees over t-W+1..t."""
+    from keras_recipes.layers import CausalSelfAttention
+
+    window, dim = 5, 32
+    options = dict(n_heads=4, n_kv_heads=2, head_dim=12, logit_soft_cap=2.0)
+    windowed = CausalSelfAttention(sliding_window=window, **options)
+    plain = CausalSelfAttention(**options)
+    x = np.random.default_rng(4).normal(size=(2, 11, dim)).astype("float32")
+    windowed.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(windowed.get_weights())
+    out = np.asarray(windowed(x))
+    for t in range(11):
+        first = max(0, t - window + 1)
+        want = np.asarray(plain(x[:, first : t + 1], start_index=first))[:, -1]
+        np.testing.assert_allclose(out[:, t], want, atol=1e-5)
+
+
+def test_geglu_and_unit_offset_rmsnorm_are_their_closed_forms():
+    from keras_recipes.layers import GeGLU, RMSNorm
+
+    x = np.random.default_rng(6).normal(size=(3, 8)).astype("float32")
+    ffn = GeGLU(hidden_dim=16)
+    ffn.build(x.shape)
+    w1, w3, w2 = (np.asarray(layer.kernel) for layer in (ffn.w1, ffn.w3, ffn.w2))
+    a = x @ w1
+    gelu = 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a**3)))
+    np.testing.assert_allclose(np.asarray(ffn(x)), (gelu * (x @ w3)) @ w2, atol=1e-5)
+    norm = RMSNorm(1e-6, unit_offset=True)
+    norm.build(x.shape)
+    scale = np.linspace(-0.5, 0.5, 8).astype("float32")
+    norm.scale.assign(scale)
+    rms = np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(np.asarray(norm(x)), x / rms * (1 + scale), rtol=1e-5)
+
+
 def test_hf_export_is_read_by_keras_hubs_own_converter(gemma, tmp_path):
     import keras_hub
 
