@@ -211,6 +211,43 @@ def test_bfloat16_export_loads_within_bfloat16_error(gemma, tmp_path):
         np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-6)
 
 
+def test_published_gemma2_27b_config_json_maps_to_its_preset():
+    """google/gemma-2-27b's config.json fields (transformers 5 spelling: rope_parameters)."""
+    from keras_recipes.gemma.checkpoints import hf_config_to_gemma
+
+    published = {
+        "architectures": ["Gemma2ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": 50.0,
+        "bos_token_id": 2,
+        "cache_implementation": "hybrid",
+        "eos_token_id": 1,
+        "final_logit_softcapping": 30.0,
+        "head_dim": 128,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": 4608,
+        "initializer_range": 0.02,
+        "intermediate_size": 36864,
+        "max_position_embeddings": 8192,
+        "model_type": "gemma2",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 46,
+        "num_key_value_heads": 16,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": 144,
+        "rms_norm_eps": 1e-06,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "sliding_window": 4096,
+        "sliding_window_size": 4096,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 256000,
+    }
+    assert hf_config_to_gemma(published) == GemmaConfig.preset("gemma2-27b")
+
+
 def test_hf_import_refuses_what_it_cannot_represent(gemma, tmp_path):
     save_hf(gemma, tmp_path / "hf")
     config_path = tmp_path / "hf" / "config.json"
