@@ -289,12 +289,9 @@ class QuantizedLlama(tf.Module):
         bfloat16 where the CPU multiplies bfloat16 (int8's values are exact
         in it; the per-channel scales apply to the outputs), else to
         float32. The stored weights stay 1 or 2 bytes; while a loop runs,
-        its copies take 2 (or 4) bytes per weight.
-
-        ```python
-        with model.decoding():  # inside a tf.function, around the loop
-            out = generate_in_graph(model, ...)
-        ```
+        its copies take 2 (or 4) bytes per weight. Use it inside a
+        `tf.function`, around the loop: `with model.decoding():` then
+        `out = generate_in_graph(model, ...)`.
 
         `copies`: working copies made earlier (`kept_copies()`), used
         instead of converting again.

@@ -165,12 +165,9 @@ def warmup_cosine_schedule(
 
     Examples:
 
-    ```python
-    schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
-    float(schedule(50))   # 5e-4, half-way up
-    float(schedule(100))  # 1e-3, the peak
-    float(schedule(1000)) # 1e-4, the floor
-    ```
+    >>> schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    >>> [round(float(schedule(step)), 7) for step in (50, 100, 1000)]  # half-way, peak, floor
+    [0.0005, 0.001, 0.0001]
     """
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be positive; received {learning_rate}.")

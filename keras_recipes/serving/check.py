@@ -213,12 +213,12 @@ def check_saved_model(
             `allow_xla`), a request the graph refuses, or an answer that
             differs from `expected`.
 
-    Examples:
-
-    ```python
-    for replay in check_saved_model("saved_models/llama_tiny"):
-        print(replay.signature, {k: v.shape for k, v in replay.outputs.items()})
-    ```
+    On a model folder that `keras_recipes.export.export_saved_model` wrote,
+    `check_saved_model("saved_models/llama_tiny")` returns one `Replay` per
+    warm-up request: `replay.signature` names the SignatureDef and
+    `replay.outputs` maps each output name to its array. (Exporting even a
+    tiny model takes seconds, so `tests/test_serving_capi.py` runs this
+    instead of a doctest.)
     """
     version = version_folder(path)
     if not allow_xla and (needs := xla_parts(version)):

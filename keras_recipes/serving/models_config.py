@@ -26,13 +26,22 @@ def write_models_config(path: str | os.PathLike, models: list[dict]) -> Path:
 
     Examples:
 
-    ```python
-    write_models_config("saved_models/models.config", [
-        {"name": "llama_tiny", "base_path": "/models/llama_tiny", "latest": 2},
-        {"name": "sentiment", "base_path": "/models/sentiment", "versions": [1, 2],
-         "labels": {"stable": 1, "canary": 2}},
-    ])
-    ```
+    >>> import tempfile
+    >>> from google.protobuf import text_format
+    >>> from tensorflow_serving.config import model_server_config_pb2
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = write_models_config(f"{scratch.name}/models.config", [
+    ...     {"name": "llama_tiny", "base_path": "/models/llama_tiny", "latest": 2},
+    ...     {"name": "sentiment", "base_path": "/models/sentiment", "versions": [1, 2],
+    ...      "labels": {"stable": 1, "canary": 2}},
+    ... ])
+    >>> config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
+    >>> [(model.name, model.model_version_policy.WhichOneof("policy_choice"))
+    ...  for model in config.model_config_list.config]
+    [('llama_tiny', 'latest'), ('sentiment', 'specific')]
+    >>> dict(config.model_config_list.config[1].version_labels)
+    {'canary': 2, 'stable': 1}
+    >>> scratch.cleanup()
     """
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2 as config_pb2

@@ -247,13 +247,13 @@ class SavedModelSession:
         op_libraries: shared libraries of custom ops to load first; default
             tensorflow-text's, which the stock model server links.
 
-    Examples:
-
-    ```python
-    session = SavedModelSession("saved_models/llama_tiny/1")
-    sorted(session.signatures)            # ['generate', 'generate_text', 'serving_default']
-    session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"].shape
-    ```
+    On a version folder of a LLaMA export,
+    `session = SavedModelSession("saved_models/llama_tiny/1")`;
+    `sorted(session.signatures)` is `['generate', 'generate_text',
+    'serving_default']` (with a tokenizer) and
+    `session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"]`
+    is an array `(1, 3, vocab_size)`. (`tests/test_serving_capi.py` runs
+    this: exporting takes seconds, too long for a doctest.)
     """
 
     def __init__(self, path, tags=("serve",), op_libraries=None):

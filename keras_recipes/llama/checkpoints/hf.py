@@ -315,12 +315,10 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
         allow_nonfinite: bool. Load NaN or Inf weights instead of refusing
             them. Defaults to False.
 
-    Examples:
-
-    ```python
-    model = load_hf("path/to/TinyLlama-1.1B")
-    model.generate([[1, 450, 4996]], max_new_tokens=20)
-    ```
+    `model = load_hf("path/to/TinyLlama-1.1B")` loads a downloaded
+    checkpoint folder, then `model.generate([[1, 450, 4996]],
+    max_new_tokens=20)` continues a prompt. `save_hf` writes the same
+    layout back (no doctest: a real checkpoint is gigabytes).
     """
     from keras_recipes.llama.model import LlamaModel
 
