@@ -298,6 +298,11 @@ class Doc2Vec(Word2Vec):
                     f"tags, e.g. TaggedDocument(words, [{document_tags!r}])."
                 )
             document_tags = [int(t) if isinstance(t, np.integer) else t for t in document_tags]
+            if any(isinstance(t, (bool, np.bool_)) for t in document_tags):
+                raise ValueError(
+                    f"Document {number}'s tags {document_tags!r} hold a bool; True and 1 (False "
+                    "and 0) would be one tag. Use ints or strings."
+                )
             if not all(isinstance(t, (str, int)) for t in document_tags):
                 raise ValueError(
                     f"Document {number}'s tags {document_tags!r} must be strings or ints."
@@ -464,6 +469,19 @@ class Doc2Vec(Word2Vec):
             )
         doc_words = list(doc_words)
         _raise_for_non_string_token([doc_words])
+        for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not 0 <= value < np.inf
+            ):
+                raise ValueError(
+                    f"infer_vector: {name} must be a finite number >= 0, got {value!r}."
+                )
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+        ):
+            raise ValueError(f"infer_vector: epochs must be an int >= 0, got {epochs!r}.")
         alpha = self.alpha if alpha is None else float(alpha)
         min_alpha = self.min_alpha if min_alpha is None else float(min_alpha)
         epochs = self.epochs if epochs is None else int(epochs)

@@ -13,6 +13,7 @@ Paper: [LLaMA](https://arxiv.org/abs/2302.13971),
 import keras
 from keras import ops
 
+from keras_recipes._ids import check_ids
 from keras_recipes.causal_lm import CausalLM
 from keras_recipes.layers import LlamaBlock, RMSNorm
 from keras_recipes.llama import fused_decode, quantize, tflite_functions
@@ -121,6 +122,11 @@ class LlamaModel(CausalLM, keras.Model):
         if self.output_projection is not None:
             self.output_projection.build(hidden_shape)
         self.built = True
+
+    def __call__(self, token_ids, *args, **kwargs):
+        # An eager call checks its ids: the embedding would read row 63 for -1.
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
+        return super().__call__(token_ids, *args, **kwargs)
 
     def call(self, token_ids, padding_mask=None, training=None):
         return self.logits(self.hidden_states(token_ids, padding_mask, training))

@@ -367,6 +367,9 @@ class QuantizedLlama(tf.Module):
 
     def __call__(self, token_ids, padding_mask=None, training=None):
         """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
+        from keras_recipes._ids import check_ids
+
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
         token_ids = tf.convert_to_tensor(token_ids, tf.int32)
         batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         caches = self.init_caches(batch, length)

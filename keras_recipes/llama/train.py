@@ -58,6 +58,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recipes._text import read_json_file
 from keras_recipes.hardware import resolve_precision
 
 # The default run: README's main job (its time is in README).
@@ -396,7 +397,7 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
     """
     path = Path(out) / "run.json"
     if resuming and path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_json_file(path)
         changed = {
             key: (previous.get(key), value)
             for key, value in settings.items()
@@ -445,7 +446,7 @@ def check_finished_run(
     if not (out / "model.keras").is_file() or (out / "backup").is_dir():
         return None
     run_path, metrics_path = out / "run.json", out / "metrics.json"
-    previous = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    previous = read_json_file(run_path) if run_path.is_file() else {}
     changed = [
         f"{key}: {previous.get(key)!r} then, {value!r} now"
         for key, value in settings.items()
@@ -457,7 +458,7 @@ def check_finished_run(
             f"({', '.join(changed)}). Pass --out with a new folder to train beside it, "
             "or --overwrite to replace it."
         )
-    return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return read_json_file(metrics_path) if metrics_path.is_file() else {}
 
 
 def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = "The fire") -> str:
@@ -860,7 +861,7 @@ def training_callbacks(
     history_path = run.out / "history.json"
     earlier = []
     if run.initial_epoch and history_path.is_file():
-        earlier = json.loads(history_path.read_text())[: run.initial_epoch]
+        earlier = read_json_file(history_path)[: run.initial_epoch]
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )

@@ -223,6 +223,26 @@ def _explain(message: str, path: Path) -> str:
             "nor in tensorflow-text, so TF Serving's stock build cannot load it. "
             f"TensorFlow said: {message.splitlines()[0]}"
         )
+    if "RestoreV2" in message or re.search(r"not an sstable|Read less bytes|Data loss", message):
+        variables = path / "variables"
+        index_damaged = re.search(r"sstable|index", message)
+        files = (
+            [variables / "variables.index"]
+            if index_damaged
+            else sorted(variables.glob("variables.data-*"))
+        )
+        named = ", ".join(str(f) for f in files) or str(variables)
+        return (
+            f"{named}: the saved weights cannot be restored ({message.splitlines()[0]}); the "
+            "file is truncated or damaged. Copy the version folder again, or export a new "
+            "version."
+        )
+    if not (path / "variables").is_dir():
+        return (
+            f"{path / 'variables'} is missing, so the weights cannot be restored: copy the "
+            f"whole version folder, or export a new version. TensorFlow said: "
+            f"{message.splitlines()[0]}"
+        )
     if re.search(r"Could not find variable|uninitialized|not initialized", message):
         return (
             f"{path}: a variable the graph reads was not restored by the SavedModel's saver "
