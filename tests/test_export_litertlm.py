@@ -186,3 +186,27 @@ def test_trained_model_greedy_text_equals_keras(corpus, tmp_path):
         new = keras_greedy(model, tokenizer, prompt, 64, stop_ids=(tokenizer.eos_id,))
         assert len(new) >= 16
         assert engine_text(path, prompt, 64) == tokenizer.decode(new)
+
+
+def test_export_command_writes_a_bundle_the_engine_runs(llama, tokenizer, tmp_path):
+    from runs import run_cli
+
+    llama.save(tmp_path / "model.keras")
+    tokenizer.save(tmp_path / "tokenizer.model")
+    done = run_cli(
+        "export",
+        "--checkpoint",
+        str(tmp_path / "model.keras"),
+        "--format",
+        "litertlm",
+        "--out",
+        str(tmp_path / "llama"),
+        "--quantize",
+        "dynamic-int8",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "llama.litertlm").is_file()
+    with litert_lm.Engine(
+        str(tmp_path / "llama.litertlm"), backend=litert_lm.Backend.CPU()
+    ) as engine:
+        assert engine.tokenize(PROMPT) == tokenizer.encode(PROMPT)
