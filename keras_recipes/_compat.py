@@ -23,7 +23,7 @@ Private APIs used, by the module that needs them:
   `NadamMomentumSchedule`.
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `convert_variables_to_constants_v2`.
-- `keras_recipes.llama.generate`: `align_function_uids`.
+- `keras_recipes.causal_lm.generation`: `align_function_uids`.
 """
 
 from __future__ import annotations
@@ -52,10 +52,11 @@ def checked_versions() -> dict[str, dict]:
 
     Examples:
 
-    ```python
-    checked_versions()["keras"]
-    # {'running': '3.15.1', 'written_for': '3.15.x', 'supported': True}
-    ```
+    >>> report = checked_versions()
+    >>> sorted(report), report["keras"]["written_for"]
+    (['keras', 'tensorflow'], '3.15.x')
+    >>> sorted(report["keras"])  # e.g. {'running': '3.15.1', ..., 'supported': True}
+    ['running', 'supported', 'written_for']
     """
     import keras
 
@@ -296,7 +297,7 @@ def convert_variables_to_constants_v2(concrete_function):
     return convert(concrete_function)
 
 
-# --- keras_recipes.llama.generate ----------------------------------------------
+# --- keras_recipes.causal_lm.generation ----------------------------------------------
 
 
 def align_function_uids(step: int = 1 << 14) -> int:

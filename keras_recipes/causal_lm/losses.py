@@ -65,7 +65,12 @@ class LanguageModelLoss(keras.losses.SparseCategoricalCrossentropy):
 
 
 def fused_head_cross_entropy(
-    hidden, kernel, labels, kernel_is_embedding: bool = False, chunk_rows: int = CHUNK_ROWS
+    hidden,
+    kernel,
+    labels,
+    kernel_is_embedding: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+    logit_soft_cap: float | None = None,
 ):
     """Mean cross-entropy of `softmax(hidden @ kernel)` against `labels`, gradients fused.
 
@@ -80,6 +85,9 @@ def fused_head_cross_entropy(
             its last axis.
         kernel_is_embedding: bool, default False.
         chunk_rows: int, default 1024. Rows of logits alive at a time.
+        logit_soft_cap: float or None, default None. When set, the logits
+            are `cap * tanh(logits / cap)` (Gemma 2's final soft-capping)
+            before the softmax, and the gradients go through the tanh.
 
     Returns:
         float32 scalar. Differentiable with respect to `hidden` and `kernel`.
@@ -93,10 +101,10 @@ def fused_head_cross_entropy(
         bounds = [(0, None)]
     else:
         bounds = [(s, min(s + chunk_rows, rows)) for s in range(0, rows, chunk_rows)]
-    return _fused(h, w, y, bounds, kernel_is_embedding)
+    return _fused(h, w, y, bounds, kernel_is_embedding, logit_soft_cap)
 
 
-def _fused(h, w, y, bounds, kernel_is_embedding):
+def _fused(h, w, y, bounds, kernel_is_embedding, logit_soft_cap=None):
     @tf.custom_gradient
     def loss_and_grads(h, w):
         count = tf.cast(tf.shape(h)[0], tf.float32)
@@ -108,6 +116,9 @@ def _fused(h, w, y, bounds, kernel_is_embedding):
             logits = tf.cast(
                 tf.matmul(h_c, w, transpose_b=kernel_is_embedding), tf.float32
             )  # (c, vocab)
+            if logit_soft_cap is not None:
+                squashed = tf.tanh(logits / logit_soft_cap)
+                logits = squashed * logit_soft_cap
             shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
             exps = tf.exp(shifted)
             sums = tf.reduce_sum(exps, axis=-1, keepdims=True)
@@ -119,6 +130,8 @@ def _fused(h, w, y, bounds, kernel_is_embedding):
             g = tf.tensor_scatter_nd_sub(
                 probs, tf.stack([rows, y_c], axis=1), tf.ones_like(rows, tf.float32)
             )
+            if logit_soft_cap is not None:  # d(cap * tanh(z / cap)) / dz
+                g = g * (1.0 - tf.square(squashed))
             g = tf.cast(g / count, h.dtype)
             if kernel_is_embedding:  # w: (vocab, dim)
                 dh_parts.append(tf.matmul(g, w))
@@ -146,7 +159,9 @@ class FusedTrainStep:
     in a model that provides `hidden_states(token_ids, training=None)` (the
     final hidden states `(B, T, dim)`, after the last norm, that the head
     maps to logits) and `output_weights()` (the output matrix's variable,
-    and whether it is the embedding table used transposed). Compiled with
+    and whether it is the embedding table used transposed), and optionally
+    `logit_soft_cap()` (a float when the head soft-caps its logits, as
+    Gemma 2's does; None or absent otherwise). Compiled with
     `LanguageModelLoss` (no sample weights, no compiled metrics, the default
     mean reduction), the step never builds the `(B, T, vocab)` logits:
     `fused_head_cross_entropy` computes the same loss and gradients a chunk
@@ -167,6 +182,8 @@ class FusedTrainStep:
         if not fusable:
             return super().train_step(data)
         kernel, kernel_is_embedding = self.output_weights()
+        soft_cap = getattr(self, "logit_soft_cap", None)
+        soft_cap = soft_cap() if callable(soft_cap) else None
         with tf.GradientTape() as tape:
             hidden = self.hidden_states(x, training=True)
             loss = fused_head_cross_entropy(
@@ -175,6 +192,7 @@ class FusedTrainStep:
                 y,
                 kernel_is_embedding=kernel_is_embedding,
                 chunk_rows=loss_fn.chunk_rows,
+                logit_soft_cap=soft_cap,
             )
             if self.losses:
                 loss = loss + ops.sum(self.losses)
