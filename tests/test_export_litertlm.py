@@ -145,7 +145,7 @@ def test_refusals_name_the_problem(llama, tokenizer, bundle, tmp_path):
         export_litertlm(llama, bundle, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="quantize"):
         export_litertlm(llama, tmp_path / "x.litertlm", tokenizer=tokenizer, quantize="int4")
-    with pytest.raises(ValueError, match="LlamaModel"):
+    with pytest.raises(ValueError, match="litertlm_functions"):
         export_litertlm(
             keras.Sequential([keras.layers.Dense(2)]), tmp_path / "y.litertlm", tokenizer
         )
@@ -158,9 +158,7 @@ def test_prefill_positions_never_overwrite_slot_zero(llama):
     """The engine pads a chunk with token 0 at position 0; those rows write nothing."""
     import tensorflow as tf
 
-    from keras_recipes.export.litertlm import litertlm_functions
-
-    functions = litertlm_functions(llama, 4)
+    functions = llama.litertlm_functions(4)
     cfg = llama.config
     zeros = [tf.zeros([1, cfg.n_kv_heads, cfg.max_seq_len, cfg.head_dim])] * (2 * cfg.n_layers)
     first = functions["prefill"](tf.constant([[5, 6, 7, 8]]), tf.constant([0, 1, 2, 3]), *zeros)
