@@ -215,6 +215,24 @@ class LlamaModel(CausalLM, keras.Model):
         """The `prefill` / `decode` functions `export_tflite` converts."""
         return tflite_functions.llama_functions(self, prefill_len)
 
+    def litertlm_functions(self, prefill_len: int) -> dict:
+        """The `prefill` / `decode` functions `export_litertlm` converts (LiteRT-LM's names)."""
+        from keras_recipes.llama.litertlm_functions import litertlm_functions
+
+        return litertlm_functions(self, prefill_len)
+
+    def gguf_metadata(self) -> dict:
+        """GGUF's `general.architecture` and `llama.*` keys of this model (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_metadata
+
+        return llama_gguf_metadata(self)
+
+    def gguf_tensors(self):
+        """(llama.cpp's name, float32 array) of every tensor, in GGUF's layout (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_tensors
+
+        return llama_gguf_tensors(self)
+
     def quantized_for_export(self, weights: str):
         """The `QuantizedLlama` that `export_saved_model(..., weights=)` serves."""
         return quantize.quantize_for_decoding(self, weights)
