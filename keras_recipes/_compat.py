@@ -24,6 +24,7 @@ Private APIs used, by the module that needs them:
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `convert_variables_to_constants_v2`.
 - `keras_recipes.llama.generate`: `align_function_uids`.
+- `keras_recipes.lora`: `replace_sublayer`.
 """
 
 from __future__ import annotations
@@ -325,3 +326,35 @@ def align_function_uids(step: int = 1 << 14) -> int:
 
 
 warn_if_unsupported()
+
+
+# --- keras_recipes.lora ---------------------------------------------------------
+
+
+def replace_sublayer(parent, attribute: str, new) -> None:
+    """Puts layer `new` in `parent.<attribute>` in place of the layer there, in its position.
+
+    Why: LoRA wraps a built model's `Dense` projections (and unwraps them
+    when merging). A built layer's tracker (`Layer._tracker`) is locked
+    against new state, and assigning the attribute would append `new` to
+    `Layer._layers` while the old layer stayed there: the model's weights
+    would then list the replaced layer's variables too, and in another
+    order than a freshly built model (`set_weights` by position would put
+    one kernel into another of the same shape). So the old layer is
+    untracked and `new` takes its place in `_layers`, under the unlock that
+    Keras' own `Dense.enable_lora` uses. Public equivalent: none in Keras
+    3.15.
+    """
+    old = getattr(parent, attribute)
+    tracker = parent._tracker
+    position = next(i for i, layer in enumerate(parent._layers) if layer is old)
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        tracker.untrack(old)
+        setattr(parent, attribute, new)
+        parent._layers.remove(new)
+        parent._layers.insert(position, new)
+    finally:
+        if was_locked:
+            tracker.lock()

@@ -17,6 +17,7 @@ from keras import ops
 from keras_recipes.layers import LlamaBlock, RMSNorm, llama_hidden_dim
 from keras_recipes.layers.rotary_embedding import CONVENTIONS
 from keras_recipes.llama.losses import FusedTrainStep
+from keras_recipes.lora import LoRAMixin
 
 _ROPE_SCALING_KEYS = (
     "factor",
@@ -240,7 +241,7 @@ PRESETS = {
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
-class LlamaModel(FusedTrainStep, keras.Model):
+class LlamaModel(FusedTrainStep, LoRAMixin, keras.Model):
     """A LLaMA decoder: int32 token ids `(B, T)` -> float32 logits `(B, T, vocab)`.
 
     Build it with `build_llama(config)`. Layer names are Meta's and
@@ -280,6 +281,10 @@ class LlamaModel(FusedTrainStep, keras.Model):
 
     It is a causal LM in the sense of `keras_recipes.causal_lm`
     (`call_with_cache`, `init_caches`, `output_kernel`, `config`).
+
+    `enable_lora(rank, alpha=..., targets=("wq", "wv"))` freezes it and adds
+    LoRA adapters to the named projections (`keras_recipes.lora`);
+    `merge_lora()` folds them back into the kernels.
 
     Examples:
 
