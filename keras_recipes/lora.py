@@ -379,7 +379,12 @@ class LoRAMixin:
 
     Mix it into a `keras.Model` whose projections are `Dense` sub-layers
     (`class LlamaModel(FusedTrainStep, LoRAMixin, keras.Model)`).
+    `lora_target_names` lists the layer names `enable_lora` accepts (the
+    output head is not one: `FusedTrainStep` reads its kernel outside the
+    gradient tape).
     """
+
+    lora_target_names: tuple[str, ...] = LLAMA_TARGETS
 
     def enable_lora(
         self,
@@ -389,7 +394,14 @@ class LoRAMixin:
         seed: int | None = None,
     ) -> dict[str, LoRADense]:
         """Freezes the model and adds LoRA adapters; see `keras_recipes.lora.enable_lora`."""
-        return enable_lora(self, rank, alpha=alpha, targets=targets, seed=seed)
+        names = (targets,) if isinstance(targets, str) else tuple(targets)
+        unknown = sorted(set(names) - set(self.lora_target_names))
+        if unknown:
+            raise ValueError(
+                f"enable_lora: {unknown} cannot take adapters here; choose among "
+                f"{list(self.lora_target_names)}."
+            )
+        return enable_lora(self, rank, alpha=alpha, targets=names, seed=seed)
 
     def merge_lora(self):
         """Folds the adapters into the kernels, in place; see `keras_recipes.lora.merge_lora`."""

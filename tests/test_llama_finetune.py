@@ -166,7 +166,16 @@ def test_an_interrupted_finetune_resumes_to_the_uninterrupted_adapters(base, lor
     for name in want:
         np.testing.assert_allclose(got[name], want[name], atol=1e-6, err_msg=name)
     again = finetune_llama(folder, data, out, verbose=0, **SETTINGS)
-    assert again["already_trained"]
+    assert again["already_trained"] and "merged" not in again
+    # --merge on the finished run: merged now, here as a llama2c file
+    merged = finetune_llama(folder, data, out, merge=True, merge_format="llama2c", **SETTINGS)
+    assert merged["already_trained"] and merged["merged"].endswith("merged.bin")
+    adapted = load_checkpoint(folder)
+    adapted.load_lora_weights(out / "adapter.safetensors")
+    x = np.arange(1, 33, dtype="int32").reshape(2, 16)
+    np.testing.assert_allclose(
+        load_checkpoint(out / "merged.bin")(x).numpy(), adapted(x).numpy(), atol=1e-5, rtol=0
+    )
     with pytest.raises(ValueError, match="other settings.*--overwrite"):
         finetune_llama(folder, data, out, verbose=0, **{**SETTINGS, "lora": 2})
 

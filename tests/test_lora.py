@@ -89,8 +89,10 @@ def test_adapters_save_alone_and_load_into_the_base(tmp_path):
 
 def test_bad_targets_and_twice_are_refused():
     model = build_llama(CONFIG)
+    with pytest.raises(ValueError, match=r"\['output'\] cannot take adapters.*'w3'"):
+        model.enable_lora(2, targets=("wq", "output"))
     with pytest.raises(ValueError, match=r"no Dense layer named \['query'\].*'wq'"):
-        model.enable_lora(2, targets=("query",))
+        lora.enable_lora(model, 2, targets=("query",))
     model.enable_lora(2)
     with pytest.raises(ValueError, match="already"):
         model.enable_lora(2)
@@ -212,3 +214,12 @@ def test_fused_lora_step_with_mask_equals_keras_step_and_leaves_the_base_bit_for
         not np.array_equal(w.numpy(), a.numpy())
         for w, a in zip(fused.trainable_weights, adapted(seed=3).trainable_weights, strict=True)
     )
+
+
+def test_an_adapter_model_round_trips_through_a_keras_file(tmp_path):
+    model = adapted(targets=("wq", "w1"))
+    model.save(tmp_path / "adapted.keras")
+    loaded = keras.models.load_model(tmp_path / "adapted.keras")
+    assert list(lora.lora_layers(loaded)) == list(lora.lora_layers(model))
+    assert [w.path for w in loaded.trainable_weights] == [w.path for w in model.trainable_weights]
+    np.testing.assert_array_equal(loaded(tokens()).numpy(), model(tokens()).numpy())

@@ -339,6 +339,22 @@ def write_merged(model, settings: dict, out: Path, merge_format: str | None, tok
     return path
 
 
+def merge_finished_run(run, merge_format: str | None = None):
+    """Writes the merged model of the finished run in `run.out` (see `write_merged`); its path."""
+    from keras_recipes.llama.checkpoints import load_checkpoint
+    from keras_recipes.llama.train import training_precision
+
+    settings = run.settings
+    with training_precision("float32"):
+        if settings["lora"]:
+            model = load_checkpoint(settings["checkpoint"])
+            model.load_lora_weights(run.out / ADAPTER_FILE)
+            model.merge_lora()
+        else:
+            model = load_checkpoint(run.out / "model.keras")
+    return write_merged(model, settings, run.out, merge_format, settings["tokenizer"])
+
+
 def finetune_llama(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,
@@ -399,6 +415,9 @@ def finetune_llama(
     finished_file = ADAPTER_FILE if settings["lora"] else "model.keras"
     run = open_run(out, settings, distribution, strategy, overwrite, finished_file=finished_file)
     if run.finished is not None:
+        if merge and not run.finished.get("merged"):  # asked for now, or a kill came first
+            run.finished["merged"] = str(merge_finished_run(run, merge_format))
+            save_metrics(run, run.finished)
         return {**run.finished, "out": str(run.out), "already_trained": True}
 
     model = load_finetune_model(settings, distribution)

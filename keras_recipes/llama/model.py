@@ -447,11 +447,19 @@ class LlamaModel(FusedTrainStep, LoRAMixin, keras.Model):
         )
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        config = {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        if getattr(self, "_lora_settings", None):
+            config["lora"] = dict(self._lora_settings)  # rebuilt with adapters on loading
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        lora = config.pop("lora", None)
+        model = cls(**config)
+        if lora:
+            model.enable_lora(lora["rank"], lora["alpha"], tuple(lora["targets"]))
+        return model
 
 
 def build_llama(config: "LlamaConfig | str") -> LlamaModel:
