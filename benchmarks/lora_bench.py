@@ -6,7 +6,7 @@ heads, vocab 128256, tied embeddings), random weights, float32, no XLA
 (`compile`'s default on a CPU for both):
 
 - ours: `build_llama(config)`, `model.enable_lora(rank, targets=("wq",
-  "wv"))` (`keras_recipes.lora.LoRADense`: `x W + s (x A) B`, the frozen
+  "wv"))` (`keras_recipes.causal_lm.lora.LoRADense`: `x W + s (x A) B`, the frozen
   kernel gets no gradient), compiled with AdamW and
   `LanguageModelLoss(reduction="mean_with_sample_weight")` (the head and
   the masked loss fused, the frozen head's gradient skipped);
@@ -75,8 +75,8 @@ def batch_of(shape: str, vocab_size: int):
 def build_ours(cfg, rank):
     import keras
 
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
     from keras_recipes.llama import build_llama
-    from keras_recipes.llama.losses import LanguageModelLoss
 
     model = build_llama(cfg)
     model.enable_lora(rank, targets=("wq", "wv"))

@@ -23,8 +23,8 @@ Private APIs used, by the module that needs them:
   `NadamMomentumSchedule`.
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `convert_variables_to_constants_v2`.
-- `keras_recipes.llama.generate`: `align_function_uids`.
-- `keras_recipes.lora`: `replace_sublayer`.
+- `keras_recipes.causal_lm.generation`: `align_function_uids`.
+- `keras_recipes.causal_lm.lora`: `replace_sublayer`.
 """
 
 from __future__ import annotations
@@ -53,10 +53,11 @@ def checked_versions() -> dict[str, dict]:
 
     Examples:
 
-    ```python
-    checked_versions()["keras"]
-    # {'running': '3.15.1', 'written_for': '3.15.x', 'supported': True}
-    ```
+    >>> report = checked_versions()
+    >>> sorted(report), report["keras"]["written_for"]
+    (['keras', 'tensorflow'], '3.15.x')
+    >>> sorted(report["keras"])  # e.g. {'running': '3.15.1', ..., 'supported': True}
+    ['running', 'supported', 'written_for']
     """
     import keras
 
@@ -172,9 +173,10 @@ def skip_training_steps(model, steps: int) -> None:
     backend) builds `model.train_function` before `on_train_begin` and looks
     it up again for every step; a callback can swap it there, which is what
     this does, putting the real function back after the last skipped step.
-    Skipped steps log NaN for every metric. Public equivalent: none (a
-    callback cannot skip a step); `fit(initial_epoch=...)` covers whole
-    epochs only.
+    Skipped steps log NaN for every metric, and `skipped_step(model)` is
+    True at their callbacks (so a NaN guard lets them pass). Public
+    equivalent: none (a callback cannot skip a step);
+    `fit(initial_epoch=...)` covers whole epochs only.
     """
     train_function = model.train_function
     skipped_logs = {name: float("nan") for name in model.metrics_names}
@@ -185,12 +187,19 @@ def skip_training_steps(model, steps: int) -> None:
         if remaining > 0:
             remaining -= 1
             next(iterator)  # the batch this step trained on before the restart
+            object.__setattr__(model, "_keras_recipes_skipped_step", True)
             return skipped_logs
+        object.__setattr__(model, "_keras_recipes_skipped_step", False)
         model.train_function = train_function
         return train_function(iterator)
 
     if steps > 0:
         model.train_function = skip_or_train
+
+
+def skipped_step(model) -> bool:
+    """Whether the step whose callbacks run now was passed over by `skip_training_steps`."""
+    return getattr(model, "_keras_recipes_skipped_step", False)
 
 
 # --- keras_recipes.optimizers --------------------------------------------------
@@ -297,7 +306,7 @@ def convert_variables_to_constants_v2(concrete_function):
     return convert(concrete_function)
 
 
-# --- keras_recipes.llama.generate ----------------------------------------------
+# --- keras_recipes.causal_lm.generation ----------------------------------------------
 
 
 def align_function_uids(step: int = 1 << 14) -> int:
@@ -325,10 +334,7 @@ def align_function_uids(step: int = 1 << 14) -> int:
     return target
 
 
-warn_if_unsupported()
-
-
-# --- keras_recipes.lora ---------------------------------------------------------
+# --- keras_recipes.causal_lm.lora ---------------------------------------------
 
 
 def replace_sublayer(parent, attribute: str, new) -> None:
@@ -358,3 +364,6 @@ def replace_sublayer(parent, attribute: str, new) -> None:
     finally:
         if was_locked:
             tracker.lock()
+
+
+warn_if_unsupported()

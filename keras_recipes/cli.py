@@ -5,6 +5,7 @@
     keras-recipes recipes                 # the runnable scripts, one line each
     keras-recipes optimizers              # every optimizer name get_optimizer takes
     keras-recipes export --checkpoint model.keras --format saved_model --out saved_models/NAME
+    keras-recipes gemma generate --checkpoint gemma-2-2b/ --prompt "..."  # also convert, export
     keras-recipes serve check saved_models/NAME   # as TF Serving loads it, warm-ups replayed
 
 Every subcommand's arguments are declared here; the module doing the work is
@@ -85,6 +86,9 @@ def _llama_train(args) -> int:
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130
@@ -106,14 +110,15 @@ def _llama_finetune(args) -> int:
     from keras_recipes.llama.train import resume_hint
 
     overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_DEFAULTS}
+    export_format = args.merge_format if args.merge_format in ("saved_model", "tflite") else None
     try:
         metrics = finetune_llama(
             args.checkpoint,
             args.data,
             args.out,
             tokenizer=args.tokenizer,
-            merge=args.merge,
-            merge_format=args.merge_format,
+            merge=args.merge or export_format is not None,
+            merge_format="keras" if export_format else args.merge_format,
             quick=args.quick,
             strategy=args.strategy,
             overwrite=args.overwrite,
@@ -130,15 +135,32 @@ def _llama_finetune(args) -> int:
             f"{metrics['out']} already holds a finished fine-tune with these settings: nothing "
             "to train. Pass --overwrite to train it again, or --out NEW_FOLDER."
         )
-        return 0
-    what = "adapter.safetensors" if args.lora else "model.keras"
-    print(
-        f"Trained {metrics['trainable_parameters']:,} of {metrics['parameters']:,} parameters "
-        f"on {metrics['train_examples']} examples; loss {metrics['final_loss']:.4f}."
-    )
-    print(f"Saved {what}, the tokenizer and metrics in {metrics['out']}")
+    else:
+        what = "adapter.safetensors" if args.lora else "model.keras"
+        print(
+            f"Trained {metrics['trainable_parameters']:,} of {metrics['parameters']:,} "
+            f"parameters on {metrics['train_examples']} examples; loss "
+            f"{metrics['final_loss']:.4f}."
+        )
+        print(f"Saved {what}, the tokenizer and metrics in {metrics['out']}")
     if metrics.get("merged"):
         print(f"Merged model: {metrics['merged']}")
+    if export_format:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+
+        merged, out = load_checkpoint(metrics["merged"]), Path(metrics["out"])
+        if export_format == "saved_model":
+            from keras_recipes.export import export_saved_model
+
+            tokenizer = out / "tokenizer.model"
+            path = export_saved_model(
+                merged, out / "saved_model", tokenizer=tokenizer if tokenizer.is_file() else None
+            )
+        else:
+            from keras_recipes.export import export_tflite
+
+            path = export_tflite(merged, out / "merged.tflite")
+        print(f"Exported the merged model: {path}")
     return 0
 
 
@@ -146,16 +168,29 @@ DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by
 
 
 def _llama_generate(args) -> int:
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "llama generate")
+
+
+def _gemma_generate(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "gemma generate")
+
+
+def _generate(args, load_checkpoint, who: str) -> int:
+    """`keras-recipes FAMILY generate`: `load_checkpoint(path)` gives the family's model."""
     import time
 
-    from keras_recipes.llama.checkpoints import load_checkpoint
     from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
 
     try:
         if not Path(args.checkpoint).exists():
             raise ValueError(
-                f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
-                "or a Hugging Face folder."
+                f"No checkpoint at {args.checkpoint}: give a .keras file"
+                + (", a llama2.c .bin" if who.startswith("llama") else "")
+                + " or a Hugging Face folder."
             )
         tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
         if tokenizer_path is None:
@@ -201,7 +236,7 @@ def _llama_generate(args) -> int:
             callback=stream,
         )
     except ValueError as error:
-        print(f"keras-recipes llama generate: {error}", file=sys.stderr)
+        print(f"keras-recipes {who}: {error}", file=sys.stderr)
         return 2
     end = time.perf_counter()
     new = out[0, len(prompt) :].tolist()
@@ -220,9 +255,29 @@ def _llama_generate(args) -> int:
 def _llama_convert(args) -> int:
     from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 
+    source, target = Path(args.input), Path(args.output)
     try:
-        model = load_checkpoint(args.input)
-        path = save_checkpoint(model, args.output, llama2c_version=args.llama2c_version)
+        if target.suffix == ".gguf":
+            from keras_recipes.tokenizers import find_tokenizer
+
+            tokenizer = args.tokenizer or find_tokenizer(source)
+            if tokenizer is None:  # refused before the model is read
+                raise ValueError(
+                    f"no tokenizer beside {source}: llama.cpp needs one in the GGUF file; "
+                    "pass --tokenizer (a .model, tokenizer.bin or tokenizer.json)."
+                )
+        if source.suffix == ".gguf":
+            from keras_recipes.export.gguf import load_gguf
+
+            model = load_gguf(source)
+        else:
+            model = load_checkpoint(source)
+        if target.suffix == ".gguf":
+            from keras_recipes.export.gguf import save_gguf
+
+            path = save_gguf(model, target, tokenizer=tokenizer, dtype=args.gguf_type)
+        else:
+            path = save_checkpoint(model, target, llama2c_version=args.llama2c_version)
     except ValueError as error:
         print(f"keras-recipes llama convert: {error}", file=sys.stderr)
         return 2
@@ -230,9 +285,39 @@ def _llama_convert(args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def _gemma_convert(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(args.input)
+    path = save_checkpoint(model, args.output)
+    print(f"Wrote {path} ({model.count_params():,} parameters).")
+    return 0
+
+
+def _load_for_export(checkpoint: Path, family: str | None):
+    """The model a checkpoint holds: a `.keras` file, or a family's checkpoint by name
+    (`family`, or a Hugging Face folder's `model_type`)."""
+    import json
+
     import keras
 
+    if checkpoint.suffix == ".keras" and family is None:
+        return keras.models.load_model(checkpoint)
+    config = checkpoint / "config.json"
+    if family is None and config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (ValueError, AttributeError):
+            model_type = None  # the family's loader says what is wrong with it
+        family = "gemma" if model_type == "gemma2" else None
+    if family == "gemma":
+        from keras_recipes.gemma.checkpoints import load_checkpoint
+    else:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def _export(args) -> int:
     import keras_recipes.seq2seq  # noqa: F401  (registers Seq2Seq for load_model)
     from keras_recipes.causal_lm import is_causal_lm
 
@@ -240,12 +325,7 @@ def _export(args) -> int:
     try:
         if not checkpoint.exists():
             raise ValueError(f"No checkpoint at {checkpoint}.")
-        if checkpoint.suffix == ".keras":
-            model = keras.models.load_model(checkpoint)
-        else:
-            from keras_recipes.llama.checkpoints import load_checkpoint
-
-            model = load_checkpoint(checkpoint)
+        model = _load_for_export(checkpoint, getattr(args, "family", None))
         if args.format == "saved_model":
             from keras_recipes.export import export_saved_model
 
@@ -293,6 +373,59 @@ def _serve_check(args) -> int:
     print(f"OK: {len(replays)} warm-up requests ({', '.join(names)}) answered.")
     print(f"TF Serving's loader serves {version}.")
     return 0
+
+
+def _add_generate_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help=checkpoint_help,
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model or llama2.c tokenizer.bin "
+        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
+    )
+    parser.add_argument("--prompt", default="Once upon a time", help="text to continue")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
+    )
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a .keras file, a LLaMA checkpoint, or a Hugging Face folder (LLaMA or Gemma 2)",
+    )
+    parser.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="saved_model: the model folder (saved_models/NAME, versions inside); "
+        "tflite: the .tflite file",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model for LLaMA's generate_text signature "
+        "(default: tokenizer.model next to the checkpoint, if there)",
+    )
+    parser.add_argument("--version", type=int, default=None, help="default: the next one")
+    parser.add_argument(
+        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
+    )
 
 
 def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -403,38 +536,20 @@ def build_parser() -> argparse.ArgumentParser:
     llama_generate = llama_commands.add_parser(
         "generate", help="continue a prompt, streaming tokens as they are produced"
     )
-    llama_generate.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="PATH",
-        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
+    _add_generate_arguments(
+        llama_generate, "a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder"
     )
-    llama_generate.add_argument(
-        "--tokenizer",
-        metavar="PATH",
-        help="SentencePiece .model or llama2.c tokenizer.bin "
-        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
-    )
-    llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
-    llama_generate.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
-    )
-    llama_generate.add_argument(
-        "--temperature", type=float, default=0.8, help="0 for greedy decoding"
-    )
-    llama_generate.add_argument("--top-k", type=int, default=None)
-    llama_generate.add_argument("--top-p", type=float, default=0.9)
-    llama_generate.add_argument("--seed", type=int, default=None)
     llama_generate.set_defaults(func=_llama_generate)
     llama_convert = llama_commands.add_parser(
-        "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
+        "convert",
+        help="convert a checkpoint between .keras, llama2.c .bin, Hugging Face and GGUF",
     )
-    llama_convert.add_argument("input", help="a .keras file, a llama2.c .bin or an HF folder")
     llama_convert.add_argument(
-        "output", help="OUT.keras, OUT.bin (llama2.c) or a folder name (Hugging Face)"
+        "input", help="a .keras file, a llama2.c .bin, an HF folder or a .gguf file"
+    )
+    llama_convert.add_argument(
+        "output",
+        help="OUT.keras, OUT.bin (llama2.c), a folder name (Hugging Face) or OUT.gguf (llama.cpp)",
     )
     llama_convert.add_argument(
         "--llama2c-version",
@@ -443,31 +558,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
     )
+    llama_convert.add_argument(
+        "--gguf-type",
+        choices=("f32", "f16", "q8_0"),
+        default="f32",
+        help="GGUF output: the type of the weight matrices (default f32)",
+    )
+    llama_convert.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="GGUF output: the model's tokenizer (default: the one beside the input)",
+    )
     llama_convert.set_defaults(func=_llama_convert)
+    gemma = subparsers.add_parser(
+        "gemma", help="Gemma 2: generate text, convert checkpoints, export"
+    )
+    gemma_commands = gemma.add_subparsers(dest="gemma_command", metavar="COMMAND", required=True)
+    gemma_generate = gemma_commands.add_parser(
+        "generate", help="continue a prompt, streaming tokens as they are produced"
+    )
+    _add_generate_arguments(
+        gemma_generate, "a .keras file or a Hugging Face Gemma 2 folder (google/gemma-2-2b)"
+    )
+    gemma_generate.set_defaults(func=_gemma_generate)
+    gemma_convert = gemma_commands.add_parser(
+        "convert", help="convert a checkpoint between .keras and Hugging Face"
+    )
+    gemma_convert.add_argument("input", help="a .keras file or a Hugging Face Gemma 2 folder")
+    gemma_convert.add_argument("output", help="OUT.keras, or a folder name (Hugging Face)")
+    gemma_convert.set_defaults(func=_gemma_convert)
+    gemma_export = gemma_commands.add_parser(
+        "export", help="export a Gemma checkpoint as a TF Serving SavedModel or a TFLite file"
+    )
+    _add_export_arguments(gemma_export)
+    gemma_export.set_defaults(func=_export, family="gemma")
     export = subparsers.add_parser(
         "export", help="export a checkpoint as a TF Serving SavedModel or a TFLite file"
     )
-    export.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help=".keras file or LLaMA checkpoint"
-    )
-    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
-    export.add_argument(
-        "--out",
-        required=True,
-        metavar="PATH",
-        help="saved_model: the model folder (saved_models/NAME, versions inside); "
-        "tflite: the .tflite file",
-    )
-    export.add_argument(
-        "--tokenizer",
-        metavar="PATH",
-        help="SentencePiece .model for LLaMA's generate_text signature "
-        "(default: tokenizer.model next to the checkpoint, if there)",
-    )
-    export.add_argument("--version", type=int, default=None, help="default: the next one")
-    export.add_argument(
-        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
-    )
+    _add_export_arguments(export)
     export.set_defaults(func=_export)
     serve = subparsers.add_parser("serve", help="check a SavedModel as TF Serving loads it")
     serve_commands = serve.add_subparsers(dest="serve_command", metavar="COMMAND", required=True)
@@ -496,6 +624,7 @@ def _command_name(args) -> str:
     words = [
         args.command,
         getattr(args, "llama_command", None),
+        getattr(args, "gemma_command", None),
         getattr(args, "serve_command", None),
     ]
     return " ".join(["keras-recipes", *[w for w in words if w]])

@@ -50,12 +50,20 @@ class CRFTagger(keras.Model):
         **kwargs: base `keras.Model` arguments.
 
     Examples:
-    ```python
-    tagger = build_tagger(vocab_size=1000, num_tags=9, crf=True)
-    tagger.compile(optimizer="adam")
-    tagger.fit(word_ids, tag_ids, epochs=5)
-    tags = tagger.predict(word_ids)          # (batch, time) tag ids
-    ```
+
+    >>> import numpy as np
+    >>> tagger = build_tagger(vocab_size=20, num_tags=3, embed_dim=8, units=8, crf=True)
+    >>> word_ids = np.array([[1, 2, 3, 0], [4, 5, 0, 0]], "int32")  # 0 pads
+    >>> scores = tagger(word_ids)
+    >>> tuple(scores.shape)  # (batch, time, num_tags)
+    (2, 4, 3)
+    >>> tags, _ = tagger.crf.decode(scores, tagger.padding_mask(word_ids))  # Viterbi
+    >>> np.asarray(tags)[1, 2:].tolist()  # padding is tagged 0
+    [0, 0]
+
+    Train and tag with `tagger.compile(optimizer="adam")`,
+    `tagger.fit(word_ids, tag_ids, epochs=5)` and `tagger.predict(word_ids)`,
+    which returns the Viterbi tag ids `(batch, time)`.
     """
 
     def __init__(self, backbone, **kwargs):

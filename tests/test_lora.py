@@ -1,13 +1,13 @@
-"""LoRA on LLaMA (`keras_recipes.lora`) and the masked, fused fine-tuning loss."""
+"""LoRA on LLaMA (`keras_recipes.causal_lm.lora`) and the masked, fused fine-tuning loss."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recipes import lora
+from keras_recipes.causal_lm import lora
+from keras_recipes.causal_lm.losses import LanguageModelLoss, fused_head_cross_entropy
 from keras_recipes.llama import LlamaConfig, build_llama
-from keras_recipes.llama.losses import LanguageModelLoss, fused_head_cross_entropy
 
 RNG = np.random.default_rng(0)
 CONFIG = LlamaConfig.preset("tiny", vocab_size=97, max_seq_len=32)
@@ -183,7 +183,7 @@ def one_lora_step(loss, x, y, weights):
 
 
 def test_fused_lora_step_with_mask_equals_keras_step_and_leaves_the_base_bit_for_bit(monkeypatch):
-    import keras_recipes.llama.losses as losses
+    import keras_recipes.causal_lm.losses as losses
 
     calls = []
     original = losses.fused_head_cross_entropy

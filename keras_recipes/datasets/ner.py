@@ -181,11 +181,11 @@ def generate_ner_corpus(
 
     Examples:
 
-    ```python
-    train = generate_ner_corpus(2000, seed=0, names="train")
-    test = generate_ner_corpus(200, seed=1, names="test")  # unseen names
-    tokens, tags = train[0]
-    ```
+    >>> train = generate_ner_corpus(2000, seed=0, names="train")
+    >>> test = generate_ner_corpus(200, seed=1, names="test")  # unseen names
+    >>> tokens, tags = train[0]
+    >>> list(zip(tokens, tags))[5:9]
+    [('between', 'O'), ('UNESCO', 'B-ORG'), ('and', 'O'), ('NASA', 'B-ORG')]
     """
     if isinstance(num_sentences, bool) or not isinstance(num_sentences, int) or num_sentences < 1:
         raise ValueError(f"`num_sentences` must be a positive int, got {num_sentences!r}.")
@@ -212,10 +212,17 @@ def read_conll(
 
     Examples:
 
-    ```python
-    sentences = read_conll("conll2003/train.txt")
-    tokens, tags = sentences[0]
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = Path(scratch.name) / "train.txt"
+    >>> _ = path.write_text("-DOCSTART- -X- -X- O\\n\\n"
+    ...                     "EU NNP B-NP B-ORG\\nrejects VBZ B-VP O\\n\\n"
+    ...                     "Peter NNP B-NP B-PER\\nBlackburn NNP I-NP I-PER\\n")
+    >>> sentences = read_conll(path)  # e.g. "conll2003/train.txt"
+    >>> sentences
+    [(['EU', 'rejects'], ['B-ORG', 'O']), (['Peter', 'Blackburn'], ['B-PER', 'I-PER'])]
+    >>> tokens, tags = sentences[0]
+    >>> scratch.cleanup()
     """
     path = Path(path)
     if not path.is_file():

@@ -64,10 +64,9 @@ def load_polarity(
 
     Examples:
 
-    ```python
-    texts, labels = load_polarity()
-    len(texts), sum(labels)  # (200, 100)
-    ```
+    >>> texts, labels = load_polarity()
+    >>> len(texts), sum(labels)
+    (200, 100)
     """
     path = polarity_path() if path is None else Path(path)
     if not path.is_file():
@@ -106,9 +105,15 @@ def load_imdb(
 
     Examples:
 
-    ```python
-    texts, labels = load_imdb("aclImdb", "test", max_per_class=1000)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> for label, review in (("neg", "Dull.<br />Long."), ("pos", "A gem.")):
+    ...     folder = Path(scratch.name, "aclImdb", "test", label)
+    ...     folder.mkdir(parents=True)
+    ...     _ = (folder / "0_1.txt").write_text(review)
+    >>> load_imdb(Path(scratch.name, "aclImdb"), "test", max_per_class=1000)
+    (['Dull. Long.', 'A gem.'], [0, 1])
+    >>> scratch.cleanup()
     """
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
@@ -148,10 +153,15 @@ def load_sst2(directory: str | os.PathLike, split: str = "train") -> tuple[list[
 
     Examples:
 
-    ```python
-    texts, labels = load_sst2("SST-2", "dev")
-    len(texts)  # 872
-    ```
+    GLUE's `dev.tsv` holds 872 sentences; a two-line one here:
+
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> _ = Path(scratch.name, "dev.tsv").write_text(
+    ...     "sentence\\tlabel\\nit 's a charming journey . \\t1\\nunfunny . \\t0\\n")
+    >>> load_sst2(scratch.name, "dev")
+    (["it 's a charming journey .", 'unfunny .'], [1, 0])
+    >>> scratch.cleanup()
     """
     if split not in SST2_SPLITS:
         raise ValueError(

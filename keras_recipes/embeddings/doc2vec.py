@@ -42,13 +42,14 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors, fnv1a_32
 from keras_recipes.embeddings.word2vec import (
     _SETTINGS as _WORD2VEC_SETTINGS,
 )
 from keras_recipes.embeddings.word2vec import (
     Word2Vec,
+    _open_text,
     _raise_for_non_string_token,
     _shuffled_batches,
     _subsample,
@@ -188,6 +189,89 @@ class Doc2Vec(Word2Vec):
             mode += f",w{self.window}"
         return f"Doc2Vec<{mode},d{self.vector_size},n{self.negative},mc{self.min_count},t{self.workers}>"  # fmt: skip
 
+    def __getitem__(self, tag):
+        """The vector of a word or, if no word has that name, of a document tag (gensim's).
+
+        Args:
+            tag: a str or int key, or a list of them.
+
+        Returns:
+            `(vector_size,)` for one key, `(len(tag), vector_size)` for a list.
+        """
+        if isinstance(tag, (str, int, np.integer)):
+            return self.wv[tag] if tag in self.wv else self.dv[tag]
+        return np.vstack([self[key] for key in tag])
+
+    def similarity_unseen_docs(
+        self,
+        doc_words1: Sequence[str],
+        doc_words2: Sequence[str],
+        alpha: float | None = None,
+        min_alpha: float | None = None,
+        epochs: int | None = None,
+    ) -> np.floating:
+        """Cosine similarity of two new documents' inferred vectors (gensim's).
+
+        Each document gets `infer_vector(doc_words, alpha, min_alpha,
+        epochs)`; the model does not change.
+
+        Examples:
+
+        ```python
+        model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])
+        ```
+        """
+        first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        return np.dot(first / np.linalg.norm(first), second / np.linalg.norm(second))
+
+    def save_word2vec_format(
+        self,
+        fname: str | os.PathLike,
+        doctag_vec: bool = False,
+        word_vec: bool = True,
+        prefix: str = "*dt_",
+        fvocab: str | os.PathLike | None = None,
+        binary: bool = False,
+    ) -> None:
+        """Word and/or document vectors in word2vec.c's format, in one file (gensim's).
+
+        Args:
+            fname: the file.
+            doctag_vec: bool. Write the document vectors. Defaults to False.
+            word_vec: bool. Write the word vectors. Defaults to True.
+            prefix: str. Put before every document tag, so tags and words
+                cannot collide. Defaults to `"*dt_"`.
+            fvocab: optional file for the `key count` vocabulary.
+            binary: bool. Binary instead of text.
+
+        With both, the header counts words and tags and the tags follow the
+        words, as gensim writes them; `KeyedVectors.load_word2vec_format`
+        (ours or gensim's) reads the file back.
+        """
+        if word_vec:
+            total = len(self.wv) + len(self.dv) if doctag_vec else None
+            self.wv.save_word2vec_format(fname, fvocab, binary, total)
+        if doctag_vec:
+            self.dv.save_word2vec_format(
+                fname, prefix=prefix, fvocab=fvocab, binary=binary, write_header=not word_vec,
+                append=bool(word_vec), sort_attr="doc_count",
+            )  # fmt: skip
+
+    def reset_from(self, other_model: Doc2Vec) -> None:
+        """Takes `other_model`'s words, tags and corpus, with fresh random vectors (gensim's).
+
+        See `Word2Vec.reset_from`; the document tags (and their counts) are
+        shared too, and the tag vectors start anew.
+        """
+        super().reset_from(other_model)
+        keys = other_model.dv.index_to_key
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
+        self.dv.key_to_index = other_model.dv.key_to_index
+        self.dv.expandos = other_model.dv.expandos
+        self._corpus_tags = other_model._corpus_tags
+        self._document_count = getattr(other_model, "_document_count", other_model.corpus_count)
+
     # ------------------------------------------------------------------ corpus
 
     def _pieces(self, corpus_iterable, corpus_file) -> list[list[str]]:
@@ -195,7 +279,7 @@ class Doc2Vec(Word2Vec):
         if corpus_file is not None:
             if corpus_iterable is not None:
                 raise TypeError("Pass documents or corpus_file, not both.")
-            with open(corpus_file, encoding="utf-8") as lines:
+            with _open_text(corpus_file) as lines:
                 corpus_iterable = [TaggedDocument(line.split(), [i]) for i, line in enumerate(lines)]  # fmt: skip
         if corpus_iterable is None:
             raise TypeError("Pass documents (TaggedDocument(words, tags) items) or corpus_file.")
@@ -262,9 +346,7 @@ class Doc2Vec(Word2Vec):
         if not keys:
             raise ValueError("No document has a tag: give each TaggedDocument tags, e.g. [i].")
         # Tag vectors start as gensim's do: uniform in [-0.5, 0.5) / vector_size.
-        rng = np.random.default_rng([self.seed, 1])
-        shape = (len(keys), self.vector_size)
-        self.dv = KeyedVectors(keys, (rng.random(shape, np.float32) - 0.5) / self.vector_size)
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
         counts = np.zeros(len(keys), np.int64)
         for tags in self._corpus_tags:
             for tag in tags:
@@ -335,6 +417,17 @@ class Doc2Vec(Word2Vec):
             return target, context, rate, tf.size(words)
 
         return pairs
+
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        super()._restore_gensim(saved)
+        tags = getattr(saved, "dv", None) or getattr(saved, "docvecs", None)
+        if tags is None:
+            raise ValueError("The gensim Doc2Vec holds no document vectors (dv).")
+        self.dv = gensim_files.keyed_vectors(tags, KeyedVectors)
 
     # ------------------------------------------------------------------ inference
 
@@ -476,8 +569,26 @@ class Doc2Vec(Word2Vec):
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Doc2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`); refuses gensim pickles."""
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Doc2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) a gensim Doc2Vec's `save()`.
+
+        As `Word2Vec.load`: gensim's pickles are refused unless
+        `allow_pickle=True`, then read through a restricted unpickler (only
+        gensim's classes and numpy arrays) and converted, tag vectors in
+        `dv`, ready for `infer_vector` and `dv.most_similar`.
+
+        Examples:
+
+        ```python
+        gensim_model.save("d2v.model")      # in gensim
+        model = Doc2Vec.load("d2v.model", allow_pickle=True)
+        model.dv.most_similar([model.infer_vector(["human", "interface"])])
+        ```
+        """
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
         meta, arrays = vector_files.load_archive(fname, "Doc2Vec")
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")

@@ -28,8 +28,10 @@ its import switched. Checked method by method against gensim itself in
   and binary, with `limit`, `no_header`, `fvocab`, `unicode_errors`,
   `datatype`, `write_header`, `prefix`, `append`, `sort_attr`), and
   `save` / `load`, which write one `.npz` file read back with
-  `allow_pickle=False` (gensim pickles; a gensim pickle is refused with the
-  way out, see `vector_files.py`).
+  `allow_pickle=False` (gensim pickles). A gensim pickle is refused by
+  default, naming the way out; `load(path, allow_pickle=True)` reads
+  gensim's own saved KeyedVectors through a restricted unpickler
+  (`gensim_files.py`).
 
 Differences from gensim, on purpose: `most_similar(indexer=...)` (Annoy,
 NMSLIB) raises `NotImplementedError` (the search is exact);
@@ -64,7 +66,7 @@ from numbers import Integral
 import numpy as np
 
 from keras_recipes._io import atomic_write
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 
 logger = logging.getLogger(__name__)
 
@@ -1028,19 +1030,20 @@ class KeyedVectors:
                     "not exist"
                 )
             order = self.index_to_key
-        if fvocab is not None:
+        leading = 0
+        for i, key in enumerate(self.index_to_key):
+            if i != key:
+                break
+            leading += 1
+        if fvocab is not None:  # gensim keeps leading int tags out of its vocabulary, and here
             values = self.expandos[sort_attr]
             with atomic_write(fvocab) as out:
                 if append and os.path.exists(fvocab):
                     with open(fvocab, "rb") as old:
                         shutil.copyfileobj(old, out)
                 for key in order:
-                    out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
-        leading = 0
-        for i, key in enumerate(self.index_to_key):
-            if i != key:
-                break
-            leading += 1
+                    if not (isinstance(key, Integral) and 0 <= key < leading):
+                        out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
         keys = [*range(leading), *(k for k in order if not (isinstance(k, Integral) and k < leading))]  # fmt: skip
         vector_files.write_word2vec(
             fname, ((key, self.vectors[self.get_index(key)]) for key in keys), total_vec,
@@ -1196,13 +1199,28 @@ class KeyedVectors:
         vector_files.save_archive(fname, {"class": "KeyedVectors", **meta}, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> KeyedVectors:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> KeyedVectors:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) gensim's saved KeyedVectors.
 
-        A gensim pickle is refused, naming `load_word2vec_format` as the way
-        to bring gensim's vectors over. `mmap` is accepted and ignored (an
-        `.npz` file is read into memory).
+        Our files are read with `numpy.load(..., allow_pickle=False)`. A
+        gensim file is a pickle, refused by default with an error naming
+        `allow_pickle` and `load_word2vec_format`; with `allow_pickle=True`
+        gensim 4's (and 3's) `KeyedVectors.save()` files are read through a
+        restricted unpickler that maps only gensim's classes and numpy
+        arrays (`gensim_files`). `mmap` applies to the arrays gensim stored
+        beside its pickle; an `.npz` file is read into memory.
         """
+        if allow_pickle and gensim_files.is_pickle(fname):
+            saved = gensim_files.read(fname, mmap)
+            if gensim_files.saved_class(saved) != "KeyedVectors":
+                raise ValueError(
+                    f"{fname} holds a gensim {saved.gensim_class}, not KeyedVectors; load it "
+                    f"with {gensim_files.saved_class(saved)}.load(path, allow_pickle=True) and "
+                    "take its .wv."
+                )
+            return gensim_files.keyed_vectors(saved, cls)
         meta, arrays = vector_files.load_archive(fname, "KeyedVectors")
         return cls._from_archive(meta, arrays)
 

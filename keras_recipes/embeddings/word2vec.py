@@ -40,8 +40,7 @@ words, `corpus_file=` for LineSentence files, `callbacks` (`CallbackAny2Vec`),
 in one `.npz` file (no pickle) that a loaded model trains on from.
 `wv.vectors_lockf` (set by `wv.intersect_word2vec_format(..., lockf=0.0)`)
 scales each input-vector update, as in gensim. Not supported:
-hierarchical softmax (`hs=1`, refused) and `max_vocab_size` (refused;
-`max_final_vocab` works).
+hierarchical softmax (`hs=1`, refused).
 
 Differences from gensim, on purpose: sentences longer than
 `max_sentence_length` are split (gensim silently truncates them), and the
@@ -60,14 +59,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
 
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
-# and scatters stay in the CPU's caches (2.3x faster per pair than one
-# 16,384-pair slice, measured at vector_size 100), and consecutive slices
+# and scatters stay in the CPU's caches (faster per pair than one
+# 16,384-pair slice: benchmarks/word2vec_bench.py), and consecutive slices
 # see each other's updates, closer to word-by-word SGD.
 SUB_BATCH_PAIRS = 512
 
@@ -181,12 +180,18 @@ def _raise_for_non_string_token(pieces) -> None:
         offset += len(piece)
 
 
+def _keep_word(word: str, count: int, min_count: int, trim_rule) -> bool:
+    """gensim's `keep_vocab_item`: `trim_rule` returns 2 (keep), 1 (drop) or 0 (count decides)."""
+    rule = trim_rule(word, count, min_count) if trim_rule is not None else 0
+    return rule == 2 or (rule == 0 and count >= min_count)
+
+
 def use_word2vec_threads(workers: int) -> bool:
     """Sets TensorFlow's thread pools for `Word2Vec` training: `workers` one-thread ops.
 
     An XLA training step is a serial loop over small slices: splitting each
-    op over threads only adds synchronisation (10.5 vs 7.3 ms per 16,384
-    pairs on two cores), so `Word2Vec(workers=N)` runs whole steps side by
+    op over threads only adds synchronisation (slower per pair on two
+    cores), so `Word2Vec(workers=N)` runs whole steps side by
     side instead, and is fastest with one thread per op and `N` ops at once.
     The pools belong to the whole process (every TensorFlow op in it), so
     `Word2Vec` never sets them itself: call this first, before anything
@@ -261,13 +266,27 @@ def _call(callbacks, event: str, model) -> None:
             method(model)
 
 
+def _open_text(path: str | os.PathLike):
+    """A UTF-8 text file, decompressed on the fly if its name ends in `.gz` or `.bz2`."""
+    name = os.fspath(path)
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(name, "rt", encoding="utf-8")
+    if name.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(name, "rt", encoding="utf-8")
+    return open(name, encoding="utf-8")
+
+
 def line_sentences(path: str | os.PathLike, max_sentence_length: int = 10000):
     """Sentences of a LineSentence file (gensim's `corpus_file=` format).
 
     One sentence per line, tokens separated by whitespace, UTF-8; lines
     longer than `max_sentence_length` tokens are cut into pieces.
     """
-    with open(path, encoding="utf-8") as lines:
+    with _open_text(path) as lines:
         for line in lines:
             tokens = line.split()
             for start in range(0, len(tokens), max_sentence_length):
@@ -278,7 +297,7 @@ def line_sentences(path: str | os.PathLike, max_sentence_length: int = 10000):
 _SETTINGS = (
     "vector_size", "alpha", "window", "min_count", "sample", "seed", "workers", "min_alpha",
     "sg", "negative", "ns_exponent", "cbow_mean", "epochs", "sorted_vocab", "compute_loss",
-    "max_final_vocab", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
+    "max_final_vocab", "max_vocab_size", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
     "shared_negatives", "verbose", "comment",
 )  # fmt: skip
 
@@ -295,18 +314,24 @@ class Word2Vec:
     `.npz` file, no pickle). See the module docstring for the algorithm.
 
     Args:
-        sentences: iterable of sentences, each a list of string tokens (or
-            None to call `build_vocab` and `train` yourself).
+        sentences: iterable of sentences, each a list (or tuple, array) of
+            string tokens: a list of lists, a generator (read once: the
+            corpus is indexed in memory), or gensim's streams
+            (`LineSentence`, `Text8Corpus`, `PathLineSentences`). None to
+            call `build_vocab` and `train` yourself.
         corpus_file: path of a LineSentence file (one sentence a line,
-            whitespace-separated tokens), instead of `sentences`.
+            whitespace-separated tokens; `.gz` / `.bz2` read compressed),
+            instead of `sentences`.
         vector_size: int. Dimension of the word vectors. Defaults to 100.
         alpha: float. Initial learning rate. Defaults to 0.025.
         window: int. Maximum distance between centre and context words;
             each centre word uses a window drawn uniformly in `1..window`
             (`shrink_windows=True`). Defaults to 5.
-        min_count: int. Words seen fewer times are dropped. Defaults to 5.
-        max_vocab_size: must be None (gensim's vocabulary pruning while
-            counting is not implemented; `max_final_vocab` caps the result).
+        min_count: int. Words seen fewer times are dropped (0 and 1 keep
+            every word). Defaults to 5.
+        max_vocab_size: int or None. Prune rare words while counting, as
+            gensim does, whenever more than this many distinct words are
+            held (see `scan_vocab`). Defaults to None (no pruning).
         sample: float. Subsampling threshold for frequent words; 0 turns
             subsampling off. Defaults to 1e-3.
         seed: int. Seed for the initial vectors and every random draw.
@@ -418,7 +443,6 @@ class Word2Vec:
         for name, value in (
             ("vector_size", vector_size),
             ("window", window),
-            ("min_count", min_count),
             ("epochs", epochs),
             ("workers", workers),
             ("max_sentence_length", max_sentence_length),
@@ -437,10 +461,15 @@ class Word2Vec:
                 f"negative must be an integer >= 1 (negative sampling is the only training "
                 f"objective here; hierarchical softmax is not supported), got {negative!r}."
             )
-        if max_vocab_size is not None:
+        if not isinstance(min_count, (int, np.integer)) or min_count < 0:
             raise ValueError(
-                "max_vocab_size (pruning the vocabulary while counting) is not supported; "
-                "max_final_vocab=N keeps the N most frequent words."
+                f"min_count must be an integer >= 0 (0 and 1 keep every word), got {min_count!r}."
+            )
+        if max_vocab_size is not None and (
+            not isinstance(max_vocab_size, (int, np.integer)) or max_vocab_size < 1
+        ):
+            raise ValueError(
+                f"max_vocab_size must be None or an integer >= 1, got {max_vocab_size!r}."
             )
         if sg not in (0, 1):
             raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}.")
@@ -458,6 +487,7 @@ class Word2Vec:
         self.alpha = float(alpha)
         self.window = int(window)
         self.min_count = int(min_count)
+        self.max_vocab_size = None if max_vocab_size is None else int(max_vocab_size)
         self.sample = float(sample)
         self.seed = int(seed)
         self.workers = int(workers)
@@ -556,13 +586,8 @@ class Word2Vec:
         Sets `corpus_count` (sentences) and `corpus_total_words` (tokens).
         """
         pieces = self._pieces(corpus_iterable, corpus_file)
-        try:
-            counts = Counter(token for piece in pieces for token in piece)
-        except TypeError:  # an unhashable token (a list, a dict)
-            counts = None
-        if counts is None or not all(isinstance(token, str) for token in counts):
-            _raise_for_non_string_token(pieces)
-        total = sum(counts.values())
+        total, _ = self._scan(pieces, trim_rule)
+        counts = self.raw_vocab
         if total == 0:
             raise ValueError(
                 "The corpus is empty: Word2Vec got no tokens. Pass a list of tokenized "
@@ -578,11 +603,7 @@ class Word2Vec:
             ranked = sorted(counts.values(), reverse=True)
             min_count = max(min_count, ranked[self.max_final_vocab] + 1)
 
-        def keep(word, count):
-            rule = trim_rule(word, count, min_count) if trim_rule is not None else 0
-            return rule == 2 or (rule == 0 and count >= min_count)
-
-        kept = [(t, c) for t, c in counts.items() if keep(t, c)]  # first-seen order
+        kept = [(t, c) for t, c in counts.items() if _keep_word(t, c, min_count, trim_rule)]
         if not kept and not update:
             word, count = counts.most_common(1)[0]
             raise ValueError(
@@ -600,15 +621,68 @@ class Word2Vec:
             if self.sorted_vocab:  # gensim's order: by count, ties latest-seen first
                 order = np.lexsort((-order, -counts_kept))
             keys = [kept[i][0] for i in order]
-            rng = np.random.default_rng(self.seed)
-            shape = (len(keys), self.vector_size)
-            vectors = (rng.random(shape, np.float32) - 0.5) / self.vector_size
+            vectors = self._initial_vectors(len(keys), self.seed)
             self.wv = KeyedVectors(keys, vectors, counts=counts_kept[order])
             self._output_vectors = np.zeros_like(vectors)
         self.word_counts = self.wv.counts
         self._set_sampling()
         self._corpus = self._index(pieces)
         self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def scan_vocab(
+        self,
+        corpus_iterable: Iterable[Sequence[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        progress_per: int = 10000,
+        workers: int | None = None,
+        trim_rule=None,
+    ) -> tuple[int, int]:
+        """Counts every word of a corpus into `raw_vocab` (gensim's first step of `build_vocab`).
+
+        With `max_vocab_size`, the counts are pruned as gensim prunes them:
+        whenever more than `max_vocab_size` distinct words are held, the
+        words seen fewer than 1, then 2, 3, ... times so far are dropped
+        (`trim_rule` can keep them).
+
+        Args:
+            corpus_iterable: iterable of token lists.
+            corpus_file: path of a LineSentence file, instead.
+            progress_per, workers: accepted for gensim's signature.
+            trim_rule: optional callable `(word, count, min_count)`.
+
+        Returns:
+            `(total_words, corpus_count)`: tokens and sentences seen.
+
+        Examples:
+
+        >>> model = Word2Vec(min_count=1)
+        >>> model.scan_vocab([["a", "b", "a"], ["c"]])
+        (4, 2)
+        >>> dict(model.raw_vocab)
+        {'a': 2, 'b': 1, 'c': 1}
+        """
+        return self._scan(self._pieces(corpus_iterable, corpus_file), trim_rule)
+
+    def _scan(self, pieces, trim_rule) -> tuple[int, int]:
+        """`scan_vocab` on pieces already read: sets `raw_vocab`, returns `(words, sentences)`."""
+        try:
+            if self.max_vocab_size is None:
+                counts = Counter(token for piece in pieces for token in piece)
+            else:
+                counts, floor = Counter(), 1
+                for piece in pieces:
+                    counts.update(piece)
+                    if len(counts) > self.max_vocab_size:
+                        for word, count in list(counts.items()):
+                            if not _keep_word(word, count, floor, trim_rule):
+                                del counts[word]
+                        floor += 1
+        except TypeError:  # an unhashable token (a list, a dict)
+            counts = None
+        if counts is None or not all(isinstance(token, str) for token in counts):
+            _raise_for_non_string_token(pieces)
+        self.raw_vocab = counts
+        return sum(len(piece) for piece in pieces), len(pieces)
 
     def _add_words(self, kept) -> None:
         """`build_vocab(update=True)`: more counts for known words, new rows for new ones."""
@@ -849,6 +923,46 @@ class Word2Vec:
         """
         return self.running_training_loss
 
+    def reset_from(self, other_model: Word2Vec) -> None:
+        """Takes `other_model`'s vocabulary and corpus, with fresh random vectors (gensim's).
+
+        The keys, their attributes (counts, Huffman codes) and the sampling
+        tables are shared with `other_model`, as in gensim, so neither should
+        grow its vocabulary afterwards; the word vectors start anew from this
+        model's `seed` and `vector_size`, the output weights at zero. Useful
+        to train several settings on one corpus without counting it again.
+
+        Args:
+            other_model: a `Word2Vec` whose vocabulary is built.
+
+        Examples:
+
+        >>> first = Word2Vec([["a", "b", "a"], ["b", "c"]] * 20, min_count=1, vector_size=8)
+        >>> second = Word2Vec(vector_size=4, sg=1, seed=2)
+        >>> second.reset_from(first)
+        >>> second.wv.index_to_key == first.wv.index_to_key, second.wv.vectors.shape
+        (True, (3, 4))
+        """
+        if other_model.wv is None:
+            raise ValueError("reset_from needs a model whose vocabulary is built (build_vocab).")
+        keys = other_model.wv.index_to_key
+        self.wv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed))
+        self.wv.key_to_index = other_model.wv.key_to_index
+        self.wv.expandos = other_model.wv.expandos
+        self._output_vectors = np.zeros_like(self.wv.vectors)
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        self.corpus_count = other_model.corpus_count
+        self.corpus_total_words = other_model.corpus_total_words
+        self._corpus = other_model._corpus
+        if self._corpus is not None:
+            self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def _initial_vectors(self, rows: int, seed) -> np.ndarray:
+        """Input vectors as gensim starts them: uniform in `[-0.5, 0.5) / vector_size`."""
+        rng = np.random.default_rng(seed)
+        return (rng.random((rows, self.vector_size), np.float32) - 0.5) / self.vector_size
+
     def predict_output_word(self, context_words_list: Sequence[str], topn: int = 10):
         """The `topn` words most probable at the centre of `context_words_list` (gensim's).
 
@@ -892,13 +1006,39 @@ class Word2Vec:
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Word2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Word2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) what gensim's `save()` wrote.
 
-        A gensim pickle is refused, naming `KeyedVectors.load_word2vec_format`
-        as the way to bring gensim's vectors over. `mmap` is ignored.
+        Our files are read with `numpy.load(..., allow_pickle=False)`. A
+        gensim file is a pickle, refused by default with an error naming
+        `allow_pickle`; with `allow_pickle=True`, a gensim 4 (or 3) Word2Vec
+        is read through a restricted unpickler that maps only gensim's own
+        classes and numpy arrays (`gensim_files`), with the arrays gensim
+        stored beside it, and converted to this class: vectors, output
+        weights, counts and settings, ready to query or train on. (A gensim
+        Doc2Vec comes back as our `Doc2Vec`, as gensim's `Word2Vec.load`
+        returns it.)
+
+        Args:
+            fname: the file.
+            mmap: None, or a `numpy.load` `mmap_mode` for gensim's arrays
+                stored beside its pickle; ignored for our `.npz` files.
+            allow_pickle: bool. Read gensim's pickled models. Defaults to
+                False.
+
+        Examples:
+
+        ```python
+        gensim_model.save("w2v.model")      # in gensim
+        model = Word2Vec.load("w2v.model", allow_pickle=True)
+        model.wv.most_similar("king")
+        ```
         """
-        meta, arrays = vector_files.load_archive(fname, "Word2Vec")
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
+        meta, arrays = vector_files.load_archive(fname, cls.__name__)
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
         model._output_vectors = arrays["syn1neg"]
@@ -907,6 +1047,46 @@ class Word2Vec:
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
+
+    @classmethod
+    def _from_gensim(cls, saved, fname) -> Word2Vec:
+        """Our model from a gensim model read by `gensim_files.read`."""
+        kind = gensim_files.saved_class(saved)
+        if kind == "Doc2Vec" and cls is Word2Vec:
+            from keras_recipes.embeddings.doc2vec import Doc2Vec
+
+            return Doc2Vec._from_gensim(saved, fname)
+        if kind != cls.__name__:
+            raise ValueError(
+                f"{fname} holds a gensim {saved.gensim_class}, not a {cls.__name__}; load it with "
+                f"{kind}.load(path, allow_pickle=True)."
+            )
+        model = cls(**gensim_files.model_settings(saved, cls._settings()))
+        model._restore_gensim(saved)
+        return model
+
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        """Vectors, output weights, counts and state of a saved gensim model."""
+        words = getattr(saved, "wv", None) or saved  # gensim < 1.0 kept them on the model
+        self.wv = gensim_files.keyed_vectors(words, KeyedVectors)
+        if self.wv.counts is None:
+            raise ValueError(
+                "The gensim model keeps no word counts, which training and sampling need; "
+                "load its vectors with KeyedVectors.load(path, allow_pickle=True) instead."
+            )
+        output = gensim_files.output_vectors(saved, "syn1neg")
+        self._output_vectors = (
+            np.zeros_like(self.wv.vectors) if output is None else np.array(output, np.float32)
+        )
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        for name in ("corpus_count", "corpus_total_words", "train_count"):
+            setattr(self, name, int(getattr(saved, name, 0) or 0))
+        self.running_training_loss = float(getattr(saved, "running_training_loss", 0.0) or 0.0)
 
     def _pair_function(self, tf, rng):
         """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""

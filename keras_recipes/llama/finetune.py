@@ -29,7 +29,9 @@ The job of `keras-recipes llama finetune --checkpoint DIR --data chat.jsonl
 6. The end: `adapter.safetensors` (the adapters alone) or, for a full
    fine-tune, `model.keras`; `metrics.json`; with `merge`, the adapters
    folded into the weights and written as the base checkpoint's format or
-   `merge_format` (`hf`, `llama2c`, `keras`, `saved_model`, `tflite`).
+   `merge_format` (`hf`, `llama2c`, `keras`; `keras-recipes llama finetune
+   --merge-format saved_model` or `tflite` exports the merged `.keras`
+   through `keras_recipes.export`, which a family does not import).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_recipes.lora import DEFAULT_TARGETS
+from keras_recipes.causal_lm.lora import DEFAULT_TARGETS
 
 FINETUNE_DEFAULTS = dict(
     epochs=3,
@@ -63,7 +65,7 @@ FINETUNE_DEFAULTS = dict(
 )
 FALLBACK_TEMPLATE = "zephyr"
 ROLES = ("system", "user", "assistant")
-MERGE_FORMATS = ("hf", "llama2c", "keras", "saved_model", "tflite")
+MERGE_FORMATS = ("hf", "llama2c", "keras")  # the CLI exports to SavedModel / TFLite from keras
 ADAPTER_FILE = "adapter.safetensors"
 
 
@@ -311,8 +313,7 @@ def write_merged(model, settings: dict, out: Path, merge_format: str | None, tok
 
     Default format: the base checkpoint's (an HF folder -> `hf`, a `.bin` ->
     `llama2c`, a `.keras` -> `keras`). Paths: `out/merged/` (HF, with the
-    tokenizer copied in), `out/merged.bin`, `out/merged.keras`,
-    `out/saved_model/<version>/`, `out/merged.tflite`.
+    tokenizer copied in), `out/merged.bin`, `out/merged.keras`.
     """
     from keras_recipes.llama.checkpoints import save_checkpoint
 
@@ -323,15 +324,6 @@ def write_merged(model, settings: dict, out: Path, merge_format: str | None, tok
         )
     if merge_format not in MERGE_FORMATS:
         raise ValueError(f"--merge-format must be one of {MERGE_FORMATS}; got {merge_format!r}.")
-    if merge_format == "saved_model":
-        from keras_recipes.export import export_saved_model
-
-        sentencepiece = tokenizer_path if Path(tokenizer_path).suffix == ".model" else None
-        return export_saved_model(model, out / "saved_model", tokenizer=sentencepiece)
-    if merge_format == "tflite":
-        from keras_recipes.export import export_tflite
-
-        return export_tflite(model, out / "merged.tflite")
     target = {"hf": out / "merged", "llama2c": out / "merged.bin", "keras": out / "merged.keras"}
     path = save_checkpoint(model, target[merge_format])
     if merge_format == "hf":
@@ -392,9 +384,9 @@ def finetune_llama(
         The metrics also written to `OUT/metrics.json`, with `out` and
         `already_trained`.
     """
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
     from keras_recipes.llama.backup import StepBackupAndRestore
     from keras_recipes.llama.distribute import make_strategy, prepare_for_strategy, shard_by_data
-    from keras_recipes.llama.losses import LanguageModelLoss
     from keras_recipes.llama.train import (
         make_optimizer,
         open_run,

@@ -60,7 +60,7 @@ import numpy as np
 
 from keras_recipes.hardware import resolve_precision
 
-# The default run: README's main job, 3 min 4 s on 2 CPU cores (2026-11-30).
+# The default run: README's main job (its time is in README).
 DEFAULTS = dict(
     corpus_name="lee_background",
     epochs=10,
@@ -128,8 +128,8 @@ def training_precision(precision: str):
 
     Under `"mixed_bfloat16"` the weights stay float32 and matrix products run
     in bfloat16 (RMSNorm, softmax and the loss stay float32): on CPUs with
-    AVX512-BF16 or AMX a LLaMA trains about 1.5x faster
-    (`benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
+    AVX512-BF16 or AMX a LLaMA trains faster (README's Performance section;
+    `benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
     both loss curves), on CPUs without them it is slower than float32.
     `"auto"` picks by the CPU (`keras_recipes.hardware.resolve_precision`).
     """
@@ -226,6 +226,9 @@ def make_optimizer(
         beta_1: float. Defaults to `0.9`.
         beta_2: float. Defaults to `0.95` (LLaMA's).
     """
+    check_training_settings(
+        dict(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
+    )
     optimizer = keras.optimizers.AdamW(
         learning_rate=warmup_cosine_schedule(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
@@ -245,7 +248,7 @@ def language_model_loss() -> keras.losses.Loss:
     A `LanguageModelLoss`: `LlamaModel.train_step` computes it fused with
     the output head, without the whole logits tensor.
     """
-    from keras_recipes.llama.losses import LanguageModelLoss
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
 
     return LanguageModelLoss()
 
@@ -339,6 +342,49 @@ class InterruptAfterSteps(keras.callbacks.Callback):
         self._seen += 1
         if self._seen >= self.steps:
             raise KeyboardInterrupt(f"simulated interrupt after {self._seen} steps")
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops `fit` with a `FloatingPointError` at the first step whose loss is NaN or inf.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` as if it had
+    finished, the error reaches the caller: the run is not saved or marked
+    finished, and the backup (written before the bad step) stays. Put it
+    first in the callbacks, so no callback backs up the bad weights.
+    """
+
+    def __init__(self, out: str | os.PathLike, settings: dict):
+        super().__init__()
+        self.out, self.settings = Path(out), settings
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        from keras_recipes._compat import skipped_step
+
+        loss = (logs or {}).get("loss")
+        if skipped_step(self.model):  # a resumed run passing over trained steps logs NaN
+            return
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"training stopped: the loss is {float(loss)} at epoch {self.epoch + 1}, step "
+                f"{batch + 1}; nothing was saved as finished, and {self.out / 'backup'} keeps the "
+                "last good backup (if one was written). Usual causes: a learning rate too high "
+                f"(--learning-rate {self.settings.get('learning_rate')}) or no clipping "
+                f"(--clipnorm {self.settings.get('clipnorm')}). Start over with --overwrite and "
+                "a lower --learning-rate."
+            )
+
+
+def nonfinite_weights(model) -> list[str]:
+    """The paths of `model`'s weights that hold a NaN or an infinity."""
+    return [
+        weight.path
+        for weight in model.weights
+        if not np.all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(weight), np.float32)))
+    ]
 
 
 def interrupt_from_environment() -> list[keras.callbacks.Callback]:
@@ -533,11 +579,95 @@ def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
     # "auto" is decided here, by this CPU, so run.json records what trained.
     settings["precision"] = resolve_precision(settings["precision"])
-    for key in ("epochs", "backup_steps"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            flag = "--" + key.replace("_", "-")
-            raise ValueError(f"{flag} must be at least 1; got {settings[key]!r}.")
+    check_training_settings(settings)
     return settings
+
+
+# (setting, lowest value) of the integer settings; `None` is refused for each.
+_INTEGER_SETTINGS = dict(
+    epochs=1,
+    seq_len=2,
+    batch_size=1,
+    vocab_size=8,
+    dim=1,
+    n_layers=1,
+    n_heads=1,
+    n_kv_heads=1,
+    hidden_dim=1,
+    warmup_steps=0,
+    backup_steps=1,
+    max_new_tokens=0,
+)
+
+
+def check_training_settings(settings: dict) -> None:
+    """The one check of a run's numbers, for the library and both command lines.
+
+    `training_settings` (so `train_llama`, `keras-recipes llama train` and
+    `recipes/llama_tiny.py`) and `make_optimizer` call it. The optimizer's
+    numbers get the checks `keras_recipes.optimizers.get_optimizer` makes
+    (finite, clipnorm > 0 or None), the sampling ones those of `generate`.
+
+    Raises:
+        ValueError: naming the flag, its value and what it must be.
+    """
+
+    def flag(key):
+        return "--" + key.replace("_", "-")
+
+    for key, lowest in _INTEGER_SETTINGS.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{flag(key)} must be an int >= {lowest}; got {value!r}.")
+    if "seed" in settings and (
+        isinstance(settings["seed"], bool) or not isinstance(settings["seed"], int)
+    ):
+        raise ValueError(f"--seed must be an int; got {settings['seed']!r}.")
+    if "n_heads" in settings and "n_kv_heads" in settings:
+        if settings["n_heads"] % settings["n_kv_heads"]:
+            raise ValueError(
+                f"--n-heads ({settings['n_heads']}) must be a multiple of --n-kv-heads "
+                f"({settings['n_kv_heads']})."
+            )
+    if "dropout" in settings and not _is_number(settings["dropout"], 0.0, 1.0, high_open=True):
+        raise ValueError(f"--dropout must be in [0, 1); got {settings['dropout']!r}.")
+    if "learning_rate" in settings and not (
+        _is_number(settings["learning_rate"], 0.0) and settings["learning_rate"] > 0
+    ):
+        raise ValueError(
+            f"--learning-rate must be a finite number > 0; got {settings['learning_rate']!r}."
+        )
+    from keras_recipes.optimizers import _check_hyperparameters
+
+    hyperparameters = {
+        key: settings[key] for key in ("learning_rate", "weight_decay") if key in settings
+    }
+    if "clipnorm" in settings:
+        hyperparameters["global_clipnorm"] = settings["clipnorm"]
+    try:
+        _check_hyperparameters("AdamW", hyperparameters, {})
+    except ValueError as error:
+        message = str(error).replace("global_clipnorm", "clipnorm")
+        raise ValueError(
+            f"{message} (flags: --learning-rate, --weight-decay, --clipnorm)"
+        ) from None
+    if {"temperature", "top_k", "top_p"} <= set(settings):
+        from keras_recipes.causal_lm.settings import check_sampling
+
+        try:
+            check_sampling(
+                settings["temperature"], settings["top_k"], settings["top_p"], who="sampling"
+            )
+        except ValueError as error:
+            raise ValueError(f"{error} (flags: --temperature, --top-k, --top-p)") from None
+
+
+def _is_number(value, low: float, high: float = math.inf, high_open: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return low <= value and (value < high if high_open else value <= high)
 
 
 def open_run(
@@ -568,10 +698,13 @@ def open_run(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run (made if needed).")
     run = TrainingRun(out, settings, strategy, strategy_name)
+    if out.is_dir():  # before --overwrite deletes anything: the folder may be in use
+        lock_run_folder(out)
     run.finished = check_finished_run(out, settings, overwrite, finished_file)
     if run.finished is not None:
         return run
     out.mkdir(parents=True, exist_ok=True)
+    lock_run_folder(out)
     for name in (finished_file, "model.keras", "metrics.json", "history.json", "run.json"):
         for leftover in stale_partials(out / name):  # a killed save's temporary file
             leftover.unlink()
@@ -582,6 +715,47 @@ def open_run(
     check_run_settings(out, settings, resuming=run.resuming)
     keras.utils.set_random_seed(settings["seed"])
     return run
+
+
+LOCK_FILE = ".lock"
+_HELD_LOCKS: dict[str, object] = {}  # run folder -> its open lock file, for this process
+
+
+def lock_run_folder(out: str | os.PathLike):
+    """An advisory lock on a run folder for this process; the open lock file.
+
+    One training per folder: another process that asks for the lock gets
+    a `ValueError` naming the pid that holds it (written in `OUT/.lock`).
+    The lock is the operating system's (`fcntl.flock`), held until this
+    process ends, so it goes away with the process, even a killed one;
+    this process may open the same run again. Where `fcntl` does not exist
+    (Windows), no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = Path(out) / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD_LOCKS and path.exists():
+        return _HELD_LOCKS[key]
+    handle = open(path, "a+")  # noqa: SIM115 (held open for the process's lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(
+            f"{out} is in use by another training (pid {holder}, which holds {path}). "
+            "Wait for it to end, stop it, or pass --out with another folder."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD_LOCKS[key] = handle
+    return handle
 
 
 def load_documents(settings: dict) -> list[str]:
@@ -773,7 +947,8 @@ def training_callbacks(
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
     progress = [keras.callbacks.ProgbarLogger()] if verbose else []  # before the logger's line
-    return [backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
+    guard = StopOnNonFiniteLoss(run.out, settings)  # first: before the backup saves a step
+    return [guard, backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
 
 
 def fit_model(model, run: TrainingRun, data, train_stream, steps_per_epoch, callbacks, verbose=0):
@@ -848,6 +1023,13 @@ def finish_run(model, run: TrainingRun, data, callbacks, train_seconds: float) -
     from keras_recipes._io import atomic_path
 
     (logger,) = [c for c in callbacks if isinstance(c, PerplexityLogger)]
+    bad = nonfinite_weights(model)
+    if bad:
+        raise FloatingPointError(
+            f"training ended with non-finite weights ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the run is not saved as finished and "
+            f"{run.backup_dir} is kept. Start over with --overwrite and a lower --learning-rate."
+        )
     model = inference_copy(model)
     with atomic_path(run.out / "model.keras", suffix=".keras") as partial:
         model.save(partial)

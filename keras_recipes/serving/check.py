@@ -93,6 +93,13 @@ def compare_outputs(name: str, got: dict, expected: dict, atol: float = 1e-5) ->
         if want.dtype.kind == "f":
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             worst = float(np.abs(have.astype(np.float64) - want).max(initial=0.0))
+            if np.isnan(have).any() or np.isnan(want).any():
+                side = "TF Serving's answer" if np.isnan(have).any() else "the Keras model"
+                raise ServingError(
+                    f"signature {name!r}: output {key!r} holds NaN in {side}: the weights "
+                    "hold NaN or Inf (a run that diverged) or the computation overflows. "
+                    "Check the model with keras_recipes._finite.nonfinite_names."
+                )
             if not worst <= atol * scale:
                 raise ServingError(
                     f"signature {name!r}: output {key!r} differs from the Keras model by "

@@ -54,6 +54,14 @@ class BytePairTokenizerJson:
                 raise ValueError(f"{path}: special token {name!r} is not in the vocabulary.")
         self.bos_id, self.eos_id = vocab[self.bos_token], vocab[self.eos_token]
         self.vocab_size = max(vocab.values()) + 1
+        # What a converter to another runtime (GGUF, LiteRT-LM) needs besides the ids.
+        self.path = path
+        self.vocabulary = vocab
+        self.merges = merges
+        self.added_tokens = list(data.get("added_tokens", []))
+        self.pre_tokenizer = data.get("pre_tokenizer")
+        template = config.get("chat_template")
+        self.chat_template = template if isinstance(template, str) else None
         self._tokenizer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=vocab, merges=merges, unsplittable_tokens=special
         )

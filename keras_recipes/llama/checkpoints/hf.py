@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes._finite import check_finite
 from keras_recipes._io import atomic_folder
 from keras_recipes.llama.checkpoints.errors import CheckpointError
 from keras_recipes.llama.checkpoints.safetensors_files import (
@@ -336,7 +337,9 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
     return model
 
 
-def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path:
+def save_hf(
+    model, directory: str | os.PathLike, dtype: str = "float32", allow_nonfinite: bool = False
+) -> Path:
     """Writes `model` as a Hugging Face LLaMA folder: config.json + model.safetensors.
 
     Interleaved-RoPE models (llama2.c) get their wq/wk rows permuted to
@@ -354,6 +357,9 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         model: a `LlamaModel`.
         directory: the folder (created if needed).
         dtype: "float32", "float16" or "bfloat16", the stored weight type.
+        allow_nonfinite: bool, default False. Write NaN or Inf weights
+            (after the cast: a value that overflows float16 counts) instead
+            of refusing them, naming the tensor.
     """
     import ml_dtypes
     from safetensors.numpy import save_file
@@ -370,6 +376,7 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         canonical_to_hf_name(name): np.ascontiguousarray(value.astype(numpy_dtypes[dtype]))
         for name, value in tensors
     }
+    check_finite(state.items(), f"save_hf {directory}", allow_nonfinite)
     hf_config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",

@@ -31,6 +31,9 @@ backup restores a run mid-training exactly.
   checkpoint writer and export takes.
 
 `LoRAMixin` gives a model these as methods (`model.enable_lora(...)`).
+`FusedTrainStep` (`causal_lm/losses.py`) trains an adapted model with the
+head and the loss fused, a loss mask as `sample_weight`, and no gradient
+for a frozen head.
 """
 
 from __future__ import annotations
@@ -379,9 +382,10 @@ class LoRAMixin:
 
     Mix it into a `keras.Model` whose projections are `Dense` sub-layers
     (`class LlamaModel(FusedTrainStep, LoRAMixin, keras.Model)`).
-    `lora_target_names` lists the layer names `enable_lora` accepts (the
-    output head is not one: `FusedTrainStep` reads its kernel outside the
-    gradient tape).
+    `lora_target_names` lists the layer names `enable_lora` accepts, by
+    default `LLAMA_TARGETS` (LLaMA's and Gemma's names here); the output
+    head is never one: `FusedTrainStep` reads its kernel outside the
+    gradient tape.
     """
 
     lora_target_names: tuple[str, ...] = LLAMA_TARGETS
@@ -393,7 +397,7 @@ class LoRAMixin:
         targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
         seed: int | None = None,
     ) -> dict[str, LoRADense]:
-        """Freezes the model and adds LoRA adapters; see `keras_recipes.lora.enable_lora`."""
+        """Freezes the model and adds LoRA adapters; see `keras_recipes.causal_lm.lora.enable_lora`."""
         names = (targets,) if isinstance(targets, str) else tuple(targets)
         unknown = sorted(set(names) - set(self.lora_target_names))
         if unknown:
@@ -404,13 +408,13 @@ class LoRAMixin:
         return enable_lora(self, rank, alpha=alpha, targets=names, seed=seed)
 
     def merge_lora(self):
-        """Folds the adapters into the kernels, in place; see `keras_recipes.lora.merge_lora`."""
+        """Folds the adapters into the kernels, in place; see `keras_recipes.causal_lm.lora.merge_lora`."""
         return merge_lora(self)
 
     def save_lora_weights(self, path: str | os.PathLike) -> Path:
-        """The adapters alone, to a safetensors file; see `keras_recipes.lora`."""
+        """The adapters alone, to a safetensors file; see `keras_recipes.causal_lm.lora`."""
         return save_lora_weights(self, path)
 
     def load_lora_weights(self, path: str | os.PathLike) -> dict[str, LoRADense]:
-        """Adapters from `save_lora_weights`; see `keras_recipes.lora.load_lora_weights`."""
+        """Adapters from `save_lora_weights`; see `keras_recipes.causal_lm.lora.load_lora_weights`."""
         return load_lora_weights(self, path)

@@ -72,6 +72,7 @@ def fused_head_cross_entropy(
     labels,
     kernel_is_embedding: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    logit_soft_cap: float | None = None,
     sample_weight=None,
     mean_over_weights: bool = False,
     kernel_gradient: bool = True,
@@ -89,6 +90,9 @@ def fused_head_cross_entropy(
             its last axis.
         kernel_is_embedding: bool, default False.
         chunk_rows: int, default 1024. Rows of logits alive at a time.
+        logit_soft_cap: float or None, default None. When set, the logits
+            are `cap * tanh(logits / cap)` (Gemma 2's final soft-capping)
+            before the softmax, and the gradients go through the tanh.
         sample_weight: float `(...)` like `labels`, or None: each token's
             loss is multiplied by its weight (0 masks it: no loss, no
             gradient), as Keras' losses take `sample_weight`.
@@ -114,11 +118,29 @@ def fused_head_cross_entropy(
     weights = (
         None if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
     )
-    return _fused(h, w, y, bounds, kernel_is_embedding, weights, mean_over_weights, kernel_gradient)
+    return _fused(
+        h,
+        w,
+        y,
+        bounds,
+        kernel_is_embedding,
+        logit_soft_cap,
+        weights,
+        mean_over_weights,
+        kernel_gradient,
+    )
 
 
 def _fused(
-    h, w, y, bounds, kernel_is_embedding, weights=None, mean_over_weights=False, dw_wanted=True
+    h,
+    w,
+    y,
+    bounds,
+    kernel_is_embedding,
+    logit_soft_cap=None,
+    weights=None,
+    mean_over_weights=False,
+    dw_wanted=True,
 ):
     @tf.custom_gradient
     def loss_and_grads(h, w):
@@ -134,6 +156,9 @@ def _fused(
             logits = tf.cast(
                 tf.matmul(h_c, w, transpose_b=kernel_is_embedding), tf.float32
             )  # (c, vocab)
+            if logit_soft_cap is not None:
+                squashed = tf.tanh(logits / logit_soft_cap)
+                logits = squashed * logit_soft_cap
             shifted = logits - tf.reduce_max(logits, axis=-1, keepdims=True)
             exps = tf.exp(shifted)
             sums = tf.reduce_sum(exps, axis=-1, keepdims=True)
@@ -148,6 +173,8 @@ def _fused(
             g = tf.tensor_scatter_nd_sub(
                 probs, tf.stack([rows, y_c], axis=1), tf.ones_like(rows, tf.float32)
             )
+            if logit_soft_cap is not None:  # d(cap * tanh(z / cap)) / dz
+                g = g * (1.0 - tf.square(squashed))
             if weights is not None:
                 g *= weights[start:stop, None]
             g = tf.cast(g / count, h.dtype)
@@ -180,7 +207,9 @@ class FusedTrainStep:
     in a model that provides `hidden_states(token_ids, training=None)` (the
     final hidden states `(B, T, dim)`, after the last norm, that the head
     maps to logits) and `output_weights()` (the output matrix's variable,
-    and whether it is the embedding table used transposed). Compiled with
+    and whether it is the embedding table used transposed), and optionally
+    `logit_soft_cap()` (a float when the head soft-caps its logits, as
+    Gemma 2's does; None or absent otherwise). Compiled with
     `LanguageModelLoss` (no compiled metrics; sample weights allowed, with
     the default mean or `"mean_with_sample_weight"`), the step never builds
     the `(B, T, vocab)` logits:
@@ -201,6 +230,8 @@ class FusedTrainStep:
         if not fusable:
             return super().train_step(data)
         kernel, kernel_is_embedding = self.output_weights()
+        soft_cap = getattr(self, "logit_soft_cap", None)
+        soft_cap = soft_cap() if callable(soft_cap) else None
         with tf.GradientTape() as tape:
             hidden = self.hidden_states(x, training=True)
             loss = fused_head_cross_entropy(
@@ -209,6 +240,7 @@ class FusedTrainStep:
                 y,
                 kernel_is_embedding=kernel_is_embedding,
                 chunk_rows=loss_fn.chunk_rows,
+                logit_soft_cap=soft_cap,
                 sample_weight=sample_weight,
                 mean_over_weights=loss_fn.reduction == "mean_with_sample_weight",
                 kernel_gradient=bool(getattr(kernel, "trainable", True)),
