@@ -17,15 +17,19 @@ heads, vocab 128256, tied embeddings), random weights, float32, no XLA
   reduction="mean_with_sample_weight")`, no metrics.
 
 Both train on the same batch with the same loss mask (`sample_weight`: the
-first half of each row is prompt, weight 0). Each measurement runs in its
-own process (`--worker`), so its peak RSS (`ru_maxrss`) is its own: the
-import of TensorFlow, the model, the optimizer state and the step's
-activations. The processes alternate (ours, keras-hub, ours, ...,
-`--repeats` rounds) and each side keeps its best step, because the machine
-may be shared. Printed: tokens/s (best step), the ratio ours / keras-hub,
-peak RSS of each and their ratio, the adapters' size (both must count the
-same trainable parameters), and the conditions (CPU, flags, threads, load
-average) before and after.
+first half of each row is prompt, weight 0). Speed: with `--same-process`
+(the default for shapes under 1 GB of float32 weights) one process builds
+both models and alternates their steps, each keeping its best, so load
+changes on a shared machine hit both alike; otherwise each side's own
+process gives it. Memory: each side also trains in its own process
+(`--worker`), so its peak RSS (`ru_maxrss`) is its own: the import of
+TensorFlow, the model, the optimizer state and the step's activations.
+Printed: tokens/s (best step), the ratio ours / keras-hub, peak RSS of
+each and their ratio, the trainable parameter counts (keras-hub's
+`EinsumDense` LoRA on a `(dim, heads, head_dim)` kernel has `A` of shape
+`(dim, heads, r)` and `B` `(r, head_dim)`: more parameters than the
+paper's `(dim, r)`, `(r, dim)` at the same rank), and the conditions (CPU,
+flags, threads, load average) before and after.
 
 Usage:
     python benchmarks/lora_bench.py [--shapes stories110M llama3.2-1b] [--rank 8]
@@ -164,6 +168,28 @@ def worker(side: str, shape: str, rank: int, steps: int) -> dict:
     }
 
 
+def both(shape: str, rank: int, steps: int) -> dict:
+    """Both sides in this process, steps alternating: best step tokens/s of each."""
+    import keras
+
+    cfg = config_of(shape)
+    x, y, weights = batch_of(shape, cfg.vocab_size)
+    models = {}
+    for side, build in (("ours", build_ours), ("hub", build_hub)):
+        keras.utils.set_random_seed(0)
+        models[side] = build(cfg, rank)
+    best = {}
+    for step in range(steps + 1):  # the first step of each traces: not counted
+        for side, (model, inputs) in models.items():
+            started = time.perf_counter()
+            model.train_on_batch(inputs(x), y, sample_weight=weights)
+            if step:
+                best[side] = min(best.get(side, float("inf")), time.perf_counter() - started)
+    return {side: x.size / seconds for side, seconds in best.items()} | {
+        "load_average_1m": os.getloadavg()[0]
+    }
+
+
 def run_worker(side, shape, rank, steps, timeout):
     command = [sys.executable, __file__, "--worker", side, "--shapes", shape]
     command += ["--rank", str(rank), "--steps", str(steps)]
@@ -183,8 +209,17 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="processes per side and shape")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per process")
     parser.add_argument("--out", help="write the figures as JSON here")
-    parser.add_argument("--worker", choices=("ours", "hub"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--same-process",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="time both sides alternating in one process (auto: under 1 GB of weights)",
+    )
+    parser.add_argument("--worker", choices=("ours", "hub", "both"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker == "both":
+        print(json.dumps(both(args.shapes[0], args.rank, args.steps)))
+        return 0
     if args.worker:
         print(json.dumps(worker(args.worker, args.shapes[0], args.rank, args.steps)))
         return 0
@@ -193,26 +228,47 @@ def main(argv=None) -> int:
 
     report = {"conditions": print_conditions(), "rank": args.rank, "shapes": {}}
     for shape in args.shapes:
+        same = args.same_process == "yes" or (
+            args.same_process == "auto" and config_of(shape).num_parameters() * 4 < 2**30
+        )
+        steps = 1 if same else args.steps  # the own-process runs then measure memory
         runs = {"ours": [], "hub": []}
         for _ in range(args.repeats):
             for side in runs:
-                runs[side].append(run_worker(side, shape, args.rank, args.steps, args.timeout))
+                runs[side].append(run_worker(side, shape, args.rank, steps, args.timeout))
         best = {side: max(r, key=lambda run: run["tokens_per_s"]) for side, r in runs.items()}
         peak = {side: min(run["peak_rss_bytes"] for run in r) for side, r in runs.items()}
         _, batch, length = SHAPES[shape]
         speed = best["ours"]["tokens_per_s"] / best["hub"]["tokens_per_s"]
+        alternating = None
+        if same:
+            command = [sys.executable, __file__, "--worker", "both", "--shapes", shape]
+            command += ["--rank", str(args.rank), "--steps", str(args.steps)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
+            if done.returncode != 0:
+                raise RuntimeError(f"both {shape} failed:\n{done.stderr[-3000:]}")
+            alternating = json.loads(done.stdout.strip().splitlines()[-1])
         memory = peak["ours"] / peak["hub"]
         print(f"\n{shape}: LoRA rank {args.rank} on wq/wv (query/value), batch {batch} x {length}, "
               f"float32, AdamW, masked loss")  # fmt: skip
         for side, name in (("ours", "ours"), ("hub", "keras-hub")):
             run = best[side]
             print(
-                f"  {name:9s} {run['tokens_per_s']:9.1f} tokens/s (best of {args.steps} steps, "
+                f"  {name:9s} {run['tokens_per_s']:9.1f} tokens/s (best of {steps} steps, "
                 f"first {run['first_step_s']:.1f} s)  peak RSS {peak[side] / 2**30:.2f} GiB  "
                 f"trainable {run['trainable_parameters']:,}  load {run['load_average_1m']:.1f}"
             )
-        print(f"  ratio ours / keras-hub: {speed:.2f}x tokens/s, {memory:.2f}x peak RSS")
+        print(f"  ratio ours / keras-hub: {speed:.2f}x tokens/s (separate processes), "
+              f"{memory:.2f}x peak RSS")  # fmt: skip
+        if alternating:
+            speed = alternating["ours"] / alternating["hub"]
+            print(
+                f"  alternating in one process: ours {alternating['ours']:.1f}, keras-hub "
+                f"{alternating['hub']:.1f} tokens/s: {speed:.2f}x "
+                f"(load {alternating['load_average_1m']:.1f})"
+            )
         report["shapes"][shape] = {
+            "alternating": alternating,
             "runs": runs,
             "tokens_per_s_ratio": speed,
             "peak_rss_ratio": memory,
