@@ -1178,7 +1178,8 @@ class KeyedVectors:
         meta = {"keys": keys, "vector_size": self.vector_size}
         arrays = {f"{prefix}vectors": self.vectors}
         for attr, values in self.expandos.items():
-            arrays[f"{prefix}vecattr.{attr}"] = values
+            if np.asarray(values).dtype != object:  # Huffman codes: rebuilt from the counts
+                arrays[f"{prefix}vecattr.{attr}"] = values
         if getattr(self, "vectors_lockf", None) is not None:
             arrays[f"{prefix}vectors_lockf"] = self.vectors_lockf
         if self._subwords is not None:
