@@ -184,8 +184,12 @@ def export_litertlm(
                 key="Authors", value="keras-recipes", dtype=litertlm_builder.DType.STRING
             )
         )
+        # float32 activations: the engine's default for a text decoder is fp16
+        # where the CPU computes in fp16 (ARM phones), which would move the logits.
         builder.add_tflite_model(
-            str(folder / "model.tflite"), litertlm_builder.TfLiteModelType.PREFILL_DECODE
+            str(folder / "model.tflite"),
+            litertlm_builder.TfLiteModelType.PREFILL_DECODE,
+            prefer_activation_type="fp32",
         )
         if kind == "sp":
             builder.add_sentencepiece_tokenizer(str(tokenizer_file))
