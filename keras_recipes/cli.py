@@ -80,6 +80,7 @@ def _llama_train(args) -> int:
             quick=args.quick,
             strategy=args.strategy,
             overwrite=args.overwrite,
+            checkpoint=args.checkpoint,
             **overrides,
         )
     except ValueError as error:
@@ -101,6 +102,65 @@ def _llama_train(args) -> int:
         print(f"Saved the model, tokenizer and metrics in {metrics['out']}")
     max_new_tokens = args.max_new_tokens or (QUICK if args.quick else DEFAULTS)["max_new_tokens"]
     print(f"Generate more: {generate_command(metrics['out'], max_new_tokens)}")
+    return 0
+
+
+def _llama_finetune(args) -> int:
+    from keras_recipes.llama.finetune import FINETUNE_DEFAULTS, finetune_llama
+    from keras_recipes.llama.train import resume_hint
+
+    overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_DEFAULTS}
+    export_format = args.merge_format if args.merge_format in ("saved_model", "tflite") else None
+    try:
+        metrics = finetune_llama(
+            args.checkpoint,
+            args.data,
+            args.out,
+            tokenizer=args.tokenizer,
+            merge=args.merge or export_format is not None,
+            merge_format="keras" if export_format else args.merge_format,
+            quick=args.quick,
+            strategy=args.strategy,
+            overwrite=args.overwrite,
+            **overrides,
+        )
+    except ValueError as error:
+        print(f"keras-recipes llama finetune: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
+        return 130
+    if metrics["already_trained"]:
+        print(
+            f"{metrics['out']} already holds a finished fine-tune with these settings: nothing "
+            "to train. Pass --overwrite to train it again, or --out NEW_FOLDER."
+        )
+    else:
+        what = "adapter.safetensors" if args.lora else "model.keras"
+        print(
+            f"Trained {metrics['trainable_parameters']:,} of {metrics['parameters']:,} "
+            f"parameters on {metrics['train_examples']} examples; loss "
+            f"{metrics['final_loss']:.4f}."
+        )
+        print(f"Saved {what}, the tokenizer and metrics in {metrics['out']}")
+    if metrics.get("merged"):
+        print(f"Merged model: {metrics['merged']}")
+    if export_format:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+
+        merged, out = load_checkpoint(metrics["merged"]), Path(metrics["out"])
+        if export_format == "saved_model":
+            from keras_recipes.export import export_saved_model
+
+            tokenizer = out / "tokenizer.model"
+            path = export_saved_model(
+                merged, out / "saved_model", tokenizer=tokenizer if tokenizer.is_file() else None
+            )
+        else:
+            from keras_recipes.export import export_tflite
+
+            path = export_tflite(merged, out / "merged.tflite")
+        print(f"Exported the merged model: {path}")
     return 0
 
 
@@ -389,6 +449,73 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="the model to fine-tune: .keras, llama2.c .bin or Hugging Face folder",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help='.jsonl, one example a line: {"messages": [{"role": "user", "content": ...}, ...]}, '
+        '{"prompt": ..., "completion": ...} or {"text": ...}; or a .txt file, one text a line. '
+        "The loss is on assistant turns / completions only",
+    )
+    parser.add_argument("--out", default="runs/llama_finetune", help="run folder")
+    parser.add_argument(
+        "--tokenizer", metavar="PATH", help="default: the tokenizer beside the checkpoint"
+    )
+    parser.add_argument(
+        "--lora",
+        type=int,
+        metavar="RANK",
+        help="train LoRA adapters of this rank (saved alone as adapter.safetensors); "
+        "without it every weight trains (model.keras)",
+    )
+    parser.add_argument("--lora-alpha", type=float, help="LoRA scale alpha/rank (default: rank)")
+    parser.add_argument(
+        "--lora-targets",
+        nargs="+",
+        metavar="NAME",
+        help="projections to adapt among wq wk wv wo w1 w2 w3 (default: wq wv)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="also write the model with the adapters folded in (default format: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--merge-format",
+        choices=("hf", "llama2c", "keras", "saved_model", "tflite"),
+        help="format of the merged model",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    for flag, type_, text in (
+        ("--epochs", int, "passes over the examples"),
+        ("--seq-len", int, "tokens per example (longer ones are cut; default 256)"),
+        ("--batch-size", int, "examples per step"),
+        ("--learning-rate", float, "peak AdamW learning rate (default 2e-4 LoRA, 2e-5 all)"),
+        ("--warmup-steps", int, "linear warm-up steps"),
+        ("--weight-decay", float, "AdamW decoupled weight decay (default 0)"),
+        ("--clipnorm", float, "clip the global gradient norm to this"),
+        ("--validation-split", float, "share of the examples held out (default 0.1)"),
+        ("--backup-steps", int, "back up every this many steps"),
+        ("--seed", int, "seed of the data order and the adapters' initial values"),
+    ):
+        parser.add_argument(flag, type=type_, help=text)
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"))
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy, as for llama train",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -414,7 +541,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a SentencePiece tokenizer and a tiny LLaMA (as recipes/llama_tiny.py)",
     )
     add_llama_train_arguments(llama_train)
+    llama_train.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="continue training this checkpoint (.keras, llama2.c .bin or Hugging Face folder), "
+        "every weight, with the tokenizer beside it; the size flags are then the checkpoint's",
+    )
     llama_train.set_defaults(func=_llama_train)
+    llama_finetune = llama_commands.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on chat JSONL or text, with LoRA (--lora R) or every weight",
+    )
+    _add_finetune_arguments(llama_finetune)
+    llama_finetune.set_defaults(func=_llama_finetune)
     llama_generate = llama_commands.add_parser(
         "generate", help="continue a prompt, streaming tokens as they are produced"
     )

@@ -102,13 +102,11 @@ def save_gguf(
         ValueError: a model without the GGUF hooks, an unknown `dtype`, no
             tokenizer, or a tokenizer whose vocabulary does not fit the model's.
 
-    Examples:
-
-    ```python
-    model = load_checkpoint("runs/llama_tiny/model.keras")
-    save_gguf(model, "llama_tiny.gguf", tokenizer="runs/llama_tiny/tokenizer.model")
-    # then: llama-simple -m llama_tiny.gguf -n 32 "The government said"
-    ```
+    After training, `model = load_checkpoint("runs/llama_tiny/model.keras")`
+    and `save_gguf(model, "llama_tiny.gguf",
+    tokenizer="runs/llama_tiny/tokenizer.model")` write the file that
+    llama.cpp runs: `llama-simple -m llama_tiny.gguf -n 32 "The government
+    said"`. (No doctest: it needs a trained checkpoint and its tokenizer.)
     """
     from keras_recipes._io import atomic_path
 

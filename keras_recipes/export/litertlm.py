@@ -136,14 +136,11 @@ def export_litertlm(
     Returns:
         The path written.
 
-    Examples:
-
-    ```python
-    model = load_checkpoint("runs/llama_tiny/model.keras")
-    export_litertlm(model, "llama_tiny.litertlm", tokenizer="runs/llama_tiny/tokenizer.model")
-    import litert_lm
-    engine = litert_lm.Engine("llama_tiny.litertlm")
-    ```
+    After training, `model = load_checkpoint("runs/llama_tiny/model.keras")`
+    and `export_litertlm(model, "llama_tiny.litertlm",
+    tokenizer="runs/llama_tiny/tokenizer.model")` write the bundle, which
+    LiteRT-LM opens with `litert_lm.Engine("llama_tiny.litertlm")`. (No
+    doctest: it needs a trained checkpoint, and conversion takes seconds.)
     """
     try:
         from litert_lm_builder import litertlm_builder

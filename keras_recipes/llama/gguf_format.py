@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_recipes.llama.checkpoints.weights import assign_tensors, canonical_names, model_tensors
-from keras_recipes.llama.checkpoints.weights import _permuted
+from keras_recipes.llama.checkpoints.weights import (
+    _permuted,
+    assign_tensors,
+    canonical_names,
+    model_tensors,
+)
 
 ARCHITECTURE = "llama"
 # Canonical (Meta) names -> llama.cpp's MODEL_TENSOR members.

@@ -58,6 +58,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recipes._text import read_json_file
 from keras_recipes.hardware import resolve_precision
 
 # The default run: README's main job (its time is in README).
@@ -107,7 +108,17 @@ QUICK = dict(
 INTERRUPT_ENV = "KERAS_RECIPES_INTERRUPT_AFTER_STEPS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # What a run writes into its folder; `overwrite=True` deletes these (exports stay).
-RUN_FILES = ("model.keras", "tokenizer.model", "metrics.json", "history.json", "run.json", "backup")
+RUN_FILES = (
+    "model.keras",
+    "adapter.safetensors",
+    "tokenizer.model",
+    "tokenizer.bin",
+    "tokenizer.json",
+    "metrics.json",
+    "history.json",
+    "run.json",
+    "backup",
+)
 # Settings that only pick the sample: a resumed or finished run may change them.
 SAMPLING_SETTINGS = ("prompt", "max_new_tokens", "temperature", "top_k", "top_p")
 
@@ -165,12 +176,9 @@ def warmup_cosine_schedule(
 
     Examples:
 
-    ```python
-    schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
-    float(schedule(50))   # 5e-4, half-way up
-    float(schedule(100))  # 1e-3, the peak
-    float(schedule(1000)) # 1e-4, the floor
-    ```
+    >>> schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    >>> [round(float(schedule(step)), 7) for step in (50, 100, 1000)]  # half-way, peak, floor
+    [0.0005, 0.001, 0.0001]
     """
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be positive; received {learning_rate}.")
@@ -352,7 +360,11 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        from keras_recipes._compat import skipped_step
+
         loss = (logs or {}).get("loss")
+        if skipped_step(self.model):  # a resumed run passing over trained steps logs NaN
+            return
         if loss is not None and not math.isfinite(float(loss)):
             raise FloatingPointError(
                 f"training stopped: the loss is {float(loss)} at epoch {self.epoch + 1}, step "
@@ -399,7 +411,7 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
     """
     path = Path(out) / "run.json"
     if resuming and path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_json_file(path)
         changed = {
             key: (previous.get(key), value)
             for key, value in settings.items()
@@ -418,7 +430,10 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
 
 
 def check_finished_run(
-    out: str | os.PathLike, settings: dict, overwrite: bool = False
+    out: str | os.PathLike,
+    settings: dict,
+    overwrite: bool = False,
+    finished_file: str = "model.keras",
 ) -> dict | None:
     """Never trains over a finished run: its metrics, or `None` when there is work to do.
 
@@ -435,6 +450,8 @@ def check_finished_run(
         overwrite: bool. Delete an earlier run's files (`RUN_FILES`; exports
             under `OUT/saved_models` stay) and start over. Defaults to
             `False`.
+        finished_file: str. The file a finished run leaves (`model.keras`;
+            a LoRA fine-tune leaves `adapter.safetensors`).
     """
     out = Path(out)
     if overwrite:
@@ -445,10 +462,10 @@ def check_finished_run(
             elif path.exists():
                 path.unlink()
         return None
-    if not (out / "model.keras").is_file() or (out / "backup").is_dir():
+    if not (out / finished_file).is_file() or (out / "backup").is_dir():
         return None
     run_path, metrics_path = out / "run.json", out / "metrics.json"
-    previous = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    previous = read_json_file(run_path) if run_path.is_file() else {}
     changed = [
         f"{key}: {previous.get(key)!r} then, {value!r} now"
         for key, value in settings.items()
@@ -460,7 +477,7 @@ def check_finished_run(
             f"({', '.join(changed)}). Pass --out with a new folder to train beside it, "
             "or --overwrite to replace it."
         )
-    return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return read_json_file(metrics_path) if metrics_path.is_file() else {}
 
 
 def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = "The fire") -> str:
@@ -472,9 +489,11 @@ def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = 
     import shlex
 
     out = Path(out)
+    names = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
+    tokenizer = next((out / n for n in names if (out / n).is_file()), out / names[0])
     return (
         f"keras-recipes llama generate --checkpoint {shlex.quote(str(out / 'model.keras'))} "
-        f"--tokenizer {shlex.quote(str(out / 'tokenizer.model'))} "
+        f"--tokenizer {shlex.quote(str(tokenizer))} "
         f"--prompt {shlex.quote(prompt)} --max-new-tokens {max_new_tokens}"
     )
 
@@ -655,6 +674,7 @@ def open_run(
     strategy,
     strategy_name: str = "default",
     overwrite: bool = False,
+    finished_file: str = "model.keras",
 ) -> TrainingRun:
     """Readies `out` for a run: a finished run found, a backup to resume, or a fresh start.
 
@@ -664,7 +684,8 @@ def open_run(
     refused unless `overwrite` (`check_finished_run`); a backup is read
     (a damaged one is a `ValueError` naming the file) and must have been
     written with the same settings (`check_run_settings`, which writes
-    `run.json`).
+    `run.json`). `finished_file` is what a finished run leaves
+    (`model.keras`, or a fine-tune's `adapter.safetensors`).
     """
     from keras_recipes._io import stale_partials
     from keras_recipes.llama.backup import read_backup
@@ -677,12 +698,12 @@ def open_run(
     run = TrainingRun(out, settings, strategy, strategy_name)
     if out.is_dir():  # before --overwrite deletes anything: the folder may be in use
         lock_run_folder(out)
-    run.finished = check_finished_run(out, settings, overwrite)
+    run.finished = check_finished_run(out, settings, overwrite, finished_file)
     if run.finished is not None:
         return run
     out.mkdir(parents=True, exist_ok=True)
     lock_run_folder(out)
-    for name in ("model.keras", "metrics.json", "history.json", "run.json"):
+    for name in (finished_file, "model.keras", "metrics.json", "history.json", "run.json"):
         for leftover in stale_partials(out / name):  # a killed save's temporary file
             leftover.unlink()
     backup = read_backup(run.backup_dir)
@@ -760,6 +781,54 @@ def run_tokenizer(run: TrainingRun, documents: list[str]):
         tokenizer.save(run.tokenizer_path)
     check_same_on_every_worker(run.strategy, run.tokenizer_path.read_bytes(), "tokenizer")
     return tokenizer
+
+
+class _EncodesEachDocument:
+    """A tokenizer whose `encode` takes one string, taking a list too (what `data` passes)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def encode(self, text, add_bos: bool = False, add_eos: bool = False):
+        if isinstance(text, str):
+            return self.tokenizer.encode(text, add_bos=add_bos, add_eos=add_eos)
+        return [self.tokenizer.encode(t, add_bos=add_bos, add_eos=add_eos) for t in text]
+
+
+def load_checkpoint_to_continue(run: TrainingRun):
+    """`(tokenizer, model)` of `run.settings["checkpoint"]`, to train every weight further.
+
+    The tokenizer beside the checkpoint is copied into the run folder (so
+    the printed `generate` command finds it); the model is loaded in the
+    run's strategy scope and precision, and `seq_len` must fit its context.
+    """
+    from keras_recipes._io import atomic_path
+    from keras_recipes.llama.checkpoints import load_checkpoint
+    from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
+
+    settings = run.settings
+    found = find_tokenizer(settings["checkpoint"])
+    if found is None:
+        raise ValueError(
+            f"No tokenizer.model, tokenizer.bin or tokenizer.json beside {settings['checkpoint']}; "
+            "put the checkpoint's tokenizer there."
+        )
+    with run.strategy.scope(), training_precision(settings["precision"]):
+        model = load_checkpoint(settings["checkpoint"])
+    if settings["seq_len"] > model.config.max_seq_len:
+        raise ValueError(
+            f"--seq-len {settings['seq_len']} exceeds the checkpoint's context "
+            f"({model.config.max_seq_len}); lower it."
+        )
+    copy = run.out / found.name
+    if not copy.is_file():
+        with atomic_path(copy) as partial:
+            shutil.copyfile(found, partial)
+    tokenizer = load_tokenizer(copy, vocab_size=model.config.vocab_size)
+    return _EncodesEachDocument(tokenizer), model
 
 
 def check_prompt_fits(tokenizer, settings: dict) -> None:
@@ -863,7 +932,7 @@ def training_callbacks(
     history_path = run.out / "history.json"
     earlier = []
     if run.initial_epoch and history_path.is_file():
-        earlier = json.loads(history_path.read_text())[: run.initial_epoch]
+        earlier = read_json_file(history_path)[: run.initial_epoch]
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )
@@ -1017,6 +1086,7 @@ def train_llama(
     strategy: str = "default",
     overwrite: bool = False,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    checkpoint: str | os.PathLike | None = None,
     **overrides,
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
@@ -1055,6 +1125,14 @@ def train_llama(
             callbacks for `fit`, after the run's own (backup, progress bar,
             perplexity logger), e.g. `[InterruptAfterSteps(20)]`. Defaults
             to `None`.
+        checkpoint: str or path or None. Continue training this checkpoint
+            (a `.keras` file, llama2.c `.bin` or Hugging Face folder), every
+            weight, with the tokenizer beside it (copied into `out`),
+            instead of training a new tokenizer and model; the size
+            settings (`dim`, `vocab_size`, ...) are then the checkpoint's,
+            and `seq_len` must fit its context. See
+            `keras_recipes.llama.finetune` for chat data, loss masking and
+            LoRA. Defaults to `None`.
         **overrides: any key of `DEFAULTS` (`epochs`, `seq_len`, `dim`, ...);
             `None` values are ignored.
 
@@ -1067,14 +1145,21 @@ def train_llama(
 
     distribution = make_strategy(strategy)  # before TensorFlow runs any op
     settings = training_settings(quick, corpus, **overrides)
+    if checkpoint is not None:
+        settings["checkpoint"] = str(Path(checkpoint).resolve())
     run = open_run(out, settings, distribution, strategy, overwrite=overwrite)
     if run.finished is not None:
         return {**run.finished, "out": str(run.out), "already_trained": True}
     documents = load_documents(settings)
-    tokenizer = run_tokenizer(run, documents)
+    if checkpoint is None:
+        tokenizer = run_tokenizer(run, documents)
+    else:
+        tokenizer, model = load_checkpoint_to_continue(run)
     check_prompt_fits(tokenizer, settings)
     data, train_stream, steps_per_epoch = make_datasets(documents, tokenizer, run)
-    model = compile_model(build_model(tokenizer.vocab_size, run), run, steps_per_epoch)
+    if checkpoint is None:
+        model = build_model(tokenizer.vocab_size, run)
+    model = compile_model(model, run, steps_per_epoch)
     run_callbacks, verbose = training_callbacks(run, verbose, callbacks)
     seconds = fit_model(model, run, data, train_stream, steps_per_epoch, run_callbacks, verbose)
     model, metrics = finish_run(model, run, data, run_callbacks, seconds)
