@@ -87,6 +87,11 @@ def llm_metadata(
     if tokenizer.bos_id is not None and tokenizer.bos_id >= 0:
         metadata.start_token.token_ids.ids.append(int(tokenizer.bos_id))
     stops = [tokenizer.eos_id] if stop_token_ids is None else list(stop_token_ids)
+    if not stops:
+        raise ValueError(
+            "export_litertlm: LiteRT-LM refuses a bundle without stop tokens; pass at least one "
+            "id in stop_token_ids (or None for the tokenizer's EOS)."
+        )
     for stop in stops:
         if not 0 <= int(stop) < model.config.vocab_size:
             raise ValueError(
