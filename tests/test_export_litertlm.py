@@ -151,6 +151,8 @@ def test_refusals_name_the_problem(llama, tokenizer, bundle, tmp_path):
         )
     with pytest.raises(ValueError, match="stop token"):
         export_litertlm(llama, tmp_path / "z.litertlm", tokenizer, stop_token_ids=[999])
+    with pytest.raises(ValueError, match="without stop tokens"):
+        export_litertlm(llama, tmp_path / "z.litertlm", tokenizer, stop_token_ids=[])
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 

@@ -41,6 +41,7 @@ SLOW_SECTIONS = (
     "Word embeddings",
     "Sequence models",
     "Deploy: TF Serving and TFLite",
+    "Deploy: llama.cpp (GGUF) and LiteRT-LM",
 )
 # Seconds for the stand-in plus the blocks: fast ones, then all of them. On
 # 2026-11-30, 2 cores under a load average of 2.5-5 from other work, the fast

@@ -87,6 +87,11 @@ def llm_metadata(
     if tokenizer.bos_id is not None and tokenizer.bos_id >= 0:
         metadata.start_token.token_ids.ids.append(int(tokenizer.bos_id))
     stops = [tokenizer.eos_id] if stop_token_ids is None else list(stop_token_ids)
+    if not stops:
+        raise ValueError(
+            "export_litertlm: LiteRT-LM refuses a bundle without stop tokens; pass at least one "
+            "id in stop_token_ids (or None for the tokenizer's EOS)."
+        )
     for stop in stops:
         if not 0 <= int(stop) < model.config.vocab_size:
             raise ValueError(
@@ -181,8 +186,12 @@ def export_litertlm(
                 key="Authors", value="keras-recipes", dtype=litertlm_builder.DType.STRING
             )
         )
+        # float32 activations: the engine's default for a text decoder is fp16
+        # where the CPU computes in fp16 (ARM phones), which would move the logits.
         builder.add_tflite_model(
-            str(folder / "model.tflite"), litertlm_builder.TfLiteModelType.PREFILL_DECODE
+            str(folder / "model.tflite"),
+            litertlm_builder.TfLiteModelType.PREFILL_DECODE,
+            prefer_activation_type="fp32",
         )
         if kind == "sp":
             builder.add_sentencepiece_tokenizer(str(tokenizer_file))

@@ -16,7 +16,7 @@ from keras_recipes.llama.checkpoints import (
 )
 from keras_recipes.llama.config import LlamaConfig
 from keras_recipes.llama.gguf_format import ARCHITECTURE as _GGUF_ARCHITECTURE
-from keras_recipes.llama.gguf_format import load_llama_gguf
+from keras_recipes.llama.gguf_load import load_llama_gguf
 from keras_recipes.llama.model import LlamaModel, build_llama
 from keras_recipes.llama.presets import PRESETS
 from keras_recipes.llama.quantize import QuantizedLlama, quantize_for_decoding
