@@ -339,6 +339,22 @@ def _export(args) -> int:
 
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
             print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
+        elif args.format == "litertlm":
+            from keras_recipes.export import export_litertlm
+            from keras_recipes.tokenizers import find_tokenizer
+
+            if args.quantize not in (None, "dynamic-int8"):
+                raise ValueError("--format litertlm takes --quantize dynamic-int8 or none.")
+            tokenizer = args.tokenizer or find_tokenizer(checkpoint)
+            if tokenizer is None:
+                raise ValueError(
+                    f"no tokenizer beside {checkpoint}: a .litertlm bundle carries one; pass "
+                    "--tokenizer (a SentencePiece .model or a tokenizer.json)."
+                )
+            out = Path(args.out)
+            out = out if out.suffix == ".litertlm" else out.with_suffix(".litertlm")
+            path = export_litertlm(model, out, tokenizer=tokenizer, quantize=args.quantize)
+            print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")
         else:
             from keras_recipes.export import export_tflite
 
@@ -408,23 +424,28 @@ def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a .keras file, a LLaMA checkpoint, or a Hugging Face folder (LLaMA or Gemma 2)",
     )
-    parser.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
+    parser.add_argument(
+        "--format", choices=("saved_model", "tflite", "litertlm"), default="saved_model"
+    )
     parser.add_argument(
         "--out",
         required=True,
         metavar="PATH",
         help="saved_model: the model folder (saved_models/NAME, versions inside); "
-        "tflite: the .tflite file",
+        "tflite: the .tflite file; litertlm: the .litertlm file",
     )
     parser.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model for LLaMA's generate_text signature "
-        "(default: tokenizer.model next to the checkpoint, if there)",
+        help="SentencePiece .model for LLaMA's generate_text signature; litertlm: a .model "
+        "or tokenizer.json to bundle (default: the tokenizer next to the checkpoint, if there)",
     )
     parser.add_argument("--version", type=int, default=None, help="default: the next one")
     parser.add_argument(
-        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
+        "--quantize",
+        choices=("dynamic-int8", "float16"),
+        default=None,
+        help="tflite (both) and litertlm (dynamic-int8) only",
     )
 
 
@@ -593,7 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_arguments(gemma_export)
     gemma_export.set_defaults(func=_export, family="gemma")
     export = subparsers.add_parser(
-        "export", help="export a checkpoint as a TF Serving SavedModel or a TFLite file"
+        "export",
+        help="export a checkpoint as a TF Serving SavedModel, a TFLite file or a LiteRT-LM bundle",
     )
     _add_export_arguments(export)
     export.set_defaults(func=_export)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_recipes._ids import check_ids
 from keras_recipes.layers.char_encoder import CHAR_ENCODERS, CharacterEncoder
 from keras_recipes.layers.crf import CRF
 from keras_recipes.rnn import build_bidirectional
@@ -75,6 +76,33 @@ class CRFTagger(keras.Model):
 
     def call(self, inputs, training=None):
         return self.backbone(inputs, training=training)
+
+    def _check(self, x=None, y=None, who="CRFTagger"):
+        """Word ids in `[0, vocab)` and tag ids in `[0, num_tags)`, for concrete arrays."""
+        if x is not None:
+            embedding = next(
+                (layer for layer in self.backbone.layers if layer.name == "word_embedding"), None
+            )
+            if embedding is not None:
+                check_ids(_word_ids(x), embedding.input_dim, "word id", who)
+        if y is not None:
+            check_ids(y, self.crf.num_tags, "tag id", who)
+
+    def __call__(self, inputs, *args, **kwargs):
+        self._check(inputs, who="CRFTagger")
+        return super().__call__(inputs, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check(x, y, who="CRFTagger.fit")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check(x, y, who="CRFTagger.evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check(x, who="CRFTagger.predict")
+        return super().predict(x, *args, **kwargs)
 
     def padding_mask(self, inputs):
         """`True` at real words: word id not `0`."""

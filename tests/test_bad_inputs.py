@@ -736,3 +736,339 @@ def test_nan_vectors_are_not_written(how, tmp_path):
         else:
             wv.save_word2vec_format(path, binary=how.endswith("binary"))
     assert not list(tmp_path.iterdir())
+
+
+# --- 6. ids are checked at the public entry points ---------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8_llama(llama):
+    from keras_recipes.llama.quantize import quantize_for_decoding
+
+    return quantize_for_decoding(llama, "int8")
+
+
+# fmt: off
+LLAMA_ID_CASES = {
+    "model id -1 (read row 63)": ("llama", [[1, -1]], "LlamaModel: token id -1 at [0, 1] is outside [0, 64)"),
+    "model id 64": ("llama", [[1, 64]], "LlamaModel: token id 64 at [0, 1] is outside [0, 64)"),
+    "model fractional ids": ("llama", np.array([[1.5]]), "LlamaModel: token ids must be integers"),
+    "int8 id -1": ("int8_llama", [[1, -1]], "QuantizedLlama: token id -1 at [0, 1]"),
+    "int8 id 64": ("int8_llama", [[64]], "QuantizedLlama: token id 64 at [0, 0]"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", LLAMA_ID_CASES, ids=list(LLAMA_ID_CASES))
+def test_llama_ids_out_of_range_are_named(case, request):
+    fixture, token_ids, words = LLAMA_ID_CASES[case]
+    model = request.getfixturevalue(fixture)
+    with pytest.raises(ValueError) as refused:
+        model(token_ids)
+    assert words in str(refused.value)
+
+
+def test_llama_in_range_ids_still_answer(llama):
+    assert tuple(llama(np.array([[0, 63]], np.int32)).shape) == (1, 2, VOCAB)
+
+
+@pytest.fixture(scope="module")
+def crf_tagger():
+    from keras_recipes.taggers import build_tagger
+
+    keras.utils.set_random_seed(3)
+    tagger = build_tagger(vocab_size=20, num_tags=4, embed_dim=4, units=4, crf=True)
+    tagger.compile(optimizer="adam")
+    return tagger
+
+
+WORDS = np.array([[1, 2, 3, 0]], np.int32)
+
+# fmt: off
+TAGGER_CASES = {
+    "fit tag -1": ("fit", WORDS, np.array([[0, -1, 2, 0]]), "CRFTagger.fit: tag id -1 at [0, 1] is outside [0, 4)"),
+    "fit tag 4": ("fit", WORDS, np.array([[0, 4, 2, 0]]), "CRFTagger.fit: tag id 4 at [0, 1]"),
+    "fit word 20": ("fit", np.array([[1, 20, 3, 0]]), np.zeros((1, 4), int), "CRFTagger.fit: word id 20 at [0, 1] is outside [0, 20)"),
+    "predict word -2": ("predict", np.array([[1, -2]]), None, "CRFTagger.predict: word id -2 at [0, 1]"),
+    "call word 20": ("__call__", np.array([[20]]), None, "CRFTagger: word id 20 at [0, 0]"),
+    "evaluate tag 9": ("evaluate", WORDS, np.array([[9, 0, 0, 0]]), "CRFTagger.evaluate: tag id 9 at [0, 0]"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", TAGGER_CASES, ids=list(TAGGER_CASES))
+def test_crf_tagger_ids_out_of_range_are_named(case, crf_tagger):
+    method, x, y, words = TAGGER_CASES[case]
+    args = (x,) if y is None else (x, y)
+    with pytest.raises(ValueError) as refused:
+        getattr(crf_tagger, method)(*args, **({} if method == "__call__" else {"verbose": 0}))
+    assert words in str(refused.value)
+
+
+@pytest.fixture(scope="module")
+def doc2vec():
+    from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+
+    docs = [TaggedDocument(["cats", "purr", "and", "meow"], [0]), TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20  # fmt: skip
+    return Doc2Vec(docs, vector_size=8, min_count=1, epochs=2, seed=1)
+
+
+def test_doc2vec_refuses_bool_tags_that_would_merge_with_ints():
+    from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+
+    docs = [TaggedDocument(["a", "b"], [True]), TaggedDocument(["c", "d"], [1])]
+    with pytest.raises(ValueError, match=r"Document 0's tags \[True\] hold a bool; True and 1"):
+        Doc2Vec(docs, vector_size=4, min_count=1, epochs=1)
+
+
+# fmt: off
+INFER_CASES = {
+    "epochs -1": (dict(epochs=-1), "infer_vector: epochs must be an int >= 0, got -1"),
+    "epochs 2.5": (dict(epochs=2.5), "infer_vector: epochs must be an int >= 0, got 2.5"),
+    "alpha nan": (dict(alpha=float("nan")), "infer_vector: alpha must be a finite number >= 0, got nan"),
+    "min_alpha -1": (dict(min_alpha=-1.0), "infer_vector: min_alpha must be a finite number >= 0"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", INFER_CASES, ids=list(INFER_CASES))
+def test_infer_vector_arguments_are_checked(case, doc2vec):
+    kwargs, words = INFER_CASES[case]
+    with pytest.raises(ValueError) as refused:
+        doc2vec.infer_vector(["cats", "purr"], **kwargs)
+    assert words in str(refused.value)
+
+
+# --- 7. readers name the file and the place; line breaks follow the format ---------------------
+
+
+def _conll(path):
+    from keras_recipes.datasets.ner import read_conll
+
+    return read_conll(path)
+
+
+def _pairs(path):
+    from keras_recipes.datasets.pairs import read_pairs
+
+    return read_pairs(path)
+
+
+def _run_json(path):
+    from keras_recipes.llama.train import check_finished_run
+
+    (path.parent / "model.keras").write_bytes(b"x")
+    return check_finished_run(path.parent, {"dim": 32})
+
+
+def _tokenizer_json(path):
+    from keras_recipes.tokenizers.huggingface import BytePairTokenizerJson
+
+    return BytePairTokenizerJson(path)
+
+
+def _vectors(path):
+    return KeyedVectors.load_word2vec_format(path)
+
+
+def _doc2vec(path):
+    from keras_recipes.embeddings import Doc2Vec
+
+    return Doc2Vec.load(path)
+
+
+def _keras(path):
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+# fmt: off
+READER_CASES = {
+    "CoNLL non-UTF-8": ("train.txt", b"EU B-ORG\nrejects O\n\xff O\n", _conll, r"train.txt, line 3 \(byte offset 19\): not valid utf-8"),
+    "pairs non-UTF-8": ("spa.txt", b"Hi.\tHola.\nWho?\t\xbfQui\xe9n?\n", _pairs, r"spa.txt, line 2 \(byte offset 15\): not valid utf-8"),
+    "run.json bad JSON": ("run.json", b'{"dim": 32,', _run_json, r"run.json, line 1, column 12: not valid JSON"),
+    "run.json non-UTF-8": ("run.json", b'{"dim": "\xff"}', _run_json, r"run.json, line 1 \(byte offset 9\): not valid utf-8"),
+    "tokenizer.json bad JSON": ("tokenizer.json", b'{"model": }', _tokenizer_json, r"tokenizer.json, line 1, column 11: not valid JSON"),
+    "vector file non-UTF-8": ("v.txt", b"2 2\na 1 2\n\xff 1 2\n", _vectors, r"v.txt, line 3 \(byte 0 of the line\): not valid utf-?8"),
+    "Doc2Vec.load truncated": ("d.npz", b"PK\x03\x04garbage", _doc2vec, r"d.npz: the archive is damaged or truncated"),
+    ".keras damaged": ("m.keras", b"PK\x03\x04garbage", _keras, r"m.keras cannot be read as a .keras file .*damaged or truncated"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", READER_CASES, ids=list(READER_CASES))
+def test_readers_name_the_file_and_place(case, tmp_path):
+    name, data, reader, words = READER_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=words):
+        reader(path)
+
+
+# fmt: off
+LINE_BREAK_CASES = {
+    "U+2028 inside a CoNLL token": ("c.txt", "EU\u2028x B-ORG\nrejects O\n", _conll, [(["EU\u2028x", "rejects"], ["B-ORG", "O"])]),
+    "form feed inside a pair": ("p.txt", "Hi.\x0c there\tHola.\n", _pairs, [("Hi.\x0c there", "Hola.")]),
+    "NEL inside a pair": ("p.txt", "Go\x85 now.\tVe.\r\nHi.\tHola.\r\n", _pairs, [("Go\x85 now.", "Ve."), ("Hi.", "Hola.")]),
+    "BOM before -DOCSTART-": ("c.txt", "\ufeff-DOCSTART- -X- O O\n\nEU B-ORG\n", _conll, [(["EU"], ["B-ORG"])]),
+    "CRLF CoNLL": ("c.txt", "EU B-ORG\r\nrejects O\r\n\r\nOK O\r\n", _conll, [(["EU", "rejects"], ["B-ORG", "O"]), (["OK"], ["O"])]),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", LINE_BREAK_CASES, ids=list(LINE_BREAK_CASES))
+def test_lines_split_only_on_newlines_and_boms_are_dropped(case, tmp_path):
+    name, text, reader, want = LINE_BREAK_CASES[case]
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8"))
+    assert reader(path) == want
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# (what to damage in a copy of the version folder, the file named, the words of the fix)
+# fmt: off
+SERVE_CHECK_CASES = {
+    "corrupt saved_model.pb": (lambda v: _truncate(v / "saved_model.pb"), "1/saved_model.pb is damaged", "export a new version"),
+    "missing variables/": (lambda v: __import__("shutil").rmtree(v / "variables"), "1/variables is missing", "copy the whole version folder"),
+    "truncated variables shard": (lambda v: _truncate(next((v / "variables").glob("variables.data-*"))), "variables.data-00000-of-00001: the saved weights cannot be restored", "Copy the version folder again"),
+    "truncated variables.index": (lambda v: _truncate(v / "variables" / "variables.index"), "variables/variables.index: the saved weights cannot be restored", "Copy the version folder again"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", SERVE_CHECK_CASES, ids=list(SERVE_CHECK_CASES))
+def test_serve_check_names_the_damaged_file_and_the_fix(case, llama_export, tmp_path, capsys):
+    import shutil
+
+    from keras_recipes.cli import main
+
+    damage, file_words, fix = SERVE_CHECK_CASES[case]
+    version = tmp_path / "llama" / "1"
+    shutil.copytree(llama_export / "1", version)
+    damage(version)
+    assert main(["serve", "check", str(version)]) != 0
+    err = capsys.readouterr().err
+    assert file_words in err and fix in err, err
+
+
+# fmt: off
+MODELS_CONFIG_CASES = {
+    "versions [-1]": ([{"name": "a", "base_path": "/a", "versions": [-1]}], "`versions` of 'a' must be a non-empty list of version numbers >= 1"),
+    "versions []": ([{"name": "a", "base_path": "/a", "versions": []}], "`versions` of 'a' must be a non-empty list"),
+    "latest 0": ([{"name": "a", "base_path": "/a", "latest": 0}], "`latest` of 'a' must be an int >= 1"),
+    "empty name": ([{"name": "", "base_path": "/a"}], "`name` must be a non-empty string"),
+    "empty base_path": ([{"name": "a", "base_path": " "}], "`base_path` must be a non-empty string"),
+    "a list of names": (["llama"], "`models` must be a list of dicts"),
+    "label to version 0": ([{"name": "a", "base_path": "/a", "labels": {"stable": 0}}], "labels of 'a' map a non-empty name to a version >= 1"),
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("case", MODELS_CONFIG_CASES, ids=list(MODELS_CONFIG_CASES))
+def test_models_config_refuses_what_tf_serving_cannot_serve(case, tmp_path):
+    from keras_recipes.serving import write_models_config
+
+    models, words = MODELS_CONFIG_CASES[case]
+    with pytest.raises(ValueError) as refused:
+        write_models_config(tmp_path / "models.config", models)
+    assert words in str(refused.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_damaged_models_config_names_the_file(tmp_path):
+    from keras_recipes.serving import read_models_config
+
+    path = tmp_path / "models.config"
+    path.write_text("model_config_list { config { name: ")
+    with pytest.raises(ValueError, match=r"models.config: not a TF Serving models.config"):
+        read_models_config(path)
+
+
+# --- 8. every writer follows the umask ---------------------------------------------------------
+
+
+def _w_save_hf(model, wv, out):
+    from keras_recipes.llama.checkpoints.hf import save_hf
+
+    save_hf(model, out / "hf")
+
+
+def _w_llama2c(model, wv, out):
+    from keras_recipes.llama.checkpoints import save_checkpoint
+
+    save_checkpoint(model, out / "m.bin")
+
+
+def _w_keras(model, wv, out):
+    from keras_recipes.llama.checkpoints import save_checkpoint
+
+    save_checkpoint(model, out / "m.keras")
+
+
+def _w_export(model, wv, out):
+    export_saved_model(wv, out / "words", verify=False)
+
+
+def _w_word2vec(model, wv, out):
+    wv.save_word2vec_format(out / "v.txt")
+    wv.save_word2vec_format(out / "v.bin", binary=True)
+
+
+def _w_archive(model, wv, out):
+    wv.save(out / "v.npz")
+
+
+def _w_run_json(model, wv, out):
+    from keras_recipes.llama.train import _write_json
+
+    _write_json(out / "metrics.json", {"a": 1})
+
+
+def _w_models_config(model, wv, out):
+    from keras_recipes.serving import write_models_config
+
+    write_models_config(out / "models.config", [{"name": "a", "base_path": "/a"}])
+
+
+def _w_backup(model, wv, out):
+    from keras_recipes.llama.backup import StepBackupAndRestore
+
+    small = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    small.compile("sgd", "mse")
+    backup = StepBackupAndRestore(out / "backup", save_freq=1, delete_on_train_end=False)
+    small.fit(np.ones((4, 2)), np.ones((4, 1)), batch_size=4, verbose=0, callbacks=[backup])
+
+
+# fmt: off
+WRITERS = {
+    "save_hf": _w_save_hf, "save_llama2c": _w_llama2c, ".keras": _w_keras,
+    "export_saved_model": _w_export, "word2vec text and binary": _w_word2vec,
+    "vectors archive": _w_archive, "metrics.json": _w_run_json,
+    "models.config": _w_models_config, "training backup": _w_backup,
+}
+# fmt: on
+
+
+@pytest.mark.parametrize("writer", WRITERS, ids=list(WRITERS))
+def test_every_writer_follows_the_umask(writer, llama, tmp_path):
+    import os
+    import stat
+
+    wv = KeyedVectors(["a", "b"], np.eye(2, dtype=np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    old = os.umask(0o027)
+    try:
+        WRITERS[writer](llama, wv, out)
+    finally:
+        os.umask(old)
+    written = [p for p in out.rglob("*")]
+    assert written
+    modes = {str(p.relative_to(out)): stat.S_IMODE(p.stat().st_mode) for p in written}
+    want = {name: 0o750 if (out / name).is_dir() else 0o640 for name in modes}
+    assert modes == want

@@ -145,7 +145,7 @@ def test_refusals_name_the_problem(llama, tokenizer, bundle, tmp_path):
         export_litertlm(llama, bundle, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="quantize"):
         export_litertlm(llama, tmp_path / "x.litertlm", tokenizer=tokenizer, quantize="int4")
-    with pytest.raises(ValueError, match="LlamaModel"):
+    with pytest.raises(ValueError, match="litertlm_functions"):
         export_litertlm(
             keras.Sequential([keras.layers.Dense(2)]), tmp_path / "y.litertlm", tokenizer
         )
@@ -158,9 +158,7 @@ def test_prefill_positions_never_overwrite_slot_zero(llama):
     """The engine pads a chunk with token 0 at position 0; those rows write nothing."""
     import tensorflow as tf
 
-    from keras_recipes.export.litertlm import litertlm_functions
-
-    functions = litertlm_functions(llama, 4)
+    functions = llama.litertlm_functions(4)
     cfg = llama.config
     zeros = [tf.zeros([1, cfg.n_kv_heads, cfg.max_seq_len, cfg.head_dim])] * (2 * cfg.n_layers)
     first = functions["prefill"](tf.constant([[5, 6, 7, 8]]), tf.constant([0, 1, 2, 3]), *zeros)
@@ -186,3 +184,27 @@ def test_trained_model_greedy_text_equals_keras(corpus, tmp_path):
         new = keras_greedy(model, tokenizer, prompt, 64, stop_ids=(tokenizer.eos_id,))
         assert len(new) >= 16
         assert engine_text(path, prompt, 64) == tokenizer.decode(new)
+
+
+def test_export_command_writes_a_bundle_the_engine_runs(llama, tokenizer, tmp_path):
+    from runs import run_cli
+
+    llama.save(tmp_path / "model.keras")
+    tokenizer.save(tmp_path / "tokenizer.model")
+    done = run_cli(
+        "export",
+        "--checkpoint",
+        str(tmp_path / "model.keras"),
+        "--format",
+        "litertlm",
+        "--out",
+        str(tmp_path / "llama"),
+        "--quantize",
+        "dynamic-int8",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "llama.litertlm").is_file()
+    with litert_lm.Engine(
+        str(tmp_path / "llama.litertlm"), backend=litert_lm.Backend.CPU()
+    ) as engine:
+        assert engine.tokenize(PROMPT) == tokenizer.encode(PROMPT)

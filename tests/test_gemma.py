@@ -137,6 +137,43 @@ def test_soft_cap_is_the_closed_form():
     assert soft_cap(x, None) is x
 
 
+def test_sliding_window_attention_equals_plain_attention_over_the_window():
+    """RoPE is relative, so position t with window W sees what a plain layer sees over t-W+1..t."""
+    from keras_recipes.layers import CausalSelfAttention
+
+    window, dim = 5, 32
+    options = dict(n_heads=4, n_kv_heads=2, head_dim=12, logit_soft_cap=2.0)
+    windowed = CausalSelfAttention(sliding_window=window, **options)
+    plain = CausalSelfAttention(**options)
+    x = np.random.default_rng(4).normal(size=(2, 11, dim)).astype("float32")
+    windowed.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(windowed.get_weights())
+    out = np.asarray(windowed(x))
+    for t in range(11):
+        first = max(0, t - window + 1)
+        want = np.asarray(plain(x[:, first : t + 1], start_index=first))[:, -1]
+        np.testing.assert_allclose(out[:, t], want, atol=1e-5)
+
+
+def test_geglu_and_unit_offset_rmsnorm_are_their_closed_forms():
+    from keras_recipes.layers import GeGLU, RMSNorm
+
+    x = np.random.default_rng(6).normal(size=(3, 8)).astype("float32")
+    ffn = GeGLU(hidden_dim=16)
+    ffn.build(x.shape)
+    w1, w3, w2 = (np.asarray(layer.kernel) for layer in (ffn.w1, ffn.w3, ffn.w2))
+    a = x @ w1
+    gelu = 0.5 * a * (1 + np.tanh(np.sqrt(2 / np.pi) * (a + 0.044715 * a**3)))
+    np.testing.assert_allclose(np.asarray(ffn(x)), (gelu * (x @ w3)) @ w2, atol=1e-5)
+    norm = RMSNorm(1e-6, unit_offset=True)
+    norm.build(x.shape)
+    scale = np.linspace(-0.5, 0.5, 8).astype("float32")
+    norm.scale.assign(scale)
+    rms = np.sqrt((x**2).mean(-1, keepdims=True) + 1e-6)
+    np.testing.assert_allclose(np.asarray(norm(x)), x / rms * (1 + scale), rtol=1e-5)
+
+
 def test_hf_export_is_read_by_keras_hubs_own_converter(gemma, tmp_path):
     import keras_hub
 
@@ -172,6 +209,43 @@ def test_bfloat16_export_loads_within_bfloat16_error(gemma, tmp_path):
     loaded = load_hf(tmp_path / "hf")
     for got, want in zip(loaded.get_weights(), gemma.get_weights(), strict=True):
         np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-6)
+
+
+def test_published_gemma2_27b_config_json_maps_to_its_preset():
+    """google/gemma-2-27b's config.json fields (transformers 5 spelling: rope_parameters)."""
+    from keras_recipes.gemma.checkpoints import hf_config_to_gemma
+
+    published = {
+        "architectures": ["Gemma2ForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "attn_logit_softcapping": 50.0,
+        "bos_token_id": 2,
+        "cache_implementation": "hybrid",
+        "eos_token_id": 1,
+        "final_logit_softcapping": 30.0,
+        "head_dim": 128,
+        "hidden_act": "gelu_pytorch_tanh",
+        "hidden_activation": "gelu_pytorch_tanh",
+        "hidden_size": 4608,
+        "initializer_range": 0.02,
+        "intermediate_size": 36864,
+        "max_position_embeddings": 8192,
+        "model_type": "gemma2",
+        "num_attention_heads": 32,
+        "num_hidden_layers": 46,
+        "num_key_value_heads": 16,
+        "pad_token_id": 0,
+        "query_pre_attn_scalar": 144,
+        "rms_norm_eps": 1e-06,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+        "sliding_window": 4096,
+        "sliding_window_size": 4096,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": 256000,
+    }
+    assert hf_config_to_gemma(published) == GemmaConfig.preset("gemma2-27b")
 
 
 def test_hf_import_refuses_what_it_cannot_represent(gemma, tmp_path):
@@ -231,6 +305,22 @@ def test_keras_file_round_trip(gemma, tmp_path):
     np.testing.assert_array_equal(
         np.asarray(loaded(PROMPT[:, :8])), np.asarray(gemma(PROMPT[:, :8]))
     )
+
+
+def test_mixed_bfloat16_reaches_every_layer_and_survives_a_keras_file(gemma, tmp_path):
+    mixed = GemmaModel(CONFIG, dtype="mixed_bfloat16")
+    mixed.set_weights(gemma.get_weights())
+    block = mixed.blocks[-1]
+    layers = [mixed.tok_embeddings, mixed.norm, block.attention.wq, block.feed_forward.w2]
+    assert {layer.compute_dtype for layer in layers + [block.post_ffn_norm]} == {"bfloat16"}
+    want = np.asarray(gemma(PROMPT))
+    got = np.asarray(mixed(PROMPT))
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # bfloat16 error, amplified
+    mixed.save(tmp_path / "mixed.keras")
+    loaded = keras.models.load_model(tmp_path / "mixed.keras")
+    assert loaded.dtype_policy.name == "mixed_bfloat16"
+    np.testing.assert_array_equal(np.asarray(loaded(PROMPT)), got)
 
 
 def test_config_validation_names_the_field():

@@ -44,10 +44,16 @@ def _tool(name: str) -> str:
 
 
 def run_llama_cpp(path, **settings):
-    """llama.cpp's `Llama` on one thread, every position's logits kept."""
+    """llama.cpp's `Llama` on one thread, every position's logits kept.
+
+    The KV cache is f32 (llama.cpp's default is f16, which moves logits by
+    about 1e-3 and would hide a real difference of that size).
+    """
     llama_cpp = _binding()
     return llama_cpp.Llama(
         model_path=str(path),
+        type_k=llama_cpp.GGML_TYPE_F32,
+        type_v=llama_cpp.GGML_TYPE_F32,
         n_ctx=settings.pop("n_ctx", 96),
         n_threads=1,
         n_batch=96,

@@ -19,6 +19,8 @@ import os
 import random
 from pathlib import Path
 
+from keras_recipes._text import format_lines, read_text_file
+
 ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
 
 NAMES = {
@@ -228,8 +230,9 @@ def read_conll(
     if not path.is_file():
         raise ValueError(f"CoNLL file {str(path)!r} does not exist; check the path.")
     sentences, tokens, tags = [], [], []
-    for number, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
-        fields = line.split()
+    for number, line in enumerate(format_lines(read_text_file(path, encoding)), 1):
+        fields = line.replace("\t", " ").split(" ")  # CoNLL separates by spaces or tabs only
+        fields = [field for field in fields if field]
         if not fields or fields[0] == "-DOCSTART-":
             if tokens:
                 sentences.append((tokens, tags))

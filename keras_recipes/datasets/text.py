@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes._text import format_lines, read_text_file
+
 POLARITY_LABELS = {"__label__pos": 1, "__label__neg": 0}
 SST2_SPLITS = ("train", "dev")
 # GLUE calls the text column "sentence"; some copies of dev.tsv call it "content".
@@ -72,7 +74,7 @@ def load_polarity(
     if not path.is_file():
         raise ValueError(f"Polarity file {str(path)!r} does not exist; check the path.")
     texts, labels = [], []
-    for number, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
+    for number, line in enumerate(format_lines(read_text_file(path, encoding)), 1):
         if not line.strip():
             continue
         label, _, text = line.partition(" ")
@@ -173,7 +175,7 @@ def load_sst2(directory: str | os.PathLike, split: str = "train") -> tuple[list[
             f"{str(path)!r} does not exist. Pass the SST-2 folder, the one holding "
             "train.tsv and dev.tsv (GLUE format)."
         )
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = format_lines(read_text_file(path))
     header = lines[0].split("\t") if lines else []
     text_names = [name for name in SST2_TEXT_COLUMNS if name in header]
     if "label" not in header or not text_names:

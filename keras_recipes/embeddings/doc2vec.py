@@ -18,8 +18,9 @@ Training reuses `Word2Vec`'s machinery unchanged: the vocabulary, the
 subsampling probabilities and the noise table come from `build_vocab`; the
 tag vectors are appended below the word vectors in one input matrix, so the
 pair builder emits tag rows as context ids and the same XLA-compiled
-negative-sampling step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW)
-updates words and documents with sparse scatter-adds.
+step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW; negative
+sampling and/or hierarchical softmax, `hs=1`) updates words and documents
+with sparse scatter-adds.
 
 `infer_vector` is gensim's: a fresh vector, seeded from the words, trained
 for `epochs` passes over the document with the word and output vectors
@@ -28,8 +29,10 @@ frozen, the learning rate falling linearly per epoch from `alpha` to
 their dot products with the frozen vectors are drawn at once with NumPy, and
 the word-by-word SGD on the one vector runs as an XLA while loop.
 
-Not supported: `dm_concat=1` (refused), `hs=1` (refused, as in `Word2Vec`),
-`build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
+`dm_concat=1` is gensim's concatenative PV-DM: the tag vectors and the
+full window's word vectors side by side (null-word padded) feed output
+weights `(dm_tag_count + 2 * window) * vector_size` wide; every slot gets its
+slice of the error. Not supported: `build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
 (gensim puts plain-int tags first, by value; for the usual tags `0..n-1` in
 order, the two agree).
 """
@@ -37,6 +40,7 @@ order, the two agree).
 from __future__ import annotations
 
 import os
+import warnings
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 
@@ -48,8 +52,10 @@ from keras_recipes.embeddings.word2vec import (
     _SETTINGS as _WORD2VEC_SETTINGS,
 )
 from keras_recipes.embeddings.word2vec import (
+    NULL_WORD,
     Word2Vec,
     _open_text,
+    _padded_tree,
     _raise_for_non_string_token,
     _shuffled_batches,
     _subsample,
@@ -68,7 +74,9 @@ class TaggedDocument(namedtuple("TaggedDocument", "words tags")):
         return f"{self.__class__.__name__}<{self.words}, {self.tags}>"
 
 
-_SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s != "sg") + ("dm", "dbow_words")
+_SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s not in ("sg", "null_word")) + (
+    "dm", "dbow_words", "dm_concat", "dm_tag_count",
+)  # fmt: skip
 
 # Rows of one XLA call of `infer_vector`'s SGD loop are padded to a power of
 # two at least this large, so a few compiled sizes serve every document.
@@ -96,8 +104,14 @@ class Doc2Vec(Word2Vec):
             vectors, 0 sums them; None keeps `cbow_mean` (default 1).
         dbow_words: int. PV-DBOW: 1 also trains skip-gram word vectors.
             Defaults to 0.
-        dm_concat: must be 0 (the concatenative PV-DM is not supported).
-        dm_tag_count: accepted for gensim's signature (used by dm_concat).
+        dm_concat: int. PV-DM only: 1 concatenates the `dm_tag_count` tag
+            vectors and the `2 * window` context word vectors into one wide
+            input (gensim's `dm_concat`; the full window, padded with the
+            null word `"\\0"` at document edges; much larger output
+            weights, slower). Defaults to 0 (mean or sum).
+        dm_tag_count: int. With `dm_concat=1`, the tags every document has;
+            documents with another number are skipped, as in gensim.
+            Defaults to 1.
         dv, dv_mapfile: must be None (accepted for gensim's signature).
         window: int. Maximum distance between centre and context words.
             Defaults to 5.
@@ -115,18 +129,18 @@ class Doc2Vec(Word2Vec):
     >>> model = Doc2Vec(docs, vector_size=16, min_count=1, epochs=5)
     >>> model.dv[0].shape
     (16,)
-    >>> model.infer_vector(["cats", "purr"]).shape
+    >>> vector = model.infer_vector(["cats", "purr"])
+    >>> vector.shape
     (16,)
+    >>> len(model.dv.most_similar([vector], topn=len(model.dv)))  # every document, ranked
+    2
 
-    gensim's tutorial, with only the import switched:
-
-    ```python
-    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
-    model.build_vocab(train_corpus)
-    model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)
-    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
-    model.dv.most_similar([vector], topn=len(model.dv))
-    ```
+    gensim's tutorial runs with only the import switched:
+    `model = Doc2Vec(vector_size=50, min_count=2, epochs=40)`, then
+    `model.build_vocab(train_corpus)`,
+    `model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)`,
+    `vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])`
+    and `model.dv.most_similar([vector], topn=len(model.dv))`.
     """
 
     def __init__(
@@ -151,16 +165,17 @@ class Doc2Vec(Word2Vec):
     ):
         if dm not in (0, 1):
             raise ValueError(f"dm must be 1 (PV-DM) or 0 (PV-DBOW), got {dm!r}.")
-        if dm_concat:
-            raise ValueError(
-                "dm_concat=1 (concatenated context vectors) is not supported; use dm=1 "
-                "with dm_mean (mean or sum of the context), or dm=0 (PV-DBOW)."
-            )
+        if dm_concat not in (0, 1):
+            raise ValueError(f"dm_concat must be 1 (concatenated PV-DM) or 0, got {dm_concat!r}.")
+        if not isinstance(dm_tag_count, (int, np.integer)) or dm_tag_count < 1:
+            raise ValueError(f"dm_tag_count must be an integer >= 1, got {dm_tag_count!r}.")
         if dv is not None or dv_mapfile is not None:
             raise ValueError("dv= and dv_mapfile= are not supported; leave them None.")
         if dm_mean is not None:
             kwargs["cbow_mean"] = dm_mean
         kwargs.pop("sg", None)
+        kwargs["null_word"] = int(dm_concat)  # gensim pads concatenated windows with "\0"
+        self.dm, self.dm_concat, self.dm_tag_count = int(dm), int(dm_concat), int(dm_tag_count)
         super().__init__(
             vector_size=vector_size,
             sg=1 - dm,
@@ -174,15 +189,15 @@ class Doc2Vec(Word2Vec):
         self.dm = int(dm)
         self.dm_mean = None if dm_mean is None else int(dm_mean)
         self.dbow_words = int(dbow_words)
-        self.dm_concat = 0
-        self.dm_tag_count = int(dm_tag_count)
         self.dv: KeyedVectors | None = None
         self._corpus_tags: list[list] = []
         self._infer_step = None
         self._build_and_train(documents, corpus_file, trim_rule)
 
     def __str__(self) -> str:
-        mode = f"dm/{'m' if self.cbow_mean else 's'}" if self.dm else "dbow"
+        mode = (
+            f"dm/{'c' if self.dm_concat else 'm' if self.cbow_mean else 's'}" if self.dm else "dbow"
+        )
         if not self.dm and self.dbow_words:
             mode += f"+w,w{self.window}"
         elif self.dm:
@@ -215,11 +230,10 @@ class Doc2Vec(Word2Vec):
         Each document gets `infer_vector(doc_words, alpha, min_alpha,
         epochs)`; the model does not change.
 
-        Examples:
-
-        ```python
-        model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])
-        ```
+        For a trained model,
+        `model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])`
+        is the cosine of the two inferred vectors (no doctest: inference is
+        random, so the figure changes from run to run).
         """
         first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
         second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
@@ -299,6 +313,11 @@ class Doc2Vec(Word2Vec):
                     f"tags, e.g. TaggedDocument(words, [{document_tags!r}])."
                 )
             document_tags = [int(t) if isinstance(t, np.integer) else t for t in document_tags]
+            if any(isinstance(t, (bool, np.bool_)) for t in document_tags):
+                raise ValueError(
+                    f"Document {number}'s tags {document_tags!r} hold a bool; True and 1 (False "
+                    "and 0) would be one tag. Use ints or strings."
+                )
             if not all(isinstance(t, (str, int)) for t in document_tags):
                 raise ValueError(
                     f"Document {number}'s tags {document_tags!r} must be strings or ints."
@@ -359,16 +378,20 @@ class Doc2Vec(Word2Vec):
     def _input_vectors(self) -> np.ndarray:
         return np.concatenate([self.wv.vectors, self.dv.vectors])
 
-    def _sync(self, syn0, syn1, loss) -> None:
+    def _sync(self, syn0, syn1, loss, syn1_hs=None) -> None:
         vectors = syn0.numpy()
         self.dv.vectors[:] = vectors[len(self.wv) :]
         self.dv.fill_norms(force=True)
         self._infer_step = None
         self.wv.vectors[:] = vectors[: len(self.wv)]
         self.wv.fill_norms(force=True)
-        self._output_vectors = syn1.numpy()
-        if loss is not None:
-            self.running_training_loss = float(loss.numpy())
+        self._sync_outputs(syn1, loss, syn1_hs)
+
+    def _layer1_size(self) -> int:
+        """PV-DM with `dm_concat=1`: `dm_tag_count` tag slots and `2 * window` word slots."""
+        if self.dm and self.dm_concat:
+            return (self.dm_tag_count + 2 * self.window) * self.vector_size
+        return self.vector_size
 
     def _tag_rows(self) -> np.ndarray:
         """`(pieces, most tags)` int32: each piece's tag rows in the input matrix, -1 padded."""
@@ -392,12 +415,25 @@ class Doc2Vec(Word2Vec):
         window, shrink, dm, dbow_words = self.window, self.shrink_windows, self.dm, self.dbow_words
         keep_probability = tf.constant(self._keep_probability)
         tag_rows = tf.constant(self._tag_rows())
+        concat, tag_count = self.dm and self.dm_concat, self.dm_tag_count
+        null = self.wv.get_index(NULL_WORD, 0)
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
             words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
             tags = tf.gather(tag_rows, sentences)  # (n, most tags)
-            if dm:
+            if concat:
+                # gensim's dm_concat: the full window, padded with the null word at
+                # the document's edges; documents without exactly dm_tag_count tags
+                # are skipped.
+                context, inside = _windows(tf, rng, words, sentences, window, False)
+                context = tf.where(inside, context, null)
+                width = max(0, tag_count - tags.shape[1])
+                tags = tf.pad(tags, [[0, 0], [0, width]], constant_values=-1)
+                has_count = tf.reduce_sum(tf.cast(tags >= 0, tf.int32), axis=1) == tag_count
+                context = tf.boolean_mask(tf.concat([tags[:, :tag_count], context], 1), has_count)
+                target = tf.boolean_mask(words, has_count)
+            elif dm:
                 # Every kept word is a target, with or without context words.
                 context, valid = _windows(tf, rng, words, sentences, window, shrink)
                 context = tf.concat([tags, tf.where(valid, context, -1)], axis=1)
@@ -465,6 +501,19 @@ class Doc2Vec(Word2Vec):
             )
         doc_words = list(doc_words)
         _raise_for_non_string_token([doc_words])
+        for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not 0 <= value < np.inf
+            ):
+                raise ValueError(
+                    f"infer_vector: {name} must be a finite number >= 0, got {value!r}."
+                )
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+        ):
+            raise ValueError(f"infer_vector: epochs must be an int >= 0, got {epochs!r}.")
         alpha = self.alpha if alpha is None else float(alpha)
         min_alpha = self.min_alpha if min_alpha is None else float(min_alpha)
         epochs = self.epochs if epochs is None else int(epochs)
@@ -495,11 +544,40 @@ class Doc2Vec(Word2Vec):
         words = flat[keep]
         passes = np.repeat(np.arange(len(rates)), len(ids))[keep]
         n = len(words)
-        negatives = self._noise(rng, (n, self.negative))
-        outputs_ids = np.concatenate([words[:, None], negatives], axis=1)
-        outputs = self._output_vectors[outputs_ids]  # (n, K + 1, D)
-        mask = np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], axis=1)
-        if self.dm:
+        outputs, labels, mask = [], [], []
+        if self.hs:  # the word's path in the Huffman tree, each node towards 1 - code
+            points, tree_labels, tree_mask = self._tree_arrays()
+            outputs.append(self._hs_vectors[points[words]])
+            labels.append(tree_labels[words])
+            mask.append(tree_mask[words] > 0)
+        if self.negative:  # the word against `negative` noise words
+            negatives = self._noise(rng, (n, self.negative))
+            outputs.append(self._output_vectors[np.concatenate([words[:, None], negatives], 1)])
+            labels.append(np.tile(np.float32([1.0] + [0.0] * self.negative), (n, 1)))
+            mask.append(np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], 1))
+        outputs = np.concatenate(outputs, axis=1)  # (n, outputs per word, D)
+        labels, mask = np.concatenate(labels, axis=1), np.concatenate(mask, axis=1)
+        if self.dm and self.dm_concat:
+            # The new vector fills the one tag slot; the window's word slots
+            # (null-padded, the full window) give fixed parts of every logit.
+            window, dim = self.window, self.vector_size
+            offsets = np.array([d for d in range(-window, window + 1) if d != 0])
+            where = np.arange(n)[:, None] + offsets[None, :]
+            clipped = np.clip(where, 0, max(n - 1, 0))
+            inside = (where >= 0) & (where < n) & (passes[clipped] == passes[:, None])
+            slots = np.where(inside, words[clipped], self.wv.get_index(NULL_WORD))
+            window_vectors = self.wv.vectors[slots].reshape(n, -1)  # (n, 2 * window * D)
+            fixed = np.einsum("nd,nkd->nk", window_vectors, outputs[:, :, dim:])
+            outputs = np.ascontiguousarray(outputs[:, :, :dim])
+            scale_in = scale_out = np.ones(n, np.float32)
+            if self.dm_tag_count != 1:  # gensim trains nothing then: one tag slot != dm_tag_count
+                warnings.warn(
+                    f"infer_vector with dm_concat=1 fills one tag slot, but dm_tag_count="
+                    f"{self.dm_tag_count}: as in gensim, the vector is not trained.",
+                    stacklevel=3,
+                )
+                rates = np.zeros_like(rates)
+        elif self.dm:
             window = self.window
             offsets = np.array([d for d in range(-window, window + 1) if d != 0])
             reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
@@ -517,10 +595,17 @@ class Doc2Vec(Word2Vec):
             scale_in = inverse if self.cbow_mean else np.ones(n, np.float32)
             scale_out = np.ones(n, np.float32) if self.cbow_mean else inverse
         else:
-            fixed = np.zeros(outputs_ids.shape, np.float32)
+            fixed = np.zeros(labels.shape, np.float32)
             scale_in = scale_out = np.ones(n, np.float32)
         rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
-        return outputs, fixed.astype(np.float32), scale_in, scale_out, rates
+        return outputs, labels, fixed.astype(np.float32), scale_in, scale_out, rates
+
+    def _tree_arrays(self):
+        """The Huffman tree as `(points, labels, mask)` arrays, built once per vocabulary."""
+        if getattr(self, "_tree_cache", (None,))[0] is not self.wv.expandos.get("code"):
+            codes = self.wv.expandos["code"]
+            self._tree_cache = (codes, _padded_tree(codes, self.wv.expandos["point"]))
+        return self._tree_cache[1]
 
     def _noise(self, rng: np.random.Generator, shape) -> np.ndarray:
         """Noise words from the alias table `build_vocab` made (counts ** ns_exponent)."""
@@ -540,7 +625,7 @@ class Doc2Vec(Word2Vec):
         if self._infer_step is None:
             self._infer_step = {}
         if size not in self._infer_step:  # one compiled function per padded size
-            self._infer_step[size] = _sequential_sgd(self.negative)
+            self._infer_step[size] = _sequential_sgd()
         return self._infer_step[size](vector, *padded).numpy()
 
     # ------------------------------------------------------------------ files
@@ -550,10 +635,9 @@ class Doc2Vec(Word2Vec):
 
         gensim's extra arguments are accepted and have no effect.
         """
-        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        wv_meta, arrays = self._words_archive()
         dv_meta, dv_arrays = self.dv._archive(prefix="dv.")
         arrays.update(dv_arrays)
-        arrays["syn1neg"] = self._output_vectors
         meta = {
             "class": "Doc2Vec",
             "settings": {name: getattr(self, name) for name in _SETTINGS},
@@ -581,11 +665,23 @@ class Doc2Vec(Word2Vec):
 
         Examples:
 
-        ```python
-        gensim_model.save("d2v.model")      # in gensim
-        model = Doc2Vec.load("d2v.model", allow_pickle=True)
-        model.dv.most_similar([model.infer_vector(["human", "interface"])])
-        ```
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> docs = [gensim.models.doc2vec.TaggedDocument(["cats", "purr", "and", "meow"], [0]),
+        ...         gensim.models.doc2vec.TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20
+        >>> gensim_model = gensim.models.Doc2Vec(docs, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/d2v.model")  # in gensim
+        >>> model = Doc2Vec.load(f"{scratch.name}/d2v.model", allow_pickle=True)
+        >>> bool((model.dv[1] == gensim_model.dv[1]).all())
+        True
+        >>> [tag for tag, _ in model.dv.most_similar([model.dv[0]])]
+        [0, 1]
+        >>> scratch.cleanup()
+
+        Then `model.dv.most_similar([model.infer_vector(["human", "interface"])])`
+        ranks the documents for new text (inference's first call compiles
+        for seconds, so it is not run here).
         """
         if allow_pickle and gensim_files.is_pickle(fname):
             return cls._from_gensim(gensim_files.read(fname, mmap), fname)
@@ -593,25 +689,21 @@ class Doc2Vec(Word2Vec):
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
         model.dv = KeyedVectors._from_archive(meta["dv"], arrays, prefix="dv.")
-        model._output_vectors = arrays["syn1neg"]
-        model.word_counts = model.wv.counts
-        model._set_sampling()
+        model._restore_outputs(arrays)
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
 
 
-def _sequential_sgd(negative: int):
+def _sequential_sgd():
     """XLA: `vector` trained example by example (gensim's order) against frozen outputs."""
     import tensorflow as tf
 
-    labels = tf.constant([1.0] + [0.0] * negative)
-
-    def run(vector, outputs, fixed, scale_in, scale_out, rates):
+    def run(vector, outputs, labels, fixed, scale_in, scale_out, rates):
         def body(i, v):
-            u = outputs[i]  # (K + 1, D)
+            u = outputs[i]  # (outputs per word, D): tree nodes and/or target + noise words
             logits = scale_in[i] * (tf.linalg.matvec(u, v) + fixed[i])
-            g = (labels - tf.sigmoid(logits)) * rates[i]
+            g = (labels[i] - tf.sigmoid(logits)) * rates[i]
             return i + 1, v + scale_out[i] * tf.linalg.matvec(u, g, transpose_a=True)
 
         _, vector = tf.while_loop(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterable
 
 import numpy as np
@@ -60,8 +61,9 @@ def read_text(
     """
     keys, rows = [], []
     declared = dim = None
-    with open(path, encoding=encoding, errors=unicode_errors) as lines:
-        for number, line in enumerate(lines, 1):
+    with open(path, "rb") as raw_lines:  # split on "\n" only; decoded line by line
+        for number, raw in enumerate(raw_lines, 1):
+            line = _decoded_line(raw, path, number, encoding, unicode_errors)
             fields = line.rstrip("\n").rstrip(" ").split(" ")
             if number == 1 and header is not False:
                 is_header = len(fields) == 2 and all(f.isdigit() for f in fields)
@@ -127,6 +129,19 @@ def read_text(
     if not keys:
         raise ValueError(f"{path}: no word vectors found.")
     return keys, np.stack(rows), declared
+
+
+def _decoded_line(raw: bytes, path, number: int, encoding: str, errors: str) -> str:
+    """One line of a text vector file; a decode error names the file and line."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf") and "utf" in encoding.lower():
+        raw = raw[3:]  # a UTF-8 byte-order mark
+    try:
+        return raw.decode(encoding, errors).replace("\r\n", "\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}, line {number} (byte {error.start} of the line): not valid {encoding} "
+            f"text ({error.reason}); pass encoding=... or unicode_errors='replace'."
+        ) from None
 
 
 def read_binary(
@@ -277,11 +292,22 @@ def load_archive(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np
             f"{path} is not a {kind} saved by keras_recipes (a .npz archive). For word2vec.c, "
             "GloVe or fastText .vec files use KeyedVectors.load_word2vec_format or load_vectors."
         )
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path}: the archive is damaged or truncated ({error}); save it again."
+        ) from None
     if "meta" not in arrays:
         raise ValueError(f"{path} is a .npz file without keras_recipes' 'meta' entry.")
-    meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path}: its 'meta' entry is not UTF-8 JSON ({error}); the archive is damaged, "
+            "save it again."
+        ) from None
     if meta.get("format") != ARCHIVE_FORMAT:
         raise ValueError(
             f"{path}: unknown archive format {meta.get('format')!r} (this version reads "

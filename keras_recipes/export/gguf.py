@@ -1,21 +1,20 @@
 """GGUF: the file llama.cpp (and Ollama on top of it) runs.
 
-`save_gguf(model, "model.gguf", tokenizer=...)` writes a LLaMA with the
-`llama` architecture's metadata, its tensors under llama.cpp's names, and
-the tokenizer llama.cpp needs to turn text into the model's ids;
-`load_gguf("model.gguf")` builds a `LlamaModel` from a GGUF file, ours or
-one written by llama.cpp's own converters. Keys and tensor names come from
-the `gguf` package's constants (llama.cpp's `gguf-py`), so they are the
-ones llama.cpp's loader looks up.
+`save_gguf(model, "model.gguf", tokenizer=...)` writes a model's
+architecture metadata and tensors under llama.cpp's names, plus the
+tokenizer llama.cpp needs to turn text into the model's ids;
+`load_gguf("model.gguf")` builds a model from a GGUF file, ours or one
+written by llama.cpp's own converters. Keys come from the `gguf` package's
+constants (llama.cpp's `gguf-py`), so they are the ones llama.cpp's loader
+looks up.
 
-Layouts. GGUF keeps PyTorch's (out, in) matrices (llama.cpp reverses the
-axes into its `ne` order) and, for the `llama` architecture, Meta's
-interleaved-pair RoPE rows of `attn_q` / `attn_k`: llama.cpp's
-`convert_hf_to_gguf.py` permutes Hugging Face's rotate-half rows back to
-them. A model with `rope_convention="rotate_half"` (a Hugging Face import)
-gets the same permutation here; a model loaded from GGUF is interleaved.
-Llama 3.1 RoPE scaling travels as llama.cpp's `rope_freqs.weight`, one
-divisor per rotated pair.
+The family knows its architecture: a model offers `gguf_metadata()` (the
+`general.architecture` and `<arch>.*` keys) and `gguf_tensors()` (name and
+float32 array in GGUF's (out, in) layout; LLaMA's, with llama.cpp's RoPE
+row order, are `keras_recipes.llama.gguf_format`), and reading goes to the
+loader the family registered for the file's architecture
+(`keras_recipes.causal_lm.families`). This module holds what every family
+shares: the tensor types, the tokenizer, the file itself.
 
 Tokenizers (`tokenizer.ggml.*`):
 
@@ -44,25 +43,6 @@ from pathlib import Path
 import numpy as np
 
 GGUF_TYPES = ("f32", "f16", "q8_0")
-ARCHITECTURE = "llama"
-
-# Canonical (Meta) names -> llama.cpp's MODEL_TENSOR members.
-_LAYER_TENSORS = {
-    "attention_norm": "ATTN_NORM",
-    "attention.wq": "ATTN_Q",
-    "attention.wk": "ATTN_K",
-    "attention.wv": "ATTN_V",
-    "attention.wo": "ATTN_OUT",
-    "ffn_norm": "FFN_NORM",
-    "feed_forward.w1": "FFN_GATE",
-    "feed_forward.w2": "FFN_DOWN",
-    "feed_forward.w3": "FFN_UP",
-}
-_TOP_TENSORS = {
-    "tok_embeddings.weight": "TOKEN_EMBD",
-    "norm.weight": "OUTPUT_NORM",
-    "output.weight": "OUTPUT",
-}
 _PAD_PIECE = "[PAD{}]"
 _BYTE_PIECE = re.compile(rb"^<0x[0-9A-Fa-f]{2}>$")
 # The word-splitting regexes of the two byte-level BPE families llama.cpp
@@ -83,23 +63,6 @@ def _gguf():
     return gguf
 
 
-def gguf_tensor_name(canonical: str) -> str:
-    """llama.cpp's name for a canonical tensor: `layers.3.attention.wq.weight` -> `blk.3.attn_q.weight`."""
-    gguf = _gguf()
-    if canonical in _TOP_TENSORS:
-        member = gguf.MODEL_TENSOR[_TOP_TENSORS[canonical]]
-        return gguf.TENSOR_NAMES[member] + ".weight"
-    _, index, *kind, _ = canonical.split(".")
-    member = gguf.MODEL_TENSOR[_LAYER_TENSORS[".".join(kind)]]
-    return gguf.TENSOR_NAMES[member].format(bid=int(index)) + ".weight"
-
-
-def _canonical_names_by_gguf(config) -> dict[str, str]:
-    from keras_recipes.llama.checkpoints import canonical_names
-
-    return {gguf_tensor_name(name): name for name in canonical_names(config)}
-
-
 # ---------------------------------------------------------------------------
 # Writing
 
@@ -112,10 +75,11 @@ def save_gguf(
     chat_template: str | None = None,
     name: str | None = None,
 ) -> Path:
-    """Writes a LLaMA as a GGUF file that llama.cpp runs.
+    """Writes a model as a GGUF file that llama.cpp runs.
 
     Args:
-        model: a `LlamaModel` (`build_llama`, `load_llama2c`, `load_hf`,
+        model: a model with `gguf_metadata()` and `gguf_tensors()`: a
+            `LlamaModel` (`build_llama`, `load_llama2c`, `load_hf`,
             `load_gguf`, a `.keras` file).
         path: str or path, the `.gguf` file; written atomically (a partial
             file is renamed onto it when complete).
@@ -135,27 +99,22 @@ def save_gguf(
         The path written.
 
     Raises:
-        ValueError: not a LLaMA, an unknown `dtype`, no tokenizer, or a
-            tokenizer whose vocabulary does not fit the model's.
+        ValueError: a model without the GGUF hooks, an unknown `dtype`, no
+            tokenizer, or a tokenizer whose vocabulary does not fit the model's.
 
-    Examples:
-
-    ```python
-    model = load_checkpoint("runs/llama_tiny/model.keras")
-    save_gguf(model, "llama_tiny.gguf", tokenizer="runs/llama_tiny/tokenizer.model")
-    # then: llama-simple -m llama_tiny.gguf -n 32 "The government said"
-    ```
+    After training, `model = load_checkpoint("runs/llama_tiny/model.keras")`
+    and `save_gguf(model, "llama_tiny.gguf",
+    tokenizer="runs/llama_tiny/tokenizer.model")` write the file that
+    llama.cpp runs: `llama-simple -m llama_tiny.gguf -n 32 "The government
+    said"`. (No doctest: it needs a trained checkpoint and its tokenizer.)
     """
     from keras_recipes._io import atomic_path
-    from keras_recipes.llama import LlamaModel
-    from keras_recipes.llama.checkpoints import model_tensors
-    from keras_recipes.llama.checkpoints.weights import _permuted
 
     gguf = _gguf()
-    if not isinstance(model, LlamaModel):
+    if not all(callable(getattr(model, hook, None)) for hook in ("gguf_metadata", "gguf_tensors")):
         raise ValueError(
-            f"save_gguf: expected a LlamaModel, got {type(model).__name__}; GGUF's `llama` "
-            "architecture describes LLaMA models only."
+            f"save_gguf: a {type(model).__name__} has no gguf_metadata() / gguf_tensors(); "
+            "GGUF files are written for models that offer them (LlamaModel)."
         )
     if dtype not in GGUF_TYPES:
         raise ValueError(f"save_gguf: dtype must be one of {list(GGUF_TYPES)}, got {dtype!r}.")
@@ -164,59 +123,41 @@ def save_gguf(
             "save_gguf: pass tokenizer= (the model's .model, tokenizer.bin or tokenizer.json): "
             "llama.cpp reads the vocabulary from the GGUF file and cannot run one without it."
         )
+    vocab_size = model.config.vocab_size
     if isinstance(tokenizer, (str, os.PathLike)):
         from keras_recipes.tokenizers import load_tokenizer
 
-        tokenizer = load_tokenizer(tokenizer, vocab_size=model.config.vocab_size)
+        tokenizer = load_tokenizer(tokenizer, vocab_size=vocab_size)
     path = Path(path)
-    config = model.config
+    metadata = dict(model.gguf_metadata())
+    architecture = metadata.pop(gguf.Keys.General.ARCHITECTURE)
     file_type = {
         "f32": gguf.LlamaFileType.ALL_F32,
         "f16": gguf.LlamaFileType.MOSTLY_F16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
     }[dtype]
     with atomic_path(path, suffix=".gguf") as partial:
-        writer = gguf.GGUFWriter(partial, ARCHITECTURE)
+        writer = gguf.GGUFWriter(partial, architecture)
         writer.add_name(name or path.stem)
         writer.add_file_type(int(file_type))
         if dtype == "q8_0":
             writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        writer.add_vocab_size(config.vocab_size)
-        writer.add_context_length(config.max_seq_len)
-        writer.add_embedding_length(config.dim)
-        writer.add_block_count(config.n_layers)
-        writer.add_feed_forward_length(config.ffn_hidden_dim)
-        writer.add_head_count(config.n_heads)
-        writer.add_head_count_kv(config.n_kv_heads)
-        writer.add_layer_norm_rms_eps(config.norm_eps)
-        writer.add_rope_freq_base(config.rope_theta)
-        writer.add_rope_dimension_count(config.head_dim)
-        _add_tokenizer(writer, tokenizer, config.vocab_size, chat_template)
-        if config.rope_scaling:
-            writer.add_tensor(
-                gguf.TENSOR_NAMES[gguf.MODEL_TENSOR.ROPE_FREQS] + ".weight",
-                rope_frequency_divisors(config),
-            )
-        tensors = model_tensors(model)
-        if config.rope_convention == "rotate_half":
-            tensors = _permuted(tensors, config, "interleaved")
-        for canonical, value in tensors:
+        for key, value in metadata.items():
+            if isinstance(value, str):
+                writer.add_string(key, value)
+            elif isinstance(value, float):
+                writer.add_float32(key, value)
+            else:
+                writer.add_uint32(key, int(value))
+        _add_tokenizer(writer, tokenizer, vocab_size, chat_template)
+        for tensor_name, value in model.gguf_tensors():
             data, raw_dtype = _encode(value, dtype)
-            writer.add_tensor(gguf_tensor_name(canonical), data, raw_dtype=raw_dtype)
+            writer.add_tensor(tensor_name, data, raw_dtype=raw_dtype)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
     return path
-
-
-def rope_frequency_divisors(config) -> np.ndarray:
-    """llama.cpp's `rope_freqs`: each pair's unscaled frequency over its Llama 3.1 scaled one."""
-    from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
-
-    plain = rope_inverse_frequencies(config.head_dim, config.rope_theta)
-    scaled = rope_inverse_frequencies(config.head_dim, config.rope_theta, config.rope_scaling)
-    return (plain.astype(np.float64) / scaled.astype(np.float64)).astype(np.float32)
 
 
 def _encode(value: np.ndarray, dtype: str):
@@ -414,79 +355,36 @@ def _field_value(field, gguf):
 
 
 def load_gguf(path: str | os.PathLike, allow_nonfinite: bool = False):
-    """A `LlamaModel` from a GGUF file of the `llama` architecture.
+    """A model from a GGUF file, built by the family that reads its architecture.
 
     f32, f16, bf16 and the quantized types the `gguf` package dequantizes
-    (q8_0, q4_0, k-quants ...) are read and stored as float32. The model's
-    RoPE convention is `"interleaved"`, the layout GGUF stores; Llama 3.1
-    scaling is recovered from `rope_freqs.weight` when it matches the
-    published settings.
+    (q8_0, q4_0, k-quants ...) are read and stored as float32. A `llama`
+    file gives a `LlamaModel` with the RoPE convention GGUF stores
+    (`"interleaved"`), and Llama 3.1 scaling recovered from
+    `rope_freqs.weight` when it matches the published settings.
 
     Raises:
-        ValueError: not a GGUF file, another architecture, metadata that
-            contradicts the tensors, or a tensor type that cannot be read.
+        ValueError: not a GGUF file, an architecture no family reads,
+            metadata that contradicts the tensors, or a tensor type that
+            cannot be read.
     """
-    from keras_recipes.llama import LlamaConfig, build_llama
-    from keras_recipes.llama.checkpoints import assign_tensors
+    from keras_recipes.causal_lm.families import gguf_loader
 
     gguf = _gguf()
     path = Path(path)
     reader = _open(path, gguf)
     fields = {key: _field_value(field, gguf) for key, field in reader.fields.items()}
     architecture = fields.get("general.architecture")
-    if architecture != ARCHITECTURE:
-        raise ValueError(
-            f"{path}: GGUF architecture {architecture!r}; only {ARCHITECTURE!r} models load here."
-        )
-    tensors = {tensor.name: tensor for tensor in reader.tensors}
-    embedding = tensors.get("token_embd.weight")
-    if embedding is None:
-        raise ValueError(f"{path}: no token_embd.weight tensor; the file is incomplete.")
+    try:
+        loader = gguf_loader(architecture)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
-    def key(name, default=None):
-        full = name.format(arch=ARCHITECTURE)
-        if full not in fields and default is None:
-            raise ValueError(f"{path}: metadata key {full} is missing; the file is incomplete.")
-        return fields.get(full, default)
+    def reader_of(tensor):
+        return lambda: _dequantize(tensor, path).reshape(_shape(tensor))
 
-    keys = gguf.Keys
-    n_heads = int(key(keys.Attention.HEAD_COUNT))
-    dim = int(key(keys.LLM.EMBEDDING_LENGTH))
-    rope_dims = key(keys.Rope.DIMENSION_COUNT, dim // n_heads)
-    if int(rope_dims) != dim // n_heads:
-        raise ValueError(
-            f"{path}: RoPE rotates {rope_dims} of {dim // n_heads} head features; this "
-            "LLaMA rotates all of them."
-        )
-    config = LlamaConfig(
-        vocab_size=int(np.prod(embedding.shape)) // dim,
-        dim=dim,
-        n_layers=int(key(keys.LLM.BLOCK_COUNT)),
-        n_heads=n_heads,
-        n_kv_heads=int(key(keys.Attention.HEAD_COUNT_KV, n_heads)),
-        hidden_dim=int(key(keys.LLM.FEED_FORWARD_LENGTH)),
-        max_seq_len=int(key(keys.LLM.CONTEXT_LENGTH)),
-        rope_theta=float(key(keys.Rope.FREQ_BASE, 10000.0)),
-        norm_eps=float(f"{float(key(keys.Attention.LAYERNORM_RMS_EPS)):.7g}"),  # stored as f32
-        tie_embeddings="output.weight" not in tensors,
-        rope_convention="interleaved",
-    )
-    rope_freqs = tensors.pop("rope_freqs.weight", None)
-    if rope_freqs is not None:
-        config = config.replace(rope_scaling=_rope_scaling(path, config, _dequantize(rope_freqs)))
-    names = _canonical_names_by_gguf(config)
-    unknown = sorted(set(tensors) - set(names))
-    if unknown:
-        raise ValueError(
-            f"{path}: tensors {unknown[:5]} are not a LLaMA's; this GGUF holds another model."
-        )
-    model = build_llama(config)
-    stream = (
-        (names[name], _dequantize(tensor, path).reshape(_shape(tensor)))
-        for name, tensor in tensors.items()
-    )
-    assign_tensors(model, stream, path, allow_nonfinite=allow_nonfinite)
-    return model
+    tensors = {tensor.name: reader_of(tensor) for tensor in reader.tensors}
+    return loader(fields, tensors, path, allow_nonfinite=allow_nonfinite)
 
 
 def _shape(tensor) -> tuple[int, ...]:
@@ -507,23 +405,3 @@ def _dequantize(tensor, path=None) -> np.ndarray:
             f"{path}: tensor {tensor.name} has type {kind.name}, which the gguf package cannot "
             "dequantize; convert the file to f16 or q8_0 with llama-quantize first."
         ) from error
-
-
-def _rope_scaling(path, config, divisors: np.ndarray) -> dict:
-    """The Llama 3.1 settings whose divisors are `divisors` (llama.cpp keeps only these)."""
-    factor = float(divisors.max())
-    for original in (8192, 4096, 2048, 16384, 32768, 131072):
-        for low, high in ((1.0, 4.0), (1.0, 2.0), (1.0, 8.0), (2.0, 4.0)):
-            scaling = {
-                "factor": factor,
-                "low_freq_factor": low,
-                "high_freq_factor": high,
-                "original_max_position_embeddings": original,
-            }
-            candidate = rope_frequency_divisors(config.replace(rope_scaling=scaling))
-            if np.allclose(candidate, divisors.reshape(-1), rtol=1e-5, atol=1e-6):
-                return scaling
-    raise ValueError(
-        f"{path}: rope_freqs.weight is not Llama 3.1 scaling with any published settings "
-        f"(divisors from {divisors.min():.3g} to {factor:.3g}); this model cannot represent it."
-    )

@@ -333,15 +333,15 @@ def load_hf(
     model = GemmaModel(config, initializer="zeros", **({"dtype": dtype} if dtype else {}))
     for name, (variable, transposed) in model_variables(model).items():
         handle, file = stored[name]
-        value = handle.get_tensor(name)
+        value = handle.get_tensor(name).astype(np.float32)  # assign() casts to the variable's
         if transposed:
             value = value.T
-        if not allow_nonfinite and not np.isfinite(value.astype(np.float32)).all():
+        if not allow_nonfinite and not np.isfinite(value).all():
             raise GemmaCheckpointError(
                 f"{file}: tensor {name} holds NaN or Inf; the checkpoint is corrupt or comes "
                 "from a run that diverged. Pass allow_nonfinite=True to load it anyway."
             )
-        variable.assign(value.astype(np.float32).astype(variable.dtype))
+        variable.assign(value)
     return model
 
 

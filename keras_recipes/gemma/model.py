@@ -333,8 +333,13 @@ class GemmaModel(CausalLM, keras.Model):
         cfg = config if isinstance(config, GemmaConfig) else GemmaConfig.from_dict(config)
         self.config = cfg
         init = initializer or keras.initializers.RandomNormal(stddev=0.02)
+        policy = self.dtype_policy  # e.g. dtype="mixed_bfloat16" reaches every layer
         self.tok_embeddings = keras.layers.Embedding(
-            cfg.vocab_size, cfg.dim, embeddings_initializer=init, name="tok_embeddings"
+            cfg.vocab_size,
+            cfg.dim,
+            embeddings_initializer=init,
+            dtype=policy,
+            name="tok_embeddings",
         )
         sliding = set(cfg.sliding_layers())
         self.blocks = [
@@ -342,11 +347,12 @@ class GemmaModel(CausalLM, keras.Model):
                 cfg,
                 sliding=i in sliding,
                 kernel_initializer=initializer or "default",
+                dtype=policy,
                 name=f"layers_{i}",
             )
             for i in range(cfg.n_layers)
         ]
-        self.norm = RMSNorm(cfg.norm_eps, unit_offset=True, name="norm")
+        self.norm = RMSNorm(cfg.norm_eps, unit_offset=True, dtype=policy, name="norm")
         self.build((None, None))
 
     def build(self, input_shape):
@@ -432,7 +438,12 @@ class GemmaModel(CausalLM, keras.Model):
         return self.config.final_logit_softcap
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        return {
+            "config": self.config.to_dict(),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
 
     @classmethod
     def from_config(cls, config):

@@ -65,11 +65,16 @@ class StepBackupAndRestore(keras.callbacks.Callback):
 
     Examples:
 
-    ```python
-    backup = StepBackupAndRestore("runs/x/backup", save_freq=20)
-    model.fit(stream, epochs=10, steps_per_epoch=steps, callbacks=[backup],
-              initial_epoch=backup.initial_epoch)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> backup = StepBackupAndRestore(f"{scratch.name}/backup", save_freq=20)
+    >>> backup.initial_epoch  # no backup yet: start at epoch 0
+    0
+    >>> scratch.cleanup()
+
+    Then `model.fit(stream, epochs=10, steps_per_epoch=steps,
+    callbacks=[backup], initial_epoch=backup.initial_epoch)`; after a
+    restart, the same lines resume where the last backup left off.
     """
 
     def __init__(

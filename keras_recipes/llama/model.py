@@ -13,6 +13,7 @@ Paper: [LLaMA](https://arxiv.org/abs/2302.13971),
 import keras
 from keras import ops
 
+from keras_recipes._ids import check_ids
 from keras_recipes.causal_lm import CausalLM
 from keras_recipes.causal_lm.lora import LoRAMixin
 from keras_recipes.layers import LlamaBlock, RMSNorm
@@ -127,6 +128,11 @@ class LlamaModel(CausalLM, LoRAMixin, keras.Model):
             self.output_projection.build(hidden_shape)
         self.built = True
 
+    def __call__(self, token_ids, *args, **kwargs):
+        # An eager call checks its ids: the embedding would read row 63 for -1.
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
+        return super().__call__(token_ids, *args, **kwargs)
+
     def call(self, token_ids, padding_mask=None, training=None):
         return self.logits(self.hidden_states(token_ids, padding_mask, training))
 
@@ -213,6 +219,24 @@ class LlamaModel(CausalLM, LoRAMixin, keras.Model):
     def tflite_functions(self, prefill_len: int) -> dict:
         """The `prefill` / `decode` functions `export_tflite` converts."""
         return tflite_functions.llama_functions(self, prefill_len)
+
+    def litertlm_functions(self, prefill_len: int) -> dict:
+        """The `prefill` / `decode` functions `export_litertlm` converts (LiteRT-LM's names)."""
+        from keras_recipes.llama.litertlm_functions import litertlm_functions
+
+        return litertlm_functions(self, prefill_len)
+
+    def gguf_metadata(self) -> dict:
+        """GGUF's `general.architecture` and `llama.*` keys of this model (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_metadata
+
+        return llama_gguf_metadata(self)
+
+    def gguf_tensors(self):
+        """(llama.cpp's name, float32 array) of every tensor, in GGUF's layout (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_tensors
+
+        return llama_gguf_tensors(self)
 
     def quantized_for_export(self, weights: str):
         """The `QuantizedLlama` that `export_saved_model(..., weights=)` serves."""

@@ -289,12 +289,9 @@ class QuantizedLlama(tf.Module):
         bfloat16 where the CPU multiplies bfloat16 (int8's values are exact
         in it; the per-channel scales apply to the outputs), else to
         float32. The stored weights stay 1 or 2 bytes; while a loop runs,
-        its copies take 2 (or 4) bytes per weight.
-
-        ```python
-        with model.decoding():  # inside a tf.function, around the loop
-            out = generate_in_graph(model, ...)
-        ```
+        its copies take 2 (or 4) bytes per weight. Use it inside a
+        `tf.function`, around the loop: `with model.decoding():` then
+        `out = generate_in_graph(model, ...)`.
 
         `copies`: working copies made earlier (`kept_copies()`), used
         instead of converting again.
@@ -370,6 +367,9 @@ class QuantizedLlama(tf.Module):
 
     def __call__(self, token_ids, padding_mask=None, training=None):
         """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
+        from keras_recipes._ids import check_ids
+
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
         token_ids = tf.convert_to_tensor(token_ids, tf.int32)
         batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         caches = self.init_caches(batch, length)

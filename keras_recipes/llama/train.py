@@ -58,6 +58,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recipes._text import read_json_file
 from keras_recipes.hardware import resolve_precision
 
 # The default run: README's main job (its time is in README).
@@ -175,12 +176,9 @@ def warmup_cosine_schedule(
 
     Examples:
 
-    ```python
-    schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
-    float(schedule(50))   # 5e-4, half-way up
-    float(schedule(100))  # 1e-3, the peak
-    float(schedule(1000)) # 1e-4, the floor
-    ```
+    >>> schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    >>> [round(float(schedule(step)), 7) for step in (50, 100, 1000)]  # half-way, peak, floor
+    [0.0005, 0.001, 0.0001]
     """
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be positive; received {learning_rate}.")
@@ -413,7 +411,7 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
     """
     path = Path(out) / "run.json"
     if resuming and path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_json_file(path)
         changed = {
             key: (previous.get(key), value)
             for key, value in settings.items()
@@ -467,7 +465,7 @@ def check_finished_run(
     if not (out / finished_file).is_file() or (out / "backup").is_dir():
         return None
     run_path, metrics_path = out / "run.json", out / "metrics.json"
-    previous = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    previous = read_json_file(run_path) if run_path.is_file() else {}
     changed = [
         f"{key}: {previous.get(key)!r} then, {value!r} now"
         for key, value in settings.items()
@@ -479,7 +477,7 @@ def check_finished_run(
             f"({', '.join(changed)}). Pass --out with a new folder to train beside it, "
             "or --overwrite to replace it."
         )
-    return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return read_json_file(metrics_path) if metrics_path.is_file() else {}
 
 
 def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = "The fire") -> str:
@@ -934,7 +932,7 @@ def training_callbacks(
     history_path = run.out / "history.json"
     earlier = []
     if run.initial_epoch and history_path.is_file():
-        earlier = json.loads(history_path.read_text())[: run.initial_epoch]
+        earlier = read_json_file(history_path)[: run.initial_epoch]
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )

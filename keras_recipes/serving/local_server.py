@@ -79,13 +79,12 @@ class LocalServer:
         read_timeout: float, default 10. Seconds a request's body may take to
             arrive; a body shorter than its Content-Length is answered 400.
 
-    Examples:
-
-    ```python
-    with LocalServer("saved_models/llama_tiny") as server:
-        client = TFServingClient(server.url, grpc_target=server.grpc_target)
-        client.predict("llama_tiny", instances=[{"token_ids": [1, 2]}])
-    ```
+    On a model folder that `export_saved_model` wrote, `with
+    LocalServer("saved_models/llama_tiny") as server:` serves it; inside,
+    `TFServingClient(server.url, grpc_target=server.grpc_target)` talks to
+    it, e.g. `.predict("llama_tiny", instances=[{"token_ids": [1, 2]}])`.
+    (`tests/test_serving.py` runs this: exporting and serving take seconds,
+    too long for a doctest.)
     """
 
     def __init__(

@@ -223,6 +223,26 @@ def _explain(message: str, path: Path) -> str:
             "nor in tensorflow-text, so TF Serving's stock build cannot load it. "
             f"TensorFlow said: {message.splitlines()[0]}"
         )
+    if "RestoreV2" in message or re.search(r"not an sstable|Read less bytes|Data loss", message):
+        variables = path / "variables"
+        index_damaged = re.search(r"sstable|index", message)
+        files = (
+            [variables / "variables.index"]
+            if index_damaged
+            else sorted(variables.glob("variables.data-*"))
+        )
+        named = ", ".join(str(f) for f in files) or str(variables)
+        return (
+            f"{named}: the saved weights cannot be restored ({message.splitlines()[0]}); the "
+            "file is truncated or damaged. Copy the version folder again, or export a new "
+            "version."
+        )
+    if not (path / "variables").is_dir():
+        return (
+            f"{path / 'variables'} is missing, so the weights cannot be restored: copy the "
+            f"whole version folder, or export a new version. TensorFlow said: "
+            f"{message.splitlines()[0]}"
+        )
     if re.search(r"Could not find variable|uninitialized|not initialized", message):
         return (
             f"{path}: a variable the graph reads was not restored by the SavedModel's saver "
@@ -247,13 +267,13 @@ class SavedModelSession:
         op_libraries: shared libraries of custom ops to load first; default
             tensorflow-text's, which the stock model server links.
 
-    Examples:
-
-    ```python
-    session = SavedModelSession("saved_models/llama_tiny/1")
-    sorted(session.signatures)            # ['generate', 'generate_text', 'serving_default']
-    session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"].shape
-    ```
+    On a version folder of a LLaMA export,
+    `session = SavedModelSession("saved_models/llama_tiny/1")`;
+    `sorted(session.signatures)` is `['generate', 'generate_text',
+    'serving_default']` (with a tokenizer) and
+    `session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"]`
+    is an array `(1, 3, vocab_size)`. (`tests/test_serving_capi.py` runs
+    this: exporting takes seconds, too long for a doctest.)
     """
 
     def __init__(self, path, tags=("serve",), op_libraries=None):

@@ -209,16 +209,15 @@ def export_saved_model(
     Returns:
         The `Path` of the version folder.
 
-    Examples:
-
-    ```python
-    model = build_llama("tiny")
-    path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
-    # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
-    #     -e MODEL_NAME=llama tensorflow/serving
-    wv = Word2Vec(sentences, vector_size=100, min_count=5).wv
-    export_saved_model(wv, "saved_models/word2vec")            # signature "lookup"
-    ```
+    `export_saved_model(build_llama("tiny"), "saved_models/llama")` writes
+    and returns `saved_models/llama/1` (then `2`, ...), which TF Serving
+    serves with `docker run -p 8501:8501 -v
+    $PWD/saved_models/llama:/models/llama -e MODEL_NAME=llama
+    tensorflow/serving`. Word vectors export the same way:
+    `export_saved_model(Word2Vec(sentences, vector_size=100, min_count=5).wv,
+    "saved_models/word2vec")` gives a `lookup` signature. (Exports trace
+    and verify graphs for seconds, so `tests/test_export_saved_model.py`
+    runs them rather than a doctest.)
     """
     base_dir = Path(base_dir)
     if version is not None and (

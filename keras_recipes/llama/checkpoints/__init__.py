@@ -19,6 +19,7 @@ public names of the files above.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,15 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False):
             "Face folder with config.json and safetensors."
         )
     if path.suffix == ".keras":
-        model = keras.models.load_model(path)
+        try:
+            model = keras.models.load_model(path)
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise CheckpointError(
+                f"{path} cannot be read as a .keras file ({type(error).__name__}: {first[:200]}); "
+                "it is damaged or truncated. Save the model again, or train it again "
+                "(keras-recipes llama train --overwrite)."
+            ) from None
         if not isinstance(model, LlamaModel):
             raise CheckpointError(f"{path} holds a {type(model).__name__}, not a LLaMA model.")
         if not allow_nonfinite:

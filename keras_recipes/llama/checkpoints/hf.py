@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_recipes._finite import check_finite
-from keras_recipes._io import atomic_folder
+from keras_recipes._io import atomic_folder, umask
 from keras_recipes.llama.checkpoints.errors import CheckpointError
 from keras_recipes.llama.checkpoints.safetensors_files import (
     SAFETENSORS_DTYPES,
@@ -315,12 +315,10 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
         allow_nonfinite: bool. Load NaN or Inf weights instead of refusing
             them. Defaults to False.
 
-    Examples:
-
-    ```python
-    model = load_hf("path/to/TinyLlama-1.1B")
-    model.generate([[1, 450, 4996]], max_new_tokens=20)
-    ```
+    `model = load_hf("path/to/TinyLlama-1.1B")` loads a downloaded
+    checkpoint folder, then `model.generate([[1, 450, 4996]],
+    max_new_tokens=20)` continues a prompt. `save_hf` writes the same
+    layout back (no doctest: a real checkpoint is gigabytes).
     """
     from keras_recipes.llama.model import LlamaModel
 
@@ -402,6 +400,8 @@ def save_hf(
         hf_config["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
     with atomic_folder(directory, carry_over=_kept_beside_hf_weights) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        # safetensors creates its file 0600 whatever the umask; the house rule is the umask's.
+        os.chmod(tmp / "model.safetensors", 0o666 & ~umask())
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
     return directory
 

@@ -352,14 +352,12 @@ def load_llama2c(path: str | os.PathLike, allow_nonfinite: bool = False):
     Returns:
         `LlamaModel`, with `.generate(...)`.
 
-    Examples:
-
-    ```python
-    model = load_llama2c("stories15M.bin")
-    tokenizer = Llama2cTokenizer.load("tokenizer.bin")
-    ids = model.generate([tokenizer.encode("Once upon a time")], max_new_tokens=64)
-    print(tokenizer.decode(ids[0]))
-    ```
+    With llama2.c's `stories15M.bin` and `tokenizer.bin` at hand:
+    `model = load_llama2c("stories15M.bin")`,
+    `tokenizer = Llama2cTokenizer.load("tokenizer.bin")`,
+    `ids = model.generate([tokenizer.encode("Once upon a time")], max_new_tokens=64)`,
+    then `tokenizer.decode(ids[0])` is the story (no doctest: it needs the
+    downloaded checkpoint).
     """
     from keras_recipes.llama.model import LlamaConfig, LlamaModel
 
