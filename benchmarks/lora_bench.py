@@ -31,6 +31,10 @@ each and their ratio, the trainable parameter counts (keras-hub's
 paper's `(dim, r)`, `(r, dim)` at the same rank), and the conditions (CPU,
 flags, threads, load average) before and after.
 
+`LORA_BENCH_ROPE=rotate_half` gives ours keras-hub's RoPE convention (the
+stories presets are llama2.c's interleaved pairs; the 1B preset is
+rotate-half already).
+
 Usage:
     python benchmarks/lora_bench.py [--shapes stories110M llama3.2-1b] [--rank 8]
         [--steps 3] [--repeats 1] [--out lora.json]
@@ -58,9 +62,13 @@ SHAPES = {
 
 
 def config_of(shape: str):
+    """The shape's `LlamaConfig`; RoPE as `LORA_BENCH_ROPE` says (default: the preset's)."""
     from keras_recipes.llama import LlamaConfig
 
     (preset, overrides), _, _ = SHAPES[shape]
+    rope = os.environ.get("LORA_BENCH_ROPE")
+    if rope:  # "rotate_half" is keras-hub's only convention
+        overrides = dict(overrides, rope_convention=rope)
     return LlamaConfig.preset(preset, **overrides)
 
 
