@@ -78,9 +78,12 @@ _SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s not in ("sg", "null_word"))
     "dm", "dbow_words", "dm_concat", "dm_tag_count",
 )  # fmt: skip
 
-# Rows of one XLA call of `infer_vector`'s SGD loop are padded to a power of
-# two at least this large, so a few compiled sizes serve every document.
-_MIN_INFER_ROWS = 1024
+# Rows (kept words) of one XLA call of `infer_vector`'s SGD loop: longer runs
+# take several calls and shorter ones are padded, so one compiled size serves
+# every document (compiling a size takes longer than inferring hundreds).
+_INFER_ROWS = 4096
+# infer_vector's words per step of its SGD loop (see `_sequential_sgd`).
+_INFER_GROUP = 32
 
 
 class Doc2Vec(Word2Vec):
@@ -527,49 +530,56 @@ class Doc2Vec(Word2Vec):
         if len(ids) == 0 or epochs < 1:
             return vector
         rates = alpha - (alpha - min_alpha) * np.arange(epochs) / max(epochs - 1, 1)
-        per_call = max(1, 16 * _MIN_INFER_ROWS // len(ids))  # epochs drawn together
+        per_call = max(1, _INFER_ROWS // len(ids))  # epochs drawn together
         for first in range(0, epochs, per_call):
             examples = self._infer_examples(ids, rng, rates[first : first + per_call])
             vector = self._infer_run(vector, examples)
         return vector
 
     def _infer_examples(self, ids: np.ndarray, rng: np.random.Generator, rates: np.ndarray):
-        """Inference passes (one per rate) as arrays: per kept word, its outputs and fixed logits.
+        """Inference passes (one per rate) as small index arrays, one row per kept word.
 
         Each pass subsamples and draws windows and noise words anew; windows
-        stay inside their pass, as in gensim's epochs.
+        stay inside their pass, as in gensim's epochs. Returns `(output_ids,
+        labels, rates, context_ids, context_weights, scale_in, scale_out)`:
+        rows of the stacked output table (`syn1` nodes, then `syn1neg`
+        rows) with the label each is trained towards and its rate (0 where
+        masked), and the context word rows the PV-DM logits add. The
+        vectors themselves are gathered inside the XLA loop.
         """
         flat = np.tile(ids, len(rates))
         keep = rng.random(len(flat)) < self._keep_probability[flat]
         words = flat[keep]
         passes = np.repeat(np.arange(len(rates)), len(ids))[keep]
         n = len(words)
-        outputs, labels, mask = [], [], []
+        output_ids, labels, mask = [], [], []
         if self.hs:  # the word's path in the Huffman tree, each node towards 1 - code
             points, tree_labels, tree_mask = self._tree_arrays()
-            outputs.append(self._hs_vectors[points[words]])
+            output_ids.append(points[words])
             labels.append(tree_labels[words])
             mask.append(tree_mask[words] > 0)
         if self.negative:  # the word against `negative` noise words
             negatives = self._noise(rng, (n, self.negative))
-            outputs.append(self._output_vectors[np.concatenate([words[:, None], negatives], 1)])
+            rows = np.concatenate([words[:, None], negatives], 1) + len(self._hs_vectors) * self.hs
+            output_ids.append(rows)
             labels.append(np.tile(np.float32([1.0] + [0.0] * self.negative), (n, 1)))
             mask.append(np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], 1))
-        outputs = np.concatenate(outputs, axis=1)  # (n, outputs per word, D)
+        output_ids = np.concatenate(output_ids, axis=1).astype(np.int32)
         labels, mask = np.concatenate(labels, axis=1), np.concatenate(mask, axis=1)
-        if self.dm and self.dm_concat:
-            # The new vector fills the one tag slot; the window's word slots
-            # (null-padded, the full window) give fixed parts of every logit.
-            window, dim = self.window, self.vector_size
-            offsets = np.array([d for d in range(-window, window + 1) if d != 0])
-            where = np.arange(n)[:, None] + offsets[None, :]
-            clipped = np.clip(where, 0, max(n - 1, 0))
-            inside = (where >= 0) & (where < n) & (passes[clipped] == passes[:, None])
-            slots = np.where(inside, words[clipped], self.wv.get_index(NULL_WORD))
-            window_vectors = self.wv.vectors[slots].reshape(n, -1)  # (n, 2 * window * D)
-            fixed = np.einsum("nd,nkd->nk", window_vectors, outputs[:, :, dim:])
-            outputs = np.ascontiguousarray(outputs[:, :, :dim])
-            scale_in = scale_out = np.ones(n, np.float32)
+        rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
+        ones = np.ones(n, np.float32)
+        if not self.dm:
+            zeros = np.zeros((n, 1), np.int32)
+            return output_ids, labels, rates, zeros, zeros.astype(np.float32), ones, ones
+        window = self.window
+        offsets = np.array([d for d in range(-window, window + 1) if d != 0])
+        where = np.arange(n)[:, None] + offsets[None, :]
+        clipped = np.clip(where, 0, max(n - 1, 0))
+        inside = (where >= 0) & (where < n) & (passes[clipped] == passes[:, None])
+        if self.dm_concat:
+            # The new vector fills the one tag slot; the full window's word slots
+            # (null-padded) give a fixed part of every logit.
+            context = np.where(inside, words[clipped], self.wv.get_index(NULL_WORD))
             if self.dm_tag_count != 1:  # gensim trains nothing then: one tag slot != dm_tag_count
                 warnings.warn(
                     f"infer_vector with dm_concat=1 fills one tag slot, but dm_tag_count="
@@ -577,28 +587,15 @@ class Doc2Vec(Word2Vec):
                     stacklevel=3,
                 )
                 rates = np.zeros_like(rates)
-        elif self.dm:
-            window = self.window
-            offsets = np.array([d for d in range(-window, window + 1) if d != 0])
-            reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
-            where = np.arange(n)[:, None] + offsets[None, :]
-            clipped = np.clip(where, 0, max(n - 1, 0))
-            valid = (
-                (where >= 0)
-                & (where < n)
-                & (np.abs(offsets)[None, :] <= reduced[:, None])
-                & (passes[clipped] == passes[:, None])
-            )
-            summed = np.einsum("nc,ncd->nd", valid.astype(np.float32), self.wv.vectors[words[clipped]])  # fmt: skip
-            inverse = (1.0 / (1.0 + valid.sum(axis=1))).astype(np.float32)
-            fixed = np.einsum("nd,nkd->nk", summed, outputs)
-            scale_in = inverse if self.cbow_mean else np.ones(n, np.float32)
-            scale_out = np.ones(n, np.float32) if self.cbow_mean else inverse
-        else:
-            fixed = np.zeros(labels.shape, np.float32)
-            scale_in = scale_out = np.ones(n, np.float32)
-        rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
-        return outputs, labels, fixed.astype(np.float32), scale_in, scale_out, rates
+            weights = np.ones(context.shape, np.float32)
+            return output_ids, labels, rates, context.astype(np.int32), weights, ones, ones
+        reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
+        valid = inside & (np.abs(offsets)[None, :] <= reduced[:, None])
+        inverse = (1.0 / (1.0 + valid.sum(axis=1))).astype(np.float32)
+        scale_in = inverse if self.cbow_mean else ones
+        scale_out = ones if self.cbow_mean else inverse
+        context = words[clipped].astype(np.int32)
+        return output_ids, labels, rates, context, valid.astype(np.float32), scale_in, scale_out
 
     def _tree_arrays(self):
         """The Huffman tree as `(points, labels, mask)` arrays, built once per vocabulary."""
@@ -614,19 +611,33 @@ class Doc2Vec(Word2Vec):
         return np.where(coin < self._noise_accept[column], column, self._noise_alias[column])
 
     def _infer_run(self, vector: np.ndarray, examples) -> np.ndarray:
-        """Word-by-word SGD on `vector` over `examples`, in one XLA call."""
-        m = len(examples[0])
-        size = max(_MIN_INFER_ROWS, 1 << max(m - 1, 0).bit_length())
-        padded = []
-        for array in examples:  # padding rows have rate 0: no update
-            full = np.zeros((size, *array.shape[1:]), np.float32)
-            full[:m] = array
-            padded.append(full)
+        """Word-by-word SGD on `vector` over `examples`, in XLA calls of `_INFER_ROWS` rows.
+
+        The last block is padded (rate 0: no update), so one compiled size
+        serves documents of every length; the examples travel as one int and
+        one float array, and the frozen output and word vectors live in
+        variables made once per trained model.
+        """
         if self._infer_step is None:
-            self._infer_step = {}
-        if size not in self._infer_step:  # one compiled function per padded size
-            self._infer_step[size] = _sequential_sgd()
-        return self._infer_step[size](vector, *padded).numpy()
+            import tensorflow as tf
+
+            outputs = [self._hs_vectors] * self.hs + [self._output_vectors] * bool(self.negative)
+            table = tf.Variable(np.concatenate(outputs), trainable=False)
+            words = tf.Variable(self.wv.vectors, trainable=False)
+            mode = "concat" if self.dm and self.dm_concat else "dm" if self.dm else "dbow"
+            self._infer_step = _sequential_sgd(
+                table, words, mode, self.vector_size, examples[0].shape[1]
+            )
+        ids = np.concatenate([examples[0], examples[3]], axis=1).astype(np.int32)
+        floats = np.concatenate(
+            [examples[1], examples[2], examples[4], examples[5][:, None], examples[6][:, None]],
+            axis=1,
+        ).astype(np.float32)
+        for start in range(0, len(ids), _INFER_ROWS):  # padding rows have rate 0: no update
+            block = [x[start : start + _INFER_ROWS] for x in (ids, floats)]
+            block = [np.pad(x, [(0, _INFER_ROWS - len(x)), (0, 0)]) for x in block]
+            vector = self._infer_step(vector, *block).numpy()
+        return vector
 
     # ------------------------------------------------------------------ files
 
@@ -695,19 +706,53 @@ class Doc2Vec(Word2Vec):
         return model
 
 
-def _sequential_sgd():
-    """XLA: `vector` trained example by example (gensim's order) against frozen outputs."""
+def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
+    """XLA: a vector trained word by word (gensim's order) against frozen outputs.
+
+    Each loop step takes `_INFER_GROUP` consecutive words, their gradients
+    taken at the same vector and added together: one step per word costs
+    more in loop overhead than the arithmetic of a word (a few dot products),
+    and the vector's updates are small, so a group of words barely differs
+    from word-by-word SGD.
+
+    `table` holds the output vectors (tree nodes, then negative-sampling
+    rows), `words` the word vectors; `mode` is `"dbow"` (the vector alone
+    predicts the word), `"dm"` (the vector plus the window's words, mean or
+    sum by `scale_in` / `scale_out`) or `"concat"` (the vector in the first
+    slot of the concatenated input).
+    """
     import tensorflow as tf
 
-    def run(vector, outputs, labels, fixed, scale_in, scale_out, rates):
+    def run(vector, ids, floats):
+        # ids: output rows | context rows; floats: labels | rates | context weights |
+        # scale_in | scale_out. (rows, ...) -> (rows / group, group, ...).
+        groups = [-1, _INFER_GROUP]
+        k, c = output_width, ids.shape[1] - output_width
+        output_ids = tf.reshape(ids[:, :k], groups + [k])
+        context_ids = tf.reshape(ids[:, k:], groups + [c])
+        labels = tf.reshape(floats[:, :k], groups + [k])
+        rates = tf.reshape(floats[:, k : 2 * k], groups + [k])
+        context_weights = tf.reshape(floats[:, 2 * k : 2 * k + c], groups + [c])
+        scale_in = tf.reshape(floats[:, -2], groups)
+        scale_out = tf.reshape(floats[:, -1], groups)
+
         def body(i, v):
-            u = outputs[i]  # (outputs per word, D): tree nodes and/or target + noise words
-            logits = scale_in[i] * (tf.linalg.matvec(u, v) + fixed[i])
-            g = (labels[i] - tf.sigmoid(logits)) * rates[i]
-            return i + 1, v + scale_out[i] * tf.linalg.matvec(u, g, transpose_a=True)
+            u = tf.gather(table, output_ids[i])  # (group, outputs per word, layer1)
+            if mode == "dbow":
+                logits = tf.einsum("gkd,d->gk", u, v)
+            else:
+                context = tf.gather(words, context_ids[i]) * context_weights[i][:, :, None]
+                if mode == "concat":
+                    fixed = tf.einsum("gkd,gd->gk", u[:, :, dim:], tf.reshape(context, [_INFER_GROUP, -1]))  # fmt: skip
+                    u = u[:, :, :dim]
+                else:
+                    fixed = tf.einsum("gkd,gd->gk", u, tf.reduce_sum(context, axis=1))
+                logits = scale_in[i][:, None] * (tf.einsum("gkd,d->gk", u, v) + fixed)
+            g = (labels[i] - tf.sigmoid(logits)) * rates[i] * scale_out[i][:, None]
+            return i + 1, v + tf.einsum("gk,gkd->d", g, u)
 
         _, vector = tf.while_loop(
-            lambda i, v: i < tf.shape(outputs)[0], body, (tf.constant(0), vector)
+            lambda i, v: i < tf.shape(output_ids)[0], body, (tf.constant(0), vector)
         )
         return vector
 
