@@ -133,18 +133,18 @@ class Doc2Vec(Word2Vec):
     >>> model = Doc2Vec(docs, vector_size=16, min_count=1, epochs=5)
     >>> model.dv[0].shape
     (16,)
-    >>> model.infer_vector(["cats", "purr"]).shape
+    >>> vector = model.infer_vector(["cats", "purr"])
+    >>> vector.shape
     (16,)
+    >>> len(model.dv.most_similar([vector], topn=len(model.dv)))  # every document, ranked
+    2
 
-    gensim's tutorial, with only the import switched:
-
-    ```python
-    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
-    model.build_vocab(train_corpus)
-    model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)
-    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
-    model.dv.most_similar([vector], topn=len(model.dv))
-    ```
+    gensim's tutorial runs with only the import switched:
+    `model = Doc2Vec(vector_size=50, min_count=2, epochs=40)`, then
+    `model.build_vocab(train_corpus)`,
+    `model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)`,
+    `vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])`
+    and `model.dv.most_similar([vector], topn=len(model.dv))`.
     """
 
     def __init__(
@@ -234,11 +234,10 @@ class Doc2Vec(Word2Vec):
         Each document gets `infer_vector(doc_words, alpha, min_alpha,
         epochs)`; the model does not change.
 
-        Examples:
-
-        ```python
-        model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])
-        ```
+        For a trained model,
+        `model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])`
+        is the cosine of the two inferred vectors (no doctest: inference is
+        random, so the figure changes from run to run).
         """
         first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
         second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
@@ -318,6 +317,11 @@ class Doc2Vec(Word2Vec):
                     f"tags, e.g. TaggedDocument(words, [{document_tags!r}])."
                 )
             document_tags = [int(t) if isinstance(t, np.integer) else t for t in document_tags]
+            if any(isinstance(t, (bool, np.bool_)) for t in document_tags):
+                raise ValueError(
+                    f"Document {number}'s tags {document_tags!r} hold a bool; True and 1 (False "
+                    "and 0) would be one tag. Use ints or strings."
+                )
             if not all(isinstance(t, (str, int)) for t in document_tags):
                 raise ValueError(
                     f"Document {number}'s tags {document_tags!r} must be strings or ints."
@@ -501,6 +505,19 @@ class Doc2Vec(Word2Vec):
             )
         doc_words = list(doc_words)
         _raise_for_non_string_token([doc_words])
+        for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not 0 <= value < np.inf
+            ):
+                raise ValueError(
+                    f"infer_vector: {name} must be a finite number >= 0, got {value!r}."
+                )
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+        ):
+            raise ValueError(f"infer_vector: epochs must be an int >= 0, got {epochs!r}.")
         alpha = self.alpha if alpha is None else float(alpha)
         min_alpha = self.min_alpha if min_alpha is None else float(min_alpha)
         epochs = self.epochs if epochs is None else int(epochs)
@@ -660,11 +677,23 @@ class Doc2Vec(Word2Vec):
 
         Examples:
 
-        ```python
-        gensim_model.save("d2v.model")      # in gensim
-        model = Doc2Vec.load("d2v.model", allow_pickle=True)
-        model.dv.most_similar([model.infer_vector(["human", "interface"])])
-        ```
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> docs = [gensim.models.doc2vec.TaggedDocument(["cats", "purr", "and", "meow"], [0]),
+        ...         gensim.models.doc2vec.TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20
+        >>> gensim_model = gensim.models.Doc2Vec(docs, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/d2v.model")  # in gensim
+        >>> model = Doc2Vec.load(f"{scratch.name}/d2v.model", allow_pickle=True)
+        >>> bool((model.dv[1] == gensim_model.dv[1]).all())
+        True
+        >>> [tag for tag, _ in model.dv.most_similar([model.dv[0]])]
+        [0, 1]
+        >>> scratch.cleanup()
+
+        Then `model.dv.most_similar([model.infer_vector(["human", "interface"])])`
+        ranks the documents for new text (inference's first call compiles
+        for seconds, so it is not run here).
         """
         if allow_pickle and gensim_files.is_pickle(fname):
             return cls._from_gensim(gensim_files.read(fname, mmap), fname)

@@ -543,11 +543,15 @@ class KeyedVectors:
 
         Examples:
 
-        ```python
-        kv.most_similar(positive=["king", "woman"], negative=["man"], topn=3)
-        kv.most_similar(kv["paris"] - kv["france"] + kv["italy"])   # vectors work too
-        all_cosines = kv.most_similar("king", topn=None)            # one per row
-        ```
+        >>> kv = KeyedVectors(["paris", "france", "rome", "italy"],
+        ...                   np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], "float32"))
+        >>> [key for key, _ in kv.most_similar(positive=["paris", "italy"],
+        ...                                    negative=["france"], topn=3)]
+        ['rome']
+        >>> kv.most_similar(kv["paris"] - kv["france"] + kv["italy"], topn=1)  # vectors too
+        [('rome', 1.0)]
+        >>> [round(float(c), 3) for c in kv.most_similar("paris", topn=None)]  # one a row
+        [1.0, 0.707, 0.5, 0.0]
         """
         if indexer is not None:
             raise NotImplementedError(
@@ -854,9 +858,21 @@ class KeyedVectors:
 
         Examples:
 
-        ```python
-        (pearson, _), (spearman, pvalue), oov = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))
-        ```
+        gensim ships WordSim-353 (`gensim.test.utils.datapath("wordsim353.tsv")`);
+        a file of four pairs here, one with an unknown word:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> kv = KeyedVectors(["paris", "france", "rome", "italy"],
+        ...                   np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], "float32"))
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> path = Path(scratch.name, "pairs.tsv")
+        >>> _ = path.write_text("# word1\\tword2\\tscore\\nparis\\tfrance\\t9.0\\n"
+        ...                     "paris\\titaly\\t5.0\\nrome\\tfrance\\t3.0\\nrome\\tunicorn\\t1.0\\n")
+        >>> (pearson, _), (spearman, pvalue), oov = kv.evaluate_word_pairs(path)
+        >>> round(float(pearson), 3), round(float(spearman), 3), oov
+        (0.945, 0.866, 25.0)
+        >>> scratch.cleanup()
         """
         from scipy import stats
 
@@ -1259,10 +1275,18 @@ def load_vectors(
 
     Examples:
 
-    ```python
-    kv = load_vectors("glove.6B.100d.txt")
-    layer = kv.embedding_layer(vocabulary, trainable=False)
-    ```
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = Path(scratch.name, "glove.6B.2d.txt")  # e.g. "glove.6B.100d.txt"
+    >>> _ = path.write_text("the 0.1 0.2\\nking 0.3 0.4\\n")
+    >>> kv = load_vectors(path)
+    >>> len(kv), kv.vector_size, kv["king"].tolist()
+    (2, 2, [0.30000001192092896, 0.4000000059604645])
+    >>> layer = kv.embedding_layer(["", "[UNK]", "the", "king"], trainable=False)
+    >>> layer.input_dim, layer.output_dim
+    (4, 2)
+    >>> scratch.cleanup()
     """
     keys, vectors, _ = vector_files.read_text(path, limit, encoding, "replace", header)
     return KeyedVectors(keys, vectors)

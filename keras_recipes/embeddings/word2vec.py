@@ -79,8 +79,8 @@ NULL_WORD = "\0"
 
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
-# and scatters stay in the CPU's caches (2.3x faster per pair than one
-# 16,384-pair slice, measured at vector_size 100), and consecutive slices
+# and scatters stay in the CPU's caches (faster per pair than one
+# 16,384-pair slice: benchmarks/word2vec_bench.py), and consecutive slices
 # see each other's updates, closer to word-by-word SGD.
 SUB_BATCH_PAIRS = 512
 
@@ -292,8 +292,8 @@ def use_word2vec_threads(workers: int) -> bool:
     """Sets TensorFlow's thread pools for `Word2Vec` training: `workers` one-thread ops.
 
     An XLA training step is a serial loop over small slices: splitting each
-    op over threads only adds synchronisation (10.5 vs 7.3 ms per 16,384
-    pairs on two cores), so `Word2Vec(workers=N)` runs whole steps side by
+    op over threads only adds synchronisation (slower per pair on two
+    cores), so `Word2Vec(workers=N)` runs whole steps side by
     side instead, and is fastest with one thread per op and `N` ops at once.
     The pools belong to the whole process (every TensorFlow op in it), so
     `Word2Vec` never sets them itself: call this first, before anything
@@ -307,13 +307,9 @@ def use_word2vec_threads(workers: int) -> bool:
         True if the pools were set; False if TensorFlow had already started
         (its pools are then fixed for this process, and nothing changed).
 
-    Examples:
-
-    ```python
-    from keras_recipes.embeddings import Word2Vec, use_word2vec_threads
-    use_word2vec_threads(2)
-    model = Word2Vec(sentences, workers=2)
-    ```
+    Call `use_word2vec_threads(2)` at the top of the script, then train
+    with `Word2Vec(sentences, workers=2)`. (No doctest: by the time one
+    runs, TensorFlow has started and the call returns False.)
     """
     import tensorflow as tf
 
@@ -336,16 +332,18 @@ class CallbackAny2Vec:
 
     Examples:
 
-    ```python
-    class EpochLoss(CallbackAny2Vec):
-        def __init__(self):
-            self.losses = []
-
-        def on_epoch_end(self, model):
-            self.losses.append(model.get_latest_training_loss())
-
-    Word2Vec(sentences, compute_loss=True, callbacks=[EpochLoss()])
-    ```
+    >>> class EpochLoss(CallbackAny2Vec):
+    ...     def __init__(self):
+    ...         self.losses = []
+    ...
+    ...     def on_epoch_end(self, model):
+    ...         self.losses.append(model.get_latest_training_loss())
+    >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+    >>> epoch_loss = EpochLoss()
+    >>> _ = Word2Vec(sentences, vector_size=8, min_count=1, sample=0, epochs=2,
+    ...              compute_loss=True, callbacks=[epoch_loss])
+    >>> len(epoch_loss.losses)
+    2
     """
 
     def on_epoch_begin(self, model) -> None:
@@ -496,17 +494,23 @@ class Word2Vec:
     >>> model.wv["king"].shape
     (16,)
 
-    gensim's life cycle:
+    Saved and loaded as in gensim (one pickle-free file):
 
-    ```python
-    model = Word2Vec(vector_size=100, window=5, min_count=1, workers=4)
-    model.build_vocab(sentences)
-    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
-    model.save("word2vec.model")
-    model = Word2Vec.load("word2vec.model")
-    model.build_vocab(more_sentences, update=True)
-    model.train(more_sentences, total_examples=len(more_sentences), epochs=model.epochs)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> model.save(f"{scratch.name}/word2vec.model")
+    >>> model = Word2Vec.load(f"{scratch.name}/word2vec.model")
+    >>> model.wv["king"].shape
+    (16,)
+    >>> scratch.cleanup()
+
+    The rest of gensim's life cycle works as written there:
+    `model = Word2Vec(vector_size=100, window=5, min_count=1, workers=4)`,
+    `model.build_vocab(sentences)`,
+    `model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)`,
+    and to go on training on new text,
+    `model.build_vocab(more_sentences, update=True)` then
+    `model.train(more_sentences, total_examples=len(more_sentences), epochs=model.epochs)`.
     """
 
     def __init__(
@@ -1241,11 +1245,18 @@ class Word2Vec:
 
         Examples:
 
-        ```python
-        gensim_model.save("w2v.model")      # in gensim
-        model = Word2Vec.load("w2v.model", allow_pickle=True)
-        model.wv.most_similar("king")
-        ```
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+        >>> gensim_model = gensim.models.Word2Vec(sentences, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/w2v.model")  # in gensim
+        >>> model = Word2Vec.load(f"{scratch.name}/w2v.model", allow_pickle=True)
+        >>> bool((model.wv["king"] == gensim_model.wv["king"]).all())
+        True
+        >>> model.wv.most_similar("king") == gensim_model.wv.most_similar("king")
+        True
+        >>> scratch.cleanup()
         """
         if allow_pickle and gensim_files.is_pickle(fname):
             return cls._from_gensim(gensim_files.read(fname, mmap), fname)

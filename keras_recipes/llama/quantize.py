@@ -6,7 +6,7 @@ when the matmul reads them as they are, and TensorFlow has no core matmul
 that reads int8 weights with float activations: dequantising to float32 at
 every step reads and writes more bytes than float32 does (why Keras's
 `model.quantize("int8")` decodes no faster; dequantising in L2-sized tiles
-gets 0.74x float32's time per 768x2048 product, 0.39x per 768x32000),
+helps, see README's Performance section),
 oneDNN's `QuantizedMatMulWithBiasAndDequantize` builds a new kernel for
 every new input range, and XLA's fused `sum(convert(w) * x)` does not
 vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
@@ -38,7 +38,7 @@ embeddings it is the output head too.
 The result, `QuantizedLlama`, is a causal LM in the sense of
 `keras_recipes.causal_lm` (`call_with_cache`, `init_caches`,
 `output_kernel`, `config`), decodes like the float model
-(`.generate(prompt_ids, max_new_tokens, temperature, top_k, top_p,
+(`.generate(prompt_ids, max_new_tokens, temperature=..., top_k=..., top_p=...,
 seed)`, the same sampler) and exports with
 `export_saved_model(model, path, weights="int8")`. Its forward pass is
 written with plain TensorFlow ops and runs without XLA (TF Serving runs
@@ -55,11 +55,20 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.causal_lm.generation import check_prompts, windows_for
+from keras_recipes.causal_lm.graph_generate import generate_in_graph
+from keras_recipes.causal_lm.settings import GenerationConfig
 from keras_recipes.hardware import has_fast_bfloat16
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
-from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
+from keras_recipes.llama.config import LlamaConfig
+from keras_recipes.llama.graph_ops import (
+    attend_one,
+    rms_norm,
+    rope_tables,
+    rotate,
+    update_cache_slice,
+)
 
-WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
 # Dequantising tiles of at most this many weights keeps each float32 tile in L2.
 _TILE_WEIGHTS = 1 << 18
 # Logits oneDNN's bfloat16 matmul gives (rounded to bfloat16) that are recomputed in float32.
@@ -121,7 +130,7 @@ class _Matrix:
             if bfloat16_kernel() != "onednn":
                 return self._dequantize(self.weight)
             # `value + 128` minus 128 wraps, in uint8, to the value's int8 bits:
-            # 2.4x faster than `Dequantize` to float32 and a cast.
+            # fewer bytes moved than `Dequantize` to float32 and a cast.
             return tf.cast(tf.bitcast(self.weight - 128, tf.int8), tf.bfloat16)
         # Read once, before the loop: a variable read inside the loop body
         # copied the whole matrix at every step (15% of a bfloat16 step).
@@ -134,7 +143,7 @@ class _Matrix:
             weight = self.weight if working is None else working
             if weight.dtype == tf.bfloat16:
                 # `weight @ x.T`: oneDNN's bfloat16 matmul reads a (out, in)
-                # left operand at 1.3x the rate of the `x @ weight.T` form.
+                # left operand faster than the `x @ weight.T` form.
                 product = tf.matmul(weight, tf.cast(x, tf.bfloat16), transpose_b=True)
                 out = tf.transpose(tf.cast(product, tf.float32))
             else:
@@ -180,7 +189,7 @@ class QuantizedLlama(tf.Module):
     `LlamaModel.generate` does, with the same sampler, in one TensorFlow
     graph run by TensorFlow's kernels (the graph the SavedModel's `generate`
     signature holds). Greedy decoding is deterministic; sampled draws are
-    TensorFlow's, not XLA's (see `keras_recipes.llama.sampling`).
+    TensorFlow's, not XLA's (see `keras_recipes.causal_lm.sampling`).
 
     Its forward pass restates `LlamaModel.call` on the stored weights:
     q, k, v as one matrix and w1, w3 as another; RoPE as `x * cos +
@@ -280,12 +289,9 @@ class QuantizedLlama(tf.Module):
         bfloat16 where the CPU multiplies bfloat16 (int8's values are exact
         in it; the per-channel scales apply to the outputs), else to
         float32. The stored weights stay 1 or 2 bytes; while a loop runs,
-        its copies take 2 (or 4) bytes per weight.
-
-        ```python
-        with model.decoding():  # inside a tf.function, around the loop
-            out = generate_in_graph(model, ...)
-        ```
+        its copies take 2 (or 4) bytes per weight. Use it inside a
+        `tf.function`, around the loop: `with model.decoding():` then
+        `out = generate_in_graph(model, ...)`.
 
         `copies`: working copies made earlier (`kept_copies()`), used
         instead of converting again.
@@ -299,8 +305,8 @@ class QuantizedLlama(tf.Module):
     def kept_copies(self) -> dict:
         """The working copies `generate` multiplies, made on its first call and kept.
 
-        Converting every matrix reads and writes all of them (about 60 ms
-        at the stories110M shape, two decode steps), so `generate` in this
+        Converting every matrix reads and writes all of them (the time of
+        a few decode steps), so `generate` in this
         process does it once, not per call: an int8 model then also holds
         a bfloat16 copy of its matrices (2 bytes per weight; a bfloat16
         model's copies are its own weights). An exported SavedModel converts per request
@@ -361,6 +367,9 @@ class QuantizedLlama(tf.Module):
 
     def __call__(self, token_ids, padding_mask=None, training=None):
         """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
+        from keras_recipes._ids import check_ids
+
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
         token_ids = tf.convert_to_tensor(token_ids, tf.int32)
         batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         caches = self.init_caches(batch, length)
@@ -410,7 +419,7 @@ class QuantizedLlama(tf.Module):
             qkv = self._multiply(layer["wqkv"], rms_norm(x, layer["attention_norm"], self.norm_eps))
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [batch, steps, self.n_heads + self.n_kv, self.head_dim])
-            qk = qk * cos + self._swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
+            qk = rotate(qk, cos, sin, self.head_dim, self.rotate_half)  # q also / sqrt(hd)
             q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=2)
             keys = _write(keys, k, start)
             values = _write(values, tf.reshape(v, [batch, steps, self.n_kv, self.head_dim]), start)
@@ -430,13 +439,10 @@ class QuantizedLlama(tf.Module):
         `bias (B or 1, t, S)`: 0 where a key may be attended, else MASK_VALUE.
         """
         groups = self.n_heads // self.n_kv
-        if single:  # one query: products and sums read the caches in place
+        if single:  # one query: the fused decode step's attention
             q = tf.reshape(q, [-1, 1, self.n_kv, groups, self.head_dim])
-            scores = tf.reduce_sum(q * keys[:, :, :, None], axis=-1)  # (B, S, kv, groups)
-            scores += tf.reshape(bias, [tf.shape(bias)[0], -1, 1, 1])
-            scores = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True))
-            weights = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
-            attended = tf.reduce_sum(weights[..., None] * values[:, :, :, None], axis=1)
+            bias = tf.reshape(bias, [tf.shape(bias)[0], -1, 1, 1])
+            attended = attend_one(q, keys, values, bias, seq_axis=1)
             return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
         shape = tf.shape(q)
         q = tf.reshape(q, [shape[0], shape[1], self.n_kv, groups, self.head_dim])
@@ -445,44 +451,35 @@ class QuantizedLlama(tf.Module):
         attended = tf.einsum("bkgts,bskd->btkgd", weights, values)
         return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
 
-    def _swap(self, x):
-        """The partner of each rotated feature: pairs `(0, 1), ...` or halves."""
-        half = self.head_dim // 2
-        if self.rotate_half:
-            halves = tf.reshape(x, [-1, 2, half])
-            return tf.reshape(tf.reverse(halves, [1]), tf.shape(x))
-        pairs = tf.reshape(x, [-1, half, 2])
-        return tf.reshape(tf.reverse(pairs, [2]), tf.shape(x))
-
     # Decoding.
 
     def generate(
         self,
         prompt_ids,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int = 0,
+        max_new_tokens: int | None = None,
+        *,
+        settings: GenerationConfig | None = None,
+        **controls,
     ) -> np.ndarray:
         """Continue prompts as `LlamaModel.generate` does (same arguments, same sampler).
 
         The whole KV-cached loop runs in one TensorFlow graph
-        (`keras_recipes.export.llama_graph.generate_in_graph`), traced once
+        (`keras_recipes.causal_lm.graph_generate.generate_in_graph`), traced once
         per cache size (256, 512, ... up to the context, as `generate`'s
-        windows). After `eos_id` a sequence is filled with `pad_id`.
+        windows). After a stop id a sequence is filled with `pad_id`.
+        The settings are `keras_recipes.causal_lm.GenerationConfig`'s.
 
         Returns:
             np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
             included (shorter ones left-padded with `pad_id`).
         """
-        from keras_recipes.llama.generate import _check_inputs, windows_for
-
-        prompts = _check_inputs(
-            self, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+        if max_new_tokens is not None:
+            controls["max_new_tokens"] = max_new_tokens
+        settings = GenerationConfig.of(settings, **controls)
+        prompts = check_prompts(
+            prompt_ids, settings, self.config.vocab_size, self.config.max_seq_len
         )
+        max_new_tokens, pad_id, seed = settings.max_new_tokens, settings.pad_id, settings.seed
         longest = max(len(p) for p in prompts)
         ids = np.zeros((len(prompts), longest), np.int32)
         for row, prompt in zip(ids, prompts, strict=True):
@@ -501,17 +498,16 @@ class QuantizedLlama(tf.Module):
                 tf.constant(ids),
                 tf.constant([len(p) for p in prompts], tf.int32),
                 tf.constant(int(max_new_tokens)),
-                tf.constant(float(temperature)),
-                tf.constant(0 if top_k is None else int(top_k)),
-                tf.constant(1.0 if top_p is None else float(top_p)),
+                tf.constant(float(settings.temperature)),
+                tf.constant(0 if settings.top_k is None else int(settings.top_k)),
+                tf.constant(1.0 if settings.top_p is None else float(settings.top_p)),
                 tf.constant(int(seed) % (2**31 - 1)),
             ).numpy()
         for row, prompt in zip(out, prompts, strict=True):
             row[: longest - len(prompt)] = pad_id
-            if eos_id is not None:
-                ends = np.flatnonzero(row[longest:] == eos_id)
-                if len(ends):
-                    row[longest + ends[0] + 1 :] = pad_id
+            ends = np.flatnonzero(np.isin(row[longest:], settings.stop_ids))
+            if len(ends):
+                row[longest + ends[0] + 1 :] = pad_id
         return np.ascontiguousarray(out, np.int32)
 
 
@@ -528,8 +524,6 @@ class _Windowed:
 
 
 def _generate_function(model: QuantizedLlama, window: int):
-    from keras_recipes.export.llama_graph import generate_in_graph
-
     windowed = _Windowed(model, window)
     scalar = tf.TensorSpec([], tf.int32)
 
@@ -561,7 +555,7 @@ def _write(cache, value, start):
     return update_cache_slice(cache, value, begin, begin + tf.stack([0, tf.shape(value)[1], 0, 0]))
 
 
-def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
+def quantize_for_decoding(model, weights: str, allow_nonfinite: bool = False) -> QuantizedLlama:
     """A copy of a float32 `LlamaModel` with 1- or 2-byte weights, for decoding.
 
     Weight-only: every decoder matrix (q/k/v/o, w1/w2/w3), the token
@@ -572,6 +566,8 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             a checkpoint loader, or `keras.models.load_model`).
         weights: `"int8"` (per-output-channel float32 scales) or
             `"bfloat16"`.
+        allow_nonfinite: bool, default False. Quantize NaN or Inf weights
+            (int8 turns them into finite garbage) instead of refusing them.
 
     Returns:
         A `QuantizedLlama`: `generate(...)` as `LlamaModel.generate`,
@@ -588,13 +584,11 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
     >>> tuple(small(np.zeros((1, 3), "int32")).shape)
     (1, 3, 512)
     """
-    from keras_recipes.llama.model import LlamaModel
-
     if weights not in ("int8", "bfloat16"):
         raise ValueError(
             f"quantize_for_decoding: weights must be 'int8' or 'bfloat16', got {weights!r}."
         )
-    if not isinstance(model, LlamaModel):
+    if not (isinstance(getattr(model, "config", None), LlamaConfig) and hasattr(model, "blocks")):
         raise ValueError(
             f"quantize_for_decoding: expected a LlamaModel, got {type(model).__name__}; "
             "other causal LMs are not supported (their forward pass is not restated here)."
@@ -606,6 +600,9 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             f"float32 (it has {not_float32 or model.compute_dtype}); build or load it "
             "under the float32 policy."
         )
+    from keras_recipes._finite import check_finite, model_weights
+
+    check_finite(model_weights(model), "quantize_for_decoding", allow_nonfinite)
     return QuantizedLlama(model.config, weights, _keras_arrays(model))
 
 

@@ -28,11 +28,11 @@ import tensorflow as tf
 
 from keras_recipes._io import _fsync_path
 from keras_recipes.causal_lm import is_causal_lm
+from keras_recipes.causal_lm.protocol import WEIGHT_DTYPES
 from keras_recipes.export.saved_model.causal_lm import _CausalLMSignatures, _tokenizer_proto
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT
 from keras_recipes.export.saved_model.keras_models import _KerasSignatures
 from keras_recipes.export.saved_model.vectors import _VectorSignatures
-from keras_recipes.llama.quantize import WEIGHT_DTYPES, quantize_for_decoding
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -145,6 +145,7 @@ def export_saved_model(
     verify: bool = True,
     jit_compile: bool = False,
     weights: str = "float32",
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
 
@@ -155,7 +156,7 @@ def export_saved_model(
       `(B, T, vocab)`); `generate` (`token_ids`, and per-row
       `max_new_tokens`, `temperature` (0: greedy), `top_k` (0: off), `top_p`
       (1.0: off), `seed`, all rows of one request holding the same values,
-      sampled by `keras_recipes.llama.sampling` -> `token_ids` `(B, T + N)`),
+      sampled by `keras_recipes.causal_lm.sampling` -> `token_ids` `(B, T + N)`),
       running the KV-cached loop inside the graph; with a `tokenizer`,
       `generate_text` (string `prompt` and the same controls -> string
       `text`, the prompt and its continuation decoded together), tokenized
@@ -202,26 +203,34 @@ def export_saved_model(
             float32 scale per output channel) and read as such by every
             signature; the checks compare with the quantized model's own
             Keras-side answers. Not with `jit_compile`.
+        allow_nonfinite: bool, default False. Export weights (or vectors)
+            holding NaN or Inf instead of refusing them, naming the weight.
 
     Returns:
         The `Path` of the version folder.
 
-    Examples:
-
-    ```python
-    model = build_llama("tiny")
-    path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
-    # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
-    #     -e MODEL_NAME=llama tensorflow/serving
-    wv = Word2Vec(sentences, vector_size=100, min_count=5).wv
-    export_saved_model(wv, "saved_models/word2vec")            # signature "lookup"
-    ```
+    `export_saved_model(build_llama("tiny"), "saved_models/llama")` writes
+    and returns `saved_models/llama/1` (then `2`, ...), which TF Serving
+    serves with `docker run -p 8501:8501 -v
+    $PWD/saved_models/llama:/models/llama -e MODEL_NAME=llama
+    tensorflow/serving`. Word vectors export the same way:
+    `export_saved_model(Word2Vec(sentences, vector_size=100, min_count=5).wv,
+    "saved_models/word2vec")` gives a `lookup` signature. (Exports trace
+    and verify graphs for seconds, so `tests/test_export_saved_model.py`
+    runs them rather than a doctest.)
     """
     base_dir = Path(base_dir)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
     ):
         raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        named = model_weights(model)
+    else:  # word vectors: a KeyedVectors, or a Word2Vec's `wv`
+        named = [("vectors", getattr(getattr(model, "wv", model), "vectors", []))]
+    check_finite(named, "export_saved_model", allow_nonfinite)
     if weights not in WEIGHT_DTYPES:
         raise ValueError(
             f"export_saved_model: weights must be one of {list(WEIGHT_DTYPES)}, got {weights!r}."
@@ -232,7 +241,13 @@ def export_saved_model(
                 f"export_saved_model: weights={weights!r} decodes without XLA; "
                 "drop jit_compile=True."
             )
-        model = quantize_for_decoding(model, weights)
+        if not hasattr(model, "quantized_for_export"):
+            raise ValueError(
+                f"export_saved_model: weights={weights!r} needs a model that offers "
+                f"quantized_for_export (LLaMA does); {type(model).__name__} does not. "
+                "Export it with weights='float32'."
+            )
+        model = model.quantized_for_export(weights)
     signatures = _signatures_for(model, tokenizer, labels, example_prompt, jit_compile)
     base_dir.mkdir(parents=True, exist_ok=True)
     version = _next_version(base_dir) if version is None else int(version)
