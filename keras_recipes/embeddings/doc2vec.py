@@ -531,7 +531,7 @@ class Doc2Vec(Word2Vec):
         if len(ids) == 0 or epochs < 1:
             return vector
         rates = alpha - (alpha - min_alpha) * np.arange(epochs) / max(epochs - 1, 1)
-        per_call = max(1, _INFER_ROWS // len(ids))  # epochs drawn together
+        per_call = max(1, 16 * _INFER_ROWS // len(ids))  # epochs drawn together
         for first in range(0, epochs, per_call):
             examples = self._infer_examples(ids, rng, rates[first : first + per_call])
             vector = self._infer_run(vector, examples)
@@ -728,6 +728,8 @@ def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
     import tensorflow as tf
 
     def run(vector, ids, floats):
+        # Read the frozen vectors once, outside the loop (not one variable read a step).
+        outputs_table, word_vectors = tf.identity(table), tf.identity(words)
         # ids: output rows | context rows; floats: labels | rates | context weights |
         # scale_in | scale_out. (rows, ...) -> (rows / group, group, ...).
         groups = [-1, _INFER_GROUP]
@@ -741,11 +743,11 @@ def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
         scale_out = tf.reshape(floats[:, -1], groups)
 
         def body(i, v):
-            u = tf.gather(table, output_ids[i])  # (group, outputs per word, layer1)
+            u = tf.gather(outputs_table, output_ids[i])  # (group, outputs per word, layer1)
             if mode == "dbow":
                 logits = tf.einsum("gkd,d->gk", u, v)
             else:
-                context = tf.gather(words, context_ids[i]) * context_weights[i][:, :, None]
+                context = tf.gather(word_vectors, context_ids[i]) * context_weights[i][:, :, None]
                 if mode == "concat":
                     fixed = tf.einsum("gkd,gd->gk", u[:, :, dim:], tf.reshape(context, [_INFER_GROUP, -1]))  # fmt: skip
                     u = u[:, :, :dim]
