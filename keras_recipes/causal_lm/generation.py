@@ -16,6 +16,13 @@ How it runs (TensorFlow backend, XLA-compiled):
    would cost more XLA compilations, i.e. first-call latency, than they
    save in attention at the sizes measured.) The loop stops early when every
    sequence has produced `eos_id`.
+4. *Streaming* (`callback=`): the first new token is handed over right
+   after the prefill, then the same compiled loop runs in chunks, each a
+   smaller `stop` (a tensor argument, so no retracing). A chunk holds as
+   many tokens as the previous call's time per token says fit in
+   `STREAM_INTERVAL` seconds (at least one), so a large model streams
+   token by token while a small one, whose tokens come faster than anyone
+   reads them, pays for only a few extra calls.
 
 Every compiled function is traced once per (batch size, prompt bucket or
 window, greedy or sampling) and reused across calls and sampler settings: `generate_trace_count(model)`
@@ -25,6 +32,8 @@ the XLA compilation only once per machine: the compiled code is kept in
 XLA's persistent cache (`keras_recipes.xla_cache`), and each trace starts
 from aligned TensorFlow function names so that the cache's keys match.
 """
+
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +45,11 @@ from keras_recipes.causal_lm.settings import GenerationConfig
 
 PROMPT_MULTIPLE = 16
 MIN_WINDOW = 256
+# Streaming: seconds of decoding between two callbacks once tokens come that
+# fast. Each compiled call costs a fixed overhead (about a millisecond on an
+# idle core, several on a loaded one), so a chunk of this length keeps the
+# overhead to a few percent while updates stay faster than reading speed.
+STREAM_INTERVAL = 0.1
 
 
 class _Compiled:
@@ -73,6 +87,30 @@ def grow_cache(cache, length: int):
     """A `(batch, S, ...)` cache zero-padded along its sequence axis to `length`."""
     grow = [[0, 0], [0, length - cache.shape[1]]] + [[0, 0]] * (len(cache.shape) - 2)
     return tf.pad(cache, grow)
+
+
+def stream_chunk(seconds_per_token: float, interval: float | None = None) -> int:
+    """How many tokens the next streaming chunk decodes: those that fit in `interval`.
+
+    Args:
+        seconds_per_token: the last compiled call's wall time over the tokens
+            it produced (its fixed cost included, so an over-estimate of a
+            step's own time; the prefill's whole time before the first
+            chunk, which bounds one decode step from above).
+        interval: seconds a chunk may take; default `STREAM_INTERVAL`.
+
+    Returns:
+        An int >= 1.
+
+    Examples:
+
+    >>> stream_chunk(0.5, interval=0.1)  # a slow model: one token a chunk
+    1
+    >>> stream_chunk(0.002, interval=0.1)  # a fast one: fifty
+    50
+    """
+    interval = STREAM_INTERVAL if interval is None else interval
+    return max(1, int(interval / max(seconds_per_token, 1e-9)))
 
 
 def check_prompts(
@@ -202,10 +240,15 @@ def generate(
         max_new_tokens: int >= 0, tokens to add to every prompt (default:
             the settings', 64).
         settings: a `GenerationConfig`, or None for the defaults.
-        callback: callable or None. For streaming: called after every new
-            token with the np.int32 `(batch, longest_prompt + n)` ids so far.
-            Decoding then runs the same compiled loop one step per call (no
-            retracing), which costs a little speed.
+        callback: callable or None. For streaming: called with the np.int32
+            `(batch, longest_prompt + n)` ids so far (prompts included, laid
+            out as the result), first right after the prefill with the first
+            new token (`n == 1`), then once per decoded chunk with all of the
+            chunk's new tokens at once (`n` grows by one or more per call;
+            the last call's ids equal the result). Chunks are sized so that
+            each takes about `STREAM_INTERVAL` seconds (see `stream_chunk`),
+            by re-running the same compiled loop with an earlier stop (no
+            retracing); the ids are those of a call without a callback.
         **controls: `GenerationConfig` fields that replace the settings'
             (`temperature`, `top_k`, `top_p`, `seed`, `stop_ids`, `pad_id`),
             and `eos_id` (one more stop id).
@@ -274,23 +317,28 @@ def generate(
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
         align_function_uids()  # the same names, so XLA's disk cache hits in a new process
+    called = time.perf_counter()
     first, caches = state.functions[key](
         tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
     first = first.numpy()
+    # Before the first chunk, the prefill's whole time bounds one decode step.
+    seconds_per_token = time.perf_counter() - called
     tokens[:, padded] = first
     if callback is not None:
         callback(tokens[:, padded - longest : padded + 1].copy())
     stop_ids = np.array(settings.stop_ids or (-1,), np.int32)
-    done = tf.constant(np.isin(first, stop_ids))
+    done = np.isin(first, stop_ids)
     tokens = tf.constant(tokens)
+    loop_constants = dict(stop_ids=tf.constant(stop_ids), pad_id=tf.constant(pad_id, tf.int32))
+    key_masks = {}
 
     position = padded  # the token at `position` is the next one to feed
     if position < total - 1:
         # Transposed once here, after the first token: inside the loop XLA
         # would re-transpose tied embeddings (vocab x dim) at every step.
         output_kernel = tf.identity(model.output_kernel())
-    while position < total - 1 and not bool(tf.reduce_all(done)):
+    while position < total - 1 and not done.all():
         window = next(w for w in windows if w > position)
         size = tf.nest.flatten(caches)[0].shape[1]
         if size < window:
@@ -299,24 +347,28 @@ def generate(
             )
         stop = min(window, total - 1)  # steps feed positions [position, stop)
         if callback is not None:
-            stop = min(stop, position + 1)
+            stop = min(stop, position + stream_chunk(seconds_per_token))
         key = ("decode", batch, window, greedy)
         if key not in state.functions:
             state.functions[key] = _make_decode(model, state, greedy)
             align_function_uids()
+        if window not in key_masks:
+            key_masks[window] = key_mask(window)
+        called = time.perf_counter()
         tokens, done, caches, reached = state.functions[key](
             tokens,
-            key_mask(window),
+            key_masks[window],
             caches,
             output_kernel,
-            done,
+            tf.constant(done),
             tf.constant(position, tf.int32),
             tf.constant(stop, tf.int32),
-            stop_ids=tf.constant(stop_ids),
-            pad_id=tf.constant(pad_id, tf.int32),
+            **loop_constants,
             **scalars,
         )
-        position = int(reached)
+        reached, done = int(reached), done.numpy()
+        seconds_per_token = (time.perf_counter() - called) / max(reached - position, 1)
+        position = reached
         if callback is not None:
             callback(tokens.numpy()[:, padded - longest : position + 1])
         if position < stop:  # every sequence hit a stop id
