@@ -60,6 +60,7 @@ def test_streaming_callback_sees_every_token_and_changes_nothing(stories):
 def test_streamed_text_is_the_full_decode(stories, monkeypatch, interval):
     _, model, tokenizer = stories
     monkeypatch.setattr(generation, "STREAM_INTERVAL", interval)
+    monkeypatch.setattr(generation, "OVERHEAD_SHARE", float("inf"))
     prompt = tokenizer.encode("Once upon", add_bos=True)
     firsts, out = [], io.StringIO()
     ids = stream_generate(

@@ -20,8 +20,10 @@ How it runs (TensorFlow backend, XLA-compiled):
    after the prefill, then the same compiled loop runs in chunks, each a
    smaller `stop` (a tensor argument, so no retracing). A chunk holds as
    many tokens as the previous call's time per token says fit in
-   `STREAM_INTERVAL` seconds (at least one), so a large model streams
-   token by token while a small one, whose tokens come faster than anyone
+   `STREAM_INTERVAL` seconds (at least one), or more where a call's fixed
+   cost, timed once on a call that runs no step, would be over
+   `OVERHEAD_SHARE` of that (`stream_chunk`). A large model thus streams
+   token by token, while a small one, whose tokens come faster than anyone
    reads them, pays for only a few extra calls.
 
 Every compiled function is traced once per (batch size, prompt bucket or
@@ -46,10 +48,11 @@ from keras_recipes.causal_lm.settings import GenerationConfig
 PROMPT_MULTIPLE = 16
 MIN_WINDOW = 256
 # Streaming: seconds of decoding between two callbacks once tokens come that
-# fast. Each compiled call costs a fixed overhead (about a millisecond on an
-# idle core, several on a loaded one), so a chunk of this length keeps the
-# overhead to a few percent while updates stay faster than reading speed.
+# fast (faster than anyone reads), and the most of a chunk's time a compiled
+# call's fixed cost may take (about a millisecond on an idle core, tens on a
+# crowded one: chunks then grow to keep within it).
 STREAM_INTERVAL = 0.1
+OVERHEAD_SHARE = 0.03
 
 
 class _Compiled:
@@ -89,28 +92,38 @@ def grow_cache(cache, length: int):
     return tf.pad(cache, grow)
 
 
-def stream_chunk(seconds_per_token: float, interval: float | None = None) -> int:
-    """How many tokens the next streaming chunk decodes: those that fit in `interval`.
+def stream_chunk(call_seconds: float, steps: int, overhead: float = 0.0) -> int:
+    """How many tokens the next streaming chunk decodes.
+
+    A chunk lasts about `STREAM_INTERVAL` seconds, or longer where a
+    compiled call's fixed cost (`overhead`) would otherwise exceed
+    `OVERHEAD_SHARE` of it: about `max(STREAM_INTERVAL, overhead /
+    OVERHEAD_SHARE)` seconds of steps.
 
     Args:
-        seconds_per_token: the last compiled call's wall time over the tokens
-            it produced (its fixed cost included, so an over-estimate of a
-            step's own time; the prefill's whole time before the first
-            chunk, which bounds one decode step from above).
-        interval: seconds a chunk may take; default `STREAM_INTERVAL`.
+        call_seconds: wall time of the last compiled call (the prefill's
+            before the first chunk: a prefill reads every weight as a step
+            does, so it bounds a step from above).
+        steps: the tokens that call produced.
+        overhead: seconds a call costs that runs no step (measured once per
+            `generate`); a step's own time is taken as `call_seconds -
+            overhead` (at least half of `call_seconds`) over `steps`.
 
     Returns:
         An int >= 1.
 
     Examples:
 
-    >>> stream_chunk(0.5, interval=0.1)  # a slow model: one token a chunk
+    >>> stream_chunk(0.5, 1)  # a slow model: one token a chunk
     1
-    >>> stream_chunk(0.002, interval=0.1)  # a fast one: fifty
+    >>> stream_chunk(0.2, 100)  # 2 ms a token: fifty fit in STREAM_INTERVAL
     50
+    >>> stream_chunk(0.13, 100, overhead=0.03)  # a costly call: chunks of 1 s
+    1000
     """
-    interval = STREAM_INTERVAL if interval is None else interval
-    return max(1, int(interval / max(seconds_per_token, 1e-9)))
+    step = max(call_seconds - overhead, call_seconds / 2) / max(steps, 1)
+    interval = max(STREAM_INTERVAL, overhead / OVERHEAD_SHARE)
+    return max(1, int(interval / max(step, 1e-9)))
 
 
 def check_prompts(
@@ -322,8 +335,7 @@ def generate(
         tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
     first = first.numpy()
-    # Before the first chunk, the prefill's whole time bounds one decode step.
-    seconds_per_token = time.perf_counter() - called
+    last_call = (time.perf_counter() - called, 1)  # (seconds, tokens) for stream_chunk
     tokens[:, padded] = first
     if callback is not None:
         callback(tokens[:, padded - longest : padded + 1].copy())
@@ -331,7 +343,22 @@ def generate(
     done = np.isin(first, stop_ids)
     tokens = tf.constant(tokens)
     loop_constants = dict(stop_ids=tf.constant(stop_ids), pad_id=tf.constant(pad_id, tf.int32))
-    key_masks = {}
+    key_masks, overhead = {}, None
+
+    def decode(function, key_mask, tokens, done, caches, start, stop):
+        """Steps feed positions [start, stop); returns (tokens, done, caches, reached)."""
+        tokens, done, caches, reached = function(
+            tokens,
+            key_mask,
+            caches,
+            output_kernel,
+            tf.constant(done),
+            tf.constant(start, tf.int32),
+            tf.constant(stop, tf.int32),
+            **loop_constants,
+            **scalars,
+        )
+        return tokens, done.numpy(), caches, int(reached)
 
     position = padded  # the token at `position` is the next one to feed
     if position < total - 1:
@@ -345,29 +372,31 @@ def generate(
             caches = tf.nest.map_structure(
                 lambda cache, size=window: grow_cache(cache, size), caches
             )
-        stop = min(window, total - 1)  # steps feed positions [position, stop)
-        if callback is not None:
-            stop = min(stop, position + stream_chunk(seconds_per_token))
         key = ("decode", batch, window, greedy)
-        if key not in state.functions:
+        compiled = key in state.functions
+        if not compiled:
             state.functions[key] = _make_decode(model, state, greedy)
             align_function_uids()
         if window not in key_masks:
             key_masks[window] = key_mask(window)
+        function = state.functions[key]
+
+        stop = min(window, total - 1)
+        if callback is not None:
+            if overhead is None:  # time a call that runs no step: what every chunk pays
+                if not compiled:  # compiles, outside the timing
+                    decode(function, key_masks[window], tokens, done, caches, position, position)
+                called = time.perf_counter()
+                tokens, done, caches, _ = decode(
+                    function, key_masks[window], tokens, done, caches, position, position
+                )
+                overhead = time.perf_counter() - called
+            stop = min(stop, position + stream_chunk(*last_call, overhead))
         called = time.perf_counter()
-        tokens, done, caches, reached = state.functions[key](
-            tokens,
-            key_masks[window],
-            caches,
-            output_kernel,
-            tf.constant(done),
-            tf.constant(position, tf.int32),
-            tf.constant(stop, tf.int32),
-            **loop_constants,
-            **scalars,
+        tokens, done, caches, reached = decode(
+            function, key_masks[window], tokens, done, caches, position, stop
         )
-        reached, done = int(reached), done.numpy()
-        seconds_per_token = (time.perf_counter() - called) / max(reached - position, 1)
+        last_call = (time.perf_counter() - called, reached - position)
         position = reached
         if callback is not None:
             callback(tokens.numpy()[:, padded - longest : position + 1])
