@@ -36,6 +36,15 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
   costs cancel; the roofline share uses the first of them); JSON (`--out`)
   and a PNG (`--plot`, when matplotlib is importable).
 
+- with `--llamacpp BIN_DIR`: llama.cpp rows in the decode, prefill and
+  `--scaling` tables. The same weights go to llama.cpp through its own
+  converter (`llama-convert-llama2c-to-ggml`, from our llama2.c `.bin` and a
+  `tokenizer.bin` of the model's vocabulary size; float32 GGUF), plus a
+  Q8_0 copy by `llama-quantize` where built (next to our int8 rows), and
+  `llama-bench -t 1` times them (`-p 0 -n N` for decode, `-p 256 -n 0` for
+  prefill). llama.cpp runs one thread; pin the whole run to one core
+  (`taskset -c 0`) so that ours does too.
+
 Every run prints the conditions first (CPU model, the AVX512/AMX flags,
 cores, threads, load average: `benchmarks/conditions.py`) and the load
 again at the end, and stores both in the JSON.
@@ -49,7 +58,7 @@ Usage:
     python benchmarks/llama_bench.py [--skip-decode] [--skip-train] [--train-steps 3]
         [--repeats 3] [--train-modes fp32 bf16 fp32-jit bf16-jit]
         [--loss-curve 60 [--loss-curve-seq-len 64] [--loss-curve-jit]]
-        [--first-token] [--prefill]
+        [--first-token] [--prefill] [--llamacpp /path/to/llama.cpp/build/bin]
     taskset -c 1 python benchmarks/llama_bench.py --skip-decode --skip-train --scaling \
         [--scaling-presets stories15M stories42M] [--scaling-context 1024] \
         [--scaling-new-tokens 32] --out scaling.json --plot scaling.png
@@ -106,7 +115,7 @@ def build_models(cfg):
     return ours, build_hub(cfg)
 
 
-def decode(ours, hub, cfg, batch, repeats, report):
+def decode(ours, hub, cfg, batch, repeats, report, llamacpp=None):
     new = cfg.max_seq_len - 1
     prompt = np.ones((batch, 1), "int32")
     hub_ids = np.zeros((batch, cfg.max_seq_len), "int32")
@@ -143,6 +152,11 @@ def decode(ours, hub, cfg, batch, repeats, report):
         ours_first_call_s=first_ours,
         keras_hub_first_call_s=first_hub,
     )
+    if llamacpp and batch == 1:  # llama-bench decodes one sequence
+        rates = llamacpp_rows(ours, llamacpp, f"-p 0 -n {new}", new=new, repeats=repeats)
+        print(f"  ratio ours/llama.cpp f32: {tps_ours / rates['f32']:.2f}x")
+        report["decode_b1"]["llamacpp_tokens_per_s"] = rates
+        report["decode_b1"]["ratio_vs_llamacpp_f32"] = tps_ours / rates["f32"]
 
 
 def per_position(ours, cfg, repeats, report):
@@ -180,8 +194,8 @@ def build_ours(cfg, mode, weights=None):
 
 def compile_for_training(model, mode, learning_rate=1e-4):
     """AdamW and mean token cross-entropy; ours with `LanguageModelLoss` (head + loss fused)."""
-    from keras_recipes.llama import LlamaModel
     from keras_recipes.causal_lm.losses import LanguageModelLoss
+    from keras_recipes.llama import LlamaModel
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if isinstance(model, LlamaModel):
@@ -317,6 +331,82 @@ def loss_curves(cfg, steps, seq_len, jit, report, batch=8, period=61, learning_r
     )
 
 
+# --- llama.cpp, the same weights --------------------------------------------
+
+LLAMACPP_TOOLS = ("llama-bench", "llama-convert-llama2c-to-ggml")
+
+
+def llamacpp_tools(bin_dir):
+    """The llama.cpp programs `--llamacpp` needs, checked; `llama-quantize` if built."""
+    tools = {name: os.path.join(bin_dir, name) for name in (*LLAMACPP_TOOLS, "llama-quantize")}
+    missing = [name for name in LLAMACPP_TOOLS if not os.access(tools[name], os.X_OK)]
+    if missing:
+        raise SystemExit(
+            f"--llamacpp {bin_dir}: no {', '.join(missing)} there; give llama.cpp's build/bin "
+            "folder (cmake --build build --target llama-bench llama-convert-llama2c-to-ggml)."
+        )
+    if not os.access(tools["llama-quantize"], os.X_OK):
+        tools.pop("llama-quantize")
+    return tools
+
+
+def llamacpp_models(model, tools, folder):
+    """`{"f32": gguf, "q8_0": gguf}` of `model`'s weights (q8_0 only with llama-quantize).
+
+    Our llama2.c `.bin` (legacy v0, as `run.c` reads it) goes through
+    llama.cpp's own converter; the vocabulary it copies is a `tokenizer.bin`
+    of placeholder pieces, as many as the model's (the text never matters
+    to a timing).
+    """
+    from keras_recipes.llama.checkpoints import save_checkpoint
+    from keras_recipes.tokenizers import Llama2cTokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    checkpoint = save_checkpoint(model, os.path.join(folder, "model.bin"))
+    vocab = model.config.vocab_size
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+    pieces = (pieces + [b" w%d" % i for i in range(vocab)])[:vocab]
+    tokenizer = Llama2cTokenizer(pieces, [0.0] * vocab).save(os.path.join(folder, "tokenizer.bin"))
+    models = {"f32": os.path.join(folder, "model-f32.gguf")}
+    subprocess.run(
+        [tools["llama-convert-llama2c-to-ggml"], "--copy-vocab-from-model", str(tokenizer),
+         "--llama2c-model", str(checkpoint), "--llama2c-output-model", models["f32"]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    if "llama-quantize" in tools:
+        models["q8_0"] = os.path.join(folder, "model-q8_0.gguf")
+        subprocess.run(
+            [tools["llama-quantize"], models["f32"], models["q8_0"], "Q8_0", "1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    os.remove(checkpoint)
+    return models
+
+
+def llamacpp_tokens_per_s(tools, gguf, prompt=0, new=0, repeats=3):
+    """`llama-bench -t 1`'s mean tokens/s for a `prompt`-token prefill or `new` decoded tokens."""
+    done = subprocess.run(
+        [tools["llama-bench"], "-m", gguf, "-t", "1", "-p", str(prompt), "-n", str(new),
+         "-r", str(repeats), "-o", "json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (row,) = json.loads(done.stdout)
+    return float(row["avg_ts"])
+
+
+def llamacpp_rows(model, tools, label, prompt=0, new=0, repeats=3):
+    """`{"f32": tokens/s, "q8_0": tokens/s}` of llama.cpp on `model`'s weights."""
+    with tempfile.TemporaryDirectory() as folder:
+        models = llamacpp_models(model, tools, folder)
+        rates = {kind: llamacpp_tokens_per_s(tools, path, prompt, new, repeats)
+                 for kind, path in models.items()}  # fmt: skip
+    print(
+        f"  llama.cpp ({label}, -t 1) "
+        + ", ".join(f"{kind} {rate:.1f} tokens/s" for kind, rate in rates.items())
+    )
+    return rates
+
+
 # --- time to the first token, fresh processes --------------------------------
 
 FIRST_TOKEN_CHILD = """
@@ -400,7 +490,7 @@ def first_token(repeats, report):
 # --- prefill ----------------------------------------------------------------
 
 
-def prefill(cfg, repeats, report, length=256):
+def prefill(cfg, repeats, report, length=256, llamacpp=None):
     """Prefill tokens/s of a `length`-token prompt, ours against keras-hub, batch 1.
 
     Ours: `generate(prompt, max_new_tokens=1)` (one compiled pass over the
@@ -438,6 +528,11 @@ def prefill(cfg, repeats, report, length=256):
         ours_first_call_s=first["ours"],
         keras_hub_first_call_s=first["keras-hub"],
     )
+    if llamacpp:
+        cpp = llamacpp_rows(ours, llamacpp, f"-p {length} -n 0", prompt=length, repeats=repeats)
+        print(f"  ratio ours/llama.cpp f32: {rates['ours'] / cpp['f32']:.2f}x")
+        report["prefill_256"]["llamacpp_tokens_per_s"] = cpp
+        report["prefill_256"]["ratio_vs_llamacpp_f32"] = rates["ours"] / cpp["f32"]
 
 
 # --- scaling ----------------------------------------------------------------
@@ -528,7 +623,7 @@ def ms_per_token_by_difference(model, cfg, repeats, span=16):
     return found
 
 
-def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
+def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats, llamacpp=None):
     started = time.perf_counter()
     model = build_in_dtype(cfg, dtype)
     row = dict(
@@ -566,6 +661,10 @@ def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
     )
     if dtype != "float32":  # against what reading 2- or 1-byte weights would allow
         row["roofline_share_of_stored_bytes"] = step_tokens_per_s / (bandwidth / (stored + kv))
+    if llamacpp and dtype == "float32":  # llama.cpp on these weights: f32, and Q8_0 if built
+        row["llamacpp_tokens_per_s"] = llamacpp_rows(
+            model, llamacpp, f"{name}, -p 0 -n {new}", new=new, repeats=repeats
+        )
     return row
 
 
@@ -581,8 +680,16 @@ def scaling(args, report):
             started = time.perf_counter()
             row = scaling_row(
                 name, dtype, cfg, bandwidth, args.scaling_new_tokens, args.scaling_batches,
-                args.repeats,
+                args.repeats, args.llamacpp_tools,
             )  # fmt: skip
+            cpp = next((r.get("llamacpp_tokens_per_s") for r in rows[::-1]
+                        if r["preset"] == name and "llamacpp_tokens_per_s" in r), None)  # fmt: skip
+            cpp = row.get("llamacpp_tokens_per_s", cpp)
+            if cpp:  # ours against llama.cpp: float32 vs f32, int8 vs Q8_0
+                peer = cpp.get("q8_0") if dtype == "int8" else cpp["f32"]
+                if peer:
+                    row["ratio_vs_llamacpp"] = row["decode_tokens_per_s"] / peer
+                    row["llamacpp_peer"] = "q8_0" if dtype == "int8" else "f32"
             row["wall_s"] = time.perf_counter() - started
             row["load_average_1m"] = os.getloadavg()[0]
             rows.append(row)
@@ -601,7 +708,9 @@ def scaling(args, report):
                 + f" tok/s  ms/token {min(positions.values()):.1f}-{max(positions.values()):.1f}"
                 f" (positions 16-{cfg.max_seq_len})  [{row['wall_s']:.0f} s, load "
                 f"{row['load_average_1m']:.1f}]"
-            )
+                + (f"  vs llama.cpp {row['llamacpp_peer']}: {row['ratio_vs_llamacpp']:.2f}x"
+                   if "ratio_vs_llamacpp" in row else "")
+            )  # fmt: skip
             report["scaling"] = dict(copy_bandwidth_bytes_per_s=bandwidth, rows=rows)
             if args.out:  # row by row: a long run stopped midway keeps what it measured
                 with open(args.out, "w") as f:
@@ -707,8 +816,15 @@ def main(argv=None):
     parser.add_argument("--scaling-new-tokens", type=int, default=32)
     parser.add_argument("--scaling-batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--plot", help="with --scaling: write a PNG plot here (needs matplotlib)")
+    parser.add_argument(
+        "--llamacpp",
+        metavar="BIN_DIR",
+        help="llama.cpp's build/bin folder: add llama.cpp rows (same weights, llama-bench -t 1) "
+        "to the decode, prefill and scaling tables",
+    )
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
+    args.llamacpp_tools = llamacpp_tools(args.llamacpp) if args.llamacpp else None
 
     import keras_recipes  # noqa: F401  (turns on the XLA cache before TensorFlow starts)
     from keras_recipes.hardware import default_compute_dtype
@@ -721,6 +837,11 @@ def main(argv=None):
     cache = os.environ.get("TF_XLA_FLAGS", "") and xla_cache_directory()
     print(f"  default compute dtype here: {default_compute_dtype()}; XLA cache: {cache or 'off'}")
     cores = len(os.sched_getaffinity(0))
+    if args.llamacpp and cores > 1:
+        print(
+            f"  note: {cores} cores in the affinity mask: TensorFlow uses them all, llama.cpp "
+            "one thread (-t 1); run under `taskset -c 0` for a one-core comparison"
+        )
     report = {
         "cores": cores,
         "load_average_1m": os.getloadavg()[0],
@@ -735,14 +856,14 @@ def main(argv=None):
         ours, hub = build_models(cfg)
     if not args.skip_decode:
         for batch in args.batches:
-            decode(ours, hub, cfg, batch, args.repeats, report)
+            decode(ours, hub, cfg, batch, args.repeats, report, args.llamacpp_tools)
         per_position(ours, cfg, args.repeats, report)
     if not args.skip_train:
         train(ours, hub, cfg, args.train_steps, report, args.train_modes)
     if args.loss_curve:
         loss_curves(cfg, args.loss_curve, args.loss_curve_seq_len, args.loss_curve_jit, report)
     if args.prefill:
-        prefill(cfg, args.repeats, report)
+        prefill(cfg, args.repeats, report, llamacpp=args.llamacpp_tools)
     if args.first_token:
         first_token(args.repeats, report)
     if args.scaling:

@@ -21,7 +21,7 @@ How it runs (TensorFlow backend, XLA-compiled):
    smaller `stop` (a tensor argument, so no retracing). A chunk holds as
    many tokens as the previous call's time per token says fit in
    `STREAM_INTERVAL` seconds (at least one), or more where a call's fixed
-   cost, timed once on a call that runs no step, would be over
+   cost, timed on a call that runs no step (once a minute), would be over
    `OVERHEAD_SHARE` of that (`stream_chunk`). A large model thus streams
    token by token, while a small one, whose tokens come faster than anyone
    reads them, pays for only a few extra calls.
@@ -53,6 +53,7 @@ MIN_WINDOW = 256
 # crowded one: chunks then grow to keep within it).
 STREAM_INTERVAL = 0.1
 OVERHEAD_SHARE = 0.03
+OVERHEAD_MAX_AGE = 60.0  # seconds a timed call cost is trusted before it is timed again
 
 
 class _Compiled:
@@ -61,6 +62,7 @@ class _Compiled:
     def __init__(self):
         self.functions = {}
         self.traces = 0
+        self.call_overhead = None  # (seconds a no-step decode call took, when it was timed)
 
 
 def generate_trace_count(model) -> int:
@@ -105,8 +107,8 @@ def stream_chunk(call_seconds: float, steps: int, overhead: float = 0.0) -> int:
             before the first chunk: a prefill reads every weight as a step
             does, so it bounds a step from above).
         steps: the tokens that call produced.
-        overhead: seconds a call costs that runs no step (measured once per
-            `generate`); a step's own time is taken as `call_seconds -
+        overhead: seconds a call costs that runs no step (timed at most
+            once every `OVERHEAD_MAX_AGE` seconds per model); a step's own time is taken as `call_seconds -
             overhead` (at least half of `call_seconds`) over `steps`.
 
     Returns:
@@ -343,7 +345,9 @@ def generate(
     done = np.isin(first, stop_ids)
     tokens = tf.constant(tokens)
     loop_constants = dict(stop_ids=tf.constant(stop_ids), pad_id=tf.constant(pad_id, tf.int32))
-    key_masks, overhead = {}, None
+    key_masks, overhead = {}, state.call_overhead
+    if overhead is not None and time.monotonic() - overhead[1] > OVERHEAD_MAX_AGE:
+        overhead = None
 
     def decode(function, key_mask, tokens, done, caches, start, stop):
         """Steps feed positions [start, stop); returns (tokens, done, caches, reached)."""
@@ -390,8 +394,8 @@ def generate(
                 tokens, done, caches, _ = decode(
                     function, key_masks[window], tokens, done, caches, position, position
                 )
-                overhead = time.perf_counter() - called
-            stop = min(stop, position + stream_chunk(*last_call, overhead))
+                overhead = state.call_overhead = (time.perf_counter() - called, time.monotonic())
+            stop = min(stop, position + stream_chunk(*last_call, overhead[0]))
         called = time.perf_counter()
         tokens, done, caches, reached = decode(
             function, key_masks[window], tokens, done, caches, position, stop
