@@ -22,9 +22,10 @@ How it runs (TensorFlow backend, XLA-compiled):
    many tokens as the previous call's time per token says fit in
    `STREAM_INTERVAL` seconds (at least one), or more where a call's fixed
    cost, timed on a call that runs no step (once a minute), would be over
-   `OVERHEAD_SHARE` of that (`stream_chunk`). A large model thus streams
-   token by token, while a small one, whose tokens come faster than anyone
-   reads them, pays for only a few extra calls.
+   `OVERHEAD_SHARE` of that (`stream_chunk`); a chunk that would leave
+   fewer tokens than itself in its window takes them too. A large model
+   thus streams token by token, while a small one, whose tokens come
+   faster than anyone reads them, pays for only a few extra calls.
 
 Every compiled function is traced once per (batch size, prompt bucket or
 window, greedy or sampling) and reused across calls and sampler settings: `generate_trace_count(model)`
@@ -395,7 +396,9 @@ def generate(
                     function, key_masks[window], tokens, done, caches, position, position
                 )
                 overhead = state.call_overhead = (time.perf_counter() - called, time.monotonic())
-            stop = min(stop, position + stream_chunk(*last_call, overhead[0]))
+            chunk = stream_chunk(*last_call, overhead[0])
+            if stop - position >= 2 * chunk:  # else the window's rest: no short tail call
+                stop = position + chunk
         called = time.perf_counter()
         tokens, done, caches, reached = decode(
             function, key_masks[window], tokens, done, caches, position, stop
