@@ -22,6 +22,10 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
   empty (first run), on and filled (second run), and keras-hub's first call;
 - with `--prefill`: prefill tokens/s of a 256-token prompt (one new token),
   ours against keras-hub;
+- model FLOP utilisation (MFU) of the training and prefill rows: PaLM's
+  FLOPs per token (`flops_per_token`) x tokens/s over the float32 peak of
+  the cores in the affinity mask (`keras_recipes.hardware.peak_float32_flops`:
+  FMA pipes x lanes x clock, from the CPU's flags and `cpu MHz`, printed);
 - with `--scaling`: stories15M, stories42M, stories110M and a
   Llama-3.2-1B-shaped model, each in float32 (our Keras model, XLA
   `generate`) and with weight-only bfloat16 and int8 weights
@@ -86,6 +90,31 @@ def timed(fn):
 
 def best_of(fn, repeats):
     return min(timed(fn)[0] for _ in range(repeats))
+
+
+def flops_per_token(cfg, context, training=False):
+    """Model FLOPs per token, PaLM's count (Chowdhery et al. 2022, appendix B).
+
+    2 FLOPs per weight that multiplies (every block matrix and the output
+    head; not the embedding lookup nor the norms) and attention's
+    `2 x 2 x n_layers x context x dim` (scores and values, the full square
+    as PaLM counts it), forward; three times that for training (forward +
+    backward).
+    """
+    kv = cfg.n_kv_heads * cfg.head_dim
+    per_layer = 2 * cfg.dim * cfg.dim + 2 * cfg.dim * kv + 3 * cfg.dim * cfg.ffn_hidden_dim
+    weights = cfg.n_layers * per_layer + cfg.vocab_size * cfg.dim
+    forward = 2 * weights + 4 * cfg.n_layers * context * cfg.dim
+    return 3 * forward if training else forward
+
+
+def mfu(tokens_per_s, cfg, context, training=False):
+    """Model FLOP utilisation: FLOPs/token x tokens/s over the core's peak (`peak_float32_flops`)
+    times the cores in the affinity mask."""
+    from keras_recipes.hardware import peak_float32_flops
+
+    peak = peak_float32_flops()[0] * len(os.sched_getaffinity(0))
+    return tokens_per_s * flops_per_token(cfg, context, training) / peak if peak else float("nan")
 
 
 def build_hub(cfg):
@@ -246,10 +275,17 @@ def train(ours, hub, cfg, steps, report, modes=("fp32",)):
         f"train batch {batch} x {length}, forward + backward + AdamW, load {os.getloadavg()[0]:.1f}"
     )
     for name in runs:
-        print(f"  {name:18s} {rates[name]:8.1f} tokens/s   (first step {first[name]:.2f} s)")
+        utilisation = mfu(rates[name], cfg, length, training=True)
+        print(
+            f"  {name:18s} {rates[name]:8.1f} tokens/s   MFU {100 * utilisation:4.1f}%   "
+            f"(first step {first[name]:.2f} s)"
+        )
     hub_rate = rates["keras-hub fp32"]
     report["train_b8x256"] = dict(
-        keras_hub_tokens_per_s=hub_rate, load_average_1m=os.getloadavg()[0]
+        keras_hub_tokens_per_s=hub_rate,
+        load_average_1m=os.getloadavg()[0],
+        flops_per_token=flops_per_token(cfg, length, training=True),
+        mfu={name: mfu(rate, cfg, length, training=True) for name, rate in rates.items()},
     )
     for mode in modes:
         ratio = rates[f"ours {mode}"] / hub_rate
@@ -519,7 +555,10 @@ def prefill(cfg, repeats, report, length=256, llamacpp=None):
     ratio = rates["ours"] / rates["keras-hub"]
     print(f"prefill, {length}-token prompt, batch 1, {cfg.dim}-dim {cfg.n_layers} layers:")
     for name in runs:
-        print(f"  {name:10s} {rates[name]:8.0f} tokens/s   (first call {first[name]:.2f} s)")
+        print(
+            f"  {name:10s} {rates[name]:8.0f} tokens/s   MFU {100 * mfu(rates[name], cfg, length):4.1f}%"
+            f"   (first call {first[name]:.2f} s)"
+        )
     print(f"  ratio ours/keras-hub: {ratio:.2f}x")
     report["prefill_256"] = dict(
         ours_tokens_per_s=rates["ours"],
@@ -527,10 +566,15 @@ def prefill(cfg, repeats, report, length=256, llamacpp=None):
         ratio=ratio,
         ours_first_call_s=first["ours"],
         keras_hub_first_call_s=first["keras-hub"],
+        flops_per_token=flops_per_token(cfg, length),
+        ours_mfu=mfu(rates["ours"], cfg, length),
     )
     if llamacpp:
         cpp = llamacpp_rows(ours, llamacpp, f"-p {length} -n 0", prompt=length, repeats=repeats)
-        print(f"  ratio ours/llama.cpp f32: {rates['ours'] / cpp['f32']:.2f}x")
+        print(
+            f"  ratio ours/llama.cpp f32: {rates['ours'] / cpp['f32']:.2f}x (llama.cpp MFU "
+            f"{100 * mfu(cpp['f32'], cfg, length) / len(os.sched_getaffinity(0)):.1f}% of one core)"
+        )
         report["prefill_256"]["llamacpp_tokens_per_s"] = cpp
         report["prefill_256"]["ratio_vs_llamacpp_f32"] = rates["ours"] / cpp["f32"]
 
@@ -827,7 +871,7 @@ def main(argv=None):
     args.llamacpp_tools = llamacpp_tools(args.llamacpp) if args.llamacpp else None
 
     import keras_recipes  # noqa: F401  (turns on the XLA cache before TensorFlow starts)
-    from keras_recipes.hardware import default_compute_dtype
+    from keras_recipes.hardware import default_compute_dtype, peak_float32_flops
     from keras_recipes.llama import LlamaConfig
     from keras_recipes.xla_cache import xla_cache_directory
 
@@ -836,6 +880,8 @@ def main(argv=None):
     conditions = print_conditions(threads=threads)
     cache = os.environ.get("TF_XLA_FLAGS", "") and xla_cache_directory()
     print(f"  default compute dtype here: {default_compute_dtype()}; XLA cache: {cache or 'off'}")
+    peak, how = peak_float32_flops()
+    print(f"  float32 peak, one core: {peak / 1e9:.0f} GFLOP/s = {how}; MFU is over that x cores")
     cores = len(os.sched_getaffinity(0))
     if args.llamacpp and cores > 1:
         print(
@@ -847,6 +893,7 @@ def main(argv=None):
         "load_average_1m": os.getloadavg()[0],
         "conditions": conditions,
         "xla_cache": cache or None,
+        "peak_float32_flops_per_core": peak,
     }
     needs_models = not (args.skip_decode and args.skip_train)
     if needs_models:
