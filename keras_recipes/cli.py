@@ -5,6 +5,7 @@
     keras-recipes recipes                 # the runnable scripts, one line each
     keras-recipes optimizers              # every optimizer name get_optimizer takes
     keras-recipes export --checkpoint model.keras --format saved_model --out saved_models/NAME
+    keras-recipes gemma generate --checkpoint gemma-2-2b/ --prompt "..."  # also convert, export
     keras-recipes serve check saved_models/NAME   # as TF Serving loads it, warm-ups replayed
 
 Every subcommand's arguments are declared here; the module doing the work is
@@ -79,11 +80,15 @@ def _llama_train(args) -> int:
             quick=args.quick,
             strategy=args.strategy,
             overwrite=args.overwrite,
+            checkpoint=args.checkpoint,
             **overrides,
         )
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130
@@ -97,6 +102,65 @@ def _llama_train(args) -> int:
         print(f"Saved the model, tokenizer and metrics in {metrics['out']}")
     max_new_tokens = args.max_new_tokens or (QUICK if args.quick else DEFAULTS)["max_new_tokens"]
     print(f"Generate more: {generate_command(metrics['out'], max_new_tokens)}")
+    return 0
+
+
+def _llama_finetune(args) -> int:
+    from keras_recipes.llama.finetune import FINETUNE_DEFAULTS, finetune_llama
+    from keras_recipes.llama.train import resume_hint
+
+    overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_DEFAULTS}
+    export_format = args.merge_format if args.merge_format in ("saved_model", "tflite") else None
+    try:
+        metrics = finetune_llama(
+            args.checkpoint,
+            args.data,
+            args.out,
+            tokenizer=args.tokenizer,
+            merge=args.merge or export_format is not None,
+            merge_format="keras" if export_format else args.merge_format,
+            quick=args.quick,
+            strategy=args.strategy,
+            overwrite=args.overwrite,
+            **overrides,
+        )
+    except ValueError as error:
+        print(f"keras-recipes llama finetune: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
+        return 130
+    if metrics["already_trained"]:
+        print(
+            f"{metrics['out']} already holds a finished fine-tune with these settings: nothing "
+            "to train. Pass --overwrite to train it again, or --out NEW_FOLDER."
+        )
+    else:
+        what = "adapter.safetensors" if args.lora else "model.keras"
+        print(
+            f"Trained {metrics['trainable_parameters']:,} of {metrics['parameters']:,} "
+            f"parameters on {metrics['train_examples']} examples; loss "
+            f"{metrics['final_loss']:.4f}."
+        )
+        print(f"Saved {what}, the tokenizer and metrics in {metrics['out']}")
+    if metrics.get("merged"):
+        print(f"Merged model: {metrics['merged']}")
+    if export_format:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+
+        merged, out = load_checkpoint(metrics["merged"]), Path(metrics["out"])
+        if export_format == "saved_model":
+            from keras_recipes.export import export_saved_model
+
+            tokenizer = out / "tokenizer.model"
+            path = export_saved_model(
+                merged, out / "saved_model", tokenizer=tokenizer if tokenizer.is_file() else None
+            )
+        else:
+            from keras_recipes.export import export_tflite
+
+            path = export_tflite(merged, out / "merged.tflite")
+        print(f"Exported the merged model: {path}")
     return 0
 
 
@@ -138,16 +202,29 @@ def stream_generate(model, tokenizer, prompt: list[int], out, on_first_token=Non
 
 
 def _llama_generate(args) -> int:
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "llama generate")
+
+
+def _gemma_generate(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "gemma generate")
+
+
+def _generate(args, load_checkpoint, who: str) -> int:
+    """`keras-recipes FAMILY generate`: `load_checkpoint(path)` gives the family's model."""
     import time
 
-    from keras_recipes.llama.checkpoints import load_checkpoint
     from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
 
     try:
         if not Path(args.checkpoint).exists():
             raise ValueError(
-                f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
-                "or a Hugging Face folder."
+                f"No checkpoint at {args.checkpoint}: give a .keras file"
+                + (", a llama2.c .bin" if who.startswith("llama") else "")
+                + " or a Hugging Face folder."
             )
         tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
         if tokenizer_path is None:
@@ -182,7 +259,7 @@ def _llama_generate(args) -> int:
             on_first_token=lambda: first_token_at.append(time.perf_counter()),
         )
     except ValueError as error:
-        print(f"keras-recipes llama generate: {error}", file=sys.stderr)
+        print(f"keras-recipes {who}: {error}", file=sys.stderr)
         return 2
     end = time.perf_counter()
     new = out[0, len(prompt) :].tolist()
@@ -201,9 +278,29 @@ def _llama_generate(args) -> int:
 def _llama_convert(args) -> int:
     from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 
+    source, target = Path(args.input), Path(args.output)
     try:
-        model = load_checkpoint(args.input)
-        path = save_checkpoint(model, args.output, llama2c_version=args.llama2c_version)
+        if target.suffix == ".gguf":
+            from keras_recipes.tokenizers import find_tokenizer
+
+            tokenizer = args.tokenizer or find_tokenizer(source)
+            if tokenizer is None:  # refused before the model is read
+                raise ValueError(
+                    f"no tokenizer beside {source}: llama.cpp needs one in the GGUF file; "
+                    "pass --tokenizer (a .model, tokenizer.bin or tokenizer.json)."
+                )
+        if source.suffix == ".gguf":
+            from keras_recipes.export.gguf import load_gguf
+
+            model = load_gguf(source)
+        else:
+            model = load_checkpoint(source)
+        if target.suffix == ".gguf":
+            from keras_recipes.export.gguf import save_gguf
+
+            path = save_gguf(model, target, tokenizer=tokenizer, dtype=args.gguf_type)
+        else:
+            path = save_checkpoint(model, target, llama2c_version=args.llama2c_version)
     except ValueError as error:
         print(f"keras-recipes llama convert: {error}", file=sys.stderr)
         return 2
@@ -211,9 +308,39 @@ def _llama_convert(args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def _gemma_convert(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(args.input)
+    path = save_checkpoint(model, args.output)
+    print(f"Wrote {path} ({model.count_params():,} parameters).")
+    return 0
+
+
+def _load_for_export(checkpoint: Path, family: str | None):
+    """The model a checkpoint holds: a `.keras` file, or a family's checkpoint by name
+    (`family`, or a Hugging Face folder's `model_type`)."""
+    import json
+
     import keras
 
+    if checkpoint.suffix == ".keras" and family is None:
+        return keras.models.load_model(checkpoint)
+    config = checkpoint / "config.json"
+    if family is None and config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (ValueError, AttributeError):
+            model_type = None  # the family's loader says what is wrong with it
+        family = "gemma" if model_type == "gemma2" else None
+    if family == "gemma":
+        from keras_recipes.gemma.checkpoints import load_checkpoint
+    else:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def _export(args) -> int:
     import keras_recipes.seq2seq  # noqa: F401  (registers Seq2Seq for load_model)
     from keras_recipes.causal_lm import is_causal_lm
 
@@ -221,12 +348,7 @@ def _export(args) -> int:
     try:
         if not checkpoint.exists():
             raise ValueError(f"No checkpoint at {checkpoint}.")
-        if checkpoint.suffix == ".keras":
-            model = keras.models.load_model(checkpoint)
-        else:
-            from keras_recipes.llama.checkpoints import load_checkpoint
-
-            model = load_checkpoint(checkpoint)
+        model = _load_for_export(checkpoint, getattr(args, "family", None))
         if args.format == "saved_model":
             from keras_recipes.export import export_saved_model
 
@@ -240,6 +362,22 @@ def _export(args) -> int:
 
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
             print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
+        elif args.format == "litertlm":
+            from keras_recipes.export import export_litertlm
+            from keras_recipes.tokenizers import find_tokenizer
+
+            if args.quantize not in (None, "dynamic-int8"):
+                raise ValueError("--format litertlm takes --quantize dynamic-int8 or none.")
+            tokenizer = args.tokenizer or find_tokenizer(checkpoint)
+            if tokenizer is None:
+                raise ValueError(
+                    f"no tokenizer beside {checkpoint}: a .litertlm bundle carries one; pass "
+                    "--tokenizer (a SentencePiece .model or a tokenizer.json)."
+                )
+            out = Path(args.out)
+            out = out if out.suffix == ".litertlm" else out.with_suffix(".litertlm")
+            path = export_litertlm(model, out, tokenizer=tokenizer, quantize=args.quantize)
+            print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")
         else:
             from keras_recipes.export import export_tflite
 
@@ -276,6 +414,131 @@ def _serve_check(args) -> int:
     return 0
 
 
+def _add_generate_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help=checkpoint_help,
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model or llama2.c tokenizer.bin "
+        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
+    )
+    parser.add_argument("--prompt", default="Once upon a time", help="text to continue")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
+    )
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=None)
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a .keras file, a LLaMA checkpoint, or a Hugging Face folder (LLaMA or Gemma 2)",
+    )
+    parser.add_argument(
+        "--format", choices=("saved_model", "tflite", "litertlm"), default="saved_model"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="saved_model: the model folder (saved_models/NAME, versions inside); "
+        "tflite: the .tflite file; litertlm: the .litertlm file",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model for LLaMA's generate_text signature; litertlm: a .model "
+        "or tokenizer.json to bundle (default: the tokenizer next to the checkpoint, if there)",
+    )
+    parser.add_argument("--version", type=int, default=None, help="default: the next one")
+    parser.add_argument(
+        "--quantize",
+        choices=("dynamic-int8", "float16"),
+        default=None,
+        help="tflite (both) and litertlm (dynamic-int8) only",
+    )
+
+
+def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="the model to fine-tune: .keras, llama2.c .bin or Hugging Face folder",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help='.jsonl, one example a line: {"messages": [{"role": "user", "content": ...}, ...]}, '
+        '{"prompt": ..., "completion": ...} or {"text": ...}; or a .txt file, one text a line. '
+        "The loss is on assistant turns / completions only",
+    )
+    parser.add_argument("--out", default="runs/llama_finetune", help="run folder")
+    parser.add_argument(
+        "--tokenizer", metavar="PATH", help="default: the tokenizer beside the checkpoint"
+    )
+    parser.add_argument(
+        "--lora",
+        type=int,
+        metavar="RANK",
+        help="train LoRA adapters of this rank (saved alone as adapter.safetensors); "
+        "without it every weight trains (model.keras)",
+    )
+    parser.add_argument("--lora-alpha", type=float, help="LoRA scale alpha/rank (default: rank)")
+    parser.add_argument(
+        "--lora-targets",
+        nargs="+",
+        metavar="NAME",
+        help="projections to adapt among wq wk wv wo w1 w2 w3 (default: wq wv)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="also write the model with the adapters folded in (default format: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--merge-format",
+        choices=("hf", "llama2c", "keras", "saved_model", "tflite"),
+        help="format of the merged model",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    for flag, type_, text in (
+        ("--epochs", int, "passes over the examples"),
+        ("--seq-len", int, "tokens per example (longer ones are cut; default 256)"),
+        ("--batch-size", int, "examples per step"),
+        ("--learning-rate", float, "peak AdamW learning rate (default 2e-4 LoRA, 2e-5 all)"),
+        ("--warmup-steps", int, "linear warm-up steps"),
+        ("--weight-decay", float, "AdamW decoupled weight decay (default 0)"),
+        ("--clipnorm", float, "clip the global gradient norm to this"),
+        ("--validation-split", float, "share of the examples held out (default 0.1)"),
+        ("--backup-steps", int, "back up every this many steps"),
+        ("--seed", int, "seed of the data order and the adapters' initial values"),
+    ):
+        parser.add_argument(flag, type=type_, help=text)
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"))
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy, as for llama train",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -301,42 +564,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a SentencePiece tokenizer and a tiny LLaMA (as recipes/llama_tiny.py)",
     )
     add_llama_train_arguments(llama_train)
+    llama_train.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="continue training this checkpoint (.keras, llama2.c .bin or Hugging Face folder), "
+        "every weight, with the tokenizer beside it; the size flags are then the checkpoint's",
+    )
     llama_train.set_defaults(func=_llama_train)
+    llama_finetune = llama_commands.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on chat JSONL or text, with LoRA (--lora R) or every weight",
+    )
+    _add_finetune_arguments(llama_finetune)
+    llama_finetune.set_defaults(func=_llama_finetune)
     llama_generate = llama_commands.add_parser(
         "generate", help="continue a prompt, streaming tokens as they are produced"
     )
-    llama_generate.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="PATH",
-        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
+    _add_generate_arguments(
+        llama_generate, "a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder"
     )
-    llama_generate.add_argument(
-        "--tokenizer",
-        metavar="PATH",
-        help="SentencePiece .model or llama2.c tokenizer.bin "
-        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
-    )
-    llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
-    llama_generate.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
-    )
-    llama_generate.add_argument(
-        "--temperature", type=float, default=0.8, help="0 for greedy decoding"
-    )
-    llama_generate.add_argument("--top-k", type=int, default=None)
-    llama_generate.add_argument("--top-p", type=float, default=0.9)
-    llama_generate.add_argument("--seed", type=int, default=None)
     llama_generate.set_defaults(func=_llama_generate)
     llama_convert = llama_commands.add_parser(
-        "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
+        "convert",
+        help="convert a checkpoint between .keras, llama2.c .bin, Hugging Face and GGUF",
     )
-    llama_convert.add_argument("input", help="a .keras file, a llama2.c .bin or an HF folder")
     llama_convert.add_argument(
-        "output", help="OUT.keras, OUT.bin (llama2.c) or a folder name (Hugging Face)"
+        "input", help="a .keras file, a llama2.c .bin, an HF folder or a .gguf file"
+    )
+    llama_convert.add_argument(
+        "output",
+        help="OUT.keras, OUT.bin (llama2.c), a folder name (Hugging Face) or OUT.gguf (llama.cpp)",
     )
     llama_convert.add_argument(
         "--llama2c-version",
@@ -345,31 +602,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
     )
-    llama_convert.set_defaults(func=_llama_convert)
-    export = subparsers.add_parser(
-        "export", help="export a checkpoint as a TF Serving SavedModel or a TFLite file"
+    llama_convert.add_argument(
+        "--gguf-type",
+        choices=("f32", "f16", "q8_0"),
+        default="f32",
+        help="GGUF output: the type of the weight matrices (default f32)",
     )
-    export.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help=".keras file or LLaMA checkpoint"
-    )
-    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
-    export.add_argument(
-        "--out",
-        required=True,
-        metavar="PATH",
-        help="saved_model: the model folder (saved_models/NAME, versions inside); "
-        "tflite: the .tflite file",
-    )
-    export.add_argument(
+    llama_convert.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model for LLaMA's generate_text signature "
-        "(default: tokenizer.model next to the checkpoint, if there)",
+        help="GGUF output: the model's tokenizer (default: the one beside the input)",
     )
-    export.add_argument("--version", type=int, default=None, help="default: the next one")
-    export.add_argument(
-        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
+    llama_convert.set_defaults(func=_llama_convert)
+    gemma = subparsers.add_parser(
+        "gemma", help="Gemma 2: generate text, convert checkpoints, export"
     )
+    gemma_commands = gemma.add_subparsers(dest="gemma_command", metavar="COMMAND", required=True)
+    gemma_generate = gemma_commands.add_parser(
+        "generate", help="continue a prompt, streaming tokens as they are produced"
+    )
+    _add_generate_arguments(
+        gemma_generate, "a .keras file or a Hugging Face Gemma 2 folder (google/gemma-2-2b)"
+    )
+    gemma_generate.set_defaults(func=_gemma_generate)
+    gemma_convert = gemma_commands.add_parser(
+        "convert", help="convert a checkpoint between .keras and Hugging Face"
+    )
+    gemma_convert.add_argument("input", help="a .keras file or a Hugging Face Gemma 2 folder")
+    gemma_convert.add_argument("output", help="OUT.keras, or a folder name (Hugging Face)")
+    gemma_convert.set_defaults(func=_gemma_convert)
+    gemma_export = gemma_commands.add_parser(
+        "export", help="export a Gemma checkpoint as a TF Serving SavedModel or a TFLite file"
+    )
+    _add_export_arguments(gemma_export)
+    gemma_export.set_defaults(func=_export, family="gemma")
+    export = subparsers.add_parser(
+        "export",
+        help="export a checkpoint as a TF Serving SavedModel, a TFLite file or a LiteRT-LM bundle",
+    )
+    _add_export_arguments(export)
     export.set_defaults(func=_export)
     serve = subparsers.add_parser("serve", help="check a SavedModel as TF Serving loads it")
     serve_commands = serve.add_subparsers(dest="serve_command", metavar="COMMAND", required=True)
@@ -398,6 +669,7 @@ def _command_name(args) -> str:
     words = [
         args.command,
         getattr(args, "llama_command", None),
+        getattr(args, "gemma_command", None),
         getattr(args, "serve_command", None),
     ]
     return " ".join(["keras-recipes", *[w for w in words if w]])

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes._text import read_json_file
+
 
 class BytePairTokenizerJson:
     """A Hugging Face `tokenizer.json` byte-level BPE (Llama 3) read by keras-hub.
@@ -24,12 +26,11 @@ class BytePairTokenizerJson:
     """
 
     def __init__(self, path: str | os.PathLike):
-        import json
 
         import keras_hub
 
         path = Path(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_file(path)
         model = data.get("model", {})
         if model.get("type") != "BPE":
             raise ValueError(
@@ -41,7 +42,7 @@ class BytePairTokenizerJson:
         special = [token["content"] for token in data.get("added_tokens", [])]
         vocab.update({token["content"]: token["id"] for token in data.get("added_tokens", [])})
         config_path = path.with_name("tokenizer_config.json")
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        config = read_json_file(config_path) if config_path.is_file() else {}
 
         def token(key, default):
             value = config.get(key) or default
@@ -54,6 +55,14 @@ class BytePairTokenizerJson:
                 raise ValueError(f"{path}: special token {name!r} is not in the vocabulary.")
         self.bos_id, self.eos_id = vocab[self.bos_token], vocab[self.eos_token]
         self.vocab_size = max(vocab.values()) + 1
+        # What a converter to another runtime (GGUF, LiteRT-LM) needs besides the ids.
+        self.path = path
+        self.vocabulary = vocab
+        self.merges = merges
+        self.added_tokens = list(data.get("added_tokens", []))
+        self.pre_tokenizer = data.get("pre_tokenizer")
+        template = config.get("chat_template")
+        self.chat_template = template if isinstance(template, str) else None
         self._tokenizer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=vocab, merges=merges, unsplittable_tokens=special
         )

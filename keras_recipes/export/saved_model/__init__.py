@@ -145,6 +145,7 @@ def export_saved_model(
     verify: bool = True,
     jit_compile: bool = False,
     weights: str = "float32",
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
 
@@ -202,26 +203,34 @@ def export_saved_model(
             float32 scale per output channel) and read as such by every
             signature; the checks compare with the quantized model's own
             Keras-side answers. Not with `jit_compile`.
+        allow_nonfinite: bool, default False. Export weights (or vectors)
+            holding NaN or Inf instead of refusing them, naming the weight.
 
     Returns:
         The `Path` of the version folder.
 
-    Examples:
-
-    ```python
-    model = build_llama("tiny")
-    path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
-    # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
-    #     -e MODEL_NAME=llama tensorflow/serving
-    wv = Word2Vec(sentences, vector_size=100, min_count=5).wv
-    export_saved_model(wv, "saved_models/word2vec")            # signature "lookup"
-    ```
+    `export_saved_model(build_llama("tiny"), "saved_models/llama")` writes
+    and returns `saved_models/llama/1` (then `2`, ...), which TF Serving
+    serves with `docker run -p 8501:8501 -v
+    $PWD/saved_models/llama:/models/llama -e MODEL_NAME=llama
+    tensorflow/serving`. Word vectors export the same way:
+    `export_saved_model(Word2Vec(sentences, vector_size=100, min_count=5).wv,
+    "saved_models/word2vec")` gives a `lookup` signature. (Exports trace
+    and verify graphs for seconds, so `tests/test_export_saved_model.py`
+    runs them rather than a doctest.)
     """
     base_dir = Path(base_dir)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
     ):
         raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        named = model_weights(model)
+    else:  # word vectors: a KeyedVectors, or a Word2Vec's `wv`
+        named = [("vectors", getattr(getattr(model, "wv", model), "vectors", []))]
+    check_finite(named, "export_saved_model", allow_nonfinite)
     if weights not in WEIGHT_DTYPES:
         raise ValueError(
             f"export_saved_model: weights must be one of {list(WEIGHT_DTYPES)}, got {weights!r}."

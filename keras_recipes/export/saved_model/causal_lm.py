@@ -59,6 +59,7 @@ class _CausalLMSignatures:
         )
         def serving_default(token_ids):
             token_ids = _checked_token_ids(token_ids, vocab_size)
+            token_ids = _checked_length(token_ids, model.config.max_seq_len)
             return {"logits": model(token_ids, training=False)}
 
         @tf.function(
@@ -69,7 +70,9 @@ class _CausalLMSignatures:
             autograph=False,
         )
         def generate(token_ids, max_new_tokens, temperature, top_k, top_p, seed):
-            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+            controls = _request_scalars(
+                tf.shape(token_ids)[0], max_new_tokens, temperature, top_k, top_p, seed
+            )
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             with decoding():
@@ -95,7 +98,9 @@ class _CausalLMSignatures:
                 autograph=False,
             )
             def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-                controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+                controls = _request_scalars(
+                    tf.shape(prompt)[0], max_new_tokens, temperature, top_k, top_p, seed
+                )
                 ids = tf.cast(sp.tokenize(prompt), tf.int32)
                 padded, lengths = graph_generate.left_pad(ids)
                 padded = _checked_token_ids(padded, vocab_size)
@@ -201,8 +206,26 @@ def _control_specs() -> list:
     ]
 
 
-def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
-    """The first value of each control; a request must use one value for all rows."""
+def _checked_length(token_ids, context: int):
+    """`token_ids`, once its length fits the model's context (`max_seq_len`)."""
+    check = tf.debugging.Assert(
+        tf.shape(token_ids)[1] <= context,
+        [
+            f"token_ids: the sequence is longer than the context of the model ({context} tokens, "
+            "max_seq_len); send at most that many tokens. Length:",
+            tf.shape(token_ids)[1],
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(token_ids)
+
+
+def _request_scalars(batch, max_new_tokens, temperature, top_k, top_p, seed):
+    """The value of each control for the whole request, checked as `generate` checks it.
+
+    A control holds one value per row (`batch` values) or one for all rows,
+    and every row must use the same value.
+    """
     scalars = []
     for name, value in (
         ("max_new_tokens", max_new_tokens),
@@ -211,11 +234,47 @@ def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
         ("top_p", top_p),
         ("seed", seed),
     ):
-        tf.debugging.assert_equal(
-            value,
-            value[0],
-            message=f"{name} must be the same for every row of a request "
-            "(send rows with different settings as separate requests)",
+        size = tf.size(value)
+        counted = tf.debugging.Assert(
+            (size == 1) | (size == batch),
+            [
+                f"{name} must hold one value per row of token_ids or a single value; rows "
+                "and values:",
+                batch,
+                size,
+            ],
         )
-        scalars.append(value[0])
-    return scalars
+        with tf.control_dependencies([counted]):
+            first = value[0]
+            equal = tf.equal(value, first)
+            if value.dtype.is_floating:  # a NaN is refused below, by its range check
+                equal |= tf.math.is_nan(value) & tf.math.is_nan(first)
+            same = tf.debugging.Assert(
+                tf.reduce_all(equal),
+                [
+                    f"{name} must be the same for every row of a request (send rows with "
+                    "different settings as separate requests); got",
+                    value,
+                ],
+            )
+        with tf.control_dependencies([same]):
+            scalars.append(tf.identity(first))
+    max_new_tokens, temperature, top_k, top_p, seed = scalars
+    checks = [
+        tf.debugging.assert_greater_equal(
+            top_k, 0, message="top_k must be >= 0 (0 = off), as in Keras generate"
+        ),
+        tf.debugging.Assert(
+            (top_p >= 0.0) & (top_p <= 1.0),
+            ["top_p must be in [0, 1] (0 or 1 = off), as in Keras generate; got", top_p],
+        ),
+        tf.debugging.Assert(
+            (temperature >= 0.0) & (temperature < np.inf),
+            [
+                "temperature must be >= 0 (0 = greedy) and finite, as in Keras generate; got",
+                temperature,
+            ],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return [tf.identity(value) for value in scalars]
