@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -221,6 +222,14 @@ def main(argv=None) -> dict:
         return figures
     conditions = print_conditions(threads={"tensorflow": 1, "tflite": 1, "llama.cpp": 1})
     work = Path(tempfile.mkdtemp(prefix="runtimes-bench-"))
+    try:
+        return _compare(args, work, conditions)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _compare(args, work: Path, conditions: dict) -> dict:
+    """Prepares the exports in `work`, measures every runtime, prints the table."""
     # Every runtime, and the exports, in processes of their own: this one loads
     # no TensorFlow, so a child's peak RSS (wait4) is the child's, not ours at fork.
     source = ["--run", args.run] if args.run else ["--preset", args.preset]

@@ -167,6 +167,40 @@ def _llama_finetune(args) -> int:
 DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by the context)
 
 
+def stream_generate(model, tokenizer, prompt: list[int], out, on_first_token=None, **controls):
+    """`model.generate([prompt], eos_id=tokenizer.eos_id, **controls)`, its new text written to `out`.
+
+    What `llama generate` prints: the text of each chunk of new tokens as it
+    comes (`IncrementalDecoder`: a few tokens decoded per chunk, never the
+    whole text), stopping before the end-of-sequence token; what `out`
+    receives in all equals `tokenizer.decode` of the new ids after the
+    prompt's text. `on_first_token()` is called when the first new token is
+    there. Returns `generate`'s ids.
+    """
+    from keras_recipes.tokenizers.streaming import IncrementalDecoder
+
+    decoder, eos_id = IncrementalDecoder(tokenizer, prompt), tokenizer.eos_id
+    started = ended = False
+
+    def stream(tokens):
+        nonlocal started, ended
+        if not started and on_first_token is not None:
+            on_first_token()
+        started = True
+        new = tokens[0, len(decoder.ids) :].tolist()
+        if ended or not new:
+            return
+        if eos_id in new:
+            new, ended = new[: new.index(eos_id)], True
+        out.write(decoder.push(new))
+        out.flush()
+
+    ids = model.generate([prompt], eos_id=eos_id, callback=stream, **controls)
+    out.write(decoder.finish())
+    out.flush()
+    return ids
+
+
 def _llama_generate(args) -> int:
     from keras_recipes.llama.checkpoints import load_checkpoint
 
@@ -210,30 +244,19 @@ def _generate(args, load_checkpoint, who: str) -> int:
         max_new_tokens = args.max_new_tokens
         if max_new_tokens is None:
             max_new_tokens = min(DEFAULT_NEW_TOKENS, room)
-        printed = tokenizer.decode(prompt)
-        print(printed, end="", flush=True)
+        print(tokenizer.decode(prompt), end="", flush=True)
         start, first_token_at = time.perf_counter(), []
-
-        def stream(tokens):
-            nonlocal printed
-            first_token_at.append(time.perf_counter())
-            ids = tokens[0].tolist()
-            if tokenizer.eos_id in ids[len(prompt) :]:
-                ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
-            text = tokenizer.decode(ids)
-            if not text.endswith("\ufffd"):  # wait for the rest of a UTF-8 character
-                print(text[len(printed) :], end="", flush=True)
-                printed = text
-
-        out = model.generate(
-            [prompt],
+        out = stream_generate(
+            model,
+            tokenizer,
+            prompt,
+            sys.stdout,
             max_new_tokens=max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
-            eos_id=tokenizer.eos_id,
-            callback=stream,
+            on_first_token=lambda: first_token_at.append(time.perf_counter()),
         )
     except ValueError as error:
         print(f"keras-recipes {who}: {error}", file=sys.stderr)

@@ -5,7 +5,9 @@ A language model sees integers, not text. One file per format:
 `load_sentencepiece`), `llama2c.py` (`Llama2cTokenizer`, llama2.c's
 `tokenizer.bin`), `huggingface.py` (`BytePairTokenizerJson`, a byte-level BPE
 `tokenizer.json` read by keras-hub). `load_tokenizer` picks the format from
-the file; `find_tokenizer` finds the one beside a checkpoint.
+the file; `find_tokenizer` finds the one beside a checkpoint. `streaming.py`
+(`IncrementalDecoder`) turns a growing id sequence into text piece by piece,
+for printing tokens as they are generated.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from keras_recipes.tokenizers.sentencepiece import (
     load_sentencepiece,
     train_sentencepiece,
 )
+from keras_recipes.tokenizers.streaming import IncrementalDecoder
 
 __all__ = [
     "BOS_ID",
@@ -34,6 +37,7 @@ __all__ = [
     "TOKENIZER_FILES",
     "UNK_ID",
     "BytePairTokenizerJson",
+    "IncrementalDecoder",
     "Llama2cTokenizer",
     "SentencePieceTokenizer",
     "find_tokenizer",
