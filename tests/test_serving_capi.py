@@ -189,3 +189,19 @@ def test_serve_check_command_prints_each_signature(export_dir):
     assert missing.stderr.startswith("keras-recipes serve check:") and "Traceback" not in (
         missing.stderr
     )
+
+
+def test_generate_text_rows_with_their_own_settings_equal_each_request_alone(export_dir):
+    rows = {
+        "prompt": np.array([b"once upon a time", b"the dog"], object),
+        "max_new_tokens": np.array([6, 3], np.int32),
+        "temperature": np.array([0.0, 1.2], np.float32),
+        "top_k": np.array([0, 5], np.int32),
+        "top_p": np.array([1.0, 0.9], np.float32),
+        "seed": np.array([0, 13], np.int32),
+    }
+    with SavedModelSession(export_dir / "1") as session:
+        together = session.run("generate_text", rows)["text"]
+        for i in range(2):
+            alone = session.run("generate_text", {k: v[i : i + 1] for k, v in rows.items()})
+            assert together[i] == alone["text"][0]
