@@ -94,7 +94,7 @@ GRPC_CASES = {
     "temperature inf": ("generate", {"token_ids": ids([[1, 2]]), **controls(temperature=float("inf"))}, "temperature must be >= 0"),
     "max_new_tokens [4,4] for one row": ("generate", {"token_ids": ids([[1, 2]]), **controls(max_new_tokens=[4, 4])}, "max_new_tokens must hold one value per row"),
     "empty control": ("generate", {"token_ids": ids([[1, 2]]), **controls(seed=[])}, "seed must hold one value per row"),
-    "mixed rows": ("generate", {"token_ids": ids([[1, 2], [3, 4]]), **controls(top_k=[0, 3])}, "top_k must be the same for every row"),
+    "top_k=-3 in row 2": ("generate", {"token_ids": ids([[1, 2], [3, 4]]), **controls(top_k=[0, -3])}, "top_k must be >= 0"),
     "prompt + new tokens past the context": ("generate", {"token_ids": ids([[1] * 30]), **controls(max_new_tokens=8)}, "exceeds the context (32)"),
 }
 # fmt: on

@@ -86,7 +86,12 @@ def test_status_and_metadata(client):
     assert status[0]["version"] == "1" and status[0]["state"] == "AVAILABLE"
     metadata = client.metadata("llama")
     # The MetaGraph's SignatureDefs as they are, the init op's included, as TF Serving answers.
-    assert set(metadata) == {"serving_default", "generate", "__saved_model_init_op"}
+    assert set(metadata) == {
+        "serving_default",
+        "generate",
+        "generate_padded",
+        "__saved_model_init_op",
+    }
     assert set(metadata["serving_default"]["inputs"]) == {"token_ids"}
     assert metadata["serving_default"]["inputs"]["token_ids"]["dtype"] == "DT_INT32"
     assert set(metadata["generate"]["outputs"]) == {"token_ids"}
