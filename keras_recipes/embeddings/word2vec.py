@@ -1091,10 +1091,11 @@ class Word2Vec:
 
         Examples:
 
-        ```python
-        model = Word2Vec(sentences, sg=1, hs=1, negative=0)
-        model.score([["the", "king", "rules"]])
-        ```
+        >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+        >>> model = Word2Vec(sentences, vector_size=8, min_count=1, sg=1, hs=1, negative=0, seed=1)
+        >>> scores = model.score([["the", "king", "rules"]])
+        >>> scores.shape, bool(scores[0] < 0)
+        ((1,), True)
         """
         if self.wv is None or not len(self.wv):
             raise RuntimeError("you must first build vocabulary before scoring new data")

@@ -171,12 +171,9 @@ def encode_example(example: dict, tokenizer, render=None) -> tuple[list[int], li
             output includes the bos token when the template writes it);
             None renders chat with `FALLBACK_TEMPLATE`.
 
-    Examples:
-
-    ```python
-    ids, mask = encode_example({"prompt": "2+2=", "completion": "4"}, tokenizer)
-    # mask is 0 on bos and "2+2=", 1 on "4" and eos
-    ```
+    For `{"prompt": "2+2=", "completion": "4"}` the mask is 0 on bos and the
+    prompt's tokens, 1 on the completion's tokens and eos
+    (`tests/test_llama_finetune.py` checks it).
     """
     ids, mask = [], []
     if render is None or "messages" not in example:
