@@ -698,8 +698,13 @@ def open_run(
     run = TrainingRun(out, settings, strategy, strategy_name)
     if out.is_dir():  # before --overwrite deletes anything: the folder may be in use
         lock_run_folder(out)
-    run.finished = check_finished_run(out, settings, overwrite, finished_file)
+    try:
+        run.finished = check_finished_run(out, settings, overwrite, finished_file)
+    except ValueError:  # refused: this process leaves the folder as it found it
+        release_run_folder(out)
+        raise
     if run.finished is not None:
+        release_run_folder(out)  # nothing to train: the folder is free again
         return run
     out.mkdir(parents=True, exist_ok=True)
     lock_run_folder(out)
@@ -754,6 +759,18 @@ def lock_run_folder(out: str | os.PathLike):
     handle.flush()
     _HELD_LOCKS[key] = handle
     return handle
+
+
+def release_run_folder(out: str | os.PathLike) -> None:
+    """Gives up this process's lock on a run folder (`lock_run_folder`), if it holds one.
+
+    Called once a run is finished, so that a later training in the same
+    process or in another one (`--overwrite`, or a rerun that finds the
+    finished run) may take the folder.
+    """
+    handle = _HELD_LOCKS.pop(str((Path(out) / LOCK_FILE).resolve()), None)
+    if handle is not None:
+        handle.close()  # closing the file drops its flock
 
 
 def load_documents(settings: dict) -> list[str]:
@@ -1050,6 +1067,7 @@ def finish_run(model, run: TrainingRun, data, callbacks, train_seconds: float) -
     save_metrics(run, metrics)
     if run.backup_dir.exists():
         shutil.rmtree(run.backup_dir)
+    release_run_folder(run.out)
     return model, metrics
 
 
