@@ -22,6 +22,9 @@ from keras_recipes.causal_lm.losses import FusedTrainStep, LanguageModelLoss
 from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
 from keras_recipes.serving import SavedModelSession, check_saved_model
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 @dataclasses.dataclass(frozen=True)
 class TinyGPTConfig:

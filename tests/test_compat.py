@@ -82,6 +82,7 @@ def start_up_stderr(script, **env_update):
     return sorted(re.sub(r"\d+", "N", line) for line in result.stderr.splitlines())
 
 
+@pytest.mark.heavy  # a fresh interpreter that imports TensorFlow twice
 def test_keras_recipes_verbose_tf_1_leaves_stderr_to_tensorflow():
     plain = start_up_stderr(START_UP)  # no quiet_tensorflow at all: the oracle
     if not plain:

@@ -39,6 +39,9 @@ from keras_recipes.llama.distribute import (
 from keras_recipes.llama.train import InterruptAfterSteps, train_llama
 from keras_recipes.train_flags import LLAMA_TRAIN_STRATEGIES
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 # The settings of every end-to-end run: tiny, no dropout, clipping that bites
 # (so the clip-after-all-reduce fix is exercised), backups every 2 steps, and
 # float32 on every CPU (`precision="auto"` trains in mixed bfloat16 where the

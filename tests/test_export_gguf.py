@@ -22,6 +22,9 @@ from keras_recipes.export.gguf import (
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.tokenizers import Llama2cTokenizer, train_sentencepiece
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 TEXT = [
     "once upon a time there was a little cat who liked to sit on the mat",
     "the dog ran to the park and played with a red ball all day long",

@@ -16,6 +16,9 @@ from keras_recipes.export.litertlm import export_litertlm
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.tokenizers import load_tokenizer, train_sentencepiece
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 litert_lm = pytest.importorskip(
     "litert_lm", reason="LiteRT-LM's engine is not installed: pip install '.[litertlm]'"
 )

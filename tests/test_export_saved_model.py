@@ -18,6 +18,9 @@ from keras_recipes.rnn import build_bidirectional, build_encoder
 from keras_recipes.serving import SavedModelSession, ServingError, check_saved_model
 from keras_recipes.tokenizers import train_sentencepiece
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 TEXT = [
     "once upon a time there was a little cat who liked to sit on the mat",
     "the dog ran to the park and played with a red ball all day long",

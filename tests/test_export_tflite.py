@@ -10,6 +10,9 @@ from keras_recipes.export import TFLiteGenerator, export_tflite
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.rnn import build_bidirectional, build_lstm
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 PROMPT = np.array([[1, 17, 250, 33, 8]], np.int32)
 
 

@@ -407,6 +407,7 @@ def gemma_folder(tmp_path_factory):
     return folder, model, tokenizer
 
 
+@pytest.mark.heavy  # the command in a fresh process
 def test_cli_gemma_generate_streams_the_models_greedy_tokens(gemma_folder, capsys):
     from keras_recipes.cli import main
 

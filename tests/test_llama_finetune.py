@@ -20,6 +20,9 @@ from keras_recipes.llama.finetune import encode_example, finetune_arrays, finetu
 from keras_recipes.llama.train import InterruptAfterSteps
 from keras_recipes.tokenizers import load_tokenizer, train_sentencepiece
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 THINGS = ["sky", "grass", "sun", "snow", "coal", "rose", "sea", "leaf", "milk", "lemon"]
 COLOURS = ["blue", "green", "yellow", "white", "black", "red", "blue", "green", "white", "yellow"]
 SETTINGS = dict(

@@ -18,6 +18,9 @@ from keras_recipes.causal_lm.losses import LanguageModelLoss
 from keras_recipes.llama import LlamaConfig, build_llama, load_checkpoint
 from keras_recipes.llama.train import RUN_FILES, check_finished_run
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 def cli_main(*argv: str) -> tuple[int, str, str]:
     """`keras-recipes ARGV` in this process: exit code, stdout, stderr."""

@@ -25,6 +25,9 @@ from keras_recipes.llama.train import (
 from keras_recipes.tokenizers import load_sentencepiece
 from keras_recipes.train_flags import LLAMA_TRAIN_FLAGS
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 def nanogpt_lr(step, peak, warmup, total, floor_ratio=0.1):
     """nanoGPT's get_lr, written out independently of Keras' CosineDecay."""

@@ -8,6 +8,9 @@ import tensorflow as tf
 from keras_recipes.llama import LlamaConfig, build_llama, quantize_for_decoding
 from keras_recipes.llama.quantize import QuantizedLlama
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 VOCAB = 128
 
 

@@ -302,6 +302,7 @@ def main_job(tmp_path_factory):
     return scratch, run_main_job_stand_in(scratch)
 
 
+@pytest.mark.heavy  # the main job's stand-in trains and exports: pytest -m "heavy and not slow"
 def test_main_job_next_steps_run_on_what_it_wrote(main_job):
     scratch, output = main_job
     assert "Generate more: keras-recipes llama generate" in output
@@ -319,6 +320,7 @@ def run_blocks(blocks: list[Block], scratch: Path, budget_s: float) -> dict[int,
     return seconds
 
 
+@pytest.mark.heavy
 def test_readme_fast_blocks_run_in_order(main_job):
     scratch, _ = main_job
     fast = [b for b in readme_blocks() if not b.slow]

@@ -5,6 +5,9 @@ import json
 import pytest
 from runs import run_recipe
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):

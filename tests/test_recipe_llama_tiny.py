@@ -2,11 +2,15 @@
 
 import json
 
+import pytest
 from runs import run_recipe
 
 from keras_recipes.data import language_model_datasets, load_builtin_corpus
 from keras_recipes.llama.train import INTERRUPT_ENV, QUICK
 from keras_recipes.tokenizers import train_sentencepiece
+
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
 
 
 def quick_steps_per_epoch():

@@ -5,6 +5,9 @@ from runs import help_text, read_metrics, run_recipes
 
 from keras_recipes.datasets.music import read_midi, write_midi
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

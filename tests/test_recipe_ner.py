@@ -3,6 +3,9 @@
 import pytest
 from runs import help_text, read_metrics, run_recipe, run_recipes
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 # IOB1, as the original CoNLL-2003 files: entities start with I-, B- only between neighbours.
 CONLL = """-DOCSTART- -X- -X- O
 

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 from runs import run_recipe
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "optimizers_compare.py"
 EVERY_KERAS_OPTIMIZER = {
     "SGD", "RMSprop", "Adam", "AdamW", "Adadelta", "Adagrad", "Adamax", "Adafactor",

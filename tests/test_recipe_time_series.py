@@ -3,6 +3,9 @@
 import pytest
 from runs import help_text, read_metrics, run_recipes
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 MODELS = ("LSTM(1), window 50", "GRU(1), window 20", "LSTM(32)+LSTM(1), window 50")
 
 

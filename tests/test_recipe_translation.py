@@ -3,7 +3,11 @@
 import importlib.util
 import json
 
+import pytest
 from runs import help_text, run_recipe
+
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
 
 
 def run_translation(*args):

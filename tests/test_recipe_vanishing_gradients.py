@@ -2,7 +2,11 @@
 
 import math
 
+import pytest
 from runs import help_text, read_metrics, run_recipes
+
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
 
 
 def test_quick_run_writes_accuracy_gradients_and_exploding_runs(tmp_path):

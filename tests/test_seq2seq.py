@@ -18,6 +18,9 @@ from keras_recipes.seq2seq import (
     masked_token_cross_entropy,
 )
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 PAIRS, HELD_OUT = load_dates(num_train=20, num_test=5, seed=1)
 
 

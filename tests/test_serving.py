@@ -15,6 +15,9 @@ from keras_recipes.serving import (
     write_models_config,
 )
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 
 def test_models_config_parses_back_with_the_serving_protos(tmp_path):
     path = write_models_config(

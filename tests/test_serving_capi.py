@@ -19,6 +19,9 @@ from keras_recipes.serving import SavedModelSession, ServingError, check_saved_m
 from keras_recipes.serving.check import replay_in_fresh_process
 from keras_recipes.tokenizers import train_sentencepiece
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 TEXT = [
     "once upon a time there was a little cat who liked to sit on the mat",
     "the dog ran to the park and played with a red ball all day long",

@@ -23,6 +23,9 @@ from keras_recipes.llama import train
 from keras_recipes.llama.backup import read_backup
 from keras_recipes.llama.train import InterruptAfterSteps, resume_hint, train_llama
 
+# End-to-end runs: out of the fast suite, run by `pytest -m "heavy and not slow"` (.ci/run runs them).
+pytestmark = pytest.mark.heavy
+
 STEPS_PER_EPOCH = 12  # 12 Lee documents at QUICK sizes
 # Dropout on, backups every 5 steps: an interrupt at step 17 falls between backups.
 RUN = dict(quick=True, verbose=0, epochs=2, dropout=0.2, backup_steps=5, max_new_tokens=4)
