@@ -40,6 +40,7 @@ import os
 import re
 from pathlib import Path
 
+import keras
 import numpy as np
 
 GGUF_TYPES = ("f32", "f16", "q8_0")
@@ -74,6 +75,7 @@ def save_gguf(
     dtype: str = "f32",
     chat_template: str | None = None,
     name: str | None = None,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Writes a model as a GGUF file that llama.cpp runs.
 
@@ -94,6 +96,8 @@ def save_gguf(
             chat mode; defaults to the tokenizer's (`tokenizer_config.json`
             beside a `tokenizer.json`), if any.
         name: str or None, `general.name`; defaults to the file's stem.
+        allow_nonfinite: bool, default False. Write weights that hold NaN or
+            Inf (refused otherwise, naming them).
 
     Returns:
         The path written.
@@ -108,6 +112,10 @@ def save_gguf(
     llama.cpp runs: `llama-simple -m llama_tiny.gguf -n 32 "The government
     said"`. (No doctest: it needs a trained checkpoint and its tokenizer.)
     """
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        check_finite(model_weights(model), "save_gguf", allow_nonfinite)
     from keras_recipes._io import atomic_path
 
     gguf = _gguf()

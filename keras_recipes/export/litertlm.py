@@ -37,6 +37,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import keras
+
 LITERTLM_QUANTIZE_MODES = (None, "dynamic-int8")
 # A plain prompt template: the conversation's messages, in order, as text.
 DEFAULT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
@@ -118,6 +120,7 @@ def export_litertlm(
     stop_token_ids=None,
     prompt_template: str | None = None,
     overwrite: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Writes a `.litertlm` bundle that `litert_lm.Engine` runs.
 
@@ -137,6 +140,8 @@ def export_litertlm(
             defaults to the tokenizer's chat template, else the messages'
             text in order.
         overwrite: bool. An existing file is an error unless True.
+        allow_nonfinite: bool, default False. Write weights that hold NaN or
+            Inf (refused otherwise, naming them).
 
     Returns:
         The path written.
@@ -147,6 +152,10 @@ def export_litertlm(
     LiteRT-LM opens with `litert_lm.Engine("llama_tiny.litertlm")`. (No
     doctest: it needs a trained checkpoint, and conversion takes seconds.)
     """
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        check_finite(model_weights(model), "export_litertlm", allow_nonfinite)
     try:
         from litert_lm_builder import litertlm_builder
     except ImportError as error:

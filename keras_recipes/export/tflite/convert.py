@@ -216,6 +216,7 @@ def export_tflite(
     prefill_len: int | None = None,
     verify: bool = True,
     overwrite: bool = False,
+    allow_nonfinite: bool = False,
 ) -> Path:
     """Convert a model to a `.tflite` file that runs with built-in ops only.
 
@@ -239,6 +240,8 @@ def export_tflite(
         verify: bool, default True.
         overwrite: bool, default False. An existing file is an error unless
             True.
+        allow_nonfinite: bool, default False. Write weights that hold NaN or
+            Inf (refused otherwise, naming them).
 
     Returns:
         The `Path` written.
@@ -251,6 +254,10 @@ def export_tflite(
     decodes with it. (Conversion takes seconds, so
     `tests/test_export_tflite.py` runs these rather than a doctest.)
     """
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        check_finite(model_weights(model), "export_tflite", allow_nonfinite)
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"export_tflite: quantize must be one of {list(QUANTIZE_MODES)}, got {quantize!r}."
