@@ -3,9 +3,11 @@
 A language model sees integers, not text. One file per format:
 `sentencepiece.py` (`train_sentencepiece`, `SentencePieceTokenizer`,
 `load_sentencepiece`), `llama2c.py` (`Llama2cTokenizer`, llama2.c's
-`tokenizer.bin`), `huggingface.py` (`BytePairTokenizerJson`, a byte-level BPE
-`tokenizer.json` read by keras-hub). `load_tokenizer` picks the format from
-the file; `find_tokenizer` finds the one beside a checkpoint.
+`tokenizer.bin`), `huggingface.py` (`TokenizerJson`, a Hugging Face
+`tokenizer.json` tokenized by the `tokenizers` library), `chat.py`
+(`ChatTemplate`: `tokenizer_config.json`'s chat template rendered as
+`transformers` renders it). `load_tokenizer` picks the format from the
+file; `find_tokenizer` finds the one beside a checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keras_recipes.tokenizers.huggingface import BytePairTokenizerJson
+from keras_recipes.tokenizers.chat import ChatTemplate, render_chat
+from keras_recipes.tokenizers.huggingface import BytePairTokenizerJson, TokenizerJson
 from keras_recipes.tokenizers.llama2c import Llama2cTokenizer
 from keras_recipes.tokenizers.sentencepiece import (
     BOS_ID,
@@ -34,11 +37,14 @@ __all__ = [
     "TOKENIZER_FILES",
     "UNK_ID",
     "BytePairTokenizerJson",
+    "ChatTemplate",
     "Llama2cTokenizer",
     "SentencePieceTokenizer",
+    "TokenizerJson",
     "find_tokenizer",
     "load_sentencepiece",
     "load_tokenizer",
+    "render_chat",
     "train_sentencepiece",
 ]
 
@@ -48,7 +54,7 @@ TOKENIZER_FILES = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
 
 def load_tokenizer(path: str | os.PathLike, vocab_size: int | None = None):
     """A tokenizer from a file: SentencePiece `.model`, llama2.c `tokenizer.bin`,
-    or a Hugging Face byte-level BPE `tokenizer.json` (Llama 3).
+    or a Hugging Face `tokenizer.json` (Llama 3, SmolLM2, TinyLlama, ...).
 
     A folder is searched for `tokenizer.model`, `tokenizer.bin`, then
     `tokenizer.json` (the names Hugging Face and llama2.c use). Every
@@ -69,9 +75,7 @@ def load_tokenizer(path: str | os.PathLike, vocab_size: int | None = None):
         )
     if path.suffix == ".bin":
         return Llama2cTokenizer.load(path, vocab_size=vocab_size)
-    tokenizer = (
-        BytePairTokenizerJson(path) if path.suffix == ".json" else SentencePieceTokenizer(path)
-    )
+    tokenizer = TokenizerJson(path) if path.suffix == ".json" else SentencePieceTokenizer(path)
     if vocab_size is not None and tokenizer.vocab_size > vocab_size:
         raise ValueError(
             f"{path}: {tokenizer.vocab_size} tokens but the model's vocab_size is {vocab_size}; "

@@ -1,70 +1,156 @@
-"""A Hugging Face `tokenizer.json` byte-level BPE (Llama 3), tokenized by keras-hub."""
+"""A Hugging Face `tokenizer.json`, tokenized by the Hugging Face `tokenizers` library.
+
+`tokenizer.json` describes a whole pipeline: added (special) tokens, a
+normalizer, a pre-tokenizer (Llama 3's split pattern, GPT-2's byte-level
+split, SentencePiece's metaspace), the model (BPE) and a decoder. The
+`tokenizers` library is the reference implementation of that format, so
+`TokenizerJson` hands the file to it whole: its ids are the library's ids
+for every file it reads (Llama 3, SmolLM2, TinyLlama, ...).
+
+`tokenizer_config.json` beside the file gives the begin and end tokens
+(`bos_token`, `eos_token`) and the chat template (`chat_template`, or a
+`chat_template.jinja` file), as `transformers` reads them.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-import numpy as np
+# Names a tokenizer.json uses for its begin / end token when no
+# tokenizer_config.json says (Llama 3, SentencePiece-derived, GPT-2-style).
+_BOS_NAMES = ("<|begin_of_text|>", "<s>")
+_EOS_NAMES = ("<|end_of_text|>", "</s>", "<|endoftext|>")
 
 
-class BytePairTokenizerJson:
-    """A Hugging Face `tokenizer.json` byte-level BPE (Llama 3) read by keras-hub.
+def read_tokenizer_config(folder: str | os.PathLike) -> dict:
+    """`tokenizer_config.json` of a folder as a dict ({} when absent).
 
-    The vocabulary, merges and added (special) tokens of the file go to
-    `keras_hub.tokenizers.BytePairTokenizer`, which tokenizes in-graph with
-    tensorflow-text. The begin/end tokens come from `tokenizer_config.json`
-    beside it when present (`bos_token`, `eos_token`), else from the names
-    Llama 3 uses. keras-hub splits words with GPT-2's pattern, which agrees
-    with the Hugging Face `tokenizers` library on ordinary text but can
-    differ on rare whitespace and digit runs.
+    A `chat_template.jinja` file (where recent `transformers` versions save
+    the template) fills `chat_template` when the config has none.
+    """
+    folder = Path(folder)
+    path = folder / "tokenizer_config.json"
+    config = {}
+    if path.is_file():
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error}).") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path}: holds a JSON {type(config).__name__}, not an object.")
+    jinja = folder / "chat_template.jinja"
+    if not config.get("chat_template") and jinja.is_file():
+        config["chat_template"] = jinja.read_text(encoding="utf-8")
+    return config
+
+
+def token_content(value) -> str | None:
+    """A token as tokenizer_config.json gives it: a string or `{"content": ...}`."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+class TokenizerJson:
+    """A Hugging Face `tokenizer.json`, tokenized by the `tokenizers` library.
+
+    Every kind of file the library reads works here: byte-level BPE with
+    Llama 3's split pattern or GPT-2's, SentencePiece-derived BPE with byte
+    fallback (TinyLlama, Llama 2), and added tokens such as
+    `<|eot_id|>` written inside the text. `encode` never applies the file's
+    post-processor (which adds the begin token for some files and not for
+    others); `add_bos` says whether to add it.
 
     Args:
         path: the `tokenizer.json` file.
+
+    Attributes:
+        bos_token, eos_token: the begin / end token strings, from
+            `tokenizer_config.json` beside the file when present, else the
+            names Llama 3, Llama 2 and GPT-2-style files use (None if absent).
+        bos_id, eos_id: their ids (None if absent).
+        vocab_size: ids in use, added tokens included.
+        config: the `tokenizer_config.json` dict ({} when absent).
+
+    Examples:
+
+    ```python
+    tokenizer = TokenizerJson("Llama-3.2-1B-Instruct/tokenizer.json")
+    ids = tokenizer.encode("rose 12345 in 2024", add_bos=True)
+    tokenizer.decode(ids)          # 'rose 12345 in 2024'
+    ```
     """
 
     def __init__(self, path: str | os.PathLike):
-        import json
+        from tokenizers import Tokenizer
 
-        import keras_hub
-
-        path = Path(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
-        model = data.get("model", {})
-        if model.get("type") != "BPE":
+        self.path = Path(path)
+        try:
+            self._tokenizer = Tokenizer.from_file(str(self.path))
+        except Exception as error:  # the library raises plain Exception for a bad file
             raise ValueError(
-                f"{path}: model type {model.get('type')!r}; only byte-level BPE "
-                "tokenizer.json files (Llama 3) are read here."
-            )
-        vocab = dict(model["vocab"])
-        merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
-        special = [token["content"] for token in data.get("added_tokens", [])]
-        vocab.update({token["content"]: token["id"] for token in data.get("added_tokens", [])})
-        config_path = path.with_name("tokenizer_config.json")
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-
-        def token(key, default):
-            value = config.get(key) or default
-            return value["content"] if isinstance(value, dict) else value
-
-        self.bos_token = token("bos_token", "<|begin_of_text|>")
-        self.eos_token = token("eos_token", "<|end_of_text|>")
-        for name in (self.bos_token, self.eos_token):
-            if name not in vocab:
-                raise ValueError(f"{path}: special token {name!r} is not in the vocabulary.")
-        self.bos_id, self.eos_id = vocab[self.bos_token], vocab[self.eos_token]
+                f"{self.path}: the tokenizers library cannot read this tokenizer.json ({error})."
+            ) from None
+        self.spec = json.loads(self.path.read_text(encoding="utf-8"))
+        self.config = read_tokenizer_config(self.path.parent)
+        vocab = self._tokenizer.get_vocab(with_added_tokens=True)
         self.vocab_size = max(vocab.values()) + 1
-        self._tokenizer = keras_hub.tokenizers.BytePairTokenizer(
-            vocabulary=vocab, merges=merges, unsplittable_tokens=special
+
+        def special(key, names):
+            name = token_content(self.config.get(key))
+            if name is not None:
+                if name not in vocab:
+                    raise ValueError(
+                        f"{self.path}: tokenizer_config.json's {key} {name!r} is not in the "
+                        "vocabulary; the config belongs to another tokenizer."
+                    )
+                return name
+            return next((n for n in names if n in vocab), None)
+
+        self.bos_token = special("bos_token", _BOS_NAMES)
+        self.eos_token = special("eos_token", _EOS_NAMES)
+        self.bos_id = vocab.get(self.bos_token)
+        self.eos_id = vocab.get(self.eos_token)
+        self.special_ids = frozenset(
+            token["id"] for token in self.spec.get("added_tokens", []) if token.get("special")
         )
 
-    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        ids = np.asarray(self._tokenizer(text)).tolist()
-        return [self.bos_id] * add_bos + ids + [self.eos_id] * add_eos
+    @property
+    def chat_template(self) -> str | None:
+        """The template of `tokenizer_config.json` (None when it has none)."""
+        from keras_recipes.tokenizers.chat import template_from_config
 
-    def decode(self, ids) -> str:
-        ids = [int(i) for i in ids if int(i) not in (self.bos_id, self.eos_id)]
-        if not ids:
-            return ""
-        text = self._tokenizer.detokenize(ids)
-        return text if isinstance(text, str) else np.asarray(text).item().decode("utf-8")
+        return template_from_config(self.config)
+
+    def token_to_id(self, token: str) -> int | None:
+        return self._tokenizer.token_to_id(token)
+
+    def id_to_token(self, token_id: int) -> str | None:
+        return self._tokenizer.id_to_token(int(token_id))
+
+    def encode(self, text: str, add_bos: bool = False, add_eos: bool = False) -> list[int]:
+        """The ids of `text` (special tokens written in it included), with
+        the begin / end token added when asked and defined."""
+        ids = self._tokenizer.encode(text, add_special_tokens=False).ids
+        if add_bos and self.bos_id is not None:
+            ids = [self.bos_id, *ids]
+        if add_eos and self.eos_id is not None:
+            ids = [*ids, self.eos_id]
+        return ids
+
+    def decode(self, ids, skip_special_tokens: bool = False) -> str:
+        """The text of `ids`, as the `tokenizers` library decodes them.
+
+        The begin and end tokens are always left out (as the other
+        tokenizers of this package do); `skip_special_tokens` leaves out
+        every special added token (`<|eot_id|>`, `<|im_start|>`, ...).
+        """
+        drop = self.special_ids if skip_special_tokens else {self.bos_id, self.eos_id}
+        ids = [int(i) for i in ids if int(i) not in drop]
+        return self._tokenizer.decode(ids, skip_special_tokens=False)
+
+
+# The name this class had when keras-hub's BytePairTokenizer read the file.
+BytePairTokenizerJson = TokenizerJson
