@@ -6,7 +6,8 @@ A language model sees integers, not text. One file per format:
 `tokenizer.bin`), `huggingface.py` (`TokenizerJson`, a Hugging Face
 `tokenizer.json` tokenized by the `tokenizers` library), `chat.py`
 (`ChatTemplate`: `tokenizer_config.json`'s chat template rendered as
-`transformers` renders it). `load_tokenizer` picks the format from the
+`transformers` renders it), `graph.py` (`GraphTokenizer`: a `tokenizer.json` as
+TensorFlow ops, for the SavedModel's `generate_text`). `load_tokenizer` picks the format from the
 file; `find_tokenizer` finds the one beside a checkpoint.
 """
 
