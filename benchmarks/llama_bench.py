@@ -181,7 +181,7 @@ def build_ours(cfg, mode, weights=None):
 def compile_for_training(model, mode, learning_rate=1e-4):
     """AdamW and mean token cross-entropy; ours with `LanguageModelLoss` (head + loss fused)."""
     from keras_recipes.llama import LlamaModel
-    from keras_recipes.llama.losses import LanguageModelLoss
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if isinstance(model, LlamaModel):

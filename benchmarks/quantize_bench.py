@@ -238,7 +238,7 @@ def main(argv=None) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from keras_recipes.export.llama_graph import generate_in_graph, weights_nbytes
+    from keras_recipes.causal_lm.graph_generate import generate_in_graph, weights_nbytes
     from keras_recipes.llama import LlamaConfig, build_llama, quantize_for_decoding, save_llama2c
     from keras_recipes.llama.quantize import bfloat16_kernel
 

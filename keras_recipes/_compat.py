@@ -23,7 +23,7 @@ Private APIs used, by the module that needs them:
   `NadamMomentumSchedule`.
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `convert_variables_to_constants_v2`.
-- `keras_recipes.llama.generate`: `align_function_uids`.
+- `keras_recipes.causal_lm.generation`: `align_function_uids`.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def convert_variables_to_constants_v2(concrete_function):
     return convert(concrete_function)
 
 
-# --- keras_recipes.llama.generate ----------------------------------------------
+# --- keras_recipes.causal_lm.generation ----------------------------------------------
 
 
 def align_function_uids(step: int = 1 << 14) -> int:

@@ -3,9 +3,9 @@
 bfloat16 matrix products are only fast on CPUs that multiply bfloat16 in
 hardware: AVX512-BF16 (Cooper Lake, Zen 4 and later) or AMX (Sapphire Rapids
 and later). Elsewhere oneDNN and XLA convert to float32 and back, and mixed
-bfloat16 training runs *slower* than float32 (0.85x keras-hub's float32
-tokens/s on an AVX512F Xeon without BF16, against 1.63x on one with it:
-`benchmarks/llama_bench.py --skip-decode --train-modes fp32 bf16`). Int8 dot
+bfloat16 training runs *slower* than float32 (README's Performance section
+has the figures of `benchmarks/llama_bench.py --skip-decode --train-modes
+fp32 bf16` on CPUs with and without BF16). Int8 dot
 products likewise need VNNI (AVX512-VNNI, AVX-VNNI) or AMX-INT8.
 
 `cpu_features()` reads the flags once from `/proc/cpuinfo`;

@@ -74,7 +74,7 @@ def add_llama_train_arguments(
         choices=("auto", "float32", "mixed_bfloat16"),
         help="auto (default: mixed_bfloat16 where the CPU has AVX512-BF16 or AMX, float32 "
         "elsewhere), float32, or mixed_bfloat16: bfloat16 matrix products, float32 weights, "
-        "about 1.5x faster on CPUs with AVX512-BF16/AMX, slower without; the saved model is "
+        "faster on CPUs with AVX512-BF16/AMX, slower without; the saved model is "
         "float32",
     )
     parser.add_argument(

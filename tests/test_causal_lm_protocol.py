@@ -17,9 +17,9 @@ import pytest
 from keras import ops
 
 from keras_recipes.causal_lm import check_causal_lm, is_causal_lm
+from keras_recipes.causal_lm.generation import generate
+from keras_recipes.causal_lm.losses import FusedTrainStep, LanguageModelLoss
 from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
-from keras_recipes.llama.generate import generate
-from keras_recipes.llama.losses import FusedTrainStep, LanguageModelLoss
 from keras_recipes.serving import SavedModelSession, check_saved_model
 
 
@@ -197,7 +197,7 @@ def test_tflite_prefill_and_decode_generate_its_tokens(gpt, tmp_path):
 
 
 def test_fused_training_step_equals_keras_step_on_the_second_decoder(monkeypatch):
-    import keras_recipes.llama.losses as losses
+    import keras_recipes.causal_lm.losses as losses
 
     calls = []
     original = losses.fused_head_cross_entropy

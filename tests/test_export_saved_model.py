@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
+from keras_recipes.causal_lm.graph_generate import weights_nbytes
 from keras_recipes.export import export_saved_model, read_warmup_requests
-from keras_recipes.export.llama_graph import weights_nbytes
 from keras_recipes.export.saved_model import _CausalLMSignatures
-from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.rnn import build_bidirectional, build_encoder
 from keras_recipes.serving import SavedModelSession, ServingError, check_saved_model
 from keras_recipes.tokenizers import train_sentencepiece
@@ -26,24 +25,14 @@ TEXT = [
 ] * 20
 
 
-def peaky_llama(tie_embeddings: bool = False, **overrides):
-    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
-    keras.utils.set_random_seed(3)
-    config = LlamaConfig.preset("tiny", tie_embeddings=tie_embeddings, **overrides)
-    model = build_llama(config)
-    scale = model.norm.scale  # larger logits, same ranking: argmax margins grow
-    scale.assign(scale.numpy() * 6.0)
-    return model
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_sentencepiece(TEXT, vocab_size=48)
 
 
 @pytest.fixture(scope="module")
-def llama(tokenizer):
-    return peaky_llama(vocab_size=tokenizer.vocab_size, max_seq_len=64)
+def llama(tokenizer, peaky_llama):
+    return peaky_llama(vocab_size=tokenizer.vocab_size, max_seq_len=64, tie_embeddings=False)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +73,7 @@ def test_warmup_has_one_request_per_signature(export_dir):
     ]
 
 
-def test_tied_embeddings_are_stored_once(tmp_path):
+def test_tied_embeddings_are_stored_once(tmp_path, peaky_llama):
     # A naive export of a tied-embedding LLaMA stored the table twice.
     tied = peaky_llama(tie_embeddings=True, max_seq_len=32)
     version = export_saved_model(tied, tmp_path / "tied", verify=False)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
+from keras_recipes.causal_lm.graph_generate import weights_nbytes
 from keras_recipes.export import TFLiteGenerator, export_tflite
-from keras_recipes.export.llama_graph import weights_nbytes
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.rnn import build_bidirectional, build_lstm
 

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from runs import run_cli
 
+from keras_recipes.causal_lm.generation import generate_trace_count
 from keras_recipes.cli import main as cli_main
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
-from keras_recipes.llama.generate import generate_trace_count
 from keras_recipes.tokenizers import Llama2cTokenizer
-from runs import run_cli
 
 
 @pytest.fixture(scope="module")

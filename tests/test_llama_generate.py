@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_recipes.causal_lm import generation as gen
+from keras_recipes.causal_lm.generation import generate_trace_count, windows_for
 from keras_recipes.llama import LlamaConfig, build_llama
-from keras_recipes.llama import generate as gen
-from keras_recipes.llama.generate import generate_trace_count, windows_for
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,29 +5,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_recipes.export import llama_graph
-from keras_recipes.export.llama_graph import (
-    FusedDecodeStep,
+from keras_recipes.causal_lm import graph_generate
+from keras_recipes.causal_lm.graph_generate import (
     generate_in_graph,
     left_pad,
     scatter_cache_update,
 )
-from keras_recipes.llama import LlamaConfig, build_llama
+from keras_recipes.llama.fused_decode import FusedDecodeStep
 
 PROMPTS = [[5, 9, 2, 7, 30, 11], [8, 3], [40, 1, 17]]
 
 
-def peaky_llama(**overrides):
-    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
-    keras.utils.set_random_seed(5)
-    model = build_llama(LlamaConfig.preset("tiny", vocab_size=64, max_seq_len=32, **overrides))
-    model.norm.scale.assign(model.norm.scale.numpy() * 6.0)
-    return model
+def small_peaky(peaky_llama, **overrides):
+    return peaky_llama(seed=5, vocab_size=64, max_seq_len=32, **overrides)
 
 
 @pytest.fixture(scope="module", params=["interleaved", "rotate_half"])
-def llama(request):
-    return peaky_llama(rope_convention=request.param)
+def llama(request, peaky_llama):
+    return small_peaky(peaky_llama, rope_convention=request.param)
 
 
 def prefill(model, prompts):
@@ -61,7 +56,7 @@ def test_fused_step_equals_the_models_cached_call(llama):
     width = max(map(len, PROMPTS))
     tokens, key_mask, caches = prefill(llama, PROMPTS)
     step = FusedDecodeStep(llama, llama.output_kernel(), key_mask)
-    fused = step.time_major(caches)
+    fused = step.loop_caches(caches)
     rng = np.random.default_rng(0)
     for position in range(width, width + 4):
         current = tf.constant(rng.integers(1, 64, (len(PROMPTS), 1)), tf.int32)
@@ -93,18 +88,18 @@ def test_ragged_greedy_batch_equals_each_prompt_alone(llama):
 def test_fused_and_layer_by_layer_loops_agree(llama, monkeypatch):
     fused_greedy = run_graph(llama, PROMPTS, 10)
     fused_sampled = run_graph(llama, PROMPTS, 10, temperature=1.0, top_k=8, seed=4)
-    monkeypatch.setattr(llama_graph, "_fusable", lambda model: False)
+    monkeypatch.setattr(graph_generate, "fused_step", lambda *args: None)
     np.testing.assert_array_equal(run_graph(llama, PROMPTS, 10), fused_greedy)
     sampled = run_graph(llama, PROMPTS, 10, temperature=1.0, top_k=8, seed=4)
     np.testing.assert_array_equal(sampled, fused_sampled)
 
 
-def test_bfloat16_model_takes_the_layer_by_layer_loop():
+def test_bfloat16_model_takes_the_layer_by_layer_loop(peaky_llama):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = peaky_llama()
+        model = small_peaky(peaky_llama)
     finally:
         keras.config.set_dtype_policy("float32")
-    assert not llama_graph._fusable(model)
+    assert model.fused_decode_step(model.output_kernel(), None) is None
     out = run_graph(model, PROMPTS[:1], 5)
     assert out.shape == (1, len(PROMPTS[0]) + 5) and (out >= 0).all() and (out < 64).all()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_recipes.causal_lm.losses import LanguageModelLoss, fused_head_cross_entropy
 from keras_recipes.llama import LlamaConfig, build_llama
-from keras_recipes.llama.losses import LanguageModelLoss, fused_head_cross_entropy
 
 RNG = np.random.default_rng(0)
 
@@ -74,7 +74,7 @@ RNG_STEP = np.random.default_rng(5)
 
 @pytest.mark.parametrize("tie_embeddings", [True, False])
 def test_fused_train_step_updates_weights_like_keras_step(tie_embeddings, monkeypatch):
-    import keras_recipes.llama.losses as losses
+    import keras_recipes.causal_lm.losses as losses
 
     calls = []
     original = losses.fused_head_cross_entropy
@@ -94,7 +94,7 @@ def test_fused_train_step_updates_weights_like_keras_step(tie_embeddings, monkey
 
 
 def test_sample_weights_take_keras_step(monkeypatch):
-    import keras_recipes.llama.losses as losses
+    import keras_recipes.causal_lm.losses as losses
 
     def refuse(*args, **kwargs):
         raise AssertionError("the fused path must not run with sample weights")

@@ -14,8 +14,8 @@ import pytest
 from runs import run_recipe
 
 from keras_recipes import cli
+from keras_recipes.causal_lm.losses import LanguageModelLoss
 from keras_recipes.llama import LlamaConfig, build_llama, load_checkpoint
-from keras_recipes.llama.losses import LanguageModelLoss
 from keras_recipes.llama.train import RUN_FILES, check_finished_run
 
 

@@ -29,7 +29,10 @@ def test_quick_run_compares_with_gensim_and_writes_metrics(quick_run):
     )
     assert metrics["speed_ratio"] == pytest.approx(ratio)
     assert "speed ratio (ours / gensim)" in stdout
-    assert -1.0 <= metrics["unseen_reinfer_cosine"] <= 1.0
+    # Learned: 24% of the 100 documents re-inferred are nearest their own
+    # vector after the quick run's 10 epochs; after 1 epoch, 0%.
+    assert metrics["models"]["keras_recipes"]["self_similarity"] >= 0.1
+    assert "unseen_reinfer_cosine" in metrics
 
 
 def test_quick_run_saves_a_model_that_loads(quick_run):

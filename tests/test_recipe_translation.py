@@ -12,12 +12,18 @@ def run_translation(*args):
     return result.stdout
 
 
-def check_scores(row, with_bleu):
+# A --quick dates run reached 23-34% of target characters (greedy and beam, both
+# attentions); the same run stopped after one step reached 5-11%.
+LEARNED_CHAR_ACCURACY = 0.18
+
+
+def check_scores(row, with_bleu, char_accuracy_floor=None):
     for decoding in ("greedy", "beam"):
         scores = row[decoding]
-        assert 0.0 <= scores["exact_match"] <= 1.0
-        assert 0.0 <= scores["char_accuracy"] <= 1.0
+        assert {"exact_match", "char_accuracy"} <= set(scores)
         assert ("bleu" in scores) == with_bleu
+        if char_accuracy_floor is not None:
+            assert scores["char_accuracy"] >= char_accuracy_floor, (decoding, scores)
 
 
 def test_quick_dates_run_writes_metrics_heatmap_and_model(tmp_path):
@@ -25,7 +31,7 @@ def test_quick_dates_run_writes_metrics_heatmap_and_model(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["task"] == "dates" and metrics["test_pairs"] == 100
     for attention in ("bahdanau", "none"):
-        check_scores(metrics[attention], with_bleu=False)
+        check_scores(metrics[attention], with_bleu=False, char_accuracy_floor=LEARNED_CHAR_ACCURACY)
     assert (tmp_path / "attention.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "model.keras").stat().st_size > 0
     assert "bahdanau   greedy" in stdout and "none       beam" in stdout

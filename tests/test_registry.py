@@ -3,9 +3,9 @@
 import subprocess
 import sys
 
+from keras_recipes.causal_lm.losses import LanguageModelLoss
 from keras_recipes.datasets.dates import load_dates
 from keras_recipes.llama import LlamaConfig, build_llama
-from keras_recipes.llama.losses import LanguageModelLoss
 from keras_recipes.seq2seq import Seq2Seq
 
 LOAD = (

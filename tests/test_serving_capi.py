@@ -15,7 +15,6 @@ import tensorflow as tf
 from runs import run_cli
 
 from keras_recipes.export import export_saved_model, write_warmup_requests
-from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.serving import SavedModelSession, ServingError, check_saved_model
 from keras_recipes.serving.check import replay_in_fresh_process
 from keras_recipes.tokenizers import train_sentencepiece
@@ -25,14 +24,6 @@ TEXT = [
     "the dog ran to the park and played with a red ball all day long",
     "a little girl found a shiny stone and showed it to her mother",
 ] * 20
-
-
-def peaky_llama(**overrides):
-    """A tiny LLaMA whose logits are well apart, so no argmax is decided by rounding."""
-    keras.utils.set_random_seed(3)
-    model = build_llama(LlamaConfig.preset("tiny", **overrides))
-    model.norm.scale.assign(model.norm.scale.numpy() * 6.0)
-    return model
 
 
 def keras_answer(model, tokenizer, name, inputs):
@@ -63,7 +54,7 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def llama(tokenizer):
+def llama(tokenizer, peaky_llama):
     return peaky_llama(vocab_size=tokenizer.vocab_size, max_seq_len=64, tie_embeddings=False)
 
 
@@ -158,7 +149,7 @@ def test_not_a_saved_model_and_no_warmups_are_clear_errors(export_dir, tmp_path)
         check_saved_model(bare)
 
 
-def test_mixed_bfloat16_and_tied_llamas_answer_through_the_c_api(tmp_path):
+def test_mixed_bfloat16_and_tied_llamas_answer_through_the_c_api(tmp_path, peaky_llama):
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
         mixed = peaky_llama(vocab_size=64, max_seq_len=32)

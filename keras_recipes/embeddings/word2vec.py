@@ -66,8 +66,8 @@ from keras_recipes.embeddings.vectors import _top as _top_rows
 
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
-# and scatters stay in the CPU's caches (2.3x faster per pair than one
-# 16,384-pair slice, measured at vector_size 100), and consecutive slices
+# and scatters stay in the CPU's caches (faster per pair than one
+# 16,384-pair slice: benchmarks/word2vec_bench.py), and consecutive slices
 # see each other's updates, closer to word-by-word SGD.
 SUB_BATCH_PAIRS = 512
 
@@ -185,8 +185,8 @@ def use_word2vec_threads(workers: int) -> bool:
     """Sets TensorFlow's thread pools for `Word2Vec` training: `workers` one-thread ops.
 
     An XLA training step is a serial loop over small slices: splitting each
-    op over threads only adds synchronisation (10.5 vs 7.3 ms per 16,384
-    pairs on two cores), so `Word2Vec(workers=N)` runs whole steps side by
+    op over threads only adds synchronisation (slower per pair on two
+    cores), so `Word2Vec(workers=N)` runs whole steps side by
     side instead, and is fastest with one thread per op and `N` ops at once.
     The pools belong to the whole process (every TensorFlow op in it), so
     `Word2Vec` never sets them itself: call this first, before anything

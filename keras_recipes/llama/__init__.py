@@ -1,6 +1,9 @@
-"""LLaMA in Keras: config and presets, model builder, KV-cached generation,
-and import/export of llama2.c and Hugging Face checkpoints."""
+"""LLaMA in Keras: config and presets, the model, its fast paths (fused
+decode step, TFLite functions, int8/bfloat16 decoding), and import/export
+of llama2.c and Hugging Face checkpoints. Generation, sampling and the fused
+training loss are `keras_recipes.causal_lm`'s, shared with every family."""
 
+from keras_recipes.causal_lm.losses import LanguageModelLoss  # registered for load_model
 from keras_recipes.llama.checkpoints import (
     CheckpointError,
     load_checkpoint,
@@ -10,8 +13,9 @@ from keras_recipes.llama.checkpoints import (
     save_hf,
     save_llama2c,
 )
-from keras_recipes.llama.losses import LanguageModelLoss  # registered for load_model
-from keras_recipes.llama.model import PRESETS, LlamaConfig, LlamaModel, build_llama
+from keras_recipes.llama.config import LlamaConfig
+from keras_recipes.llama.model import LlamaModel, build_llama
+from keras_recipes.llama.presets import PRESETS
 from keras_recipes.llama.quantize import QuantizedLlama, quantize_for_decoding
 
 __all__ = [

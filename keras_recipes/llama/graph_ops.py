@@ -1,6 +1,6 @@
 """The layers' arithmetic as plain TensorFlow ops, for the fused decoding steps.
 
-`export.llama_graph.FusedDecodeStep` (the float32 SavedModel's decode step)
+`llama.fused_decode.FusedDecodeStep` (the float32 SavedModel's decode step)
 and `llama.quantize.QuantizedLlama` (1- and 2-byte weights) restate
 `LlamaModel`'s forward pass outside Keras; the pieces they share live here,
 each equal to the layer it names (the tests of both hold them to `call`).
@@ -13,9 +13,16 @@ import tensorflow as tf
 from keras_recipes.layers.rotary_embedding import rope_inverse_frequencies
 
 
-def rms_norm(x, scale, epsilon):
-    """`RMSNorm`'s arithmetic, op for op."""
-    return x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon) * scale
+def rms_norm(x, scale, epsilon, scale_with_rms: bool = False):
+    """`RMSNorm`'s arithmetic, op for op.
+
+    `scale_with_rms=True` multiplies `x` once by `rms * scale` instead: the
+    TFLite converter folds a constant MUL right before a matmul into a scaled
+    copy of that matmul's weights, which for a tied head would store the
+    embedding table twice.
+    """
+    rms = tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=-1, keepdims=True) + epsilon)
+    return x * (rms * scale) if scale_with_rms else x * rms * scale
 
 
 def update_cache_slice(cache, value, begin, end, axis=1):

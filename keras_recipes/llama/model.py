@@ -1,246 +1,29 @@
-"""LLaMA: the configuration, the presets, and the whole forward pass.
+"""LLaMA: the whole forward pass.
 
-Read top to bottom: `LlamaConfig` (the hyper-parameters, validated),
-`PRESETS` (the real shapes), `LlamaModel` (embedding -> n_layers x
-`LlamaBlock` -> RMSNorm -> output projection) and `build_llama`. The layers
-live in `keras_recipes.layers`; KV-cached decoding in `generate.py`.
+Read top to bottom: `LlamaModel` (embedding -> n_layers x `LlamaBlock` ->
+RMSNorm -> output projection) and `build_llama`. The hyper-parameters are
+`LlamaConfig` (`config.py`, presets in `presets.py`); the layers live in
+`keras_recipes.layers`; KV-cached decoding, sampling and the fused training
+loss are shared by every family in `keras_recipes.causal_lm`.
 Paper: [LLaMA](https://arxiv.org/abs/2302.13971),
 [Llama 2](https://arxiv.org/abs/2307.09288),
 [Llama 3](https://arxiv.org/abs/2407.21783).
 """
 
-import dataclasses
-
 import keras
 from keras import ops
 
-from keras_recipes.layers import LlamaBlock, RMSNorm, llama_hidden_dim
-from keras_recipes.layers.rotary_embedding import CONVENTIONS
-from keras_recipes.llama.losses import FusedTrainStep
+from keras_recipes.causal_lm import CausalLM
+from keras_recipes.layers import LlamaBlock, RMSNorm
+from keras_recipes.llama import fused_decode, quantize, tflite_functions
+from keras_recipes.llama.config import LlamaConfig
+from keras_recipes.llama.presets import PRESETS
 
-_ROPE_SCALING_KEYS = (
-    "factor",
-    "low_freq_factor",
-    "high_freq_factor",
-    "original_max_position_embeddings",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class LlamaConfig:
-    """Hyper-parameters of a LLaMA model (names as in Meta's `ModelArgs`).
-
-    Args:
-        vocab_size: int, number of token ids.
-        dim: int, model width.
-        n_layers: int, number of `LlamaBlock`s.
-        n_heads: int, query heads; must divide `dim`, `dim / n_heads` even.
-        n_kv_heads: int or None (= `n_heads`); must divide `n_heads`.
-        hidden_dim: int or None. SwiGLU width; None applies LLaMA's rule
-            (2/3 * 4 * dim, times `ffn_dim_multiplier`, rounded up to
-            `multiple_of`).
-        max_seq_len: int, context length (KV cache size).
-        rope_theta: float, RoPE base (10000; 500000 for Llama 3).
-        norm_eps: float, RMSNorm epsilon.
-        tie_embeddings: bool, whether the output projection reuses the
-            token embedding matrix (llama2.c's stories models, Llama 3.2).
-        multiple_of: int, default 256, see `hidden_dim`.
-        ffn_dim_multiplier: float or None, see `hidden_dim`.
-        rope_scaling: dict or None, Llama 3.1 RoPE scaling (keys `factor`,
-            `low_freq_factor`, `high_freq_factor`,
-            `original_max_position_embeddings`).
-        rope_convention: `"interleaved"` (Meta, llama2.c) or
-            `"rotate_half"` (Hugging Face checkpoints).
-        dropout: float in [0, 1), training-time dropout.
-
-    Examples:
-
-    >>> cfg = LlamaConfig.preset("llama2-7b")
-    >>> cfg.num_parameters()
-    6738415616
-    >>> LlamaConfig.preset("tiny", vocab_size=1000).vocab_size
-    1000
-    """
-
-    vocab_size: int = 32000
-    dim: int = 4096
-    n_layers: int = 32
-    n_heads: int = 32
-    n_kv_heads: int | None = None
-    hidden_dim: int | None = None
-    max_seq_len: int = 2048
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    tie_embeddings: bool = False
-    multiple_of: int = 256
-    ffn_dim_multiplier: float | None = None
-    rope_scaling: dict | None = None
-    rope_convention: str = "interleaved"
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        for name in ("vocab_size", "dim", "n_layers", "n_heads", "max_seq_len", "multiple_of"):
-            _require(getattr(self, name), name, "a positive int", lambda v: _is_int(v) and v > 0)
-        if self.n_kv_heads is None:
-            object.__setattr__(self, "n_kv_heads", self.n_heads)
-        _require(self.n_kv_heads, "n_kv_heads", "a positive int", lambda v: _is_int(v) and v > 0)
-        if self.hidden_dim is not None:
-            _require(
-                self.hidden_dim,
-                "hidden_dim",
-                "a positive int or None",
-                lambda v: _is_int(v) and v > 0,
-            )
-        if self.dim % self.n_heads:
-            raise ValueError(
-                f"LlamaConfig: dim ({self.dim}) must be divisible by n_heads ({self.n_heads})."
-            )
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(
-                f"LlamaConfig: n_heads ({self.n_heads}) must be divisible by "
-                f"n_kv_heads ({self.n_kv_heads})."
-            )
-        if self.head_dim % 2:
-            raise ValueError(
-                f"LlamaConfig: head_dim = dim / n_heads = {self.head_dim} must be even "
-                "(RoPE rotates feature pairs); change dim or n_heads."
-            )
-        _require(self.rope_theta, "rope_theta", "a number > 0", lambda v: v > 0)
-        _require(self.norm_eps, "norm_eps", "a number > 0", lambda v: v > 0)
-        _require(self.dropout, "dropout", "in [0, 1)", lambda v: 0 <= v < 1)
-        if self.ffn_dim_multiplier is not None:
-            _require(self.ffn_dim_multiplier, "ffn_dim_multiplier", "> 0 or None", lambda v: v > 0)
-        if self.rope_convention not in CONVENTIONS:
-            raise ValueError(
-                f"LlamaConfig: rope_convention must be one of {CONVENTIONS}, "
-                f"got {self.rope_convention!r}."
-            )
-        if self.rope_scaling is not None:
-            missing = [k for k in _ROPE_SCALING_KEYS if k not in self.rope_scaling]
-            if missing:
-                raise ValueError(
-                    f"LlamaConfig: rope_scaling is missing {missing}; it needs all of "
-                    f"{list(_ROPE_SCALING_KEYS)} (or None for no scaling)."
-                )
-            object.__setattr__(
-                self, "rope_scaling", {k: self.rope_scaling[k] for k in _ROPE_SCALING_KEYS}
-            )
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.n_heads
-
-    @property
-    def ffn_hidden_dim(self) -> int:
-        """The SwiGLU width actually used (explicit or by LLaMA's rule)."""
-        if self.hidden_dim is not None:
-            return self.hidden_dim
-        return llama_hidden_dim(self.dim, self.multiple_of, self.ffn_dim_multiplier)
-
-    def num_parameters(self) -> int:
-        """Exact count of trainable parameters, without building the model."""
-        kv_dim = self.n_kv_heads * self.head_dim
-        attention = 2 * self.dim * self.dim + 2 * self.dim * kv_dim  # wq, wo, wk, wv
-        block = attention + 3 * self.dim * self.ffn_hidden_dim + 2 * self.dim  # + w1-3, 2 norms
-        embeddings = self.vocab_size * self.dim * (1 if self.tie_embeddings else 2)
-        return embeddings + self.n_layers * block + self.dim  # + final norm
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, config: dict) -> "LlamaConfig":
-        unknown = set(config) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"LlamaConfig: unknown fields {sorted(unknown)}.")
-        return cls(**config)
-
-    def replace(self, **changes) -> "LlamaConfig":
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
-    @staticmethod
-    def presets() -> list[str]:
-        """Names accepted by `LlamaConfig.preset`."""
-        return list(PRESETS)
-
-    @classmethod
-    def preset(cls, name: str, **overrides) -> "LlamaConfig":
-        """The config of a published model, optionally with fields changed."""
-        if name not in PRESETS:
-            raise ValueError(
-                f"LlamaConfig: unknown preset {name!r}; choose one of {list(PRESETS)}."
-            )
-        return cls(**{**PRESETS[name], **overrides})
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _require(value, field, rule, check):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not check(value):
-        raise ValueError(f"LlamaConfig: {field} must be {rule}, got {value!r}.")
-
-
-_LLAMA_7B = dict(vocab_size=32000, dim=4096, n_layers=32, n_heads=32, hidden_dim=11008)
-_LLAMA3 = dict(vocab_size=128256, n_kv_heads=8, rope_theta=500000.0, rope_convention="rotate_half")
-PRESETS = {
-    # LLaMA 1 (Touvron et al. 2023, table 2): 2K context, eps 1e-6.
-    "llama-7b": dict(_LLAMA_7B, max_seq_len=2048, norm_eps=1e-6),
-    # Llama 2: 4K context.
-    "llama2-7b": dict(_LLAMA_7B, max_seq_len=4096),
-    "llama2-13b": dict(
-        vocab_size=32000, dim=5120, n_layers=40, n_heads=40, hidden_dim=13824, max_seq_len=4096
-    ),
-    # Llama 3 / 3.2 (as published on the Hugging Face hub, hence rotate_half).
-    "llama3-8b": dict(
-        _LLAMA3, dim=4096, n_layers=32, n_heads=32, hidden_dim=14336, max_seq_len=8192
-    ),
-    "llama3.2-1b": dict(
-        _LLAMA3,
-        dim=2048,
-        n_layers=16,
-        n_heads=32,
-        hidden_dim=8192,
-        max_seq_len=131072,
-        tie_embeddings=True,
-        rope_scaling=dict(
-            factor=32.0,
-            low_freq_factor=1.0,
-            high_freq_factor=4.0,
-            original_max_position_embeddings=8192,
-        ),
-    ),
-    # llama2.c's TinyStories models (Karpathy).
-    "stories15M": dict(
-        vocab_size=32000,
-        dim=288,
-        n_layers=6,
-        n_heads=6,
-        hidden_dim=768,
-        max_seq_len=256,
-        tie_embeddings=True,
-    ),
-    "stories260K": dict(
-        vocab_size=512,
-        dim=64,
-        n_layers=5,
-        n_heads=8,
-        n_kv_heads=4,
-        hidden_dim=172,
-        max_seq_len=512,
-        tie_embeddings=True,
-    ),
-    # For tests and quick recipes: builds and runs in well under a second.
-    "tiny": dict(
-        vocab_size=512, dim=64, n_layers=2, n_heads=4, n_kv_heads=2, hidden_dim=192, max_seq_len=256
-    ),
-}
+__all__ = ["PRESETS", "LlamaConfig", "LlamaModel", "build_llama"]
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
-class LlamaModel(FusedTrainStep, keras.Model):
+class LlamaModel(CausalLM, keras.Model):
     """A LLaMA decoder: int32 token ids `(B, T)` -> float32 logits `(B, T, vocab)`.
 
     Build it with `build_llama(config)`. Layer names are Meta's and
@@ -267,19 +50,21 @@ class LlamaModel(FusedTrainStep, keras.Model):
       and keras-hub's Llama, `tests/test_llama_model.py::test_logits_match_keras_hub_on_the_same_checkpoint`,
       and with the export's scatter cache write (`cache_update=`, the SavedModel
       graph without XLA): `tests/test_llama_graph.py::test_fused_and_layer_by_layer_loops_agree`;
-    - `FusedDecodeStep` (`keras_recipes/export/llama_graph.py`, the SavedModel's
+    - `FusedDecodeStep` (`keras_recipes/llama/fused_decode.py`, the SavedModel's
       decode step): `tests/test_llama_graph.py::test_fused_step_equals_the_models_cached_call`;
-    - TFLite's prefill/decode functions (`keras_recipes/export/tflite`):
+    - TFLite's prefill/decode functions (`keras_recipes/llama/tflite_functions.py`):
       `tests/test_export_tflite.py::test_teacher_forced_float32_logits_match_keras`;
-    - the fused head + cross-entropy of training (`keras_recipes/llama/losses.py`):
+    - the fused head + cross-entropy of training (`keras_recipes/causal_lm/losses.py`):
       `tests/test_llama_losses.py::test_fused_equals_logits_then_cross_entropy`.
     - `QuantizedLlama` (`keras_recipes/llama/quantize.py`, int8 / bfloat16
       weights for decoding): equal to `call` on the weights int8 stands for,
       `tests/test_quantize.py::test_int8_forward_pass_equals_call_on_the_dequantized_weights`,
       and within bfloat16 error, `tests/test_quantize.py::test_bfloat16_logits_within_bfloat16_error`.
 
-    It is a causal LM in the sense of `keras_recipes.causal_lm`
-    (`call_with_cache`, `init_caches`, `output_kernel`, `config`).
+    It is a causal LM in the sense of `keras_recipes.causal_lm.protocol`
+    (`call_with_cache`, `init_caches`, `output_kernel`, `config`), with the
+    optional hooks `fused_decode_step`, `tflite_functions` and
+    `quantized_for_export` below.
 
     Examples:
 
@@ -413,33 +198,20 @@ class LlamaModel(FusedTrainStep, keras.Model):
             return ops.cast(ops.matmul(x, ops.transpose(embeddings)), "float32")
         return ops.cast(self.output_projection(x), "float32")
 
-    def generate(
-        self,
-        prompt_ids,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int = 0,
-        callback=None,
-    ):
-        """Continue prompts with KV-cached decoding; see `keras_recipes.llama.generate`."""
-        from keras_recipes.llama.generate import generate
+    # Optional protocol hooks: LLaMA's fast paths (keras_recipes.causal_lm.protocol).
+    def fused_decode_step(self, output_kernel, key_mask):
+        """`FusedDecodeStep` for the SavedModel's in-graph loop, or None if not float32."""
+        if not fused_decode.fusable(self):
+            return None
+        return fused_decode.FusedDecodeStep(self, output_kernel, key_mask)
 
-        return generate(
-            self,
-            prompt_ids,
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
-            eos_id=eos_id,
-            pad_id=pad_id,
-            callback=callback,
-        )
+    def tflite_functions(self, prefill_len: int) -> dict:
+        """The `prefill` / `decode` functions `export_tflite` converts."""
+        return tflite_functions.llama_functions(self, prefill_len)
+
+    def quantized_for_export(self, weights: str):
+        """The `QuantizedLlama` that `export_saved_model(..., weights=)` serves."""
+        return quantize.quantize_for_decoding(self, weights)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}

@@ -6,7 +6,7 @@ when the matmul reads them as they are, and TensorFlow has no core matmul
 that reads int8 weights with float activations: dequantising to float32 at
 every step reads and writes more bytes than float32 does (why Keras's
 `model.quantize("int8")` decodes no faster; dequantising in L2-sized tiles
-gets 0.74x float32's time per 768x2048 product, 0.39x per 768x32000),
+helps, see README's Performance section),
 oneDNN's `QuantizedMatMulWithBiasAndDequantize` builds a new kernel for
 every new input range, and XLA's fused `sum(convert(w) * x)` does not
 vectorise (`benchmarks/quantize_bench.py` times every form tried). So:
@@ -38,7 +38,7 @@ embeddings it is the output head too.
 The result, `QuantizedLlama`, is a causal LM in the sense of
 `keras_recipes.causal_lm` (`call_with_cache`, `init_caches`,
 `output_kernel`, `config`), decodes like the float model
-(`.generate(prompt_ids, max_new_tokens, temperature, top_k, top_p,
+(`.generate(prompt_ids, max_new_tokens, temperature=..., top_k=..., top_p=...,
 seed)`, the same sampler) and exports with
 `export_saved_model(model, path, weights="int8")`. Its forward pass is
 written with plain TensorFlow ops and runs without XLA (TF Serving runs
@@ -55,11 +55,14 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from keras_recipes.causal_lm.generation import check_prompts, windows_for
+from keras_recipes.causal_lm.graph_generate import generate_in_graph
+from keras_recipes.causal_lm.settings import GenerationConfig
 from keras_recipes.hardware import has_fast_bfloat16
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
+from keras_recipes.llama.config import LlamaConfig
 from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
 
-WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
 # Dequantising tiles of at most this many weights keeps each float32 tile in L2.
 _TILE_WEIGHTS = 1 << 18
 # Logits oneDNN's bfloat16 matmul gives (rounded to bfloat16) that are recomputed in float32.
@@ -121,7 +124,7 @@ class _Matrix:
             if bfloat16_kernel() != "onednn":
                 return self._dequantize(self.weight)
             # `value + 128` minus 128 wraps, in uint8, to the value's int8 bits:
-            # 2.4x faster than `Dequantize` to float32 and a cast.
+            # fewer bytes moved than `Dequantize` to float32 and a cast.
             return tf.cast(tf.bitcast(self.weight - 128, tf.int8), tf.bfloat16)
         # Read once, before the loop: a variable read inside the loop body
         # copied the whole matrix at every step (15% of a bfloat16 step).
@@ -134,7 +137,7 @@ class _Matrix:
             weight = self.weight if working is None else working
             if weight.dtype == tf.bfloat16:
                 # `weight @ x.T`: oneDNN's bfloat16 matmul reads a (out, in)
-                # left operand at 1.3x the rate of the `x @ weight.T` form.
+                # left operand faster than the `x @ weight.T` form.
                 product = tf.matmul(weight, tf.cast(x, tf.bfloat16), transpose_b=True)
                 out = tf.transpose(tf.cast(product, tf.float32))
             else:
@@ -180,7 +183,7 @@ class QuantizedLlama(tf.Module):
     `LlamaModel.generate` does, with the same sampler, in one TensorFlow
     graph run by TensorFlow's kernels (the graph the SavedModel's `generate`
     signature holds). Greedy decoding is deterministic; sampled draws are
-    TensorFlow's, not XLA's (see `keras_recipes.llama.sampling`).
+    TensorFlow's, not XLA's (see `keras_recipes.causal_lm.sampling`).
 
     Its forward pass restates `LlamaModel.call` on the stored weights:
     q, k, v as one matrix and w1, w3 as another; RoPE as `x * cos +
@@ -299,8 +302,8 @@ class QuantizedLlama(tf.Module):
     def kept_copies(self) -> dict:
         """The working copies `generate` multiplies, made on its first call and kept.
 
-        Converting every matrix reads and writes all of them (about 60 ms
-        at the stories110M shape, two decode steps), so `generate` in this
+        Converting every matrix reads and writes all of them (the time of
+        a few decode steps), so `generate` in this
         process does it once, not per call: an int8 model then also holds
         a bfloat16 copy of its matrices (2 bytes per weight; a bfloat16
         model's copies are its own weights). An exported SavedModel converts per request
@@ -459,30 +462,30 @@ class QuantizedLlama(tf.Module):
     def generate(
         self,
         prompt_ids,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int = 0,
+        max_new_tokens: int | None = None,
+        *,
+        settings: GenerationConfig | None = None,
+        **controls,
     ) -> np.ndarray:
         """Continue prompts as `LlamaModel.generate` does (same arguments, same sampler).
 
         The whole KV-cached loop runs in one TensorFlow graph
-        (`keras_recipes.export.llama_graph.generate_in_graph`), traced once
+        (`keras_recipes.causal_lm.graph_generate.generate_in_graph`), traced once
         per cache size (256, 512, ... up to the context, as `generate`'s
-        windows). After `eos_id` a sequence is filled with `pad_id`.
+        windows). After a stop id a sequence is filled with `pad_id`.
+        The settings are `keras_recipes.causal_lm.GenerationConfig`'s.
 
         Returns:
             np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
             included (shorter ones left-padded with `pad_id`).
         """
-        from keras_recipes.llama.generate import _check_inputs, windows_for
-
-        prompts = _check_inputs(
-            self, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+        if max_new_tokens is not None:
+            controls["max_new_tokens"] = max_new_tokens
+        settings = GenerationConfig.of(settings, **controls)
+        prompts = check_prompts(
+            prompt_ids, settings, self.config.vocab_size, self.config.max_seq_len
         )
+        max_new_tokens, pad_id, seed = settings.max_new_tokens, settings.pad_id, settings.seed
         longest = max(len(p) for p in prompts)
         ids = np.zeros((len(prompts), longest), np.int32)
         for row, prompt in zip(ids, prompts, strict=True):
@@ -501,17 +504,16 @@ class QuantizedLlama(tf.Module):
                 tf.constant(ids),
                 tf.constant([len(p) for p in prompts], tf.int32),
                 tf.constant(int(max_new_tokens)),
-                tf.constant(float(temperature)),
-                tf.constant(0 if top_k is None else int(top_k)),
-                tf.constant(1.0 if top_p is None else float(top_p)),
+                tf.constant(float(settings.temperature)),
+                tf.constant(0 if settings.top_k is None else int(settings.top_k)),
+                tf.constant(1.0 if settings.top_p is None else float(settings.top_p)),
                 tf.constant(int(seed) % (2**31 - 1)),
             ).numpy()
         for row, prompt in zip(out, prompts, strict=True):
             row[: longest - len(prompt)] = pad_id
-            if eos_id is not None:
-                ends = np.flatnonzero(row[longest:] == eos_id)
-                if len(ends):
-                    row[longest + ends[0] + 1 :] = pad_id
+            ends = np.flatnonzero(np.isin(row[longest:], settings.stop_ids))
+            if len(ends):
+                row[longest + ends[0] + 1 :] = pad_id
         return np.ascontiguousarray(out, np.int32)
 
 
@@ -528,8 +530,6 @@ class _Windowed:
 
 
 def _generate_function(model: QuantizedLlama, window: int):
-    from keras_recipes.export.llama_graph import generate_in_graph
-
     windowed = _Windowed(model, window)
     scalar = tf.TensorSpec([], tf.int32)
 
@@ -588,13 +588,11 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
     >>> tuple(small(np.zeros((1, 3), "int32")).shape)
     (1, 3, 512)
     """
-    from keras_recipes.llama.model import LlamaModel
-
     if weights not in ("int8", "bfloat16"):
         raise ValueError(
             f"quantize_for_decoding: weights must be 'int8' or 'bfloat16', got {weights!r}."
         )
-    if not isinstance(model, LlamaModel):
+    if not (isinstance(getattr(model, "config", None), LlamaConfig) and hasattr(model, "blocks")):
         raise ValueError(
             f"quantize_for_decoding: expected a LlamaModel, got {type(model).__name__}; "
             "other causal LMs are not supported (their forward pass is not restated here)."

@@ -60,7 +60,7 @@ import numpy as np
 
 from keras_recipes.hardware import resolve_precision
 
-# The default run: README's main job, 3 min 4 s on 2 CPU cores (2026-11-30).
+# The default run: README's main job (its time is in README).
 DEFAULTS = dict(
     corpus_name="lee_background",
     epochs=10,
@@ -118,8 +118,8 @@ def training_precision(precision: str):
 
     Under `"mixed_bfloat16"` the weights stay float32 and matrix products run
     in bfloat16 (RMSNorm, softmax and the loss stay float32): on CPUs with
-    AVX512-BF16 or AMX a LLaMA trains about 1.5x faster
-    (`benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
+    AVX512-BF16 or AMX a LLaMA trains faster (README's Performance section;
+    `benchmarks/llama_bench.py --train-modes fp32 bf16`, which also prints
     both loss curves), on CPUs without them it is slower than float32.
     `"auto"` picks by the CPU (`keras_recipes.hardware.resolve_precision`).
     """
@@ -235,7 +235,7 @@ def language_model_loss() -> keras.losses.Loss:
     A `LanguageModelLoss`: `LlamaModel.train_step` computes it fused with
     the output head, without the whole logits tensor.
     """
-    from keras_recipes.llama.losses import LanguageModelLoss
+    from keras_recipes.causal_lm.losses import LanguageModelLoss
 
     return LanguageModelLoss()
 

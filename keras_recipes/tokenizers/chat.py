@@ -30,6 +30,13 @@ SPECIAL_TOKEN_KEYS = (
 )
 
 
+def token_content(value) -> str | None:
+    """A token as tokenizer_config.json gives it: a string or `{"content": ...}`."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
 def template_from_config(config: Mapping, name: str | None = None) -> str | None:
     """The chat template of a `tokenizer_config.json` dict, or None.
 
@@ -132,8 +139,6 @@ class ChatTemplate:
     @classmethod
     def from_config(cls, config: Mapping, name: str | None = None) -> ChatTemplate | None:
         """The template of a `tokenizer_config.json` dict (None when it has none)."""
-        from keras_recipes.tokenizers.huggingface import token_content
-
         template = template_from_config(config, name)
         if template is None:
             return None

@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from keras_recipes.tokenizers.chat import template_from_config, token_content
+
 # Names a tokenizer.json uses for its begin / end token when no
 # tokenizer_config.json says (Llama 3, SentencePiece-derived, GPT-2-style).
 _BOS_NAMES = ("<|begin_of_text|>", "<s>")
@@ -44,13 +46,6 @@ def read_tokenizer_config(folder: str | os.PathLike) -> dict:
     if not config.get("chat_template") and jinja.is_file():
         config["chat_template"] = jinja.read_text(encoding="utf-8")
     return config
-
-
-def token_content(value) -> str | None:
-    """A token as tokenizer_config.json gives it: a string or `{"content": ...}`."""
-    if isinstance(value, dict):
-        value = value.get("content")
-    return value if isinstance(value, str) else None
 
 
 class TokenizerJson:
@@ -120,8 +115,6 @@ class TokenizerJson:
     @property
     def chat_template(self) -> str | None:
         """The template of `tokenizer_config.json` (None when it has none)."""
-        from keras_recipes.tokenizers.chat import template_from_config
-
         return template_from_config(self.config)
 
     def token_to_id(self, token: str) -> int | None:
@@ -150,6 +143,45 @@ class TokenizerJson:
         drop = self.special_ids if skip_special_tokens else {self.bos_id, self.eos_id}
         ids = [int(i) for i in ids if int(i) not in drop]
         return self._tokenizer.decode(ids, skip_special_tokens=False)
+
+
+def folder_stop_ids(folder: str | os.PathLike) -> tuple[int, ...]:
+    """The stop ids a Hugging Face folder declares: `eos_token_id` (an int or
+    a list) of `generation_config.json`, then of `config.json`.
+
+    Llama 3 Instruct lists `[128001, 128008, 128009]` there (end of text,
+    end of message, end of turn); generation must stop on each.
+    """
+    folder = Path(folder)
+    ids = []
+    for name in ("generation_config.json", "config.json"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            value = json.loads(path.read_text(encoding="utf-8")).get("eos_token_id")
+        except (json.JSONDecodeError, AttributeError):
+            raise ValueError(f"{path}: not a JSON object; eos_token_id cannot be read.") from None
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if item is None:
+                continue
+            if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+                raise ValueError(
+                    f"{path}: eos_token_id holds {item!r}; it must be an id or a list of ids."
+                )
+            ids.append(item)
+    return tuple(dict.fromkeys(ids))
+
+
+def stop_ids_of(tokenizer) -> tuple[int, ...]:
+    """A tokenizer's end id followed by the stop ids of its folder
+    (`folder_stop_ids`), each once."""
+    ids = [tokenizer.eos_id] if getattr(tokenizer, "eos_id", None) is not None else []
+    path = getattr(tokenizer, "path", None)
+    if path is not None:
+        ids += folder_stop_ids(Path(path).parent)
+    return tuple(dict.fromkeys(ids))
 
 
 # The name this class had when keras-hub's BytePairTokenizer read the file.

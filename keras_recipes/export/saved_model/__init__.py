@@ -28,11 +28,11 @@ import tensorflow as tf
 
 from keras_recipes._io import _fsync_path
 from keras_recipes.causal_lm import is_causal_lm
+from keras_recipes.causal_lm.protocol import WEIGHT_DTYPES
 from keras_recipes.export.saved_model.causal_lm import _CausalLMSignatures, _tokenizer_proto
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT
 from keras_recipes.export.saved_model.keras_models import _KerasSignatures
 from keras_recipes.export.saved_model.vectors import _VectorSignatures
-from keras_recipes.llama.quantize import WEIGHT_DTYPES, quantize_for_decoding
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -155,7 +155,7 @@ def export_saved_model(
       `(B, T, vocab)`); `generate` (`token_ids`, and per-row
       `max_new_tokens`, `temperature` (0: greedy), `top_k` (0: off), `top_p`
       (1.0: off), `seed`, all rows of one request holding the same values,
-      sampled by `keras_recipes.llama.sampling` -> `token_ids` `(B, T + N)`),
+      sampled by `keras_recipes.causal_lm.sampling` -> `token_ids` `(B, T + N)`),
       running the KV-cached loop inside the graph; with a `tokenizer`,
       `generate_text` (string `prompt` and the same controls -> string
       `text`, the prompt and its continuation decoded together), tokenized
@@ -238,7 +238,13 @@ def export_saved_model(
                 f"export_saved_model: weights={weights!r} decodes without XLA; "
                 "drop jit_compile=True."
             )
-        model = quantize_for_decoding(model, weights)
+        if not hasattr(model, "quantized_for_export"):
+            raise ValueError(
+                f"export_saved_model: weights={weights!r} needs a model that offers "
+                f"quantized_for_export (LLaMA does); {type(model).__name__} does not. "
+                "Export it with weights='float32'."
+            )
+        model = model.quantized_for_export(weights)
     signatures = _signatures_for(model, tokenizer, labels, example_prompt, jit_compile)
     base_dir.mkdir(parents=True, exist_ok=True)
     version = _next_version(base_dir) if version is None else int(version)

@@ -1,7 +1,7 @@
 """The signatures of a causal LM: `serving_default`, `generate`, `generate_text`.
 
 `_CausalLMSignatures` builds the `tf.function`s (the KV-cached loop runs
-in-graph through `keras_recipes.export.llama_graph`), their warm-up
+in-graph through `keras_recipes.causal_lm.graph_generate`), their warm-up
 examples and their oracle (`generate()` on the Keras model).
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes.export import llama_graph
+from keras_recipes.causal_lm import graph_generate
+from keras_recipes.causal_lm.generation import generate
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT, _tf_variables
-from keras_recipes.llama.generate import generate
 
 
 def _tokenizer_proto(tokenizer):
@@ -63,8 +63,8 @@ class _CausalLMSignatures:
     def functions(self) -> dict:
         model = self.model
         vocab_size = model.config.vocab_size
-        # quantize_for_decoding's models convert their weights once per loop.
-        decoding = model.decoding if _is_quantized(model) else contextlib.nullcontext
+        # Quantized models (`quantized_for_export`) convert their weights once per loop.
+        decoding = getattr(model, "decoding", contextlib.nullcontext)
 
         @tf.function(
             input_signature=[tf.TensorSpec([None, None], tf.int32, name="token_ids")],
@@ -86,7 +86,7 @@ class _CausalLMSignatures:
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             with decoding():
-                out = llama_graph.generate_in_graph(
+                out = graph_generate.generate_in_graph(
                     model, token_ids, lengths, *controls, jit_compile=self.jit_compile
                 )
             return {"token_ids": out}
@@ -114,10 +114,10 @@ class _CausalLMSignatures:
         def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
             controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
             ids = tf.cast(sp.tokenize(prompt), tf.int32)
-            padded, lengths = llama_graph.left_pad(ids)
+            padded, lengths = graph_generate.left_pad(ids)
             padded = _checked_token_ids(padded, vocab_size)
             with decoding():
-                out = llama_graph.generate_in_graph(
+                out = graph_generate.generate_in_graph(
                     model, padded, lengths, *controls, jit_compile=self.jit_compile
                 )
             new = out[:, tf.shape(padded)[1] :]
@@ -141,7 +141,7 @@ class _CausalLMSignatures:
         vocab_size = model.config.vocab_size
         graph = GraphTokenizer(tokenizer, vocab_size=vocab_size)
         self.graph_tokenizer = graph
-        bos_id, eos_id = tokenizer.bos_id, tokenizer.eos_id
+        bos_id, stop_ids = tokenizer.bos_id, self.stop_ids()
 
         @tf.function(
             input_signature=[tf.TensorSpec([None], tf.string, name="prompt"), *control_specs],
@@ -152,22 +152,35 @@ class _CausalLMSignatures:
             ids = graph.tokenize(prompt)
             if bos_id is not None:
                 ids = _with_bos(ids, bos_id)
-            padded, lengths = llama_graph.left_pad(ids)
+            padded, lengths = graph_generate.left_pad(ids)
             padded = _checked_token_ids(padded, vocab_size)
             with decoding():
-                out = llama_graph.generate_in_graph(
-                    model, padded, lengths, *controls, jit_compile=self.jit_compile
+                out = graph_generate.generate_in_graph(
+                    model,
+                    padded,
+                    lengths,
+                    *controls,
+                    jit_compile=self.jit_compile,
+                    stop_ids=stop_ids,
                 )
             new = out[:, tf.shape(padded)[1] :]
-            if eos_id is not None:
-                before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
-                new = tf.ragged.boolean_mask(new, before_eos)
-            else:
-                new = tf.RaggedTensor.from_tensor(new)
+            stopped = tf.zeros_like(new, tf.bool)
+            for stop_id in stop_ids:
+                stopped |= tf.equal(new, stop_id)
+            before_stop = tf.cumsum(tf.cast(stopped, tf.int32), axis=1) == 0
+            new = tf.ragged.boolean_mask(new, before_stop)
             # Special tokens are left out of the text (decode with skip_special_tokens).
             return {"text": graph.detokenize(tf.concat([ids, new], axis=1))}
 
         return generate_text
+
+    def stop_ids(self) -> tuple[int, ...]:
+        """The ids that end a `generate_text` answer: a `tokenizer.json`'s end
+        token and the stop ids of `generation_config.json` / `config.json`
+        beside it."""
+        from keras_recipes.tokenizers.huggingface import stop_ids_of
+
+        return stop_ids_of(self.proto)
 
     def resources(self) -> list:
         if self.proto is None:
@@ -210,17 +223,15 @@ class _CausalLMSignatures:
             top_p=_top_p_or_none(float(inputs["top_p"][0])),
             seed=int(inputs["seed"][0]),
         )
-        # quantize_for_decoding's models decode by their own generate (no XLA).
-        if _is_quantized(model):
-            decode = model.generate
-        else:
-            decode = functools.partial(generate, model)
+        # A model's own generate (quantized ones decode without XLA), else the generic one.
+        decode = getattr(model, "generate", None) or functools.partial(generate, model)
         if name == "generate":
             return {"token_ids": decode(inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
 
         json_file = not isinstance(self.proto, bytes)
         tokenizer = self.proto if json_file else SentencePieceTokenizer(self.proto)
+        stop_ids = self.stop_ids() if json_file else (tokenizer.eos_id,)
         texts = []
         for prompt in inputs["prompt"]:
             prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
@@ -230,8 +241,8 @@ class _CausalLMSignatures:
                     ids = [tokenizer.bos_id, *ids]
             else:
                 ids = tokenizer.encode(prompt, add_bos=True)
-            out = decode([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
-            ends = np.flatnonzero(out == tokenizer.eos_id)
+            out = decode([ids], stop_ids=stop_ids, **kwargs)[0, len(ids) :]
+            ends = np.flatnonzero(np.isin(out, stop_ids))
             new = out[: ends[0]] if len(ends) else out
             if json_file:
                 text = tokenizer.decode([*ids, *new], skip_special_tokens=True)
@@ -250,12 +261,6 @@ def _with_bos(ids, bos_id: int):
         tf.fill([tf.reduce_sum(needs)], tf.constant(bos_id, ids.dtype)), needs
     )
     return tf.concat([bos, ids], axis=1)
-
-
-def _is_quantized(model) -> bool:
-    from keras_recipes.llama.quantize import QuantizedLlama
-
-    return isinstance(model, QuantizedLlama)
 
 
 def _top_p_or_none(top_p: float) -> float | None:

@@ -40,64 +40,6 @@ def _prefill_length(context: int, wanted: int | None) -> int:
     return 1
 
 
-def _llama_functions(model, prefill_len: int) -> dict:
-    cfg = model.config
-    cache_spec = [1, cfg.max_seq_len, cfg.n_kv_heads, cfg.head_dim]
-    names = [(f"k_cache_{i}", f"v_cache_{i}") for i in range(cfg.n_layers)]
-    cache_specs = [tf.TensorSpec(cache_spec, tf.float32, name=n) for pair in names for n in pair]
-
-    def unflatten(flat):
-        return [(flat[2 * i], flat[2 * i + 1]) for i in range(cfg.n_layers)]
-
-    def flatten(caches) -> dict:
-        out = {}
-        for (k_name, v_name), (k, v) in zip(names, caches, strict=True):
-            out[k_name], out[v_name] = tf.cast(k, tf.float32), tf.cast(v, tf.float32)
-        return out
-
-    def run_blocks(tokens, position, caches):
-        x = model.tok_embeddings(tokens)
-        new_caches = []
-        for block, (k, v) in zip(model.blocks, caches, strict=True):
-            x, k, v = block(x, None, k, v, start_index=position)
-            new_caches.append((k, v))
-        return x, new_caches
-
-    def head(x):
-        """Logits `(1, vocab)` of the last hidden states `x (1, dim)`."""
-        if model.output_projection is not None:
-            return tf.cast(model.output_projection(model.norm(x)), tf.float32)
-        # Tied: x @ E^T as a FULLY_CONNECTED on E itself, the constant the
-        # embedding GATHER reads, so the file holds the table once. The norm's
-        # scale joins the per-row factor: a constant MUL right before the
-        # matmul would be folded into a scaled copy of E (stored twice again).
-        norm = model.norm
-        x = tf.cast(x, tf.float32)
-        rms = tf.math.rsqrt(tf.reduce_mean(tf.square(x), -1, keepdims=True) + norm.epsilon)
-        h = x * (rms * tf.cast(tf.convert_to_tensor(norm.scale), tf.float32))
-        h = tf.cast(h, norm.compute_dtype)
-        embeddings = tf.cast(tf.convert_to_tensor(model.tok_embeddings.embeddings), h.dtype)
-        return tf.cast(tf.matmul(h, embeddings, transpose_b=True), tf.float32)
-
-    token_spec = tf.TensorSpec([1, prefill_len], tf.int32, name="tokens")
-    pos_spec = tf.TensorSpec([1], tf.int32, name="input_pos")
-
-    @tf.function(input_signature=[token_spec, pos_spec, *cache_specs], autograph=False)
-    def prefill(tokens, input_pos, *flat):
-        _, caches = run_blocks(tokens, input_pos[0], unflatten(flat))
-        return flatten(caches)
-
-    @tf.function(
-        input_signature=[tf.TensorSpec([1, 1], tf.int32, name="tokens"), pos_spec, *cache_specs],
-        autograph=False,
-    )
-    def decode(tokens, input_pos, *flat):
-        x, caches = run_blocks(tokens, input_pos[0], unflatten(flat))
-        return {"logits": head(x[:, -1]), **flatten(caches)}
-
-    return {"prefill": prefill, "decode": decode}
-
-
 def _causal_lm_functions(model, prefill_len: int) -> dict:
     """`prefill` / `decode` of any causal LM, through its `call_with_cache` alone.
 
@@ -139,6 +81,12 @@ def _causal_lm_functions(model, prefill_len: int) -> dict:
         return {"logits": tf.cast(logits, tf.float32), **flatten(caches)}
 
     return {"prefill": prefill, "decode": decode}
+
+
+def _tied(model) -> bool:
+    """Whether a causal LM's output matrix is its embedding table (`output_weights`)."""
+    output_weights = getattr(model, "output_weights", None)
+    return output_weights is not None and bool(output_weights()[1])
 
 
 def _keras_functions(model) -> dict:
@@ -304,8 +252,6 @@ def export_tflite(
     TFLiteGenerator("saved_models/llama.tflite").generate([[1, 2, 3]], 16)
     ```
     """
-    from keras_recipes.llama import LlamaModel
-
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"export_tflite: quantize must be one of {list(QUANTIZE_MODES)}, got {quantize!r}."
@@ -317,8 +263,8 @@ def export_tflite(
         raise ValueError(f"export_tflite: {path} exists; pass overwrite=True or another path.")
     from keras_recipes.seq2seq import Seq2Seq
 
-    if isinstance(model, LlamaModel):
-        functions = _llama_functions(model, _prefill_length(model.config.max_seq_len, prefill_len))
+    if hasattr(model, "tflite_functions"):  # the family's own (protocol hook)
+        functions = model.tflite_functions(_prefill_length(model.config.max_seq_len, prefill_len))
     elif is_causal_lm(model):
         prefill = _prefill_length(model.config.max_seq_len, prefill_len)
         functions = _causal_lm_functions(model, prefill)
@@ -327,9 +273,9 @@ def export_tflite(
     else:
         functions = _keras_functions(model)
     flatbuffer = _convert(model, functions, quantize)
-    if quantize == "dynamic-int8" and getattr(model, "output_projection", 1) is None:
-        cfg = model.config  # a tied LlamaModel
-        flatbuffer = share_tied_int8_table(flatbuffer, cfg.vocab_size, cfg.dim)
+    if quantize == "dynamic-int8" and is_causal_lm(model) and _tied(model):
+        dim = int(model.output_kernel().shape[0])
+        flatbuffer = share_tied_int8_table(flatbuffer, model.config.vocab_size, dim)
     # Written and verified under a temporary name (.NAME.*.partial.tflite),
     # synced, then renamed: a kill leaves the old file or the new one.
     with atomic_path(path, suffix=".tflite") as partial:

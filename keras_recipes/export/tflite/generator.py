@@ -3,7 +3,7 @@
 The caller side of the generative convention described in
 `keras_recipes.export.tflite`: the KV caches come back from every call as
 tensors and go into the next one. Tokens are picked by the package's one
-sampler (`keras_recipes.llama.sampling`: greedy, temperature, top-k, top-p)
+sampler (`keras_recipes.causal_lm.sampling`: greedy, temperature, top-k, top-p)
 in its numpy form.
 """
 
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes.causal_lm.generation import check_prompts
+from keras_recipes.causal_lm.sampling import sample_numpy
+from keras_recipes.causal_lm.settings import GenerationConfig
 from keras_recipes.export.tflite.interpreter import load_interpreter
-from keras_recipes.llama.sampling import check_sampling, sample_numpy
 
 
 class TFLiteGenerator:
@@ -101,46 +103,35 @@ class TFLiteGenerator:
     def generate(
         self,
         prompt_ids,
-        max_new_tokens: int,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        seed: int | None = None,
-        eos_id: int | None = None,
-        pad_id: int = 0,
-        top_p: float | None = None,
+        max_new_tokens: int | None = None,
+        *,
+        settings: GenerationConfig | None = None,
+        **controls,
     ) -> np.ndarray:
-        """Continue each prompt; arguments as `keras_recipes.llama.generate`.
+        """Continue each prompt; the settings are `keras_recipes.causal_lm.GenerationConfig`'s.
 
         Returns:
             np.int32 `(batch, longest_prompt + max_new_tokens)`, prompts
-            included and left-padded with `pad_id`; positions after `eos_id`
-            hold `pad_id`. Sampling (temperature > 0) follows the package's
-            one rule (`keras_recipes.llama.sampling`) with numpy's generator
-            seeded with `seed`: reproducible, but not the same draws as
-            `model.generate`'s.
+            included and left-padded with `pad_id`; positions after a stop
+            id hold `pad_id`. Sampling (temperature > 0) follows the
+            package's one rule (`keras_recipes.causal_lm.sampling`) with
+            numpy's generator seeded with `seed`: reproducible, but not the
+            same draws as `model.generate`'s.
         """
-        check_sampling(temperature, top_k, top_p, "TFLiteGenerator.generate")
-        if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
-            array = np.asarray(prompt_ids)
-            prompts = [list(row) for row in (array[None] if array.ndim == 1 else array)]
-        elif prompt_ids and np.isscalar(prompt_ids[0]):
-            prompts = [list(prompt_ids)]  # one prompt as a flat list
-        else:
-            prompts = [list(p) for p in prompt_ids]
-        if not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("TFLiteGenerator.generate: empty prompt; give at least one token id.")
+        if max_new_tokens is not None:
+            controls["max_new_tokens"] = max_new_tokens
+        settings = GenerationConfig.of(settings, **controls)
+        prompts = check_prompts(
+            prompt_ids, settings, self.vocab_size, self.context, "TFLiteGenerator.generate"
+        )
+        max_new_tokens, pad_id = settings.max_new_tokens, settings.pad_id
+        temperature, top_k, top_p, seed = (
+            settings.temperature,
+            settings.top_k,
+            settings.top_p,
+            settings.seed,
+        )
         longest = max(len(p) for p in prompts)
-        if longest + max_new_tokens > self.context:
-            raise ValueError(
-                f"TFLiteGenerator.generate: prompt length {longest} + max_new_tokens "
-                f"{max_new_tokens} exceeds the context {self.context}."
-            )
-        for prompt in prompts:
-            ids = np.asarray(prompt)
-            if ids.min() < 0 or ids.max() >= self.vocab_size:
-                raise ValueError(
-                    f"TFLiteGenerator.generate: token ids must be in [0, {self.vocab_size})."
-                )
         rng = np.random.default_rng(seed)
         out = np.full((len(prompts), longest + max_new_tokens), pad_id, np.int32)
         for row, prompt in enumerate(prompts):
@@ -156,6 +147,6 @@ class TFLiteGenerator:
                 token = sample_numpy(logits, temperature, top_k, top_p, rng)
                 position += 1
                 out[row, longest + step] = token
-                if eos_id is not None and token == eos_id:
+                if token in settings.stop_ids:
                     break
         return out

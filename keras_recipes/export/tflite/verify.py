@@ -12,10 +12,10 @@ import keras
 import numpy as np
 
 from keras_recipes.causal_lm import is_causal_lm
+from keras_recipes.causal_lm.generation import generate
 from keras_recipes.export.tflite.generator import TFLiteGenerator
 from keras_recipes.export.tflite.interpreter import load_interpreter
 from keras_recipes.export.tflite.translator import TFLiteTranslator
-from keras_recipes.llama.generate import generate
 
 
 def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> dict:

@@ -26,18 +26,6 @@ import numpy as np
 import tensorflow as tf
 
 
-def check_sampling(temperature, top_k, top_p, who: str = "generate") -> None:
-    """Raises a ValueError naming a control outside its range."""
-    if temperature is None or not temperature >= 0:
-        raise ValueError(f"{who}: temperature must be >= 0 (0 = greedy), got {temperature}.")
-    if top_k is not None and (
-        isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1
-    ):
-        raise ValueError(f"{who}: top_k must be a positive int or None, got {top_k!r}.")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ValueError(f"{who}: top_p must be in (0, 1] or None, got {top_p}.")
-
-
 def sample_logits(logits, position, temperature, top_k, top_p, seed, greedy: bool):
     """Next token ids `(B,)` from float32 logits `(B, vocab)`.
 

@@ -1,6 +1,6 @@
 """The causal-LM protocol: what generation and export ask of a decoder.
 
-Generation (`keras_recipes.llama.generate`), the SavedModel signatures,
+Generation (`keras_recipes.causal_lm.generation`), the SavedModel signatures,
 the TFLite prefill/decode export and the fused training loss talk to a
 decoder only through these methods, in the shape of keras-hub's `CausalLM.call_with_cache`. LLaMA is
 one implementation; a second decoder that provides them gets `generate`,
@@ -26,19 +26,32 @@ one implementation; a second decoder that provides them gets `generate`,
 Optional, for the fused training loss: `hidden_states(token_ids, training=None)`
 (the final hidden states the head maps) and `output_weights()` (the output
 matrix's variable, and whether it is the embedding table), with
-`keras_recipes.llama.losses.FusedTrainStep` mixed in before `keras.Model`:
+`keras_recipes.causal_lm.CausalLM` (or `FusedTrainStep`) mixed in before `keras.Model`:
 compiled with `LanguageModelLoss`, it trains without the `(B, T, vocab)`
 logits.
 
 Optional: `call_with_cache(..., cache_update=fn)`, a function
 `(cache, values, start_index) -> cache` that the model uses to write its
 caches. The SavedModel graphs that TF Serving runs without XLA pass one
-(a scatter, `keras_recipes.export.llama_graph.scatter_cache_update`) when
+(a scatter, `keras_recipes.causal_lm.graph_generate.scatter_cache_update`) when
 the model takes it: a dynamic-update-slice, the fastest write under XLA
 and in TFLite, is an XLA op that plain TensorFlow runs only by compiling
 it. A model without the argument writes its caches with ops that every
 runtime runs (`tests/test_causal_lm_protocol.py` masks them in). Nothing
 in the model knows which runtime traces it.
+
+Optional hooks for a family's fast paths (a family without them gets the
+generic path, which is correct but slower or larger):
+
+- `model.fused_decode_step(output_kernel, key_mask)`: a decode step in few
+  plain TensorFlow ops for the SavedModel's in-graph loop, or None when it
+  cannot run this model (`keras_recipes.causal_lm.graph_generate.fused_step`
+  says what it returns; LLaMA's is `keras_recipes.llama.fused_decode`).
+- `model.tflite_functions(prefill_len)`: the `prefill` / `decode`
+  `tf.function`s `export_tflite` converts (LLaMA's store a tied embedding
+  table once); without it, functions built on `call_with_cache`.
+- `model.quantized_for_export(weights)`: the model `export_saved_model(...,
+  weights="int8" | "bfloat16")` serves (LLaMA's `QuantizedLlama`).
 """
 
 from __future__ import annotations
@@ -46,6 +59,8 @@ from __future__ import annotations
 import inspect
 
 METHODS = ("call_with_cache", "init_caches", "output_kernel")
+# What `quantized_for_export(weights)` may be asked for ("float32": the model itself).
+WEIGHT_DTYPES = ("float32", "bfloat16", "int8")
 CONFIG_FIELDS = ("vocab_size", "max_seq_len")
 
 

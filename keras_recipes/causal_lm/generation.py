@@ -30,8 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_recipes._compat import align_function_uids
-from keras_recipes.causal_lm import check_causal_lm
-from keras_recipes.llama.sampling import check_sampling, sample_logits
+from keras_recipes.causal_lm.protocol import check_causal_lm
+from keras_recipes.causal_lm.sampling import sample_logits
+from keras_recipes.causal_lm.settings import GenerationConfig
 
 PROMPT_MULTIPLE = 16
 MIN_WINDOW = 256
@@ -74,16 +75,20 @@ def grow_cache(cache, length: int):
     return tf.pad(cache, grow)
 
 
-def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id):
-    check_causal_lm(model, "generate")
-    cfg = model.config
+def check_prompts(
+    prompt_ids, settings: GenerationConfig, vocab_size: int, context: int, who: str = "generate"
+) -> list[list[int]]:
+    """The prompts as lists of ids, checked: ids in `[0, vocab_size)`, length within `context`.
+
+    Every generation path (Keras, quantized, TFLite) checks its prompts here.
+    """
     if isinstance(prompt_ids, np.ndarray) or hasattr(prompt_ids, "shape"):
         array = np.asarray(prompt_ids)
         if array.ndim == 1:
             array = array[None]
         if array.ndim != 2:
             raise ValueError(
-                f"generate: prompt_ids must be (batch, length) ids or a list of lists, "
+                f"{who}: prompt_ids must be (batch, length) ids or a list of lists, "
                 f"got shape {array.shape}."
             )
         prompts = [list(row) for row in array]
@@ -93,34 +98,26 @@ def _check_inputs(model, prompt_ids, max_new_tokens, temperature, top_k, top_p, 
             prompts = [prompts]  # one prompt given as a flat list
         prompts = [list(p) for p in prompts]
     if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError(
-            "generate: empty prompt; give at least one token id per prompt (e.g. BOS)."
-        )
+        raise ValueError(f"{who}: empty prompt; give at least one token id per prompt (e.g. BOS).")
     for i, prompt in enumerate(prompts):
         ids = np.asarray(prompt)
         if not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"generate: prompt {i} holds non-integer values ({ids.dtype}).")
-        bad = ids[(ids < 0) | (ids >= cfg.vocab_size)]
+            raise ValueError(f"{who}: prompt {i} holds non-integer values ({ids.dtype}).")
+        bad = ids[(ids < 0) | (ids >= vocab_size)]
         if bad.size:
             raise ValueError(
-                f"generate: prompt {i} has token id {int(bad[0])} outside [0, {cfg.vocab_size}) "
+                f"{who}: prompt {i} has token id {int(bad[0])} outside [0, {vocab_size}) "
                 "(the model's vocab_size); check the tokenizer matches the model."
             )
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
-        raise ValueError(f"generate: max_new_tokens must be an int, got {max_new_tokens!r}.")
-    if max_new_tokens < 0:
-        raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}.")
+    max_new_tokens = settings.max_new_tokens
     longest = max(len(p) for p in prompts)
-    if longest + max_new_tokens > cfg.max_seq_len:
+    if longest + max_new_tokens > context:
         raise ValueError(
-            f"generate: prompt length {longest} + max_new_tokens {max_new_tokens} = "
-            f"{longest + max_new_tokens} exceeds the context max_seq_len={cfg.max_seq_len}; "
+            f"{who}: prompt length {longest} + max_new_tokens {max_new_tokens} = "
+            f"{longest + max_new_tokens} exceeds the context max_seq_len={context}; "
             "shorten the prompt or ask for fewer tokens."
         )
-    check_sampling(temperature, top_k, top_p)
-    for name, value in (("eos_id", eos_id), ("pad_id", pad_id)):
-        if value is not None and not 0 <= value < cfg.vocab_size:
-            raise ValueError(f"generate: {name}={value} is outside [0, {cfg.vocab_size}).")
+    settings.check_ids(vocab_size, who)
     return prompts
 
 
@@ -149,7 +146,7 @@ def _make_decode(model, state, greedy):
         top_k,
         top_p,
         seed,
-        eos_id,
+        stop_ids,
         pad_id,
     ):
         state.traces += 1
@@ -171,7 +168,8 @@ def _make_decode(model, state, greedy):
                 ),
                 token,
             )
-            return position + 1, tokens, tf.logical_or(done, tf.equal(token, eos_id)), caches
+            stopped = tf.reduce_any(tf.equal(token[:, None], stop_ids[None, :]), axis=1)
+            return position + 1, tokens, tf.logical_or(done, stopped), caches
 
         position, tokens, done, caches = tf.while_loop(
             keep_going, step, (start, tokens, done, caches)
@@ -184,46 +182,38 @@ def _make_decode(model, state, greedy):
 def generate(
     model,
     prompt_ids,
-    max_new_tokens: int,
-    temperature: float = 0.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    eos_id: int | None = None,
-    pad_id: int = 0,
+    max_new_tokens: int | None = None,
+    *,
+    settings: GenerationConfig | None = None,
     callback=None,
+    **controls,
 ) -> np.ndarray:
     """Continue token-id prompts with a causal LM, KV-cached.
 
-    Written once against the causal-LM protocol (`keras_recipes.causal_lm`):
+    Written once against the causal-LM protocol (`keras_recipes.causal_lm.protocol`):
     any decoder with `call_with_cache`, `init_caches`, `output_kernel` and a
     config with `vocab_size` / `max_seq_len` gets it.
 
     Args:
-        model: a causal LM: a `LlamaModel` (from `build_llama` or a loaded
-            `.keras` file), or any model following the protocol.
+        model: a causal LM: a `LlamaModel`, a `GemmaModel`, or any model
+            following the protocol.
         prompt_ids: int array `(batch, length)`, one flat list of ids, or a
             list of lists of different lengths (left-padded internally).
-        max_new_tokens: int >= 0, tokens to add to every prompt.
-        temperature: float >= 0, default 0. 0 is greedy (argmax); otherwise
-            logits are divided by it before sampling.
-        top_k: int or None. Sample only among the k most likely tokens.
-        top_p: float in (0, 1] or None. Nucleus sampling: the smallest set of
-            most likely tokens whose probability reaches `top_p`.
-        seed: int or None. Same seed, same samples.
-        eos_id: int or None. A sequence stops after producing it; later
-            positions are filled with `pad_id`, and the loop ends when every
-            sequence has stopped.
-        pad_id: int, default 0. Fills the left padding of shorter prompts
-            and the positions after `eos_id`.
+        max_new_tokens: int >= 0, tokens to add to every prompt (default:
+            the settings', 64).
+        settings: a `GenerationConfig`, or None for the defaults.
         callback: callable or None. For streaming: called after every new
             token with the np.int32 `(batch, longest_prompt + n)` ids so far.
             Decoding then runs the same compiled loop one step per call (no
             retracing), which costs a little speed.
+        **controls: `GenerationConfig` fields that replace the settings'
+            (`temperature`, `top_k`, `top_p`, `seed`, `stop_ids`, `pad_id`),
+            and `eos_id` (one more stop id).
 
     Returns:
         np.int32 array `(batch, longest_prompt + max_new_tokens)`, prompts
-        included (shorter ones left-padded with `pad_id`).
+        included (shorter ones left-padded with `pad_id`; positions after a
+        stop id hold `pad_id`).
 
     Examples:
 
@@ -231,9 +221,20 @@ def generate(
     >>> model = build_llama("tiny")
     >>> generate(model, [[1, 2, 3], [1, 7]], max_new_tokens=4).shape
     (2, 7)
+    >>> generate(model, [[1, 2]], 4, temperature=0.8, top_k=5, seed=0).shape
+    (1, 6)
     """
-    prompts = _check_inputs(
-        model, prompt_ids, max_new_tokens, temperature, top_k, top_p, eos_id, pad_id
+    if max_new_tokens is not None:
+        controls["max_new_tokens"] = max_new_tokens
+    settings = GenerationConfig.of(settings, **controls)
+    check_causal_lm(model, "generate")
+    prompts = check_prompts(prompt_ids, settings, model.config.vocab_size, model.config.max_seq_len)
+    max_new_tokens, pad_id = settings.max_new_tokens, settings.pad_id
+    temperature, top_k, top_p, seed = (
+        settings.temperature,
+        settings.top_k,
+        settings.top_p,
+        settings.seed,
     )
     cfg = model.config
     batch, longest = len(prompts), max(len(p) for p in prompts)
@@ -280,8 +281,8 @@ def generate(
     tokens[:, padded] = first
     if callback is not None:
         callback(tokens[:, padded - longest : padded + 1].copy())
-    eos = -1 if eos_id is None else int(eos_id)
-    done = tf.constant(first == eos)
+    stop_ids = np.array(settings.stop_ids or (-1,), np.int32)
+    done = tf.constant(np.isin(first, stop_ids))
     tokens = tf.constant(tokens)
 
     position = padded  # the token at `position` is the next one to feed
@@ -311,14 +312,14 @@ def generate(
             done,
             tf.constant(position, tf.int32),
             tf.constant(stop, tf.int32),
-            eos_id=tf.constant(eos, tf.int32),
+            stop_ids=tf.constant(stop_ids),
             pad_id=tf.constant(pad_id, tf.int32),
             **scalars,
         )
         position = int(reached)
         if callback is not None:
             callback(tokens.numpy()[:, padded - longest : position + 1])
-        if position < stop:  # every sequence hit eos_id
+        if position < stop:  # every sequence hit a stop id
             break
     out = tokens.numpy()[:, :total]
     out[:, position + 1 :] = pad_id
