@@ -103,25 +103,108 @@ def _llama_train(args) -> int:
 DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by the context)
 
 
-def _llama_generate(args) -> int:
-    import time
-
+def _load_model_and_tokenizer(args):
+    """The checkpoint's model and tokenizer (`--tokenizer`, or the one beside it)."""
     from keras_recipes.llama.checkpoints import load_checkpoint
     from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
 
+    if not Path(args.checkpoint).exists():
+        raise ValueError(
+            f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
+            "or a Hugging Face folder."
+        )
+    tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
+    if tokenizer_path is None:
+        raise ValueError(
+            f"No tokenizer.model, tokenizer.bin or tokenizer.json next to {args.checkpoint}; "
+            "pass --tokenizer."
+        )
+    model = load_checkpoint(args.checkpoint)
+    return model, load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+
+
+def _stop_ids(tokenizer, checkpoint) -> list[int]:
+    """The tokenizer's end id and the stop ids of the checkpoint's folder
+    (generation_config.json / config.json `eos_token_id`, an int or a list)."""
+    from keras_recipes.tokenizers.huggingface import folder_stop_ids
+
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    ids = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return list(dict.fromkeys([*ids, *folder_stop_ids(folder)]))
+
+
+def _chat_settings(args, model, tokenizer):
+    """The generation settings of `llama chat` / `generate --chat` from the flags."""
+    from keras_recipes.causal_lm import GenerationConfig
+
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens is None:
+        max_new_tokens = min(DEFAULT_NEW_TOKENS, model.config.max_seq_len)
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop_ids=[*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])],
+    )
+
+
+def _chat_turn(chat, text: str) -> None:
+    """One streamed reply of `chat` to `text` on stdout."""
+    chat.send(text, stream=lambda piece: print(piece, end="", flush=True))
+    print(flush=True)
+
+
+def _llama_chat(args) -> int:
+    """An interactive chat: one user turn per line of stdin, replies streamed."""
+    from keras_recipes.causal_lm.chat import Chat
+
+    model, tokenizer = _load_model_and_tokenizer(args)
+    settings = _chat_settings(args, model, tokenizer)
+    chat = Chat(model, tokenizer, system=args.system, settings=settings)
+    interactive = sys.stdin.isatty()
+    print(
+        "Chat with the model: a line is one turn; /reset starts over, /exit (or end of input) "
+        "quits.",
+        file=sys.stderr,
+    )
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if text.strip() in ("/exit", "/quit"):
+            break
+        if text.strip() == "/reset":
+            chat.reset()
+            print("(conversation reset)", file=sys.stderr)
+            continue
+        try:
+            _chat_turn(chat, text)
+        except ValueError as error:
+            print(f"keras-recipes llama chat: {error}", file=sys.stderr)
+    return 0
+
+
+def _llama_generate(args) -> int:
+    import time
+
     try:
-        if not Path(args.checkpoint).exists():
-            raise ValueError(
-                f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
-                "or a Hugging Face folder."
-            )
-        tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
-        if tokenizer_path is None:
-            raise ValueError(
-                f"No tokenizer.model or tokenizer.bin next to {args.checkpoint}; pass --tokenizer."
-            )
-        model = load_checkpoint(args.checkpoint)
-        tokenizer = load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+        model, tokenizer = _load_model_and_tokenizer(args)
+        if args.chat:
+            from keras_recipes.causal_lm.chat import Chat
+
+            settings = _chat_settings(args, model, tokenizer)
+            _chat_turn(Chat(model, tokenizer, system=args.system, settings=settings), args.prompt)
+            return 0
+        if args.system:
+            raise ValueError("--system applies with --chat only.")
+        stop_ids = [*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])]
         prompt = tokenizer.encode(args.prompt, add_bos=True)
         room = model.config.max_seq_len - len(prompt)
         if room < 1:
@@ -141,8 +224,9 @@ def _llama_generate(args) -> int:
             nonlocal printed
             first_token_at.append(time.perf_counter())
             ids = tokens[0].tolist()
-            if tokenizer.eos_id in ids[len(prompt) :]:
-                ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
+            ends = [k for k in range(len(prompt), len(ids)) if ids[k] in stop_ids]
+            if ends:
+                ids = ids[: ends[0]]
             text = tokenizer.decode(ids)
             if not text.endswith("\ufffd"):  # wait for the rest of a UTF-8 character
                 print(text[len(printed) :], end="", flush=True)
@@ -155,7 +239,7 @@ def _llama_generate(args) -> int:
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
-            eos_id=tokenizer.eos_id,
+            stop_ids=stop_ids,
             callback=stream,
         )
     except ValueError as error:
@@ -163,7 +247,8 @@ def _llama_generate(args) -> int:
         return 2
     end = time.perf_counter()
     new = out[0, len(prompt) :].tolist()
-    produced = new.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in new else len(new)
+    ends = [k for k, i in enumerate(new) if i in stop_ids]
+    produced = ends[0] + 1 if ends else len(new)
     first = first_token_at[0] if first_token_at else end
     rate = (produced - 1) / (end - first) if produced > 1 and end > first else float("nan")
     print()
@@ -210,9 +295,12 @@ def _export(args) -> int:
             if args.quantize:
                 raise ValueError("--quantize applies to --format tflite only.")
             tokenizer = args.tokenizer
-            default_tokenizer = checkpoint.with_name("tokenizer.model")
-            if tokenizer is None and is_causal_lm(model) and default_tokenizer.is_file():
-                tokenizer = default_tokenizer
+            beside = [checkpoint.with_name("tokenizer.model")]
+            if checkpoint.is_dir():  # a Hugging Face folder: its SentencePiece or tokenizer.json
+                beside = [checkpoint / "tokenizer.model", checkpoint / "tokenizer.json"]
+            found = [path for path in beside if path.is_file()]
+            if tokenizer is None and is_causal_lm(model) and found:
+                tokenizer = found[0]
             from keras_recipes.serving.docker import serving_command
 
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
@@ -253,6 +341,45 @@ def _serve_check(args) -> int:
     return 0
 
 
+def add_decoding_arguments(parser, temperature: float = 0.8) -> None:
+    """The flags `llama generate` and `llama chat` share."""
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model, llama2.c tokenizer.bin or Hugging Face tokenizer.json "
+        "(default: the one next to the checkpoint)",
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=temperature, help="0 for greedy decoding"
+    )
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--stop-id",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="one more id that ends generation (repeatable); the tokenizer's end token and "
+        "the folder's generation_config.json eos_token_id list always stop",
+    )
+    parser.add_argument(
+        "--system", default=None, help="chat: the system message that opens the conversation"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keras-recipes",
@@ -282,32 +409,22 @@ def build_parser() -> argparse.ArgumentParser:
     llama_generate = llama_commands.add_parser(
         "generate", help="continue a prompt, streaming tokens as they are produced"
     )
-    llama_generate.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="PATH",
-        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
-    )
-    llama_generate.add_argument(
-        "--tokenizer",
-        metavar="PATH",
-        help="SentencePiece .model or llama2.c tokenizer.bin "
-        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
-    )
+    add_decoding_arguments(llama_generate)
     llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
     llama_generate.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
+        "--chat",
+        action="store_true",
+        help="the prompt is one user turn, written with the tokenizer's chat template "
+        "(tokenizer_config.json); the assistant's reply is streamed",
     )
-    llama_generate.add_argument(
-        "--temperature", type=float, default=0.8, help="0 for greedy decoding"
-    )
-    llama_generate.add_argument("--top-k", type=int, default=None)
-    llama_generate.add_argument("--top-p", type=float, default=0.9)
-    llama_generate.add_argument("--seed", type=int, default=None)
     llama_generate.set_defaults(func=_llama_generate)
+    llama_chat = llama_commands.add_parser(
+        "chat",
+        help="an interactive multi-turn chat through the checkpoint's chat template "
+        "(a line of input is a turn; /reset, /exit)",
+    )
+    add_decoding_arguments(llama_chat, temperature=0.7)
+    llama_chat.set_defaults(func=_llama_chat)
     llama_convert = llama_commands.add_parser(
         "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
     )
@@ -340,8 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model for LLaMA's generate_text signature "
-        "(default: tokenizer.model next to the checkpoint, if there)",
+        help="SentencePiece .model or Hugging Face tokenizer.json for LLaMA's generate_text "
+        "signature (default: tokenizer.model next to the checkpoint, or in a Hugging Face "
+        "folder its tokenizer.model or tokenizer.json)",
     )
     export.add_argument("--version", type=int, default=None, help="default: the next one")
     export.add_argument(

@@ -292,3 +292,99 @@ def tinyllama_folder(folder: Path, vocab_size: int = 600) -> Path:
 
 
 FOLDERS = {"llama3": llama3_folder, "smollm2": smollm2_folder, "tinyllama": tinyllama_folder}
+
+
+LLAMA32_VOCAB = 128256
+LLAMA32_STOP_IDS = [128001, 128008, 128009]  # <|end_of_text|>, <|eom_id|>, <|eot_id|>
+
+
+def llama32_folder(folder: Path, seed: int = 0) -> Path:
+    """A tiny random Hugging Face folder shaped like Llama 3.2 Instruct.
+
+    `config.json` as Llama 3.2's (rope_scaling of type llama3, tied
+    embeddings, a 128256-id vocabulary, rms_norm_eps 1e-5, explicit
+    head_dim) at tiny sizes; `model.safetensors` of random weights written
+    with Hugging Face's tensor names (not through this package's writer);
+    the Llama 3-style tokenizer with its special tokens at 128000+ (after
+    unused ids), Llama
+    3.2's chat template and generation_config.json's three stop ids.
+    """
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    llama3_folder(folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    # Unused ids up to 128000, as Llama 3's BPE vocabulary: their names hold a
+    # space, which byte-level pieces never do, so no text reaches them.
+    vocab = spec["model"]["vocab"]
+    vocab.update({f"unused {i}": i for i in range(len(vocab), 128000)})
+    renumber = {}
+    for index, token in enumerate(spec["added_tokens"]):
+        renumber[token["id"]] = 128000 + index
+        token["id"] = 128000 + index
+    for special in spec["post_processor"]["special_tokens"].values():
+        special["ids"] = [renumber[i] for i in special["ids"]]
+    (folder / "tokenizer.json").write_text(json.dumps(spec, ensure_ascii=False))
+    hidden, layers, heads, kv_heads, head_dim, ffn = 32, 2, 4, 2, 8, 64
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": 128000,
+        "eos_token_id": LLAMA32_STOP_IDS,
+        "head_dim": head_dim,
+        "hidden_act": "silu",
+        "hidden_size": hidden,
+        "initializer_range": 0.02,
+        "intermediate_size": ffn,
+        "max_position_embeddings": 256,
+        "mlp_bias": False,
+        "model_type": "llama",
+        "num_attention_heads": heads,
+        "num_hidden_layers": layers,
+        "num_key_value_heads": kv_heads,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-05,
+        "rope_scaling": {
+            "factor": 32.0,
+            "high_freq_factor": 4.0,
+            "low_freq_factor": 1.0,
+            "original_max_position_embeddings": 64,
+            "rope_type": "llama3",
+        },
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": True,
+        "torch_dtype": "float32",
+        "use_cache": True,
+        "vocab_size": LLAMA32_VOCAB,
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    generation = {"bos_token_id": 128000, "eos_token_id": LLAMA32_STOP_IDS, "do_sample": True}
+    (folder / "generation_config.json").write_text(json.dumps(generation, indent=2))
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape, scale=None):
+        scale = scale if scale is not None else shape[-1] ** -0.5
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    state = {
+        "model.embed_tokens.weight": weight(LLAMA32_VOCAB, hidden, scale=0.3),
+        "model.norm.weight": 1.0 + weight(hidden, scale=0.1),
+    }
+    for i in range(layers):
+        prefix = f"model.layers.{i}."
+        state.update(
+            {
+                prefix + "input_layernorm.weight": 1.0 + weight(hidden, scale=0.1),
+                prefix + "post_attention_layernorm.weight": 1.0 + weight(hidden, scale=0.1),
+                prefix + "self_attn.q_proj.weight": weight(heads * head_dim, hidden),
+                prefix + "self_attn.k_proj.weight": weight(kv_heads * head_dim, hidden),
+                prefix + "self_attn.v_proj.weight": weight(kv_heads * head_dim, hidden),
+                prefix + "self_attn.o_proj.weight": weight(hidden, heads * head_dim),
+                prefix + "mlp.gate_proj.weight": weight(ffn, hidden),
+                prefix + "mlp.up_proj.weight": weight(ffn, hidden),
+                prefix + "mlp.down_proj.weight": weight(hidden, ffn),
+            }
+        )
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
