@@ -10,6 +10,8 @@ generation to the end token, decode without special tokens.
 """
 
 import json
+import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -101,11 +103,29 @@ def test_generate_text_through_the_c_api_equals_the_tokenizers_library(exported)
 @pytest.mark.parametrize("kind", sorted(FOLDERS))
 def test_graph_tokenizer_equals_the_tokenizers_library(kind, tmp_path):
     """Ids and text of the graph ops, eagerly, on the corpus and on random strings."""
+    check_graph_tokenizer(FOLDERS[kind](tmp_path / kind))
+
+
+@pytest.mark.slow
+def test_graph_tokenizer_on_real_files():
+    """Llama 3, SmolLM2 and TinyLlama's own tokenizer.json (folder from the environment)."""
+    root = os.environ.get("KERAS_RECIPES_TOKENIZER_FILES")
+    if not root or not Path(root).is_dir():
+        pytest.skip(
+            "KERAS_RECIPES_TOKENIZER_FILES names no folder of real tokenizer.json files "
+            "(one subfolder each, e.g. llama3/, smollm2/, tinyllama/)"
+        )
+    folders = [f for f in sorted(Path(root).iterdir()) if (f / "tokenizer.json").is_file()]
+    assert folders, f"no tokenizer.json under {root}"
+    for folder in folders:
+        check_graph_tokenizer(folder)
+
+
+def check_graph_tokenizer(folder):
     import random
 
     import tensorflow as tf
 
-    folder = FOLDERS[kind](tmp_path / kind)
     library = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer = TokenizerJson(folder / "tokenizer.json")
     graph = GraphTokenizer(tokenizer, vocab_size=tokenizer.vocab_size + 4)

@@ -53,18 +53,33 @@ __all__ = [
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
 
 
+def _search_order(folder: Path) -> tuple[str, ...]:
+    """The tokenizer file names to look for in `folder`, first found wins.
+
+    A Hugging Face tokenizer folder (tokenizer.json beside a
+    tokenizer_config.json) is read through its tokenizer.json, as
+    `transformers` reads it, even when a tokenizer.model sits beside it
+    (Llama 2 chat folders ship both; the chat template's special tokens
+    need the added vocabulary of tokenizer.json).
+    """
+    if (folder / "tokenizer.json").is_file() and (folder / "tokenizer_config.json").is_file():
+        return ("tokenizer.json", *TOKENIZER_FILES)
+    return TOKENIZER_FILES
+
+
 def load_tokenizer(path: str | os.PathLike, vocab_size: int | None = None):
     """A tokenizer from a file: SentencePiece `.model`, llama2.c `tokenizer.bin`,
     or a Hugging Face `tokenizer.json` (Llama 3, SmolLM2, TinyLlama, ...).
 
     A folder is searched for `tokenizer.model`, `tokenizer.bin`, then
-    `tokenizer.json` (the names Hugging Face and llama2.c use). Every
+    `tokenizer.json` (the names Hugging Face and llama2.c use); a Hugging
+    Face folder with `tokenizer_config.json` for its `tokenizer.json` first. Every
     returned type offers `encode(text, add_bos=...)`, `decode(ids)`,
     `bos_id`, `eos_id` and `vocab_size`.
     """
     path = Path(path)
     if path.is_dir():
-        found = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
+        found = [path / name for name in _search_order(path) if (path / name).is_file()]
         if not found:
             raise ValueError(
                 f"{path}: no {', '.join(TOKENIZER_FILES)} in this folder; pass --tokenizer."
@@ -89,7 +104,7 @@ def find_tokenizer(checkpoint: str | os.PathLike) -> Path | None:
     """The tokenizer file that belongs to a checkpoint: beside it, or in its folder."""
     checkpoint = Path(checkpoint)
     folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    for name in TOKENIZER_FILES:
+    for name in _search_order(folder):
         if (folder / name).is_file():
             return folder / name
     return None

@@ -243,6 +243,13 @@ class GraphTokenizer:
         self.byte_fallback = bool(model.get("byte_fallback"))
         self.ignore_merges = bool(model.get("ignore_merges"))
         self.stages = [] if self.byte_fallback else _split_stages(spec.get("pre_tokenizer"))
+        merges = [m.split(" ") if isinstance(m, str) else m for m in model.get("merges", [])]
+        # SentencePiece-derived files have no pre-tokenizer: BPE runs on the
+        # whole text. When no merge joins a piece ending in another character
+        # to one starting with "▁" (Llama 2's 61249 merges have none), no
+        # token crosses such a point, and the text is cut there first: the
+        # same ids, in time linear in the text's length instead of quadratic.
+        self.words_at_spaces = not any(a[-1:] != "▁" and b[:1] == "▁" for a, b in merges)
         self.bos_id = tokenizer.bos_id
         vocab = tokenizer._tokenizer.get_vocab(with_added_tokens=True)
         self.vocab_size = max(vocab_size or 0, tokenizer.vocab_size)
@@ -268,7 +275,6 @@ class GraphTokenizer:
 
         self.vocab = table(list(vocab), list(vocab.values()), -1)
         self.added = table(list(added) or [MARKER], list(added.values()) or [-1], -1)
-        merges = [m.split(" ") if isinstance(m, str) else m for m in model.get("merges", [])]
         self.merges = table(
             [f"{a} {b}" for a, b in merges] or [MARKER], list(range(len(merges))) or [0], _MAX_RANK
         )
@@ -344,8 +350,11 @@ class GraphTokenizer:
         if self.byte_fallback:
             normalized = tf.strings.regex_replace(plain, " ", "▁")
             normalized = tf.where(plain == "", plain, tf.strings.join(["▁", normalized]))
-            pieces = tf.RaggedTensor.from_tensor(normalized[:, None])
-            pieces = tf.ragged.boolean_mask(pieces, pieces != "")
+            if self.words_at_spaces:  # no merge joins a word to the "▁" after it
+                pieces = tf_text.regex_split(normalized, "▁*[^▁]+|▁+", "▁*[^▁]+|▁+")
+            else:
+                pieces = tf.RaggedTensor.from_tensor(normalized[:, None])
+                pieces = tf.ragged.boolean_mask(pieces, pieces != "")
         else:
             pieces = tf.RaggedTensor.from_tensor(plain[:, None])
             for pattern, keeps_line_break in self.stages:
