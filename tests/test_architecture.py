@@ -147,10 +147,10 @@ def _table_rows() -> dict[str, list[str]]:
 def test_architecture_table_names_only_files_that_exist():
     missing = []
     for part, names in _table_rows().items():
-        folder = PACKAGE / part if part.endswith("/") else PACKAGE
         if not (PACKAGE / part).exists():
             missing.append(part)
-        missing += [f"{part}{name}" for name in names if not (folder / name).exists()]
+        if part.endswith("/"):  # a folder's row names the files in it
+            missing += [f"{part}{name}" for name in names if not (PACKAGE / part / name).exists()]
     assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
 
 
@@ -163,3 +163,47 @@ def test_every_top_level_part_has_a_row():
         or (p.is_dir() and (p / "__init__.py").exists())
     }
     assert not sorted(parts - set(rows)), "parts without a row in docs/architecture.md"
+
+
+# install_requires name -> the module it provides.
+_MODULE_OF = {
+    "tensorflow-text": "tensorflow_text",
+    "tensorflow-serving-api": "tensorflow_serving",
+    "ai-edge-litert": "ai_edge_litert",
+    "keras-hub": "keras_hub",
+}
+
+
+def _install_requires() -> list[str]:
+    import configparser
+    import re
+
+    config = configparser.ConfigParser()
+    config.read(PACKAGE.parent / "setup.cfg")
+    lines = config["options"]["install_requires"].strip().splitlines()
+    return [re.split(r"[<>=!~ ;\[]", line.strip())[0] for line in lines if line.strip()]
+
+
+def test_every_install_requirement_is_imported():
+    """A dependency every user installs is imported by the package or its recipes."""
+    sources = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "recipes").glob("*.py")]
+    imported = set()
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    unused = [
+        name
+        for name in _install_requires()
+        if _MODULE_OF.get(name, name.replace("-", "_")) not in imported
+    ]
+    assert not unused, f"install_requires lists packages nothing imports: {unused}"
+
+
+def test_keras_nlp_is_keras_hub_under_its_old_name():
+    keras_nlp = pytest.importorskip("keras_nlp")
+    import keras_hub
+
+    assert keras_nlp.models.LlamaBackbone is keras_hub.models.LlamaBackbone

@@ -13,7 +13,13 @@ import math
 import tensorflow as tf
 
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
-from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
+from keras_recipes.llama.graph_ops import (
+    attend_one,
+    rms_norm,
+    rope_tables,
+    rotate,
+    update_cache_slice,
+)
 
 
 def fusable(model) -> bool:
@@ -100,7 +106,7 @@ class FusedDecodeStep:
             qkv = tf.matmul(rms_norm(x, *attention_norm), wqkv)
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [-1, self.n_heads + self.n_kv, self.head_dim])
-            qk = qk * cos + self.swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
+            qk = rotate(qk, cos, sin, self.head_dim, self.rotate_half)  # q also / sqrt(hd)
             q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=1)
             keys = update_cache_slice(keys, k[None], begin, end, axis=0)
             values = update_cache_slice(
@@ -115,31 +121,10 @@ class FusedDecodeStep:
         return logits, new_caches
 
     def attend(self, q, keys, values, bias):
-        """Queries `(B, heads, hd)` over time-major `(S, B, kv, hd)` caches -> `(B, heads * hd)`.
-
-        Products and sums rather than batched matmuls and `tf.nn.softmax`:
-        at one query per head, those dispatch to oneDNN kernels that cost more
-        than the math (and transpose the cache), while these read it in place.
-        """
-        if self.n_heads > self.n_kv:  # query heads in groups: (1, B, kv, groups, hd)
-            q = tf.reshape(q, [1, -1, self.n_kv, self.n_heads // self.n_kv, self.head_dim])
-            keys, values = tf.expand_dims(keys, 3), tf.expand_dims(values, 3)
-        else:
-            q = tf.expand_dims(q, 0)
-            bias = tf.squeeze(bias, 3)
-        scores = tf.reduce_sum(q * keys, axis=-1) + bias  # (S, B, kv[, groups])
-        scores = tf.exp(scores - tf.reduce_max(scores, axis=0, keepdims=True))
-        weights = scores / tf.reduce_sum(scores, axis=0, keepdims=True)
-        attended = tf.reduce_sum(tf.expand_dims(weights, -1) * values, axis=0)
+        """Queries `(B, heads, hd)` over time-major `(S, B, kv, hd)` caches -> `(B, heads * hd)`."""
+        q = tf.reshape(q, [1, -1, self.n_kv, self.n_heads // self.n_kv, self.head_dim])
+        attended = attend_one(q, keys, values, bias, seq_axis=0)
         return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
-
-    def swap(self, x):
-        """The partner of each rotated feature: pairs `(0, 1), ...` or halves."""
-        if self.rotate_half:
-            halves = tf.reshape(x, [-1, 2, self.head_dim // 2])
-            return tf.reshape(tf.reverse(halves, [1]), [-1, *x.shape[1:]])
-        pairs = tf.reshape(x, [-1, self.head_dim // 2, 2])
-        return tf.reshape(tf.reverse(pairs, [2]), [-1, *x.shape[1:]])
 
 
 def _norm_weights(norm):

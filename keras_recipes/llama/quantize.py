@@ -61,7 +61,13 @@ from keras_recipes.causal_lm.settings import GenerationConfig
 from keras_recipes.hardware import has_fast_bfloat16
 from keras_recipes.layers.causal_self_attention import MASK_VALUE
 from keras_recipes.llama.config import LlamaConfig
-from keras_recipes.llama.graph_ops import rms_norm, rope_tables, update_cache_slice
+from keras_recipes.llama.graph_ops import (
+    attend_one,
+    rms_norm,
+    rope_tables,
+    rotate,
+    update_cache_slice,
+)
 
 # Dequantising tiles of at most this many weights keeps each float32 tile in L2.
 _TILE_WEIGHTS = 1 << 18
@@ -413,7 +419,7 @@ class QuantizedLlama(tf.Module):
             qkv = self._multiply(layer["wqkv"], rms_norm(x, layer["attention_norm"], self.norm_eps))
             qk, v = tf.split(qkv, [q_width + kv_width, kv_width], axis=1)
             qk = tf.reshape(qk, [batch, steps, self.n_heads + self.n_kv, self.head_dim])
-            qk = qk * cos + self._swap(qk) * sin  # queries also scaled by 1/sqrt(hd)
+            qk = rotate(qk, cos, sin, self.head_dim, self.rotate_half)  # q also / sqrt(hd)
             q, k = tf.split(qk, [self.n_heads, self.n_kv], axis=2)
             keys = _write(keys, k, start)
             values = _write(values, tf.reshape(v, [batch, steps, self.n_kv, self.head_dim]), start)
@@ -433,13 +439,10 @@ class QuantizedLlama(tf.Module):
         `bias (B or 1, t, S)`: 0 where a key may be attended, else MASK_VALUE.
         """
         groups = self.n_heads // self.n_kv
-        if single:  # one query: products and sums read the caches in place
+        if single:  # one query: the fused decode step's attention
             q = tf.reshape(q, [-1, 1, self.n_kv, groups, self.head_dim])
-            scores = tf.reduce_sum(q * keys[:, :, :, None], axis=-1)  # (B, S, kv, groups)
-            scores += tf.reshape(bias, [tf.shape(bias)[0], -1, 1, 1])
-            scores = tf.exp(scores - tf.reduce_max(scores, axis=1, keepdims=True))
-            weights = scores / tf.reduce_sum(scores, axis=1, keepdims=True)
-            attended = tf.reduce_sum(weights[..., None] * values[:, :, :, None], axis=1)
+            bias = tf.reshape(bias, [tf.shape(bias)[0], -1, 1, 1])
+            attended = attend_one(q, keys, values, bias, seq_axis=1)
             return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
         shape = tf.shape(q)
         q = tf.reshape(q, [shape[0], shape[1], self.n_kv, groups, self.head_dim])
@@ -447,15 +450,6 @@ class QuantizedLlama(tf.Module):
         weights = tf.nn.softmax(scores, axis=-1)
         attended = tf.einsum("bkgts,bskd->btkgd", weights, values)
         return tf.reshape(attended, [-1, self.n_heads * self.head_dim])
-
-    def _swap(self, x):
-        """The partner of each rotated feature: pairs `(0, 1), ...` or halves."""
-        half = self.head_dim // 2
-        if self.rotate_half:
-            halves = tf.reshape(x, [-1, 2, half])
-            return tf.reshape(tf.reverse(halves, [1]), tf.shape(x))
-        pairs = tf.reshape(x, [-1, half, 2])
-        return tf.reshape(tf.reverse(pairs, [2]), tf.shape(x))
 
     # Decoding.
 
