@@ -100,6 +100,30 @@ def test_generate_text_through_the_c_api_equals_the_tokenizers_library(exported)
     assert len(replays[0].outputs["text"]) == len(prompts)
 
 
+def test_client_chat_answers_what_chat_answers(exported):
+    """`TFServingClient.chat` (template written client-side) against `Chat.send`, served
+    by `LocalServer` (TF Serving's loader, the C API session)."""
+    from keras_recipes.causal_lm import GenerationConfig
+    from keras_recipes.causal_lm.chat import Chat
+    from keras_recipes.serving import LocalServer, TFServingClient
+
+    model, folder, path = exported
+    date = {"date_string": "26 Jul 2024"}  # Llama 3.2's template writes today's date otherwise
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi there, 12345?"},
+    ]
+    settings = GenerationConfig(max_new_tokens=NEW_TOKENS, temperature=0.0)
+    chat = Chat(model, TokenizerJson(folder / "tokenizer.json"), system="Be brief.",
+                settings=settings, template_variables=date)  # fmt: skip
+    expected = chat.send(messages[1]["content"])
+    with LocalServer(path.parent) as server:
+        reply = TFServingClient(server.url).chat(
+            path.parent.name, messages, tokenizer=folder, max_new_tokens=NEW_TOKENS, **date
+        )
+    assert reply == expected
+
+
 @pytest.mark.parametrize("kind", sorted(FOLDERS))
 def test_graph_tokenizer_equals_the_tokenizers_library(kind, tmp_path):
     """Ids and text of the graph ops, eagerly, on the corpus and on random strings."""

@@ -130,6 +130,7 @@ def test_generate_chat_makes_one_turn(folder, model, tokenizer):
     assert out.splitlines() == [reply]
 
 
+@pytest.mark.slow
 def test_export_serves_chat_through_the_client(folder, model, tokenizer, tmp_path):
     from keras_recipes.export import export_saved_model
     from keras_recipes.serving import LocalServer, TFServingClient
