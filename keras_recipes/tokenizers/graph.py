@@ -116,8 +116,10 @@ def _translate(pattern: str) -> tuple[str, bool] | str:
     re2 = "".join(out)
     if tail:
         re2 += f"|[{WHITESPACE}]+"
-    keeps_line_break = r"\s*[\r\n]+" in head
-    return re2, tail and keeps_line_break if tail else None
+    if not tail:
+        return re2, None  # no lookahead: no marker
+    # Llama 3's `\s*[\r\n]+` takes a run up to its last line break first.
+    return re2, r"\s*[\r\n]+" in head
 
 
 def _split_stages(pre_tokenizer) -> list | str:
