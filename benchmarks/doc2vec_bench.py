@@ -9,6 +9,10 @@ ranked first. On `lee.cor` (the 50 test articles, unseen) the sanity check
 is that inferring a document twice, with different random draws, gives close
 vectors: the mean cosine between the two.
 
+"infer s" is the whole ranking loop (inference and `most_similar`);
+`infer_vector` alone is timed too and printed as documents/s (the first
+call, with ours' XLA compilation, included).
+
 Each (library, mode, seed) runs in its own subprocess pinned with `taskset`
 to one core (gensim with workers=1, ours with workers=1), so neither warms
 the other. Speed is corpus words x epochs / `train()` seconds (vocabulary
@@ -73,9 +77,11 @@ def one_run(library, mode, seed):
     model.train(train, total_examples=model.corpus_count, epochs=model.epochs)
     seconds = time.perf_counter() - start
     start = time.perf_counter()
-    ranks = []
+    ranks, infer_only = [], 0.0
     for document in train:
+        mark = time.perf_counter()
         inferred = model.infer_vector(document.words)
+        infer_only += time.perf_counter() - mark
         similar = model.dv.most_similar([inferred], topn=len(model.dv))
         ranks.append([tag for tag, _ in similar].index(document.tags[0]))
     infer_seconds = time.perf_counter() - start
@@ -97,6 +103,7 @@ def one_run(library, mode, seed):
                 self_similarity=float(np.mean(np.array(ranks) == 0)),
                 second_self_similarity=float(np.mean(np.array(ranks) <= 1)),
                 infer_seconds=infer_seconds,
+                infer_documents_per_second=len(train) / infer_only,
                 test_reinfer_cosine=float(np.mean(cosines)),
             )
         )
@@ -156,6 +163,15 @@ def main(argv=None):
         for lib in rows:
             print(f"  {lib} self-similarity per seed: {[r['self_similarity'] for r in rows[lib]]}")
         ratio = median["ours"]["words_per_second"] / median["gensim"]["words_per_second"]
+        infer_ratio = (
+            median["ours"]["infer_documents_per_second"]
+            / median["gensim"]["infer_documents_per_second"]
+        )
+        print(
+            f"infer_vector documents/s, PV-{mode.upper()}: gensim "
+            f"{median['gensim']['infer_documents_per_second']:.0f}, ours "
+            f"{median['ours']['infer_documents_per_second']:.0f}: {infer_ratio:.2f}x"
+        )
         print(
             f"speed ratio (ours / gensim), PV-{mode.upper()}: {ratio:.2f}x   "
             f"self-similarity ours {median['ours']['self_similarity']:.3f} vs gensim "

@@ -74,8 +74,8 @@ def main(argv=None) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
     from keras_recipes.causal_lm.graph_generate import weights_nbytes
+    from keras_recipes.export import TFLiteGenerator, export_saved_model, export_tflite
     from keras_recipes.llama import LlamaConfig, build_llama
     from keras_recipes.serving import SavedModelSession
 

@@ -22,6 +22,10 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
   empty (first run), on and filled (second run), and keras-hub's first call;
 - with `--prefill`: prefill tokens/s of a 256-token prompt (one new token),
   ours against keras-hub;
+- model FLOP utilisation (MFU) of the training and prefill rows: PaLM's
+  FLOPs per token (`flops_per_token`) x tokens/s over the float32 peak of
+  the cores in the affinity mask (`keras_recipes.hardware.peak_float32_flops`:
+  FMA pipes x lanes x clock, from the CPU's flags and `cpu MHz`, printed);
 - with `--scaling`: stories15M, stories42M, stories110M and a
   Llama-3.2-1B-shaped model, each in float32 (our Keras model, XLA
   `generate`) and with weight-only bfloat16 and int8 weights
@@ -36,6 +40,15 @@ The "stories15M" shape (dim 288, 6 layers, 6 heads, vocab 32000, context
   costs cancel; the roofline share uses the first of them); JSON (`--out`)
   and a PNG (`--plot`, when matplotlib is importable).
 
+- with `--llamacpp BIN_DIR`: llama.cpp rows in the decode, prefill and
+  `--scaling` tables. The same weights go to llama.cpp through its own
+  converter (`llama-convert-llama2c-to-ggml`, from our llama2.c `.bin` and a
+  `tokenizer.bin` of the model's vocabulary size; float32 GGUF), plus a
+  Q8_0 copy by `llama-quantize` where built (next to our int8 rows), and
+  `llama-bench -t 1` times them (`-p 0 -n N` for decode, `-p 256 -n 0` for
+  prefill). llama.cpp runs one thread; pin the whole run to one core
+  (`taskset -c 0`) so that ours does too.
+
 Every run prints the conditions first (CPU model, the AVX512/AMX flags,
 cores, threads, load average: `benchmarks/conditions.py`) and the load
 again at the end, and stores both in the JSON.
@@ -49,7 +62,7 @@ Usage:
     python benchmarks/llama_bench.py [--skip-decode] [--skip-train] [--train-steps 3]
         [--repeats 3] [--train-modes fp32 bf16 fp32-jit bf16-jit]
         [--loss-curve 60 [--loss-curve-seq-len 64] [--loss-curve-jit]]
-        [--first-token] [--prefill]
+        [--first-token] [--prefill] [--llamacpp /path/to/llama.cpp/build/bin]
     taskset -c 1 python benchmarks/llama_bench.py --skip-decode --skip-train --scaling \
         [--scaling-presets stories15M stories42M] [--scaling-context 1024] \
         [--scaling-new-tokens 32] --out scaling.json --plot scaling.png
@@ -79,6 +92,31 @@ def best_of(fn, repeats):
     return min(timed(fn)[0] for _ in range(repeats))
 
 
+def flops_per_token(cfg, context, training=False):
+    """Model FLOPs per token, PaLM's count (Chowdhery et al. 2022, appendix B).
+
+    2 FLOPs per weight that multiplies (every block matrix and the output
+    head; not the embedding lookup nor the norms) and attention's
+    `2 x 2 x n_layers x context x dim` (scores and values, the full square
+    as PaLM counts it), forward; three times that for training (forward +
+    backward).
+    """
+    kv = cfg.n_kv_heads * cfg.head_dim
+    per_layer = 2 * cfg.dim * cfg.dim + 2 * cfg.dim * kv + 3 * cfg.dim * cfg.ffn_hidden_dim
+    weights = cfg.n_layers * per_layer + cfg.vocab_size * cfg.dim
+    forward = 2 * weights + 4 * cfg.n_layers * context * cfg.dim
+    return 3 * forward if training else forward
+
+
+def mfu(tokens_per_s, cfg, context, training=False):
+    """Model FLOP utilisation: FLOPs/token x tokens/s over the core's peak (`peak_float32_flops`)
+    times the cores in the affinity mask."""
+    from keras_recipes.hardware import peak_float32_flops
+
+    peak = peak_float32_flops()[0] * len(os.sched_getaffinity(0))
+    return tokens_per_s * flops_per_token(cfg, context, training) / peak if peak else float("nan")
+
+
 def build_hub(cfg):
     import keras_hub
 
@@ -106,7 +144,7 @@ def build_models(cfg):
     return ours, build_hub(cfg)
 
 
-def decode(ours, hub, cfg, batch, repeats, report):
+def decode(ours, hub, cfg, batch, repeats, report, llamacpp=None):
     new = cfg.max_seq_len - 1
     prompt = np.ones((batch, 1), "int32")
     hub_ids = np.zeros((batch, cfg.max_seq_len), "int32")
@@ -125,12 +163,15 @@ def decode(ours, hub, cfg, batch, repeats, report):
     first_hub, hub_out = timed(run_hub)
     assert out.shape == (batch, cfg.max_seq_len)
     assert np.asarray(hub_out["token_ids"]).shape == (batch, cfg.max_seq_len)
-    # Alternate the two and keep each one's best: other jobs on a shared
-    # machine then slow both alike instead of whichever ran second.
+    # Alternate the two (three with llama.cpp) and keep each one's best: other
+    # jobs on a shared machine then slow all alike instead of whichever ran last.
+    cpp = LlamaCpp(ours, llamacpp) if llamacpp and batch == 1 else None  # one sequence
     ours_s = hub_s = float("inf")
     for _ in range(repeats):
         ours_s = min(ours_s, timed(run_ours)[0])
         hub_s = min(hub_s, timed(run_hub)[0])
+        if cpp:
+            cpp.run(new=new)
     tps_ours, tps_hub = batch * new / ours_s, batch * new / hub_s
     print(f"decode batch {batch}: {new} new tokens/sequence")
     print(f"  ours     {tps_ours:8.1f} tokens/s   first call {first_ours:6.2f} s")
@@ -143,6 +184,11 @@ def decode(ours, hub, cfg, batch, repeats, report):
         ours_first_call_s=first_ours,
         keras_hub_first_call_s=first_hub,
     )
+    if cpp:
+        rates = cpp.close(f"-p 0 -n {new}")
+        print(f"  ratio ours/llama.cpp f32: {tps_ours / rates['f32']:.2f}x")
+        report["decode_b1"]["llamacpp_tokens_per_s"] = rates
+        report["decode_b1"]["ratio_vs_llamacpp_f32"] = tps_ours / rates["f32"]
 
 
 def per_position(ours, cfg, repeats, report):
@@ -180,8 +226,8 @@ def build_ours(cfg, mode, weights=None):
 
 def compile_for_training(model, mode, learning_rate=1e-4):
     """AdamW and mean token cross-entropy; ours with `LanguageModelLoss` (head + loss fused)."""
-    from keras_recipes.llama import LlamaModel
     from keras_recipes.causal_lm.losses import LanguageModelLoss
+    from keras_recipes.llama import LlamaModel
 
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if isinstance(model, LlamaModel):
@@ -232,10 +278,17 @@ def train(ours, hub, cfg, steps, report, modes=("fp32",)):
         f"train batch {batch} x {length}, forward + backward + AdamW, load {os.getloadavg()[0]:.1f}"
     )
     for name in runs:
-        print(f"  {name:18s} {rates[name]:8.1f} tokens/s   (first step {first[name]:.2f} s)")
+        utilisation = mfu(rates[name], cfg, length, training=True)
+        print(
+            f"  {name:18s} {rates[name]:8.1f} tokens/s   MFU {100 * utilisation:4.1f}%   "
+            f"(first step {first[name]:.2f} s)"
+        )
     hub_rate = rates["keras-hub fp32"]
     report["train_b8x256"] = dict(
-        keras_hub_tokens_per_s=hub_rate, load_average_1m=os.getloadavg()[0]
+        keras_hub_tokens_per_s=hub_rate,
+        load_average_1m=os.getloadavg()[0],
+        flops_per_token=flops_per_token(cfg, length, training=True),
+        mfu={name: mfu(rate, cfg, length, training=True) for name, rate in rates.items()},
     )
     for mode in modes:
         ratio = rates[f"ours {mode}"] / hub_rate
@@ -315,6 +368,106 @@ def loss_curves(cfg, steps, seq_len, jit, report, batch=8, period=61, learning_r
         mean_abs_gap_bf16=float(gap.mean()),
         mean_abs_gap_fp32_seed=float(noise.mean()),
     )
+
+
+# --- llama.cpp, the same weights --------------------------------------------
+
+LLAMACPP_TOOLS = ("llama-bench", "llama-convert-llama2c-to-ggml")
+
+
+def llamacpp_tools(bin_dir):
+    """The llama.cpp programs `--llamacpp` needs, checked; `llama-quantize` if built."""
+    tools = {name: os.path.join(bin_dir, name) for name in (*LLAMACPP_TOOLS, "llama-quantize")}
+    missing = [name for name in LLAMACPP_TOOLS if not os.access(tools[name], os.X_OK)]
+    if missing:
+        raise SystemExit(
+            f"--llamacpp {bin_dir}: no {', '.join(missing)} there; give llama.cpp's build/bin "
+            "folder (cmake --build build --target llama-bench llama-convert-llama2c-to-ggml)."
+        )
+    if not os.access(tools["llama-quantize"], os.X_OK):
+        tools.pop("llama-quantize")
+    return tools
+
+
+def llamacpp_models(model, tools, folder):
+    """`{"f32": gguf, "q8_0": gguf}` of `model`'s weights (q8_0 only with llama-quantize).
+
+    Our llama2.c `.bin` (legacy v0, as `run.c` reads it) goes through
+    llama.cpp's own converter; the vocabulary it copies is a `tokenizer.bin`
+    of placeholder pieces, as many as the model's (the text never matters
+    to a timing).
+    """
+    from keras_recipes.llama.checkpoints import save_checkpoint
+    from keras_recipes.tokenizers import Llama2cTokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    checkpoint = save_checkpoint(model, os.path.join(folder, "model.bin"))
+    vocab = model.config.vocab_size
+    pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)]
+    pieces = (pieces + [b" w%d" % i for i in range(vocab)])[:vocab]
+    tokenizer = Llama2cTokenizer(pieces, [0.0] * vocab).save(os.path.join(folder, "tokenizer.bin"))
+    models = {"f32": os.path.join(folder, "model-f32.gguf")}
+    subprocess.run(
+        [tools["llama-convert-llama2c-to-ggml"], "--copy-vocab-from-model", str(tokenizer),
+         "--llama2c-model", str(checkpoint), "--llama2c-output-model", models["f32"]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    if "llama-quantize" in tools:
+        models["q8_0"] = os.path.join(folder, "model-q8_0.gguf")
+        subprocess.run(
+            [tools["llama-quantize"], models["f32"], models["q8_0"], "Q8_0", "1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    os.remove(checkpoint)
+    return models
+
+
+def llamacpp_tokens_per_s(tools, gguf, prompt=0, new=0, repeats=1):
+    """`llama-bench -t 1`'s best tokens/s over `repeats` runs (after its warm-up run) of a
+    `prompt`-token prefill or of `new` decoded tokens."""
+    done = subprocess.run(
+        [tools["llama-bench"], "-m", gguf, "-t", "1", "-p", str(prompt), "-n", str(new),
+         "-r", str(repeats), "-o", "json"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    (row,) = json.loads(done.stdout)
+    return float(max(row["samples_ts"]))
+
+
+class LlamaCpp:
+    """llama.cpp on a model's weights, converted once (`llamacpp_models`), timed on demand.
+
+    `best(prompt=, new=)` runs `llama-bench` once per GGUF (f32, q8_0) and
+    keeps each one's best so far, so that a caller can alternate it with
+    its own runs as the other rows do.
+    """
+
+    def __init__(self, model, tools):
+        self.tools, self.folder = tools, tempfile.TemporaryDirectory()
+        self.models = llamacpp_models(model, tools, self.folder.name)
+        self.rates = {}
+
+    def run(self, prompt=0, new=0):
+        for kind, path in self.models.items():
+            rate = llamacpp_tokens_per_s(self.tools, path, prompt, new)
+            self.rates[kind] = max(self.rates.get(kind, 0.0), rate)
+        return self.rates
+
+    def close(self, label):
+        self.folder.cleanup()
+        print(
+            f"  llama.cpp ({label}, -t 1, best run) "
+            + ", ".join(f"{kind} {rate:.1f} tokens/s" for kind, rate in self.rates.items())
+        )
+        return self.rates
+
+
+def llamacpp_rows(model, tools, label, prompt=0, new=0, repeats=3):
+    """`{"f32": tokens/s, "q8_0": tokens/s}`: llama.cpp's best of `repeats` on `model`'s weights."""
+    cpp = LlamaCpp(model, tools)
+    for _ in range(repeats):
+        cpp.run(prompt, new)
+    return cpp.close(label)
 
 
 # --- time to the first token, fresh processes --------------------------------
@@ -400,7 +553,7 @@ def first_token(repeats, report):
 # --- prefill ----------------------------------------------------------------
 
 
-def prefill(cfg, repeats, report, length=256):
+def prefill(cfg, repeats, report, length=256, llamacpp=None):
     """Prefill tokens/s of a `length`-token prompt, ours against keras-hub, batch 1.
 
     Ours: `generate(prompt, max_new_tokens=1)` (one compiled pass over the
@@ -422,14 +575,20 @@ def prefill(cfg, repeats, report, length=256):
     }
     first = {name: timed(run)[0] for name, run in runs.items()}
     best = {name: float("inf") for name in runs}
+    cpp = LlamaCpp(ours, llamacpp) if llamacpp else None
     for _ in range(repeats):
+        if cpp:
+            cpp.run(prompt=length)
         for name, run in runs.items():
             best[name] = min(best[name], timed(run)[0])
     rates = {name: length / seconds for name, seconds in best.items()}
     ratio = rates["ours"] / rates["keras-hub"]
     print(f"prefill, {length}-token prompt, batch 1, {cfg.dim}-dim {cfg.n_layers} layers:")
     for name in runs:
-        print(f"  {name:10s} {rates[name]:8.0f} tokens/s   (first call {first[name]:.2f} s)")
+        print(
+            f"  {name:10s} {rates[name]:8.0f} tokens/s   MFU {100 * mfu(rates[name], cfg, length):4.1f}%"
+            f"   (first call {first[name]:.2f} s)"
+        )
     print(f"  ratio ours/keras-hub: {ratio:.2f}x")
     report["prefill_256"] = dict(
         ours_tokens_per_s=rates["ours"],
@@ -437,7 +596,17 @@ def prefill(cfg, repeats, report, length=256):
         ratio=ratio,
         ours_first_call_s=first["ours"],
         keras_hub_first_call_s=first["keras-hub"],
+        flops_per_token=flops_per_token(cfg, length),
+        ours_mfu=mfu(rates["ours"], cfg, length),
     )
+    if llamacpp:
+        cpp = cpp.close(f"-p {length} -n 0")
+        print(
+            f"  ratio ours/llama.cpp f32: {rates['ours'] / cpp['f32']:.2f}x (llama.cpp MFU "
+            f"{100 * mfu(cpp['f32'], cfg, length) / len(os.sched_getaffinity(0)):.1f}% of one core)"
+        )
+        report["prefill_256"]["llamacpp_tokens_per_s"] = cpp
+        report["prefill_256"]["ratio_vs_llamacpp_f32"] = rates["ours"] / cpp["f32"]
 
 
 # --- scaling ----------------------------------------------------------------
@@ -528,7 +697,7 @@ def ms_per_token_by_difference(model, cfg, repeats, span=16):
     return found
 
 
-def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
+def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats, llamacpp=None):
     started = time.perf_counter()
     model = build_in_dtype(cfg, dtype)
     row = dict(
@@ -566,6 +735,10 @@ def scaling_row(name, dtype, cfg, bandwidth, new_tokens, batches, repeats):
     )
     if dtype != "float32":  # against what reading 2- or 1-byte weights would allow
         row["roofline_share_of_stored_bytes"] = step_tokens_per_s / (bandwidth / (stored + kv))
+    if llamacpp and dtype == "float32":  # llama.cpp on these weights: f32, and Q8_0 if built
+        row["llamacpp_tokens_per_s"] = llamacpp_rows(
+            model, llamacpp, f"{name}, -p 0 -n {new}", new=new, repeats=repeats
+        )
     return row
 
 
@@ -581,8 +754,16 @@ def scaling(args, report):
             started = time.perf_counter()
             row = scaling_row(
                 name, dtype, cfg, bandwidth, args.scaling_new_tokens, args.scaling_batches,
-                args.repeats,
+                args.repeats, args.llamacpp_tools,
             )  # fmt: skip
+            cpp = next((r.get("llamacpp_tokens_per_s") for r in rows[::-1]
+                        if r["preset"] == name and "llamacpp_tokens_per_s" in r), None)  # fmt: skip
+            cpp = row.get("llamacpp_tokens_per_s", cpp)
+            if cpp:  # ours against llama.cpp: float32 vs f32, int8 vs Q8_0
+                peer = cpp.get("q8_0") if dtype == "int8" else cpp["f32"]
+                if peer:
+                    row["ratio_vs_llamacpp"] = row["decode_tokens_per_s"] / peer
+                    row["llamacpp_peer"] = "q8_0" if dtype == "int8" else "f32"
             row["wall_s"] = time.perf_counter() - started
             row["load_average_1m"] = os.getloadavg()[0]
             rows.append(row)
@@ -601,7 +782,9 @@ def scaling(args, report):
                 + f" tok/s  ms/token {min(positions.values()):.1f}-{max(positions.values()):.1f}"
                 f" (positions 16-{cfg.max_seq_len})  [{row['wall_s']:.0f} s, load "
                 f"{row['load_average_1m']:.1f}]"
-            )
+                + (f"  vs llama.cpp {row['llamacpp_peer']}: {row['ratio_vs_llamacpp']:.2f}x"
+                   if "ratio_vs_llamacpp" in row else "")
+            )  # fmt: skip
             report["scaling"] = dict(copy_bandwidth_bytes_per_s=bandwidth, rows=rows)
             if args.out:  # row by row: a long run stopped midway keeps what it measured
                 with open(args.out, "w") as f:
@@ -707,11 +890,18 @@ def main(argv=None):
     parser.add_argument("--scaling-new-tokens", type=int, default=32)
     parser.add_argument("--scaling-batches", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--plot", help="with --scaling: write a PNG plot here (needs matplotlib)")
+    parser.add_argument(
+        "--llamacpp",
+        metavar="BIN_DIR",
+        help="llama.cpp's build/bin folder: add llama.cpp rows (same weights, llama-bench -t 1) "
+        "to the decode, prefill and scaling tables",
+    )
     parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args(argv)
+    args.llamacpp_tools = llamacpp_tools(args.llamacpp) if args.llamacpp else None
 
     import keras_recipes  # noqa: F401  (turns on the XLA cache before TensorFlow starts)
-    from keras_recipes.hardware import default_compute_dtype
+    from keras_recipes.hardware import default_compute_dtype, peak_float32_flops
     from keras_recipes.llama import LlamaConfig
     from keras_recipes.xla_cache import xla_cache_directory
 
@@ -720,12 +910,20 @@ def main(argv=None):
     conditions = print_conditions(threads=threads)
     cache = os.environ.get("TF_XLA_FLAGS", "") and xla_cache_directory()
     print(f"  default compute dtype here: {default_compute_dtype()}; XLA cache: {cache or 'off'}")
+    peak, how = peak_float32_flops()
+    print(f"  float32 peak, one core: {peak / 1e9:.0f} GFLOP/s = {how}; MFU is over that x cores")
     cores = len(os.sched_getaffinity(0))
+    if args.llamacpp and cores > 1:
+        print(
+            f"  note: {cores} cores in the affinity mask: TensorFlow uses them all, llama.cpp "
+            "one thread (-t 1); run under `taskset -c 0` for a one-core comparison"
+        )
     report = {
         "cores": cores,
         "load_average_1m": os.getloadavg()[0],
         "conditions": conditions,
         "xla_cache": cache or None,
+        "peak_float32_flops_per_core": peak,
     }
     needs_models = not (args.skip_decode and args.skip_train)
     if needs_models:
@@ -735,14 +933,14 @@ def main(argv=None):
         ours, hub = build_models(cfg)
     if not args.skip_decode:
         for batch in args.batches:
-            decode(ours, hub, cfg, batch, args.repeats, report)
+            decode(ours, hub, cfg, batch, args.repeats, report, args.llamacpp_tools)
         per_position(ours, cfg, args.repeats, report)
     if not args.skip_train:
         train(ours, hub, cfg, args.train_steps, report, args.train_modes)
     if args.loss_curve:
         loss_curves(cfg, args.loss_curve, args.loss_curve_seq_len, args.loss_curve_jit, report)
     if args.prefill:
-        prefill(cfg, args.repeats, report)
+        prefill(cfg, args.repeats, report, llamacpp=args.llamacpp_tools)
     if args.first_token:
         first_token(args.repeats, report)
     if args.scaling:

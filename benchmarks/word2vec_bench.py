@@ -20,6 +20,7 @@ Run:
 ```
 python benchmarks/word2vec_bench.py                  # cores "0" and "0,1", seeds 1 2 3
 python benchmarks/word2vec_bench.py --cores 0 --seeds 1 --archs skip-gram
+python benchmarks/word2vec_bench.py --cores 0 --archs sg-hs cbow-hs   # hs=1, negative=0
 ```
 """
 
@@ -45,7 +46,15 @@ def load_sentences(path):
     return sentences
 
 
-ARCHS = {"skip-gram": dict(sg=1), "CBOW": dict(sg=0), "sg-shared": dict(sg=1, shared=True)}
+ARCHS = {
+    "skip-gram": dict(sg=1),
+    "CBOW": dict(sg=0),
+    "sg-shared": dict(sg=1, shared=True),
+    # Hierarchical softmax alone (gensim's Huffman tree), on request: --archs sg-hs cbow-hs
+    "sg-hs": dict(sg=1, hs=1, negative=0),
+    "cbow-hs": dict(sg=0, hs=1, negative=0),
+}
+DEFAULT_ARCHS = ["skip-gram", "CBOW", "sg-shared"]
 
 
 def one_run(library, arch, seed, workers, corpus):
@@ -59,12 +68,13 @@ def one_run(library, arch, seed, workers, corpus):
     from gensim.test.utils import datapath
 
     sg = ARCHS[arch]["sg"]
+    settings = {**SETTINGS, **{k: v for k, v in ARCHS[arch].items() if k in ("hs", "negative")}}
     sentences = load_sentences(corpus)
     words = sum(len(s) for s in sentences)
     if library == "gensim":
         from gensim.models import Word2Vec
 
-        model = Word2Vec(sg=sg, seed=seed, workers=workers, **SETTINGS)
+        model = Word2Vec(sg=sg, seed=seed, workers=workers, **settings)
         model.build_vocab(sentences)
         start = time.perf_counter()
         model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
@@ -75,7 +85,7 @@ def one_run(library, arch, seed, workers, corpus):
 
         use_word2vec_threads(workers)  # one thread per op, `workers` steps side by side
         shared = ARCHS[arch].get("shared", False)
-        model = Word2Vec(sg=sg, seed=seed, workers=workers, shared_negatives=shared, **SETTINGS)
+        model = Word2Vec(sg=sg, seed=seed, workers=workers, shared_negatives=shared, **settings)
         model.build_vocab(sentences)
         model.train()
         seconds = model.train_seconds
@@ -115,9 +125,10 @@ def main(argv=None):
         "--archs",
         nargs="+",
         choices=list(ARCHS),
-        default=list(ARCHS),
+        default=DEFAULT_ARCHS,
         help="skip-gram, CBOW, and skip-gram with negatives shared per window (ours; "
-        "gensim's row is plain skip-gram)",
+        "gensim's row is plain skip-gram); sg-hs and cbow-hs: hierarchical softmax alone "
+        "(hs=1, negative=0), on request",
     )
     parser.add_argument("--corpus", default=None, help="whitespace-tokenized text file")
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)

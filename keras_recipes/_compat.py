@@ -24,6 +24,7 @@ Private APIs used, by the module that needs them:
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `convert_variables_to_constants_v2`.
 - `keras_recipes.causal_lm.generation`: `align_function_uids`.
+- `keras_recipes.causal_lm.lora`: `replace_sublayer`.
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def checked_versions() -> dict[str, dict]:
 
     Examples:
 
-    ```python
-    checked_versions()["keras"]
-    # {'running': '3.15.1', 'written_for': '3.15.x', 'supported': True}
-    ```
+    >>> report = checked_versions()
+    >>> sorted(report), report["keras"]["written_for"]
+    (['keras', 'tensorflow'], '3.15.x')
+    >>> sorted(report["keras"])  # e.g. {'running': '3.15.1', ..., 'supported': True}
+    ['running', 'supported', 'written_for']
     """
     import keras
 
@@ -171,9 +173,10 @@ def skip_training_steps(model, steps: int) -> None:
     backend) builds `model.train_function` before `on_train_begin` and looks
     it up again for every step; a callback can swap it there, which is what
     this does, putting the real function back after the last skipped step.
-    Skipped steps log NaN for every metric. Public equivalent: none (a
-    callback cannot skip a step); `fit(initial_epoch=...)` covers whole
-    epochs only.
+    Skipped steps log NaN for every metric, and `skipped_step(model)` is
+    True at their callbacks (so a NaN guard lets them pass). Public
+    equivalent: none (a callback cannot skip a step);
+    `fit(initial_epoch=...)` covers whole epochs only.
     """
     train_function = model.train_function
     skipped_logs = {name: float("nan") for name in model.metrics_names}
@@ -184,12 +187,19 @@ def skip_training_steps(model, steps: int) -> None:
         if remaining > 0:
             remaining -= 1
             next(iterator)  # the batch this step trained on before the restart
+            object.__setattr__(model, "_keras_recipes_skipped_step", True)
             return skipped_logs
+        object.__setattr__(model, "_keras_recipes_skipped_step", False)
         model.train_function = train_function
         return train_function(iterator)
 
     if steps > 0:
         model.train_function = skip_or_train
+
+
+def skipped_step(model) -> bool:
+    """Whether the step whose callbacks run now was passed over by `skip_training_steps`."""
+    return getattr(model, "_keras_recipes_skipped_step", False)
 
 
 # --- keras_recipes.optimizers --------------------------------------------------
@@ -322,6 +332,38 @@ def align_function_uids(step: int = 1 << 14) -> int:
     while ops.uid() < target - 1:
         pass
     return target
+
+
+# --- keras_recipes.causal_lm.lora ---------------------------------------------
+
+
+def replace_sublayer(parent, attribute: str, new) -> None:
+    """Puts layer `new` in `parent.<attribute>` in place of the layer there, in its position.
+
+    Why: LoRA wraps a built model's `Dense` projections (and unwraps them
+    when merging). A built layer's tracker (`Layer._tracker`) is locked
+    against new state, and assigning the attribute would append `new` to
+    `Layer._layers` while the old layer stayed there: the model's weights
+    would then list the replaced layer's variables too, and in another
+    order than a freshly built model (`set_weights` by position would put
+    one kernel into another of the same shape). So the old layer is
+    untracked and `new` takes its place in `_layers`, under the unlock that
+    Keras' own `Dense.enable_lora` uses. Public equivalent: none in Keras
+    3.15.
+    """
+    old = getattr(parent, attribute)
+    tracker = parent._tracker
+    position = next(i for i, layer in enumerate(parent._layers) if layer is old)
+    was_locked = tracker.locked
+    tracker.unlock()
+    try:
+        tracker.untrack(old)
+        setattr(parent, attribute, new)
+        parent._layers.remove(new)
+        parent._layers.insert(position, new)
+    finally:
+        if was_locked:
+            tracker.lock()
 
 
 warn_if_unsupported()

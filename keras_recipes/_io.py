@@ -18,16 +18,22 @@ exception never leaves a half-written file where a tool reads it:
 
 Examples:
 
-```python
-from keras_recipes._io import atomic_folder, atomic_path, atomic_write
-
-with atomic_write("vectors.txt", "w") as f:        # an open file
-    f.write("2 3\n...")
-with atomic_path("model.keras", suffix=".keras") as tmp:   # a path a library writes
-    model.save(tmp)
-with atomic_folder("hf_model") as tmp:             # a folder, complete or absent
-    (tmp / "config.json").write_text("{}")
-```
+>>> import tempfile
+>>> from pathlib import Path
+>>> import numpy as np
+>>> from keras_recipes._io import atomic_folder, atomic_path, atomic_write
+>>> scratch = tempfile.TemporaryDirectory()
+>>> out = Path(scratch.name)
+>>> with atomic_write(out / "vectors.txt", "w") as f:  # an open file
+...     _ = f.write("2 3\\n")
+>>> # a path a library writes (`model.save(tmp)` with suffix=".keras" alike)
+>>> with atomic_path(out / "weights.npy", suffix=".npy") as tmp:
+...     np.save(tmp, np.zeros(3))
+>>> with atomic_folder(out / "hf_model") as tmp:  # a folder, complete or absent
+...     _ = (tmp / "config.json").write_text("{}")
+>>> sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+['hf_model', 'hf_model/config.json', 'vectors.txt', 'weights.npy']
+>>> scratch.cleanup()
 """
 
 from __future__ import annotations
@@ -145,10 +151,14 @@ def atomic_write(
 
     Examples:
 
-    ```python
-    with atomic_write("vocab.txt", "w") as f:
-        f.write("hello\\n")
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = Path(scratch.name) / "vocab.txt"
+    >>> with atomic_write(path, "w") as f:
+    ...     _ = f.write("hello\\n")
+    >>> path.read_text()
+    'hello\\n'
+    >>> scratch.cleanup()
     """
     if mode not in ("w", "wb"):
         raise ValueError(

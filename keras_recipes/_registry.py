@@ -23,6 +23,7 @@ import warnings
 MODULES = (
     "keras_recipes.layers",
     "keras_recipes.llama",
+    "keras_recipes.gemma",
     "keras_recipes.seq2seq",
     "keras_recipes.optimizers",
     "keras_recipes.taggers",

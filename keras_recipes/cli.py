@@ -5,6 +5,7 @@
     keras-recipes recipes                 # the runnable scripts, one line each
     keras-recipes optimizers              # every optimizer name get_optimizer takes
     keras-recipes export --checkpoint model.keras --format saved_model --out saved_models/NAME
+    keras-recipes gemma generate --checkpoint gemma-2-2b/ --prompt "..."  # also convert, export
     keras-recipes serve check saved_models/NAME   # as TF Serving loads it, warm-ups replayed
 
 Every subcommand's arguments are declared here; the module doing the work is
@@ -79,11 +80,15 @@ def _llama_train(args) -> int:
             quick=args.quick,
             strategy=args.strategy,
             overwrite=args.overwrite,
+            checkpoint=args.checkpoint,
             **overrides,
         )
     except ValueError as error:
         print(f"keras-recipes llama train: {error}", file=sys.stderr)
         return 2
+    except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+        print(f"keras-recipes llama train: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interrupt:
         print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
         return 130
@@ -100,18 +105,116 @@ def _llama_train(args) -> int:
     return 0
 
 
+def _llama_finetune(args) -> int:
+    from keras_recipes.llama.finetune import FINETUNE_DEFAULTS, finetune_llama
+    from keras_recipes.llama.train import resume_hint
+
+    overrides = {k: v for k, v in vars(args).items() if k in FINETUNE_DEFAULTS}
+    export_format = args.merge_format if args.merge_format in ("saved_model", "tflite") else None
+    try:
+        metrics = finetune_llama(
+            args.checkpoint,
+            args.data,
+            args.out,
+            tokenizer=args.tokenizer,
+            merge=args.merge or export_format is not None,
+            merge_format="keras" if export_format else args.merge_format,
+            quick=args.quick,
+            strategy=args.strategy,
+            overwrite=args.overwrite,
+            **overrides,
+        )
+    except ValueError as error:
+        print(f"keras-recipes llama finetune: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"\nInterrupted ({interrupt}). {resume_hint(args.out)}")
+        return 130
+    if metrics["already_trained"]:
+        print(
+            f"{metrics['out']} already holds a finished fine-tune with these settings: nothing "
+            "to train. Pass --overwrite to train it again, or --out NEW_FOLDER."
+        )
+    else:
+        what = "adapter.safetensors" if args.lora else "model.keras"
+        print(
+            f"Trained {metrics['trainable_parameters']:,} of {metrics['parameters']:,} "
+            f"parameters on {metrics['train_examples']} examples; loss "
+            f"{metrics['final_loss']:.4f}."
+        )
+        print(f"Saved {what}, the tokenizer and metrics in {metrics['out']}")
+    if metrics.get("merged"):
+        print(f"Merged model: {metrics['merged']}")
+    if export_format:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+
+        merged, out = load_checkpoint(metrics["merged"]), Path(metrics["out"])
+        if export_format == "saved_model":
+            from keras_recipes.export import export_saved_model
+
+            tokenizer = out / "tokenizer.model"
+            path = export_saved_model(
+                merged, out / "saved_model", tokenizer=tokenizer if tokenizer.is_file() else None
+            )
+        else:
+            from keras_recipes.export import export_tflite
+
+            path = export_tflite(merged, out / "merged.tflite")
+        print(f"Exported the merged model: {path}")
+    return 0
+
+
 DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by the context)
 
 
-def _load_model_and_tokenizer(args):
+def stream_generate(
+    model, tokenizer, prompt: list[int], out, on_first_token=None, stop_ids=None, **controls
+):
+    """`model.generate([prompt], stop_ids=..., **controls)`, its new text written to `out`.
+
+    What `llama generate` prints: the text of each chunk of new tokens as it
+    comes (`IncrementalDecoder`: a few tokens decoded per chunk, never the
+    whole text), stopping before the end-of-sequence token; what `out`
+    receives in all equals `tokenizer.decode` of the new ids after the
+    prompt's text. `on_first_token()` is called when the first new token is
+    there. `stop_ids` (default: the tokenizer's end id) end the text before
+    them. Returns `generate`'s ids.
+    """
+    from keras_recipes.tokenizers.streaming import IncrementalDecoder
+
+    decoder = IncrementalDecoder(tokenizer, prompt)
+    stops = set(stop_ids if stop_ids is not None else [tokenizer.eos_id])
+    started = ended = False
+
+    def stream(tokens):
+        nonlocal started, ended
+        if not started and on_first_token is not None:
+            on_first_token()
+        started = True
+        new = tokens[0, len(decoder.ids) :].tolist()
+        if ended or not new:
+            return
+        ends = [k for k, token in enumerate(new) if token in stops]
+        if ends:
+            new, ended = new[: ends[0]], True
+        out.write(decoder.push(new))
+        out.flush()
+
+    ids = model.generate([prompt], stop_ids=sorted(stops), callback=stream, **controls)
+    out.write(decoder.finish())
+    out.flush()
+    return ids
+
+
+def _load_model_and_tokenizer(args, load_checkpoint, who: str):
     """The checkpoint's model and tokenizer (`--tokenizer`, or the one beside it)."""
-    from keras_recipes.llama.checkpoints import load_checkpoint
     from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
 
     if not Path(args.checkpoint).exists():
         raise ValueError(
-            f"No checkpoint at {args.checkpoint}: give a .keras file, a llama2.c .bin "
-            "or a Hugging Face folder."
+            f"No checkpoint at {args.checkpoint}: give a .keras file"
+            + (", a llama2.c .bin" if who.startswith("llama") else "")
+            + " or a Hugging Face folder."
         )
     tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
     if tokenizer_path is None:
@@ -159,8 +262,9 @@ def _chat_turn(chat, text: str) -> None:
 def _llama_chat(args) -> int:
     """An interactive chat: one user turn per line of stdin, replies streamed."""
     from keras_recipes.causal_lm.chat import Chat
+    from keras_recipes.llama.checkpoints import load_checkpoint
 
-    model, tokenizer = _load_model_and_tokenizer(args)
+    model, tokenizer = _load_model_and_tokenizer(args, load_checkpoint, "llama chat")
     settings = _chat_settings(args, model, tokenizer)
     chat = Chat(model, tokenizer, system=args.system, settings=settings)
     interactive = sys.stdin.isatty()
@@ -192,10 +296,23 @@ def _llama_chat(args) -> int:
 
 
 def _llama_generate(args) -> int:
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "llama generate")
+
+
+def _gemma_generate(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint
+
+    return _generate(args, load_checkpoint, "gemma generate")
+
+
+def _generate(args, load_checkpoint, who: str) -> int:
+    """`keras-recipes FAMILY generate`: `load_checkpoint(path)` gives the family's model."""
     import time
 
     try:
-        model, tokenizer = _load_model_and_tokenizer(args)
+        model, tokenizer = _load_model_and_tokenizer(args, load_checkpoint, who)
         if args.chat:
             from keras_recipes.causal_lm.chat import Chat
 
@@ -204,7 +321,9 @@ def _llama_generate(args) -> int:
             return 0
         if args.system:
             raise ValueError("--system applies with --chat only.")
-        stop_ids = [*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])]
+        stop_ids = list(
+            dict.fromkeys([*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])])
+        )
         prompt = tokenizer.encode(args.prompt, add_bos=True)
         room = model.config.max_seq_len - len(prompt)
         if room < 1:
@@ -216,38 +335,27 @@ def _llama_generate(args) -> int:
         max_new_tokens = args.max_new_tokens
         if max_new_tokens is None:
             max_new_tokens = min(DEFAULT_NEW_TOKENS, room)
-        printed = tokenizer.decode(prompt)
-        print(printed, end="", flush=True)
+        print(tokenizer.decode(prompt), end="", flush=True)
         start, first_token_at = time.perf_counter(), []
-
-        def stream(tokens):
-            nonlocal printed
-            first_token_at.append(time.perf_counter())
-            ids = tokens[0].tolist()
-            ends = [k for k in range(len(prompt), len(ids)) if ids[k] in stop_ids]
-            if ends:
-                ids = ids[: ends[0]]
-            text = tokenizer.decode(ids)
-            if not text.endswith("\ufffd"):  # wait for the rest of a UTF-8 character
-                print(text[len(printed) :], end="", flush=True)
-                printed = text
-
-        out = model.generate(
-            [prompt],
+        out = stream_generate(
+            model,
+            tokenizer,
+            prompt,
+            sys.stdout,
             max_new_tokens=max_new_tokens,
             temperature=args.temperature,
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
             stop_ids=stop_ids,
-            callback=stream,
+            on_first_token=lambda: first_token_at.append(time.perf_counter()),
         )
     except ValueError as error:
-        print(f"keras-recipes llama generate: {error}", file=sys.stderr)
+        print(f"keras-recipes {who}: {error}", file=sys.stderr)
         return 2
     end = time.perf_counter()
     new = out[0, len(prompt) :].tolist()
-    ends = [k for k, i in enumerate(new) if i in stop_ids]
+    ends = [k for k, token in enumerate(new) if token in stop_ids]
     produced = ends[0] + 1 if ends else len(new)
     first = first_token_at[0] if first_token_at else end
     rate = (produced - 1) / (end - first) if produced > 1 and end > first else float("nan")
@@ -263,9 +371,29 @@ def _llama_generate(args) -> int:
 def _llama_convert(args) -> int:
     from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 
+    source, target = Path(args.input), Path(args.output)
     try:
-        model = load_checkpoint(args.input)
-        path = save_checkpoint(model, args.output, llama2c_version=args.llama2c_version)
+        if target.suffix == ".gguf":
+            from keras_recipes.tokenizers import find_tokenizer
+
+            tokenizer = args.tokenizer or find_tokenizer(source)
+            if tokenizer is None:  # refused before the model is read
+                raise ValueError(
+                    f"no tokenizer beside {source}: llama.cpp needs one in the GGUF file; "
+                    "pass --tokenizer (a .model, tokenizer.bin or tokenizer.json)."
+                )
+        if source.suffix == ".gguf":
+            from keras_recipes.export.gguf import load_gguf
+
+            model = load_gguf(source)
+        else:
+            model = load_checkpoint(source)
+        if target.suffix == ".gguf":
+            from keras_recipes.export.gguf import save_gguf
+
+            path = save_gguf(model, target, tokenizer=tokenizer, dtype=args.gguf_type)
+        else:
+            path = save_checkpoint(model, target, llama2c_version=args.llama2c_version)
     except ValueError as error:
         print(f"keras-recipes llama convert: {error}", file=sys.stderr)
         return 2
@@ -273,9 +401,39 @@ def _llama_convert(args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def _gemma_convert(args) -> int:
+    from keras_recipes.gemma.checkpoints import load_checkpoint, save_checkpoint
+
+    model = load_checkpoint(args.input)
+    path = save_checkpoint(model, args.output)
+    print(f"Wrote {path} ({model.count_params():,} parameters).")
+    return 0
+
+
+def _load_for_export(checkpoint: Path, family: str | None):
+    """The model a checkpoint holds: a `.keras` file, or a family's checkpoint by name
+    (`family`, or a Hugging Face folder's `model_type`)."""
+    import json
+
     import keras
 
+    if checkpoint.suffix == ".keras" and family is None:
+        return keras.models.load_model(checkpoint)
+    config = checkpoint / "config.json"
+    if family is None and config.is_file():
+        try:
+            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+        except (ValueError, AttributeError):
+            model_type = None  # the family's loader says what is wrong with it
+        family = "gemma" if model_type == "gemma2" else None
+    if family == "gemma":
+        from keras_recipes.gemma.checkpoints import load_checkpoint
+    else:
+        from keras_recipes.llama.checkpoints import load_checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def _export(args) -> int:
     import keras_recipes.seq2seq  # noqa: F401  (registers Seq2Seq for load_model)
     from keras_recipes.causal_lm import is_causal_lm
 
@@ -283,12 +441,7 @@ def _export(args) -> int:
     try:
         if not checkpoint.exists():
             raise ValueError(f"No checkpoint at {checkpoint}.")
-        if checkpoint.suffix == ".keras":
-            model = keras.models.load_model(checkpoint)
-        else:
-            from keras_recipes.llama.checkpoints import load_checkpoint
-
-            model = load_checkpoint(checkpoint)
+        model = _load_for_export(checkpoint, getattr(args, "family", None))
         if args.format == "saved_model":
             from keras_recipes.export import export_saved_model
 
@@ -305,6 +458,22 @@ def _export(args) -> int:
 
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
             print(f"Wrote {path}. Serve it with:\n  {serving_command(path.parent)}")
+        elif args.format == "litertlm":
+            from keras_recipes.export import export_litertlm
+            from keras_recipes.tokenizers import find_tokenizer
+
+            if args.quantize not in (None, "dynamic-int8"):
+                raise ValueError("--format litertlm takes --quantize dynamic-int8 or none.")
+            tokenizer = args.tokenizer or find_tokenizer(checkpoint)
+            if tokenizer is None:
+                raise ValueError(
+                    f"no tokenizer beside {checkpoint}: a .litertlm bundle carries one; pass "
+                    "--tokenizer (a SentencePiece .model or a tokenizer.json)."
+                )
+            out = Path(args.out)
+            out = out if out.suffix == ".litertlm" else out.with_suffix(".litertlm")
+            path = export_litertlm(model, out, tokenizer=tokenizer, quantize=args.quantize)
+            print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB).")
         else:
             from keras_recipes.export import export_tflite
 
@@ -341,13 +510,16 @@ def _serve_check(args) -> int:
     return 0
 
 
-def add_decoding_arguments(parser, temperature: float = 0.8) -> None:
-    """The flags `llama generate` and `llama chat` share."""
+def _add_generate_arguments(
+    parser: argparse.ArgumentParser, checkpoint_help: str, chat: str | None = "flag"
+) -> None:
+    """The flags of `FAMILY generate` (chat="flag": with `--chat`) and of
+    `llama chat` (chat="command": no `--prompt`, sampling at 0.7)."""
     parser.add_argument(
         "--checkpoint",
         required=True,
         metavar="PATH",
-        help="a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder",
+        help=checkpoint_help,
     )
     parser.add_argument(
         "--tokenizer",
@@ -355,6 +527,8 @@ def add_decoding_arguments(parser, temperature: float = 0.8) -> None:
         help="SentencePiece .model, llama2.c tokenizer.bin or Hugging Face tokenizer.json "
         "(default: the one next to the checkpoint)",
     )
+    if chat != "command":
+        parser.add_argument("--prompt", default="Once upon a time", help="text to continue")
     parser.add_argument(
         "--max-new-tokens",
         type=int,
@@ -362,7 +536,10 @@ def add_decoding_arguments(parser, temperature: float = 0.8) -> None:
         help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
     )
     parser.add_argument(
-        "--temperature", type=float, default=temperature, help="0 for greedy decoding"
+        "--temperature",
+        type=float,
+        default=0.7 if chat == "command" else 0.8,
+        help="0 for greedy decoding",
     )
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=0.9)
@@ -377,6 +554,112 @@ def add_decoding_arguments(parser, temperature: float = 0.8) -> None:
     )
     parser.add_argument(
         "--system", default=None, help="chat: the system message that opens the conversation"
+    )
+    if chat == "flag":
+        parser.add_argument(
+            "--chat",
+            action="store_true",
+            help="the prompt is one user turn, written with the tokenizer's chat template "
+            "(tokenizer_config.json); the assistant's reply is streamed",
+        )
+
+
+def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="a .keras file, a LLaMA checkpoint, or a Hugging Face folder (LLaMA or Gemma 2)",
+    )
+    parser.add_argument(
+        "--format", choices=("saved_model", "tflite", "litertlm"), default="saved_model"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="saved_model: the model folder (saved_models/NAME, versions inside); "
+        "tflite: the .tflite file; litertlm: the .litertlm file",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="SentencePiece .model for LLaMA's generate_text signature; litertlm: a .model "
+        "or tokenizer.json to bundle (default: the tokenizer next to the checkpoint, if there)",
+    )
+    parser.add_argument("--version", type=int, default=None, help="default: the next one")
+    parser.add_argument(
+        "--quantize",
+        choices=("dynamic-int8", "float16"),
+        default=None,
+        help="tflite (both) and litertlm (dynamic-int8) only",
+    )
+
+
+def _add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="PATH",
+        help="the model to fine-tune: .keras, llama2.c .bin or Hugging Face folder",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help='.jsonl, one example a line: {"messages": [{"role": "user", "content": ...}, ...]}, '
+        '{"prompt": ..., "completion": ...} or {"text": ...}; or a .txt file, one text a line. '
+        "The loss is on assistant turns / completions only",
+    )
+    parser.add_argument("--out", default="runs/llama_finetune", help="run folder")
+    parser.add_argument(
+        "--tokenizer", metavar="PATH", help="default: the tokenizer beside the checkpoint"
+    )
+    parser.add_argument(
+        "--lora",
+        type=int,
+        metavar="RANK",
+        help="train LoRA adapters of this rank (saved alone as adapter.safetensors); "
+        "without it every weight trains (model.keras)",
+    )
+    parser.add_argument("--lora-alpha", type=float, help="LoRA scale alpha/rank (default: rank)")
+    parser.add_argument(
+        "--lora-targets",
+        nargs="+",
+        metavar="NAME",
+        help="projections to adapt among wq wk wv wo w1 w2 w3 (default: wq wv)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="also write the model with the adapters folded in (default format: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--merge-format",
+        choices=("hf", "llama2c", "keras", "saved_model", "tflite"),
+        help="format of the merged model",
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
+    for flag, type_, text in (
+        ("--epochs", int, "passes over the examples"),
+        ("--seq-len", int, "tokens per example (longer ones are cut; default 256)"),
+        ("--batch-size", int, "examples per step"),
+        ("--learning-rate", float, "peak AdamW learning rate (default 2e-4 LoRA, 2e-5 all)"),
+        ("--warmup-steps", int, "linear warm-up steps"),
+        ("--weight-decay", float, "AdamW decoupled weight decay (default 0)"),
+        ("--clipnorm", float, "clip the global gradient norm to this"),
+        ("--validation-split", float, "share of the examples held out (default 0.1)"),
+        ("--backup-steps", int, "back up every this many steps"),
+        ("--seed", int, "seed of the data order and the adapters' initial values"),
+    ):
+        parser.add_argument(flag, type=type_, help=text)
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"))
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy, as for llama train",
     )
 
 
@@ -405,17 +688,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a SentencePiece tokenizer and a tiny LLaMA (as recipes/llama_tiny.py)",
     )
     add_llama_train_arguments(llama_train)
+    llama_train.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="continue training this checkpoint (.keras, llama2.c .bin or Hugging Face folder), "
+        "every weight, with the tokenizer beside it; the size flags are then the checkpoint's",
+    )
     llama_train.set_defaults(func=_llama_train)
+    llama_finetune = llama_commands.add_parser(
+        "finetune",
+        help="fine-tune a checkpoint on chat JSONL or text, with LoRA (--lora R) or every weight",
+    )
+    _add_finetune_arguments(llama_finetune)
+    llama_finetune.set_defaults(func=_llama_finetune)
     llama_generate = llama_commands.add_parser(
         "generate", help="continue a prompt, streaming tokens as they are produced"
     )
-    add_decoding_arguments(llama_generate)
-    llama_generate.add_argument("--prompt", default="Once upon a time", help="text to continue")
-    llama_generate.add_argument(
-        "--chat",
-        action="store_true",
-        help="the prompt is one user turn, written with the tokenizer's chat template "
-        "(tokenizer_config.json); the assistant's reply is streamed",
+    _add_generate_arguments(
+        llama_generate, "a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder"
     )
     llama_generate.set_defaults(func=_llama_generate)
     llama_chat = llama_commands.add_parser(
@@ -423,14 +713,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="an interactive multi-turn chat through the checkpoint's chat template "
         "(a line of input is a turn; /reset, /exit)",
     )
-    add_decoding_arguments(llama_chat, temperature=0.7)
+    _add_generate_arguments(
+        llama_chat,
+        "a Hugging Face chat folder (or any LLaMA checkpoint "
+        "with --tokenizer naming a tokenizer.json)",
+        chat="command",
+    )
     llama_chat.set_defaults(func=_llama_chat)
     llama_convert = llama_commands.add_parser(
-        "convert", help="convert a checkpoint between .keras, llama2.c .bin and Hugging Face"
+        "convert",
+        help="convert a checkpoint between .keras, llama2.c .bin, Hugging Face and GGUF",
     )
-    llama_convert.add_argument("input", help="a .keras file, a llama2.c .bin or an HF folder")
     llama_convert.add_argument(
-        "output", help="OUT.keras, OUT.bin (llama2.c) or a folder name (Hugging Face)"
+        "input", help="a .keras file, a llama2.c .bin, an HF folder or a .gguf file"
+    )
+    llama_convert.add_argument(
+        "output",
+        help="OUT.keras, OUT.bin (llama2.c), a folder name (Hugging Face) or OUT.gguf (llama.cpp)",
     )
     llama_convert.add_argument(
         "--llama2c-version",
@@ -439,32 +738,45 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="llama2.c file version: 0 legacy (run.c), 1 fp32, 2 int8 Q8_0 (runq.c)",
     )
-    llama_convert.set_defaults(func=_llama_convert)
-    export = subparsers.add_parser(
-        "export", help="export a checkpoint as a TF Serving SavedModel or a TFLite file"
+    llama_convert.add_argument(
+        "--gguf-type",
+        choices=("f32", "f16", "q8_0"),
+        default="f32",
+        help="GGUF output: the type of the weight matrices (default f32)",
     )
-    export.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help=".keras file or LLaMA checkpoint"
-    )
-    export.add_argument("--format", choices=("saved_model", "tflite"), default="saved_model")
-    export.add_argument(
-        "--out",
-        required=True,
-        metavar="PATH",
-        help="saved_model: the model folder (saved_models/NAME, versions inside); "
-        "tflite: the .tflite file",
-    )
-    export.add_argument(
+    llama_convert.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model or Hugging Face tokenizer.json for LLaMA's generate_text "
-        "signature (default: tokenizer.model next to the checkpoint, or in a Hugging Face "
-        "folder its tokenizer.model or tokenizer.json)",
+        help="GGUF output: the model's tokenizer (default: the one beside the input)",
     )
-    export.add_argument("--version", type=int, default=None, help="default: the next one")
-    export.add_argument(
-        "--quantize", choices=("dynamic-int8", "float16"), default=None, help="tflite only"
+    llama_convert.set_defaults(func=_llama_convert)
+    gemma = subparsers.add_parser(
+        "gemma", help="Gemma 2: generate text, convert checkpoints, export"
     )
+    gemma_commands = gemma.add_subparsers(dest="gemma_command", metavar="COMMAND", required=True)
+    gemma_generate = gemma_commands.add_parser(
+        "generate", help="continue a prompt, streaming tokens as they are produced"
+    )
+    _add_generate_arguments(
+        gemma_generate, "a .keras file or a Hugging Face Gemma 2 folder (google/gemma-2-2b)"
+    )
+    gemma_generate.set_defaults(func=_gemma_generate)
+    gemma_convert = gemma_commands.add_parser(
+        "convert", help="convert a checkpoint between .keras and Hugging Face"
+    )
+    gemma_convert.add_argument("input", help="a .keras file or a Hugging Face Gemma 2 folder")
+    gemma_convert.add_argument("output", help="OUT.keras, or a folder name (Hugging Face)")
+    gemma_convert.set_defaults(func=_gemma_convert)
+    gemma_export = gemma_commands.add_parser(
+        "export", help="export a Gemma checkpoint as a TF Serving SavedModel or a TFLite file"
+    )
+    _add_export_arguments(gemma_export)
+    gemma_export.set_defaults(func=_export, family="gemma")
+    export = subparsers.add_parser(
+        "export",
+        help="export a checkpoint as a TF Serving SavedModel, a TFLite file or a LiteRT-LM bundle",
+    )
+    _add_export_arguments(export)
     export.set_defaults(func=_export)
     serve = subparsers.add_parser("serve", help="check a SavedModel as TF Serving loads it")
     serve_commands = serve.add_subparsers(dest="serve_command", metavar="COMMAND", required=True)
@@ -493,6 +805,7 @@ def _command_name(args) -> str:
     words = [
         args.command,
         getattr(args, "llama_command", None),
+        getattr(args, "gemma_command", None),
         getattr(args, "serve_command", None),
     ]
     return " ".join(["keras-recipes", *[w for w in words if w]])

@@ -58,10 +58,9 @@ def load_builtin_corpus(name: str = "lee_background") -> list[str]:
 
     Examples:
 
-    ```python
-    documents = load_builtin_corpus()
-    len(documents)  # 300
-    ```
+    >>> documents = load_builtin_corpus()
+    >>> len(documents)
+    300
     """
     return load_text_files([builtin_corpus_path(name)], encoding=BUILTIN_CORPORA[name][1])
 
@@ -168,10 +167,10 @@ def windows_dataset(
 
     Examples:
 
-    ```python
-    ds = windows_dataset(np.arange(100), seq_len=8, batch_size=4)
-    x, y = next(iter(ds))  # x[0] = [0..7], y[0] = [1..8]
-    ```
+    >>> ds = windows_dataset(np.arange(100), seq_len=8, batch_size=4)
+    >>> x, y = next(iter(ds))
+    >>> x[0].numpy().tolist(), y[0].numpy().tolist()
+    ([0, 1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7, 8])
     """
     import tensorflow as tf
 
@@ -239,10 +238,13 @@ def epoch_windows_dataset(
 
     Examples:
 
-    ```python
-    ds = epoch_windows_dataset(np.arange(1000), seq_len=8, batch_size=4, epochs=3)
-    model.fit(ds, epochs=3, steps_per_epoch=steps_per_epoch(1000, 8, 4))
-    ```
+    >>> ds = epoch_windows_dataset(np.arange(1000), seq_len=8, batch_size=4, epochs=3)
+    >>> [tuple(spec.shape) for spec in ds.element_spec]
+    [(4, 8), (4, 8)]
+    >>> steps_per_epoch(1000, 8, 4)
+    31
+
+    Train with `model.fit(ds, epochs=3, steps_per_epoch=steps_per_epoch(1000, 8, 4))`.
     """
     import tensorflow as tf
 

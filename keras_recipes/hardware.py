@@ -8,6 +8,10 @@ has the figures of `benchmarks/llama_bench.py --skip-decode --train-modes
 fp32 bf16` on CPUs with and without BF16). Int8 dot
 products likewise need VNNI (AVX512-VNNI, AVX-VNNI) or AMX-INT8.
 
+`peak_float32_flops(flags, mhz)` estimates one core's float32 peak from the
+flags and the clock, the denominator of model FLOP utilisation (MFU) that
+`benchmarks/llama_bench.py` prints.
+
 `cpu_features()` reads the flags once from `/proc/cpuinfo`;
 `default_compute_dtype(flags)` picks `"bfloat16"` only where the flags say
 it is fast, and every function takes the flags as an argument, so the rule
@@ -132,3 +136,68 @@ def resolve_precision(precision: str, flags=None) -> str:
     if precision != "auto":
         return precision
     return "mixed_bfloat16" if default_compute_dtype(flags) == "bfloat16" else "float32"
+
+
+def parse_cpu_mhz(cpuinfo: str) -> float | None:
+    """The highest `cpu MHz` a `/proc/cpuinfo` text lists (the clock now, per core).
+
+    Examples:
+
+    >>> parse_cpu_mhz("processor : 0\\ncpu MHz : 2596.1\\nprocessor : 1\\ncpu MHz : 3100.0\\n")
+    3100.0
+    """
+    found = [
+        float(value)
+        for key, _, value in (line.partition(":") for line in cpuinfo.splitlines())
+        if key.strip() == "cpu MHz" and value.strip()
+    ]
+    return max(found) if found else None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_mhz() -> float | None:
+    """This machine's clock in MHz as `/proc/cpuinfo` reports it, or None."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return parse_cpu_mhz(info.read())
+    except OSError:
+        return None
+
+
+def peak_float32_flops(flags=None, mhz: float | None = None) -> tuple[float, str]:
+    """One core's float32 peak in FLOP/s, estimated from its flags and clock, and how.
+
+    Two fused multiply-add pipes a cycle, each as wide as the widest vector
+    the flags offer: 16 float32 lanes with AVX-512, 8 with AVX2/FMA, 4 with
+    SSE; a multiply-add counts 2 FLOPs. That is the peak of Intel's server
+    cores and AMD Zen 5; cores with one AVX-512 pipe (some Xeon Silver/Bronze)
+    or AVX-512 split in two 256-bit halves (Zen 4) reach half of it, which
+    their flags do not tell apart: read an MFU on those as a lower bound.
+
+    Args:
+        flags: `/proc/cpuinfo` flag names; default this machine's.
+        mhz: the clock; default this machine's `cpu MHz` (what a VM reports
+            may be the nominal clock, not a turbo one).
+
+    Returns:
+        `(flops_per_second, explanation)`; 0.0 when the clock is unknown.
+
+    Examples:
+
+    >>> peak_float32_flops({"avx2", "fma"}, 3000.0)[0] / 1e9
+    96.0
+    >>> peak_float32_flops({"avx2", "fma", "avx512f"}, 2000.0)
+    (128000000000.0, '2 FMA pipes x 16 float32 lanes x 2 FLOPs x 2000 MHz (avx512f)')
+    """
+    flags = cpu_features() if flags is None else flags
+    mhz = cpu_mhz() if mhz is None else mhz
+    if "avx512f" in flags:
+        lanes, isa = 16, "avx512f"
+    elif "fma" in flags and "avx2" in flags:
+        lanes, isa = 8, "avx2+fma"
+    else:
+        lanes, isa = 4, "sse"
+    if not mhz:
+        return 0.0, f"clock unknown ({isa})"
+    how = f"2 FMA pipes x {lanes} float32 lanes x 2 FLOPs x {mhz:.0f} MHz ({isa})"
+    return 2 * lanes * 2 * mhz * 1e6, how

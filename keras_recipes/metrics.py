@@ -18,11 +18,11 @@ Sentence boundaries always end a chunk.
 
 Examples:
 
-```python
-gold = [["B-PER", "I-PER", "O", "B-LOC"]]
-pred = [["B-PER", "O", "O", "B-LOC"]]
-entity_scores(gold, pred)["overall"]  # precision 0.5, recall 0.5, f1 0.5
-```
+>>> gold = [["B-PER", "I-PER", "O", "B-LOC"]]
+>>> pred = [["B-PER", "O", "O", "B-LOC"]]
+>>> overall = entity_scores(gold, pred)["overall"]
+>>> overall["precision"], overall["recall"], overall["f1"]
+(0.5, 0.5, 0.5)
 
 Translations (and any generated token lists) are scored with `corpus_bleu`,
 corpus-level BLEU (Papineni et al., 2002) against one or more references
@@ -70,10 +70,8 @@ def get_entities(tags: Sequence[str]) -> list[tuple[str, int, int]]:
 
     Examples:
 
-    ```python
-    get_entities(["I-PER", "I-PER", "B-PER", "O", "I-LOC"])
-    # [("PER", 0, 1), ("PER", 2, 2), ("LOC", 4, 4)]
-    ```
+    >>> get_entities(["I-PER", "I-PER", "B-PER", "O", "I-LOC"])
+    [('PER', 0, 1), ('PER', 2, 2), ('LOC', 4, 4)]
     """
     entities = []
     prev_tag, prev_type, start = "O", "", None
@@ -108,10 +106,8 @@ def iob1_to_bio(tags: Sequence[str]) -> list[str]:
 
     Examples:
 
-    ```python
-    iob1_to_bio(["I-PER", "I-PER", "B-PER", "O", "I-LOC"])
-    # ["B-PER", "I-PER", "B-PER", "O", "B-LOC"]
-    ```
+    >>> iob1_to_bio(["I-PER", "I-PER", "B-PER", "O", "I-LOC"])
+    ['B-PER', 'I-PER', 'B-PER', 'O', 'B-LOC']
     """
     bio = ["O" if _split_tag(t)[0] == "O" else t for t in tags]
     for entity_type, first, last in get_entities(tags):
@@ -152,10 +148,9 @@ def entity_scores(
 
     Examples:
 
-    ```python
-    scores = entity_scores([["B-ORG", "I-ORG", "O"]], [["B-ORG", "I-ORG", "O"]])
-    scores["overall"]["f1"]  # 1.0
-    ```
+    >>> scores = entity_scores([["B-ORG", "I-ORG", "O"]], [["B-ORG", "I-ORG", "O"]])
+    >>> scores["overall"]["f1"], scores["accuracy"]
+    (1.0, 1.0)
     """
     if len(gold_tags) != len(predicted_tags):
         raise ValueError(
@@ -213,10 +208,10 @@ def corpus_bleu(
         max_n: int. Highest n-gram order. Defaults to `4`.
 
     Examples:
-    ```python
-    corpus_bleu([["the", "cat", "sat", "on", "the", "mat"]],
-                [["the", "cat", "sat", "on", "the", "mat"]])   # 1.0
-    ```
+
+    >>> corpus_bleu([["the", "cat", "sat", "on", "the", "mat"]],
+    ...             [["the", "cat", "sat", "on", "the", "mat"]])
+    1.0
     """
     if len(references) != len(hypotheses):
         raise ValueError(

@@ -25,14 +25,17 @@ optimizers and are Keras's own classes, handed on unchanged.
 
 Examples:
 
-```python
-from keras_recipes.optimizers import SGD, Nadam, get_optimizer
-
-opt = SGD(lr=0.01, momentum=0.9, decay=1e-6)          # as in Keras 2 notes
-opt = Nadam(learning_rate=0.002, epsilon=None, schedule_decay=0.004)
-opt = get_optimizer("nesterov", learning_rate=0.01)   # SGD, momentum 0.9
-opt = get_optimizer("Adam", amsgrad=True)
-```
+>>> from keras_recipes.optimizers import SGD, Nadam, get_optimizer
+>>> opt = SGD(lr=0.01, momentum=0.9, decay=1e-6)  # as in Keras 2 notes
+>>> type(opt._learning_rate).__name__
+'TimeBasedDecay'
+>>> opt = Nadam(learning_rate=0.002, epsilon=None, schedule_decay=0.004)
+>>> opt.epsilon, opt.schedule_decay
+(1e-07, 0.004)
+>>> opt = get_optimizer("nesterov", learning_rate=0.01)  # SGD, momentum 0.9
+>>> opt = get_optimizer("Adam", amsgrad=True)
+>>> type(opt).__name__, opt.amsgrad
+('Adam', True)
 """
 
 from __future__ import annotations
@@ -73,11 +76,10 @@ class TimeBasedDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     Examples:
 
-    ```python
-    schedule = TimeBasedDecay(0.1, decay=0.5)
-    [float(schedule(t)) for t in range(3)]  # [0.1, 0.0666..., 0.05]
-    opt = keras.optimizers.SGD(learning_rate=schedule)
-    ```
+    >>> schedule = TimeBasedDecay(0.1, decay=0.5)
+    >>> [round(float(schedule(t)), 4) for t in range(3)]  # 0.1 / (1 + 0.5 t)
+    [0.1, 0.0667, 0.05]
+    >>> opt = keras.optimizers.SGD(learning_rate=schedule)
     """
 
     def __init__(
@@ -288,11 +290,19 @@ class SGD(_Keras2Spellings, keras.optimizers.SGD):
 
     Examples:
 
-    ```python
-    opt = SGD(lr=0.01, momentum=0.9)
-    opt = SGD(lr=0.01, momentum=0.9, nesterov=True)
-    model.compile(loss="mean_squared_error", optimizer=opt)
-    ```
+    Two steps on `w = 1` with gradient `0.5`: `v = -0.05`, then
+    `v = 0.9 * -0.05 - 0.05 = -0.095`.
+
+    >>> import numpy as np
+    >>> w = keras.Variable([1.0])
+    >>> opt = SGD(lr=0.1, momentum=0.9)
+    >>> for _ in range(2):
+    ...     opt.apply([np.array([0.5], "float32")], [w])
+    >>> round(float(w.numpy()[0]), 6)
+    0.855
+    >>> opt = SGD(lr=0.01, momentum=0.9, nesterov=True)
+    >>> model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    >>> model.compile(loss="mean_squared_error", optimizer=opt)
     """
 
 
@@ -302,9 +312,9 @@ class RMSprop(_Keras2Spellings, keras.optimizers.RMSprop):
 
     Examples:
 
-    ```python
-    opt = RMSprop(learning_rate=0.001, rho=0.9, epsilon=None, decay=0.0)
-    ```
+    >>> opt = RMSprop(learning_rate=0.001, rho=0.9, epsilon=None, decay=0.0)
+    >>> opt.rho, opt.epsilon  # epsilon=None is keras.config.epsilon()
+    (0.9, 1e-07)
     """
 
 
@@ -317,12 +327,12 @@ class Adam(_Keras2Spellings, keras.optimizers.Adam):
 
     Examples:
 
-    ```python
-    opt = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=None,
-               decay=0.0, amsgrad=False)
-    opt = Adam(weight_decay=0.01)
-    opt = Adam(amsgrad=True)
-    ```
+    >>> opt = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=None,
+    ...            decay=0.0, amsgrad=False)
+    >>> opt = Adam(weight_decay=0.01)
+    >>> opt = Adam(amsgrad=True)
+    >>> opt.amsgrad
+    True
     """
 
 
@@ -332,9 +342,9 @@ class AdamW(_Keras2Spellings, keras.optimizers.AdamW):
 
     Examples:
 
-    ```python
-    opt = AdamW(lr=0.001, weight_decay=0.01)
-    ```
+    >>> opt = AdamW(lr=0.001, weight_decay=0.01)
+    >>> round(float(opt.learning_rate), 6), opt.weight_decay
+    (0.001, 0.01)
     """
 
 
@@ -344,9 +354,9 @@ class Adadelta(_Keras2Spellings, keras.optimizers.Adadelta):
 
     Examples:
 
-    ```python
-    opt = Adadelta(learning_rate=1.0, rho=0.95, epsilon=None, decay=0.0)
-    ```
+    >>> opt = Adadelta(learning_rate=1.0, rho=0.95, epsilon=None, decay=0.0)
+    >>> opt.rho
+    0.95
     """
 
 
@@ -356,9 +366,9 @@ class Adagrad(_Keras2Spellings, keras.optimizers.Adagrad):
 
     Examples:
 
-    ```python
-    opt = Adagrad(learning_rate=0.01, epsilon=1e-08)
-    ```
+    >>> opt = Adagrad(learning_rate=0.01, epsilon=1e-08)
+    >>> opt.epsilon
+    1e-08
     """
 
 
@@ -368,9 +378,9 @@ class Adamax(_Keras2Spellings, keras.optimizers.Adamax):
 
     Examples:
 
-    ```python
-    opt = Adamax(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=None, decay=0.0)
-    ```
+    >>> opt = Adamax(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=None, decay=0.0)
+    >>> opt.beta_2
+    0.999
     """
 
 
@@ -380,9 +390,9 @@ class Adafactor(_Keras2Spellings, keras.optimizers.Adafactor):
 
     Examples:
 
-    ```python
-    opt = Adafactor(lr=0.01)
-    ```
+    >>> opt = Adafactor(lr=0.01)
+    >>> round(float(opt.learning_rate), 6)
+    0.01
     """
 
 
@@ -403,10 +413,10 @@ class Nadam(_Keras2Spellings, NadamMomentumSchedule, keras.optimizers.Nadam):
 
     Examples:
 
-    ```python
-    opt = Nadam(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=None,
-                schedule_decay=0.004)
-    ```
+    >>> opt = Nadam(learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=None,
+    ...             schedule_decay=0.004)
+    >>> opt.get_config()["schedule_decay"]
+    0.004
     """
 
     keras2_extra_arguments = ("schedule_decay",)
@@ -471,9 +481,9 @@ class Ftrl(_Keras2Spellings, keras.optimizers.Ftrl):
 
     Examples:
 
-    ```python
-    opt = Ftrl()
-    ```
+    >>> opt = Ftrl()
+    >>> round(float(opt.learning_rate), 6)
+    0.001
     """
 
 
@@ -485,9 +495,9 @@ class Lion(_Keras2Spellings, keras.optimizers.Lion):
 
     Examples:
 
-    ```python
-    opt = Lion(lr=1e-4)
-    ```
+    >>> opt = Lion(lr=1e-4)
+    >>> round(float(opt.learning_rate), 6)
+    0.0001
     """
 
     fraction_bounds = {"beta_1": "[0, 1]", "beta_2": "[0, 1]"}
@@ -499,9 +509,9 @@ class Lamb(_Keras2Spellings, keras.optimizers.Lamb):
 
     Examples:
 
-    ```python
-    opt = Lamb(lr=1e-3)
-    ```
+    >>> opt = Lamb(lr=1e-3)
+    >>> round(float(opt.learning_rate), 6)
+    0.001
     """
 
 
@@ -511,9 +521,9 @@ class Muon(_Keras2Spellings, keras.optimizers.Muon):
 
     Examples:
 
-    ```python
-    opt = Muon(lr=1e-3)
-    ```
+    >>> opt = Muon(lr=1e-3)
+    >>> round(float(opt.learning_rate), 6)
+    0.001
     """
 
 
@@ -531,9 +541,9 @@ class ScheduleFreeAdamW(_Keras2Spellings, keras.optimizers.ScheduleFreeAdamW):
 
     Examples:
 
-    ```python
-    opt = ScheduleFreeAdamW(lr=0.0025)
-    ```
+    >>> opt = ScheduleFreeAdamW(lr=0.0025)
+    >>> round(float(opt.learning_rate), 6)
+    0.0025
     """
 
     def update_step(self, gradient, variable, learning_rate):
@@ -590,10 +600,8 @@ def available_optimizers() -> list[str]:
 
     Examples:
 
-    ```python
-    "Nadam" in available_optimizers()     # True
-    "nesterov" in available_optimizers()  # True
-    ```
+    >>> "Nadam" in available_optimizers(), "nesterov" in available_optimizers()
+    (True, True)
     """
     return list(OPTIMIZERS) + list(ALIASES)
 
@@ -623,11 +631,13 @@ def get_optimizer(name: str, **kwargs: Any) -> keras.optimizers.Optimizer:
 
     Examples:
 
-    ```python
-    opt = get_optimizer("nadam", learning_rate=0.002)
-    opt = get_optimizer("momentum", lr=0.01, decay=1e-6)
-    opt = get_optimizer("LossScaleOptimizer", inner_optimizer="adam")
-    ```
+    >>> opt = get_optimizer("nadam", learning_rate=0.002)
+    >>> opt = get_optimizer("momentum", lr=0.01, decay=1e-6)
+    >>> opt.momentum, type(opt._learning_rate).__name__
+    (0.9, 'TimeBasedDecay')
+    >>> opt = get_optimizer("LossScaleOptimizer", inner_optimizer="adam")
+    >>> type(opt.inner_optimizer).__name__
+    'Adam'
     >>> opt = get_optimizer("nesterov", learning_rate=0.01)
     >>> type(opt).__name__, opt.momentum, opt.nesterov
     ('SGD', 0.9, True)
@@ -693,12 +703,14 @@ def gradient_descent_batch_size(variant: str, num_samples: int, mini_batch_size:
 
     Examples:
 
-    ```python
-    gradient_descent_batch_size("batch", 1000)                 # 1000
-    gradient_descent_batch_size("Mini-Batch SGD", 1000, 64)    # 64
-    gradient_descent_batch_size("stochastic gradient descent", 1000)  # 1
-    model.fit(x, y, batch_size=gradient_descent_batch_size("mini-batch", len(x)))
-    ```
+    >>> gradient_descent_batch_size("batch", 1000)
+    1000
+    >>> gradient_descent_batch_size("Mini-Batch SGD", 1000, 64)
+    64
+    >>> gradient_descent_batch_size("stochastic gradient descent", 1000)
+    1
+
+    In training: `model.fit(x, y, batch_size=gradient_descent_batch_size("mini-batch", len(x)))`.
     """
     for value, label in ((num_samples, "num_samples"), (mini_batch_size, "mini_batch_size")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

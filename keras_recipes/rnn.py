@@ -143,11 +143,11 @@ def build_encoder(
             as in the notes).
 
     Examples:
-    ```python
-    model = build_encoder(vocab_size=1000)
-    model.predict(np.ones((2, 12), "int32")).shape  # (2, 1)
-    model = build_encoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
-    ```
+
+    >>> model = build_encoder(vocab_size=1000)
+    >>> tuple(model(np.ones((2, 12), "int32")).shape)
+    (2, 1)
+    >>> model = build_encoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
     """
     return keras.Sequential(
         [
@@ -203,11 +203,11 @@ def build_decoder(
             as in the notes).
 
     Examples:
-    ```python
-    model = build_decoder(vocab_size=1000)
-    model.predict(np.ones((2, 12), "int32")).shape  # (2, 1)
-    model = build_decoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
-    ```
+
+    >>> model = build_decoder(vocab_size=1000)
+    >>> tuple(model(np.ones((2, 12), "int32")).shape)
+    (2, 1)
+    >>> model = build_decoder(vocab_size=1000, mask_zero=True)  # id 0 is padding
     """
     return keras.Sequential(
         [
@@ -281,10 +281,15 @@ def build_lstm(
         loss: loss passed to `compile`. Defaults to `"mse"`.
 
     Examples:
-    ```python
-    model = build_lstm()                           # the notes' model
-    model = build_lstm((None, 3), units=[32, 16], dropout=0.2)
-    ```
+
+    The notes' model has `4 * (units * (units + features) + units)` weights:
+
+    >>> model = build_lstm()
+    >>> model.input_shape, model.output_shape, model.count_params()
+    ((None, 50, 1), (None, 1), 12)
+    >>> model = build_lstm((None, 3), units=[32, 16], dropout=0.2)
+    >>> model.output_shape
+    (None, 16)
     """
     return _build_stacked(
         "lstm",
@@ -316,10 +321,13 @@ def build_gru(
     weights. Arguments as in `build_lstm`.
 
     Examples:
-    ```python
-    model = build_gru()                            # the notes' model
-    model = build_gru((None, 3), units=[32, 16], return_sequences=True)
-    ```
+
+    >>> model = build_gru()  # the notes' model
+    >>> model.count_params()
+    12
+    >>> model = build_gru((None, 3), units=[32, 16], return_sequences=True)
+    >>> model.output_shape
+    (None, None, 16)
     """
     return _build_stacked(
         "gru",
@@ -360,11 +368,12 @@ def build_bidirectional(
         output_activation: str or None. Activation of that head.
 
     Examples:
-    ```python
-    tagger = build_bidirectional("gru", 32, "sum", (None, 8),
-                                 return_sequences=True, num_outputs=5,
-                                 output_activation="softmax")
-    ```
+
+    >>> tagger = build_bidirectional("gru", 32, "sum", (None, 8),
+    ...                              return_sequences=True, num_outputs=5,
+    ...                              output_activation="softmax")
+    >>> tagger.output_shape
+    (None, None, 5)
     """
     if merge_mode not in MERGE_MODES:
         raise ValueError(f"Unknown merge_mode {merge_mode!r}. Use one of {list(MERGE_MODES)}.")
@@ -416,10 +425,10 @@ def build_rnn(
         output_activation: str or None. Activation of the output layer.
 
     Examples:
-    ```python
-    model = build_rnn("one_to_many", "gru", units=16, input_dim=4, output_steps=8)
-    model.predict(np.zeros((2, 4))).shape  # (2, 8, 1)
-    ```
+
+    >>> model = build_rnn("one_to_many", "gru", units=16, input_dim=4, output_steps=8)
+    >>> tuple(model(np.zeros((2, 4))).shape)
+    (2, 8, 1)
     """
     if kind not in RNN_KINDS:
         raise ValueError(f"Unknown kind {kind!r}. Use one of {list(RNN_KINDS)}.")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_recipes._ids import check_ids
 from keras_recipes.layers.char_encoder import CHAR_ENCODERS, CharacterEncoder
 from keras_recipes.layers.crf import CRF
 from keras_recipes.rnn import build_bidirectional
@@ -50,12 +51,20 @@ class CRFTagger(keras.Model):
         **kwargs: base `keras.Model` arguments.
 
     Examples:
-    ```python
-    tagger = build_tagger(vocab_size=1000, num_tags=9, crf=True)
-    tagger.compile(optimizer="adam")
-    tagger.fit(word_ids, tag_ids, epochs=5)
-    tags = tagger.predict(word_ids)          # (batch, time) tag ids
-    ```
+
+    >>> import numpy as np
+    >>> tagger = build_tagger(vocab_size=20, num_tags=3, embed_dim=8, units=8, crf=True)
+    >>> word_ids = np.array([[1, 2, 3, 0], [4, 5, 0, 0]], "int32")  # 0 pads
+    >>> scores = tagger(word_ids)
+    >>> tuple(scores.shape)  # (batch, time, num_tags)
+    (2, 4, 3)
+    >>> tags, _ = tagger.crf.decode(scores, tagger.padding_mask(word_ids))  # Viterbi
+    >>> np.asarray(tags)[1, 2:].tolist()  # padding is tagged 0
+    [0, 0]
+
+    Train and tag with `tagger.compile(optimizer="adam")`,
+    `tagger.fit(word_ids, tag_ids, epochs=5)` and `tagger.predict(word_ids)`,
+    which returns the Viterbi tag ids `(batch, time)`.
     """
 
     def __init__(self, backbone, **kwargs):
@@ -67,6 +76,33 @@ class CRFTagger(keras.Model):
 
     def call(self, inputs, training=None):
         return self.backbone(inputs, training=training)
+
+    def _check(self, x=None, y=None, who="CRFTagger"):
+        """Word ids in `[0, vocab)` and tag ids in `[0, num_tags)`, for concrete arrays."""
+        if x is not None:
+            embedding = next(
+                (layer for layer in self.backbone.layers if layer.name == "word_embedding"), None
+            )
+            if embedding is not None:
+                check_ids(_word_ids(x), embedding.input_dim, "word id", who)
+        if y is not None:
+            check_ids(y, self.crf.num_tags, "tag id", who)
+
+    def __call__(self, inputs, *args, **kwargs):
+        self._check(inputs, who="CRFTagger")
+        return super().__call__(inputs, *args, **kwargs)
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check(x, y, who="CRFTagger.fit")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check(x, y, who="CRFTagger.evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        self._check(x, who="CRFTagger.predict")
+        return super().predict(x, *args, **kwargs)
 
     def padding_mask(self, inputs):
         """`True` at real words: word id not `0`."""

@@ -214,6 +214,8 @@ try:
 except KeyboardInterrupt as interrupt:
     print(f"\nInterrupted ({interrupt}). {resume_hint(out)}")
     sys.exit(130)
+except (FloatingPointError, OSError) as error:  # a NaN loss, a full disk: the backup is kept
+    sys.exit(f"llama_tiny: {error}")
 
 """## Saving, then sampling
 

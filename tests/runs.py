@@ -73,3 +73,25 @@ def help_text(name: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def train_tiny_llama(out: Path, corpus: Path) -> Path:
+    """A tiny LLaMA trained to memorise `corpus` (about a minute): OUT/model.keras, OUT/tokenizer.model.
+
+    Its logits are far apart on text like the corpus, so another runtime's
+    greedy choices are decided by the model, not by rounding. The context
+    (96) holds a prompt and 64 new tokens.
+    """
+    from keras_recipes.llama.train import train_llama
+
+    train_llama(
+        out,
+        corpus=[str(corpus)],
+        quick=True,
+        seq_len=96,
+        epochs=80,
+        learning_rate=1e-2,
+        dropout=0.0,
+        verbose=0,
+    )
+    return Path(out)

@@ -180,7 +180,7 @@ def test_sampled_generation_is_seeded_and_within_top_k(gpt):
 def test_saved_model_answers_through_tf_servings_loader(gpt, tmp_path):
     path = export_saved_model(gpt, tmp_path / "gpt")  # verified through the C API loader
     replays = check_saved_model(path)
-    assert [r.signature for r in replays] == ["serving_default", "generate"]
+    assert [r.signature for r in replays] == ["serving_default", "generate", "generate_padded"]
     prompt = np.array([PROMPTS[0]], np.int32)
     controls = {"max_new_tokens": [6], "temperature": [0.0], "top_k": [0], "top_p": [1.0]}
     with SavedModelSession(path) as session:

@@ -48,7 +48,7 @@ def test_missing_empty_and_non_utf8_files(tmp_path):
         read_pairs(tmp_path / "nope.txt")
     with pytest.raises(ValueError, match="holds no source<TAB>target lines"):
         read_pairs(write(tmp_path, "\n\n"))
-    with pytest.raises(UnicodeDecodeError):
+    with pytest.raises(ValueError, match=r"\.txt, line 1 \(byte offset 5\): not valid utf-8"):
         read_pairs(write(tmp_path, "Who?\t¿Quién?\n", encoding="latin-1"))
     latin = write(tmp_path, "Who?\t¿Quién?\n", name="latin.txt", encoding="latin-1")
     assert read_pairs(latin, encoding="latin-1") == [("Who?", "¿Quién?")]

@@ -61,7 +61,7 @@ def test_export_writes_version_1_atomically(export_dir):
 def test_warmup_has_one_request_per_signature(export_dir):
     requests = read_warmup_requests(export_dir / "1" / "assets.extra/tf_serving_warmup_requests")
     names = [name for name, _ in requests]
-    assert sorted(names) == ["generate", "generate_text", "serving_default"]
+    assert sorted(names) == ["generate", "generate_padded", "generate_text", "serving_default"]
     generate = dict(requests)["generate"]
     assert sorted(generate) == [
         "max_new_tokens",
@@ -266,19 +266,21 @@ def session(export_dir):
         yield loaded
 
 
-def test_mixed_controls_in_one_request_are_refused(session):
-    with pytest.raises(ServingError, match="same for every row"):
-        session.run(
-            "generate",
-            {
-                "token_ids": [[2, 3], [4, 5]],
-                "max_new_tokens": [2, 3],
-                "temperature": [0.0, 0.0],
-                "top_k": [0, 0],
-                "top_p": [1.0, 1.0],
-                "seed": [0, 0],
-            },
-        )
+def test_rows_with_different_controls_are_each_decoded_with_their_own(session, llama):
+    out = session.run(
+        "generate",
+        {
+            "token_ids": [[2, 3], [4, 5]],
+            "max_new_tokens": [2, 3],
+            "temperature": [0.0, 0.0],
+            "top_k": [0, 3],
+            "top_p": [1.0, 1.0],
+            "seed": [0, 0],
+        },
+    )["token_ids"]
+    assert out.shape == (2, 5)
+    assert out[0].tolist() == [*np.asarray(llama.generate([[2, 3]], 2))[0], 0]
+    assert out[1].tolist() == np.asarray(llama.generate([[4, 5]], 3))[0].tolist()
 
 
 def test_next_export_is_version_2(export_dir, llama):

@@ -1,11 +1,15 @@
 """`keras-recipes llama generate|convert` on real checkpoint formats, and streaming."""
 
+import io
+
 import numpy as np
 import pytest
 from runs import run_cli
 
+from keras_recipes.causal_lm import generation
 from keras_recipes.causal_lm.generation import generate_trace_count
 from keras_recipes.cli import main as cli_main
+from keras_recipes.cli import stream_generate
 from keras_recipes.llama import LlamaConfig, build_llama
 from keras_recipes.llama.checkpoints import load_checkpoint, save_checkpoint
 from keras_recipes.tokenizers import Llama2cTokenizer
@@ -46,9 +50,26 @@ def test_streaming_callback_sees_every_token_and_changes_nothing(stories):
     seen = []
     streamed = model.generate(prompt, max_new_tokens=12, callback=lambda t: seen.append(t))
     np.testing.assert_array_equal(streamed, expected)
-    assert [s.shape[1] for s in seen] == list(range(4, 16))
+    widths = [s.shape[1] for s in seen]
+    assert widths[0] == 4 and widths == sorted(set(widths))  # the first token, then chunks
     np.testing.assert_array_equal(seen[-1], expected)
     assert generate_trace_count(model) == traces  # streaming reuses the compiled step
+
+
+@pytest.mark.parametrize("interval", [0.0, 1e9])  # a token a chunk; one chunk
+def test_streamed_text_is_the_full_decode(stories, monkeypatch, interval):
+    _, model, tokenizer = stories
+    monkeypatch.setattr(generation, "STREAM_INTERVAL", interval)
+    monkeypatch.setattr(generation, "OVERHEAD_SHARE", float("inf"))
+    prompt = tokenizer.encode("Once upon", add_bos=True)
+    firsts, out = [], io.StringIO()
+    ids = stream_generate(
+        model, tokenizer, prompt, out, max_new_tokens=40, on_first_token=lambda: firsts.append(1)
+    )[0].tolist()
+    if tokenizer.eos_id in ids[len(prompt) :]:
+        ids = ids[: ids.index(tokenizer.eos_id, len(prompt))]
+    assert tokenizer.decode(prompt) + out.getvalue() == tokenizer.decode(ids)
+    assert len(ids) > len(prompt) + 10 and firsts == [1]
 
 
 def test_generate_streams_a_llama2c_checkpoint_with_its_tokenizer(stories):

@@ -1,5 +1,7 @@
 """model.generate: KV-cached decoding, compiled once, equal to the uncached argmax."""
 
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -152,12 +154,68 @@ def test_bad_input_fails_before_any_work(model, args, kwargs, message):
     assert generate_trace_count(model) == before
 
 
-def test_streaming_callback_sees_each_token_and_no_retrace(model):
-    plain = model.generate([[2, 3, 4]], max_new_tokens=10)
+def _record_calls(model, events):
+    """Wraps the model's compiled functions so that each call appends its kind to `events`."""
+    functions = gen._compiled(model).functions
+    originals = dict(functions)
+    for key, function in originals.items():
+
+        def wrapped(*args, _function=function, _kind=key[0], **kwargs):
+            events.append(_kind)
+            return _function(*args, **kwargs)
+
+        functions[key] = wrapped
+    return originals
+
+
+@pytest.mark.parametrize("interval", [0.0, 1e9, None])
+def test_streaming_callback_gets_a_growing_prefix_ending_at_the_plain_result(
+    model, monkeypatch, interval
+):
+    # 0: one token a chunk; 1e9: one chunk up to each window's end; None: the default policy.
+    if interval is not None:
+        monkeypatch.setattr(gen, "STREAM_INTERVAL", interval)
+        monkeypatch.setattr(gen, "OVERHEAD_SHARE", float("inf"))  # the call's cost ignored
+    prompt, new = [[2, 3, 4]], 70  # crosses the 64-token window: a second decode function
+    plain = model.generate(prompt, max_new_tokens=new)
     before = generate_trace_count(model)
-    seen = []
-    streamed = model.generate([[2, 3, 4]], max_new_tokens=10, callback=seen.append)
+    events, seen = [], []
+    originals = _record_calls(model, events)
+    try:
+        streamed = model.generate(
+            prompt, max_new_tokens=new, callback=lambda ids: (seen.append(ids), events.append("cb"))
+        )
+    finally:
+        gen._compiled(model).functions.update(originals)
     np.testing.assert_array_equal(streamed, plain)
-    assert [s.shape[1] for s in seen] == list(range(4, 14))
-    np.testing.assert_array_equal(seen[-1], plain)
-    assert generate_trace_count(model) == before
+    assert generate_trace_count(model) == before  # every chunk reuses the compiled loop
+    # The first token is handed over right after the prefill, before any decode step.
+    assert events[:2] == ["prefill", "cb"] and seen[0].shape == (1, 4)
+    widths = [ids.shape[1] for ids in seen]
+    assert widths == sorted(set(widths)) and widths[-1] == 3 + new  # grows, ends at the result
+    for ids in seen:  # each a prefix of the result, as int32 ids
+        assert ids.dtype == np.int32
+        np.testing.assert_array_equal(ids, plain[:, : ids.shape[1]])
+    # One callback per compiled call (the prefill, each decode chunk), but for
+    # the call that times a call's fixed cost (runs no step, once a minute).
+    assert all(events[i - 1] == "decode" for i, e in enumerate(events) if e == "cb" and i > 1)
+    assert events.count("decode") - events.count("cb") in (-1, 0)
+    if interval == 0.0:
+        assert widths == list(range(4, 4 + new))  # token by token
+    if interval == 1e9:
+        assert len(seen) == 3  # the prefill's token, the rest of window 64, the rest
+
+
+def test_a_costly_call_makes_streaming_chunks_longer(model, monkeypatch):
+    prompt, new = [[2, 3, 4]], 70
+    plain = model.generate(prompt, max_new_tokens=new)
+    state = gen._compiled(model)
+    # A call that costs 10 s: chunks of 10 / OVERHEAD_SHARE s, i.e. each window's rest at once.
+    state.call_overhead = (10.0, time.monotonic())
+    seen = []
+    np.testing.assert_array_equal(model.generate(prompt, new, callback=seen.append), plain)
+    assert [ids.shape[1] for ids in seen] == [4, 3 + 1 + (64 - 16), 3 + new]
+    # Too old a timing is timed again (on a call that runs no step).
+    monkeypatch.setattr(gen, "OVERHEAD_MAX_AGE", 0.0)
+    model.generate(prompt, new, callback=seen.append)
+    assert state.call_overhead[0] < 10.0

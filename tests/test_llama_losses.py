@@ -93,12 +93,23 @@ def test_fused_train_step_updates_weights_like_keras_step(tie_embeddings, monkey
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_sample_weights_take_keras_step(monkeypatch):
+def test_sample_weights_take_the_fused_path_and_match_keras_step(monkeypatch):
     import keras_recipes.causal_lm.losses as losses
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("the fused path must not run with sample weights")
-
-    monkeypatch.setattr(losses, "fused_head_cross_entropy", refuse)
-    _, loss = one_step(True, LanguageModelLoss(), sample_weight=np.ones((2, 16), "float32"))
-    assert np.isfinite(loss)
+    calls = []
+    original = losses.fused_head_cross_entropy
+    monkeypatch.setattr(
+        losses, "fused_head_cross_entropy", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    weights = np.ones((2, 16), "float32")
+    weights[:, :6] = 0.0  # a prompt the loss ignores
+    state = RNG_STEP.bit_generator.state
+    fused, fused_loss = one_step(True, LanguageModelLoss(chunk_rows=12), sample_weight=weights)
+    assert calls, "LlamaModel.train_step did not take the fused path with sample weights"
+    RNG_STEP.bit_generator.state = state
+    plain, plain_loss = one_step(
+        True, keras.losses.SparseCategoricalCrossentropy(from_logits=True), sample_weight=weights
+    )
+    assert fused_loss == pytest.approx(plain_loss, rel=1e-5)
+    for a, b in zip(fused.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

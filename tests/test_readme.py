@@ -37,11 +37,13 @@ MAIN_JOB_STAND_IN = ("recipes/llama_tiny.py", "--quick", "--seq-len", "128")
 # Sections whose blocks take longest; `pytest -m slow` runs them. No fast
 # block may use a file that only a slow block writes.
 SLOW_SECTIONS = (
-    "Chat and fine-tune a real checkpoint",
+    "Chat with a real checkpoint",
+    "Fine-tune a checkpoint: LoRA, loss on the answers only",
     "Training: one process, or several (tf.distribute)",
     "Word embeddings",
     "Sequence models",
     "Deploy: TF Serving and TFLite",
+    "Deploy: llama.cpp (GGUF) and LiteRT-LM",
 )
 # Seconds for the stand-in plus the blocks: fast ones, then all of them. On
 # 2026-11-30, 2 cores under a load average of 2.5-5 from other work, the fast

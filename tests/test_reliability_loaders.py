@@ -527,7 +527,7 @@ def test_keras_checkpoints_save_atomically_and_refuse_nan_on_load(tmp_path, umas
     assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]  # no .model.keras.keras
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     model.norm.scale.assign(np.full((8,), np.nan, np.float32))
-    ckpt.save_checkpoint(model, path)
+    ckpt.save_checkpoint(model, path, allow_nonfinite=True)  # refused without it
     with pytest.raises(CheckpointError, match=r"model.keras: weight .*norm.* holds NaN or Inf"):
         ckpt.load_checkpoint(path)
     assert np.isnan(ckpt.load_checkpoint(path, allow_nonfinite=True).norm.scale.numpy()).all()

@@ -39,6 +39,15 @@ def keras_answer(model, tokenizer, name, inputs):
     )
     if name == "generate":
         return {"token_ids": model.generate(inputs["token_ids"], **controls)}
+    if name == "generate_padded":  # each prompt alone (uniform controls), prompt first, 0 after
+        rows = [
+            np.asarray(model.generate(ids[None, :length], **controls))[0]
+            for ids, length in zip(inputs["token_ids"], inputs["lengths"], strict=True)
+        ]
+        out = np.zeros([len(rows), max(map(len, rows))], np.int32)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = row
+        return {"token_ids": out}
     texts = []
     for prompt in inputs["prompt"]:
         ids = tokenizer.encode(prompt.decode(), add_bos=True)
@@ -71,8 +80,9 @@ def test_llama_with_tokenizer_replays_its_warmups_through_the_c_api(export_dir, 
     replays = check_saved_model(
         export_dir, expected=lambda name, inputs: keras_answer(llama, tokenizer, name, inputs)
     )
-    assert [r.signature for r in replays] == ["serving_default", "generate", "generate_text"]
-    text = replays[2].outputs["text"]
+    names = ["serving_default", "generate", "generate_padded", "generate_text"]
+    assert [r.signature for r in replays] == names
+    text = replays[3].outputs["text"]
     assert text.dtype == object and text[0].decode().startswith("once upon a time")
 
 
@@ -170,12 +180,28 @@ def test_mixed_bfloat16_and_tied_llamas_answer_through_the_c_api(tmp_path, peaky
 def test_serve_check_command_prints_each_signature(export_dir):
     result = run_cli("serve", "check", str(export_dir))
     assert result.returncode == 0, result.stderr
-    for name in ("serving_default", "generate", "generate_text"):
+    for name in ("serving_default", "generate", "generate_padded", "generate_text"):
         assert f"{name}: warm-up request replayed" in result.stdout
     assert "out text: string (2,) ['once upon a time" in result.stdout
-    assert "OK: 3 warm-up requests" in result.stdout
+    assert "OK: 4 warm-up requests" in result.stdout
     missing = run_cli("serve", "check", str(export_dir / "nope"))
     assert missing.returncode == 1
     assert missing.stderr.startswith("keras-recipes serve check:") and "Traceback" not in (
         missing.stderr
     )
+
+
+def test_generate_text_rows_with_their_own_settings_equal_each_request_alone(export_dir):
+    rows = {
+        "prompt": np.array([b"once upon a time", b"the dog"], object),
+        "max_new_tokens": np.array([6, 3], np.int32),
+        "temperature": np.array([0.0, 1.2], np.float32),
+        "top_k": np.array([0, 5], np.int32),
+        "top_p": np.array([1.0, 0.9], np.float32),
+        "seed": np.array([0, 13], np.int32),
+    }
+    with SavedModelSession(export_dir / "1") as session:
+        together = session.run("generate_text", rows)["text"]
+        for i in range(2):
+            alone = session.run("generate_text", {k: v[i : i + 1] for k, v in rows.items()})
+            assert together[i] == alone["text"][0]

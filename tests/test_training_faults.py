@@ -176,8 +176,8 @@ def run_cli(*argv):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--epochs", "0"], "--epochs must be at least 1; got 0."),
-        (["--backup-steps", "0"], "--backup-steps must be at least 1; got 0."),
+        (["--epochs", "0"], "--epochs must be an int >= 1; got 0."),
+        (["--backup-steps", "0"], "--backup-steps must be an int >= 1; got 0."),
     ],
 )
 def test_zero_epochs_or_backup_steps_are_refused_in_one_line(tmp_path, flags, message):

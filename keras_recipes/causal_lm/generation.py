@@ -16,6 +16,16 @@ How it runs (TensorFlow backend, XLA-compiled):
    would cost more XLA compilations, i.e. first-call latency, than they
    save in attention at the sizes measured.) The loop stops early when every
    sequence has produced `eos_id`.
+4. *Streaming* (`callback=`): the first new token is handed over right
+   after the prefill, then the same compiled loop runs in chunks, each a
+   smaller `stop` (a tensor argument, so no retracing). A chunk holds as
+   many tokens as the previous call's time per token says fit in
+   `STREAM_INTERVAL` seconds (at least one), or more where a call's fixed
+   cost, timed on a call that runs no step (once a minute), would be over
+   `OVERHEAD_SHARE` of that (`stream_chunk`); a chunk that would leave
+   fewer tokens than itself in its window takes them too. A large model
+   thus streams token by token, while a small one, whose tokens come
+   faster than anyone reads them, pays for only a few extra calls.
 
 Every compiled function is traced once per (batch size, prompt bucket or
 window, greedy or sampling) and reused across calls and sampler settings: `generate_trace_count(model)`
@@ -25,6 +35,8 @@ the XLA compilation only once per machine: the compiled code is kept in
 XLA's persistent cache (`keras_recipes.xla_cache`), and each trace starts
 from aligned TensorFlow function names so that the cache's keys match.
 """
+
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +48,13 @@ from keras_recipes.causal_lm.settings import GenerationConfig
 
 PROMPT_MULTIPLE = 16
 MIN_WINDOW = 256
+# Streaming: seconds of decoding between two callbacks once tokens come that
+# fast (faster than anyone reads), and the most of a chunk's time a compiled
+# call's fixed cost may take (about a millisecond on an idle core, tens on a
+# crowded one: chunks then grow to keep within it).
+STREAM_INTERVAL = 0.1
+OVERHEAD_SHARE = 0.03
+OVERHEAD_MAX_AGE = 60.0  # seconds a timed call cost is trusted before it is timed again
 
 
 class _Compiled:
@@ -44,6 +63,7 @@ class _Compiled:
     def __init__(self):
         self.functions = {}
         self.traces = 0
+        self.call_overhead = None  # (seconds a no-step decode call took, when it was timed)
 
 
 def generate_trace_count(model) -> int:
@@ -73,6 +93,40 @@ def grow_cache(cache, length: int):
     """A `(batch, S, ...)` cache zero-padded along its sequence axis to `length`."""
     grow = [[0, 0], [0, length - cache.shape[1]]] + [[0, 0]] * (len(cache.shape) - 2)
     return tf.pad(cache, grow)
+
+
+def stream_chunk(call_seconds: float, steps: int, overhead: float = 0.0) -> int:
+    """How many tokens the next streaming chunk decodes.
+
+    A chunk lasts about `STREAM_INTERVAL` seconds, or longer where a
+    compiled call's fixed cost (`overhead`) would otherwise exceed
+    `OVERHEAD_SHARE` of it: about `max(STREAM_INTERVAL, overhead /
+    OVERHEAD_SHARE)` seconds of steps.
+
+    Args:
+        call_seconds: wall time of the last compiled call (the prefill's
+            before the first chunk: a prefill reads every weight as a step
+            does, so it bounds a step from above).
+        steps: the tokens that call produced.
+        overhead: seconds a call costs that runs no step (timed at most
+            once every `OVERHEAD_MAX_AGE` seconds per model); a step's own time is taken as `call_seconds -
+            overhead` (at least half of `call_seconds`) over `steps`.
+
+    Returns:
+        An int >= 1.
+
+    Examples:
+
+    >>> stream_chunk(0.5, 1)  # a slow model: one token a chunk
+    1
+    >>> stream_chunk(0.2, 100)  # 2 ms a token: fifty fit in STREAM_INTERVAL
+    50
+    >>> stream_chunk(0.13, 100, overhead=0.03)  # a costly call: chunks of 1 s
+    1000
+    """
+    step = max(call_seconds - overhead, call_seconds / 2) / max(steps, 1)
+    interval = max(STREAM_INTERVAL, overhead / OVERHEAD_SHARE)
+    return max(1, int(interval / max(step, 1e-9)))
 
 
 def check_prompts(
@@ -202,10 +256,15 @@ def generate(
         max_new_tokens: int >= 0, tokens to add to every prompt (default:
             the settings', 64).
         settings: a `GenerationConfig`, or None for the defaults.
-        callback: callable or None. For streaming: called after every new
-            token with the np.int32 `(batch, longest_prompt + n)` ids so far.
-            Decoding then runs the same compiled loop one step per call (no
-            retracing), which costs a little speed.
+        callback: callable or None. For streaming: called with the np.int32
+            `(batch, longest_prompt + n)` ids so far (prompts included, laid
+            out as the result), first right after the prefill with the first
+            new token (`n == 1`), then once per decoded chunk with all of the
+            chunk's new tokens at once (`n` grows by one or more per call;
+            the last call's ids equal the result). Chunks are sized so that
+            each takes about `STREAM_INTERVAL` seconds (see `stream_chunk`),
+            by re-running the same compiled loop with an earlier stop (no
+            retracing); the ids are those of a call without a callback.
         **controls: `GenerationConfig` fields that replace the settings'
             (`temperature`, `top_k`, `top_p`, `seed`, `stop_ids`, `pad_id`),
             and `eos_id` (one more stop id).
@@ -274,49 +333,78 @@ def generate(
     if key not in state.functions:
         state.functions[key] = _make_prefill(model, state, greedy)
         align_function_uids()  # the same names, so XLA's disk cache hits in a new process
+    called = time.perf_counter()
     first, caches = state.functions[key](
         tf.constant(tokens[:, :padded]), key_mask(window), caches, **scalars
     )
     first = first.numpy()
+    last_call = (time.perf_counter() - called, 1)  # (seconds, tokens) for stream_chunk
     tokens[:, padded] = first
     if callback is not None:
         callback(tokens[:, padded - longest : padded + 1].copy())
     stop_ids = np.array(settings.stop_ids or (-1,), np.int32)
-    done = tf.constant(np.isin(first, stop_ids))
+    done = np.isin(first, stop_ids)
     tokens = tf.constant(tokens)
+    loop_constants = dict(stop_ids=tf.constant(stop_ids), pad_id=tf.constant(pad_id, tf.int32))
+    key_masks, overhead = {}, state.call_overhead
+    if overhead is not None and time.monotonic() - overhead[1] > OVERHEAD_MAX_AGE:
+        overhead = None
+
+    def decode(function, key_mask, tokens, done, caches, start, stop):
+        """Steps feed positions [start, stop); returns (tokens, done, caches, reached)."""
+        tokens, done, caches, reached = function(
+            tokens,
+            key_mask,
+            caches,
+            output_kernel,
+            tf.constant(done),
+            tf.constant(start, tf.int32),
+            tf.constant(stop, tf.int32),
+            **loop_constants,
+            **scalars,
+        )
+        return tokens, done.numpy(), caches, int(reached)
 
     position = padded  # the token at `position` is the next one to feed
     if position < total - 1:
         # Transposed once here, after the first token: inside the loop XLA
         # would re-transpose tied embeddings (vocab x dim) at every step.
         output_kernel = tf.identity(model.output_kernel())
-    while position < total - 1 and not bool(tf.reduce_all(done)):
+    while position < total - 1 and not done.all():
         window = next(w for w in windows if w > position)
         size = tf.nest.flatten(caches)[0].shape[1]
         if size < window:
             caches = tf.nest.map_structure(
                 lambda cache, size=window: grow_cache(cache, size), caches
             )
-        stop = min(window, total - 1)  # steps feed positions [position, stop)
-        if callback is not None:
-            stop = min(stop, position + 1)
         key = ("decode", batch, window, greedy)
-        if key not in state.functions:
+        compiled = key in state.functions
+        if not compiled:
             state.functions[key] = _make_decode(model, state, greedy)
             align_function_uids()
-        tokens, done, caches, reached = state.functions[key](
-            tokens,
-            key_mask(window),
-            caches,
-            output_kernel,
-            done,
-            tf.constant(position, tf.int32),
-            tf.constant(stop, tf.int32),
-            stop_ids=tf.constant(stop_ids),
-            pad_id=tf.constant(pad_id, tf.int32),
-            **scalars,
+        if window not in key_masks:
+            key_masks[window] = key_mask(window)
+        function = state.functions[key]
+
+        stop = min(window, total - 1)
+        if callback is not None:
+            if overhead is None:  # time a call that runs no step: what every chunk pays
+                if not compiled:  # compiles, outside the timing
+                    decode(function, key_masks[window], tokens, done, caches, position, position)
+                called = time.perf_counter()
+                tokens, done, caches, _ = decode(
+                    function, key_masks[window], tokens, done, caches, position, position
+                )
+                overhead = state.call_overhead = (time.perf_counter() - called, time.monotonic())
+            chunk = stream_chunk(*last_call, overhead[0])
+            if stop - position >= 2 * chunk:  # else the window's rest: no short tail call
+                stop = position + chunk
+        called = time.perf_counter()
+        tokens, done, caches, reached = decode(
+            function, key_masks[window], tokens, done, caches, position, stop
         )
-        position = int(reached)
+        last_call = (time.perf_counter() - called, reached - position)
+        position = reached
         if callback is not None:
             callback(tokens.numpy()[:, padded - longest : position + 1])
         if position < stop:  # every sequence hit a stop id

@@ -80,9 +80,14 @@ def generate_in_graph(
             `fused_decode_step` hook decodes through the step it returns.
         token_ids: int32 `(B, T)`, prompts left-padded with 0.
         lengths: int32 `(B,)`, the real length of each prompt.
-        max_new_tokens, temperature, top_k, top_p, seed: scalar tensors
-            (`keras_recipes.causal_lm.sampling.sample_next`: top_k 0 and top_p
-            outside (0, 1) switch those filters off).
+        max_new_tokens, temperature, top_k, top_p, seed: each a scalar tensor
+            for every row or one value per row `(B,)`
+            (`keras_recipes.causal_lm.sampling.sample_next`: temperature 0 is
+            greedy, top_k 0 and top_p outside (0, 1) switch those filters
+            off). The loop runs to the largest `max_new_tokens`; a row that
+            has its own count gets 0 from then on. A row draws with its own
+            seed at the position it would have alone (its own prompt, its own
+            `max_new_tokens`), so it gets the same tokens alone or batched.
         jit_compile: bool. XLA-compile the decoding loop (TF Serving then
             needs `--xla_cpu_compilation_enabled=true`).
         stop_ids: tuple of ints, baked into the graph. A sequence stops after
@@ -90,31 +95,38 @@ def generate_in_graph(
             every sequence has stopped.
 
     Returns:
-        int32 `(B, T + max_new_tokens)`, prompts included.
+        int32 `(B, T + max(max_new_tokens))`, prompts included.
     """
     context = model.config.max_seq_len
-    longest = tf.shape(token_ids)[1]
+    batch, longest = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+
+    def per_row(value, dtype):
+        return tf.broadcast_to(tf.cast(value, dtype), [batch])
+
+    budgets = per_row(max_new_tokens, tf.int32)
+    temperature = per_row(temperature, tf.float32)
+    top_k, top_p = per_row(top_k, tf.int32), per_row(top_p, tf.float32)
+    seed = per_row(seed, tf.int32)
+    most = tf.reduce_max(tf.concat([budgets, [0]], 0))
     tf.debugging.assert_less_equal(
-        longest + max_new_tokens,
+        longest + most,
         context,
         message=f"generate: prompt length + max_new_tokens exceeds the context ({context}); "
         "shorten the prompt or ask for fewer tokens",
     )
-    tf.debugging.assert_greater_equal(
-        max_new_tokens, 0, message="generate: max_new_tokens must be >= 0"
-    )
+    tf.debugging.assert_greater_equal(budgets, 0, message="generate: max_new_tokens must be >= 0")
     tf.debugging.assert_greater_equal(
         temperature, 0.0, message="generate: temperature must be >= 0 (0 = greedy)"
     )
-    batch = tf.shape(token_ids)[0]
     # The same left-padded bucket as model.generate, so the sampling seeds match.
-    bucket = (longest + PROMPT_MULTIPLE - 1) // PROMPT_MULTIPLE * PROMPT_MULTIPLE
-    padded = tf.maximum(longest, tf.minimum(bucket, context - max_new_tokens))
-    total = padded + max_new_tokens
+    padded = _bucket(longest, most, context)
+    total = padded + most
     shift = padded - longest
     tokens = tf.pad(token_ids, [[0, 0], [shift, context - padded]])
     n_pad = padded - lengths
     key_mask = tf.range(context)[None, :] >= n_pad[:, None]
+    # Where each row's tokens would sit alone: its draws are seeded there.
+    seed_offset = _bucket(lengths, budgets, context) - padded
     seed = tf.math.floormod(seed, 2**31 - 1)
     caches = model.init_caches(batch, context)
     controls = (temperature, top_k, top_p, seed)
@@ -123,6 +135,7 @@ def generate_in_graph(
     # takes one writes its caches with a scatter, a plain TensorFlow op.
     plain_tf = {"cache_update": scatter_cache_update} if takes_cache_update(model) else {}
     extras = {} if jit_compile else plain_tf
+    rows = (budgets, seed_offset)
     loop = tf.function(
         lambda *args: _decode_loop(model, *args, extras, stop_ids),
         jit_compile=jit_compile,
@@ -136,8 +149,8 @@ def generate_in_graph(
         logits, new_caches = model.call_with_cache(
             tokens[:, :padded], caches, 0, key_mask, output_kernel=kernel, **plain_tf
         )
-        first = sample_next(logits, padded, *controls)
-        start = _write(tokens, padded, first)
+        first = sample_next(logits, padded + seed_offset, *controls)
+        start = _write(tokens, padded, tf.where(budgets > 0, first, 0))
         fused = None if jit_compile else fused_step(model, kernel, key_mask)
         if fused is not None:
             return _while_positions(
@@ -147,13 +160,21 @@ def generate_in_graph(
                 padded,
                 total,
                 controls,
+                rows,
                 stop_ids,
                 batch_axis=fused.batch_axis,
             )
-        return loop(start, new_caches, padded, total, key_mask, controls, kernel)
+        return loop(start, new_caches, padded, total, key_mask, controls, rows, kernel)
 
-    out = tf.cond(max_new_tokens > 0, run, lambda: tokens)
+    out = tf.cond(most > 0, run, lambda: tokens)
     return out[:, shift:total]
+
+
+def _bucket(longest, max_new_tokens, context):
+    """Where `model.generate` starts decoding: the prompt rounded up to `PROMPT_MULTIPLE`,
+    as far as the context leaves room for `max_new_tokens`."""
+    bucket = (longest + PROMPT_MULTIPLE - 1) // PROMPT_MULTIPLE * PROMPT_MULTIPLE
+    return tf.maximum(longest, tf.minimum(bucket, context - max_new_tokens))
 
 
 def _write(tokens, position, token):
@@ -162,7 +183,9 @@ def _write(tokens, position, token):
     return tf.tensor_scatter_nd_update(tokens, index, token)
 
 
-def _decode_loop(model, tokens, caches, start, total, key_mask, controls, kernel, extras, stop_ids):
+def _decode_loop(
+    model, tokens, caches, start, total, key_mask, controls, rows, kernel, extras, stop_ids
+):
     """Feeds the token at each position from `start` and writes the next one."""
 
     def step(current, caches, position):
@@ -170,17 +193,20 @@ def _decode_loop(model, tokens, caches, start, total, key_mask, controls, kernel
             current, caches, position, key_mask, output_kernel=kernel, **extras
         )
 
-    return _while_positions(step, tokens, caches, start, total, controls, stop_ids)
+    return _while_positions(step, tokens, caches, start, total, controls, rows, stop_ids)
 
 
-def _while_positions(step, tokens, caches, start, total, controls, stop_ids, batch_axis=0):
+def _while_positions(step, tokens, caches, start, total, controls, rows, stop_ids, batch_axis=0):
     """`tf.while_loop` over positions `start .. total - 2`: feed one token, write the next.
 
     `step(current (B, 1), caches, position)` returns `(logits (B, vocab), caches)`;
-    a row that has produced one of `stop_ids` gets 0 from then on, and the
-    loop ends when every row has; `batch_axis`: the caches' batch axis (1 for
-    time-major caches).
+    `rows = (budgets, seed_offset)`, each `(B,)`: a row that has produced
+    one of `stop_ids` or its `budget` of tokens (the first is at `start`)
+    gets 0 from then on, and the loop ends when every row has; a row's
+    draws are seeded at `position + seed_offset`. `batch_axis`: the caches'
+    batch axis (1 for time-major caches).
     """
+    budgets, seed_offset = rows
     stops = tf.constant(stop_ids or (-1,), tf.int32)
 
     def stopped(token):
@@ -192,14 +218,16 @@ def _while_positions(step, tokens, caches, start, total, controls, stop_ids, bat
     def body(position, tokens, caches, done):
         current = tf.slice(tokens, [0, position], [-1, 1])
         logits, caches = step(current, caches, position)
-        token = tf.where(done, 0, sample_next(logits, position + 1, *controls))
+        token = sample_next(logits, position + 1 + seed_offset, *controls)
+        token = tf.where(done, 0, token)
         tokens = _write(tokens, position + 1, token)
-        return position + 1, tokens, caches, tf.logical_or(done, stopped(token))
+        finished = budgets <= position + 2 - start  # tokens written so far
+        return position + 1, tokens, caches, done | stopped(token) | finished
 
     def invariant(cache):  # the batch axis may vary
         return tf.TensorShape([None if i == batch_axis else n for i, n in enumerate(cache.shape)])
 
-    done = stopped(tokens[:, start])
+    done = stopped(tokens[:, start]) | (budgets <= 1)
     _, tokens, _, _ = tf.while_loop(
         keep_going,
         body,

@@ -25,7 +25,8 @@ one implementation; a second decoder that provides them gets `generate`,
 
 Optional, for the fused training loss: `hidden_states(token_ids, training=None)`
 (the final hidden states the head maps) and `output_weights()` (the output
-matrix's variable, and whether it is the embedding table), with
+matrix's variable, and whether it is the embedding table), and
+`logit_soft_cap()` when the head soft-caps its logits (Gemma 2), with
 `keras_recipes.causal_lm.CausalLM` (or `FusedTrainStep`) mixed in before `keras.Model`:
 compiled with `LanguageModelLoss`, it trains without the `(B, T, vocab)`
 logits.

@@ -49,22 +49,50 @@ def sample_logits(logits, position, temperature, top_k, top_p, seed, greedy: boo
 
 
 def sample_next(logits, position, temperature, top_k, top_p, seed):
-    """`sample_logits` with every control a scalar tensor, as a served request sends them.
+    """`sample_logits` with every control a tensor, as a served request sends them.
 
-    `temperature == 0` is greedy; `top_k <= 0` and `top_p` outside `(0, 1)`
-    switch that filter off.
+    Each control (and `position`) is a scalar for every row or one value per
+    row `(B,)`, so the rows of one batch may use different settings: a row
+    with `temperature == 0` is greedy; `top_k <= 0` and `top_p` outside
+    `(0, 1)` switch that filter off. Each row draws with its own
+    `(seed, position)`, one row at a time, so a row's token depends only on
+    its logits and its own controls: the same row gets the same token alone
+    or batched with others.
     """
-    vocab = tf.shape(logits)[-1]
+    batch, vocab = tf.shape(logits)[0], tf.shape(logits)[-1]
+
+    def per_row(value, dtype):
+        return tf.broadcast_to(tf.cast(value, dtype), [batch])
+
+    temperature = per_row(temperature, tf.float32)
+    top_k, seed = per_row(top_k, tf.int32), per_row(seed, tf.int32)
+    position = per_row(position, tf.int32)
+    top_p = per_row(top_p, tf.float32)
     top_k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
     top_p = tf.where((top_p > 0.0) & (top_p < 1.0), top_p, 1.0)
-
-    def greedy():
-        return tf.argmax(logits, axis=-1, output_type=tf.int32)
+    greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
 
     def sampled():
-        return sample_logits(logits, position, temperature, top_k, top_p, seed, False)
+        scaled = logits / tf.where(temperature > 0, temperature, 1.0)[:, None]
+        ranked = tf.sort(scaled, axis=-1, direction="DESCENDING")
+        ranked = tf.where(tf.range(vocab)[None, :] < top_k[:, None], ranked, -np.inf)
+        mass_before = tf.cumsum(tf.nn.softmax(ranked, axis=-1), axis=-1, exclusive=True)
+        keep = tf.reduce_sum(tf.cast(mass_before < top_p[:, None], tf.int32), axis=-1)
+        keep = tf.clip_by_value(keep, 1, top_k)
+        threshold = tf.gather(ranked, keep - 1, axis=1, batch_dims=1)[:, None]
+        candidates = tf.where(scaled >= threshold, scaled, -np.inf)
 
-    return tf.cond(temperature > 0, sampled, greedy)
+        def draw(row):
+            row_logits, row_seed, row_position = row
+            draw_seed = tf.stack([row_seed, row_position])
+            return tf.random.stateless_categorical(row_logits[None], 1, draw_seed, dtype=tf.int32)[
+                0, 0
+            ]
+
+        draws = tf.map_fn(draw, (candidates, seed, position), fn_output_signature=tf.int32)
+        return tf.where(temperature > 0, draws, greedy)
+
+    return tf.cond(tf.reduce_any(temperature > 0), sampled, lambda: greedy)
 
 
 def sample_numpy(logits, temperature: float, top_k: int | None, top_p: float | None, rng) -> int:

@@ -10,11 +10,11 @@ one right answer.
 The split is by date: no test date appears, in any format, in training.
 
 Examples:
-```python
-from keras_recipes.datasets.dates import load_dates
-train, test = load_dates(num_train=20000, num_test=2000, seed=0)
-train[0]  # ('Sun 28 Mar 1965', '1965-03-28')
-```
+
+>>> from keras_recipes.datasets.dates import load_dates
+>>> train, test = load_dates(num_train=20000, num_test=2000, seed=0)
+>>> train[0]
+('Sun 28 Mar 1965', '1965-03-28')
 """
 
 from __future__ import annotations

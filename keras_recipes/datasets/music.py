@@ -116,10 +116,9 @@ def generate_melodies(
 
     Examples:
 
-    ```python
-    melodies, keys = generate_melodies(100, length=16)
-    in_key_fraction(melodies[0], *keys[0])  # 1.0
-    ```
+    >>> melodies, keys = generate_melodies(100, length=16)
+    >>> melodies.shape, in_key_fraction(melodies[0], *keys[0])
+    ((100, 16), 1.0)
     """
     if isinstance(num_melodies, bool) or not isinstance(num_melodies, int) or num_melodies < 1:
         raise ValueError(f"`num_melodies` must be a positive int, got {num_melodies!r}.")

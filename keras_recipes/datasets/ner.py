@@ -19,6 +19,8 @@ import os
 import random
 from pathlib import Path
 
+from keras_recipes._text import format_lines, read_text_file
+
 ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
 
 NAMES = {
@@ -181,11 +183,11 @@ def generate_ner_corpus(
 
     Examples:
 
-    ```python
-    train = generate_ner_corpus(2000, seed=0, names="train")
-    test = generate_ner_corpus(200, seed=1, names="test")  # unseen names
-    tokens, tags = train[0]
-    ```
+    >>> train = generate_ner_corpus(2000, seed=0, names="train")
+    >>> test = generate_ner_corpus(200, seed=1, names="test")  # unseen names
+    >>> tokens, tags = train[0]
+    >>> list(zip(tokens, tags))[5:9]
+    [('between', 'O'), ('UNESCO', 'B-ORG'), ('and', 'O'), ('NASA', 'B-ORG')]
     """
     if isinstance(num_sentences, bool) or not isinstance(num_sentences, int) or num_sentences < 1:
         raise ValueError(f"`num_sentences` must be a positive int, got {num_sentences!r}.")
@@ -212,17 +214,25 @@ def read_conll(
 
     Examples:
 
-    ```python
-    sentences = read_conll("conll2003/train.txt")
-    tokens, tags = sentences[0]
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = Path(scratch.name) / "train.txt"
+    >>> _ = path.write_text("-DOCSTART- -X- -X- O\\n\\n"
+    ...                     "EU NNP B-NP B-ORG\\nrejects VBZ B-VP O\\n\\n"
+    ...                     "Peter NNP B-NP B-PER\\nBlackburn NNP I-NP I-PER\\n")
+    >>> sentences = read_conll(path)  # e.g. "conll2003/train.txt"
+    >>> sentences
+    [(['EU', 'rejects'], ['B-ORG', 'O']), (['Peter', 'Blackburn'], ['B-PER', 'I-PER'])]
+    >>> tokens, tags = sentences[0]
+    >>> scratch.cleanup()
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"CoNLL file {str(path)!r} does not exist; check the path.")
     sentences, tokens, tags = [], [], []
-    for number, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
-        fields = line.split()
+    for number, line in enumerate(format_lines(read_text_file(path, encoding)), 1):
+        fields = line.replace("\t", " ").split(" ")  # CoNLL separates by spaces or tabs only
+        fields = [field for field in fields if field]
         if not fields or fields[0] == "-DOCSTART-":
             if tokens:
                 sentences.append((tokens, tags))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from keras_recipes._text import format_lines, read_text_file
+
 
 def read_pairs(path: str | os.PathLike, encoding: str = "utf-8-sig") -> list[tuple[str, str]]:
     """Reads `source<TAB>target[<TAB>attribution]` lines into `(source, target)` pairs.
@@ -43,7 +45,7 @@ def read_pairs(path: str | os.PathLike, encoding: str = "utf-8-sig") -> list[tup
     if not path.is_file():
         raise ValueError(f"Sentence-pair file {str(path)!r} does not exist; check the path.")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
+    for number, line in enumerate(format_lines(read_text_file(path, encoding)), 1):
         if not line.strip():
             continue
         fields = line.split("\t")

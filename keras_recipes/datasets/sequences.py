@@ -38,10 +38,11 @@ def adding_problem(num_samples: int, length: int, seed: int = 0) -> tuple[np.nda
 
     Examples:
 
-    ```python
-    x, y = adding_problem(1000, length=50)
-    np.allclose((x[..., 0] * x[..., 1]).sum(1), y[:, 0])  # True
-    ```
+    >>> x, y = adding_problem(1000, length=50)
+    >>> x.shape, y.shape
+    ((1000, 50, 2), (1000, 1))
+    >>> bool(np.allclose((x[..., 0] * x[..., 1]).sum(1), y[:, 0]))
+    True
     """
     _check_positive("num_samples", num_samples)
     if _check_positive("length", length) < 2:

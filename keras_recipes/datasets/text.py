@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes._text import format_lines, read_text_file
+
 POLARITY_LABELS = {"__label__pos": 1, "__label__neg": 0}
 SST2_SPLITS = ("train", "dev")
 # GLUE calls the text column "sentence"; some copies of dev.tsv call it "content".
@@ -64,16 +66,15 @@ def load_polarity(
 
     Examples:
 
-    ```python
-    texts, labels = load_polarity()
-    len(texts), sum(labels)  # (200, 100)
-    ```
+    >>> texts, labels = load_polarity()
+    >>> len(texts), sum(labels)
+    (200, 100)
     """
     path = polarity_path() if path is None else Path(path)
     if not path.is_file():
         raise ValueError(f"Polarity file {str(path)!r} does not exist; check the path.")
     texts, labels = [], []
-    for number, line in enumerate(path.read_text(encoding=encoding).splitlines(), 1):
+    for number, line in enumerate(format_lines(read_text_file(path, encoding)), 1):
         if not line.strip():
             continue
         label, _, text = line.partition(" ")
@@ -106,9 +107,15 @@ def load_imdb(
 
     Examples:
 
-    ```python
-    texts, labels = load_imdb("aclImdb", "test", max_per_class=1000)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> for label, review in (("neg", "Dull.<br />Long."), ("pos", "A gem.")):
+    ...     folder = Path(scratch.name, "aclImdb", "test", label)
+    ...     folder.mkdir(parents=True)
+    ...     _ = (folder / "0_1.txt").write_text(review)
+    >>> load_imdb(Path(scratch.name, "aclImdb"), "test", max_per_class=1000)
+    (['Dull. Long.', 'A gem.'], [0, 1])
+    >>> scratch.cleanup()
     """
     if split not in ("train", "test"):
         raise ValueError(f"`split` must be 'train' or 'test', got {split!r}.")
@@ -148,10 +155,15 @@ def load_sst2(directory: str | os.PathLike, split: str = "train") -> tuple[list[
 
     Examples:
 
-    ```python
-    texts, labels = load_sst2("SST-2", "dev")
-    len(texts)  # 872
-    ```
+    GLUE's `dev.tsv` holds 872 sentences; a two-line one here:
+
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> _ = Path(scratch.name, "dev.tsv").write_text(
+    ...     "sentence\\tlabel\\nit 's a charming journey . \\t1\\nunfunny . \\t0\\n")
+    >>> load_sst2(scratch.name, "dev")
+    (["it 's a charming journey .", 'unfunny .'], [1, 0])
+    >>> scratch.cleanup()
     """
     if split not in SST2_SPLITS:
         raise ValueError(
@@ -163,7 +175,7 @@ def load_sst2(directory: str | os.PathLike, split: str = "train") -> tuple[list[
             f"{str(path)!r} does not exist. Pass the SST-2 folder, the one holding "
             "train.tsv and dev.tsv (GLUE format)."
         )
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = format_lines(read_text_file(path))
     header = lines[0].split("\t") if lines else []
     text_names = [name for name in SST2_TEXT_COLUMNS if name in header]
     if "label" not in header or not text_names:

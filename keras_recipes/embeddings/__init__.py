@@ -20,12 +20,21 @@
 
 Examples:
 
-```python
-from keras_recipes.embeddings import Word2Vec, build_vocabulary
-w2v = Word2Vec(sentences, vector_size=100, window=5, min_count=5, sg=1, negative=5, epochs=5)
-w2v.wv.most_similar(positive=["king", "woman"], negative=["man"])
-layer = w2v.wv.embedding_layer(build_vocabulary(sentences), trainable=False)
-```
+`Word2Vec(sentences, vector_size=100, window=5, min_count=5, sg=1,
+negative=5, epochs=5).wv` is a `KeyedVectors` (training one traces a
+TensorFlow graph, seconds, so `Word2Vec`'s own docstring trains a tiny one
+and these are written by hand):
+
+>>> import numpy as np
+>>> from keras_recipes.embeddings import KeyedVectors, build_vocabulary
+>>> wv = KeyedVectors(["king", "queen", "man", "woman"],
+...                   np.array([[1, 1, 0], [1, 0, 1], [0, 1, 0], [0, 0, 1]], "float32"))
+>>> wv.most_similar(positive=["king", "woman"], negative=["man"], topn=1)[0][0]
+'queen'
+>>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]]
+>>> layer = wv.embedding_layer(build_vocabulary(sentences), trainable=False)
+>>> layer.input_dim, layer.output_dim  # pad, OOV and 4 words; 3 dimensions
+(6, 3)
 """
 
 from keras_recipes.embeddings.doc2vec import Doc2Vec, TaggedDocument

@@ -18,8 +18,9 @@ Training reuses `Word2Vec`'s machinery unchanged: the vocabulary, the
 subsampling probabilities and the noise table come from `build_vocab`; the
 tag vectors are appended below the word vectors in one input matrix, so the
 pair builder emits tag rows as context ids and the same XLA-compiled
-negative-sampling step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW)
-updates words and documents with sparse scatter-adds.
+step (CBOW layout for PV-DM, skip-gram layout for PV-DBOW; negative
+sampling and/or hierarchical softmax, `hs=1`) updates words and documents
+with sparse scatter-adds.
 
 `infer_vector` is gensim's: a fresh vector, seeded from the words, trained
 for `epochs` passes over the document with the word and output vectors
@@ -28,8 +29,10 @@ frozen, the learning rate falling linearly per epoch from `alpha` to
 their dot products with the frozen vectors are drawn at once with NumPy, and
 the word-by-word SGD on the one vector runs as an XLA while loop.
 
-Not supported: `dm_concat=1` (refused), `hs=1` (refused, as in `Word2Vec`),
-`build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
+`dm_concat=1` is gensim's concatenative PV-DM: the tag vectors and the
+full window's word vectors side by side (null-word padded) feed output
+weights `(dm_tag_count + 2 * window) * vector_size` wide; every slot gets its
+slice of the error. Not supported: `build_vocab(update=True)` (refused). Tags keep first-seen order in `dv`
 (gensim puts plain-int tags first, by value; for the usual tags `0..n-1` in
 order, the two agree).
 """
@@ -37,22 +40,27 @@ order, the two agree).
 from __future__ import annotations
 
 import os
+import warnings
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors, fnv1a_32
 from keras_recipes.embeddings.word2vec import (
-    _SETTINGS as _WORD2VEC_SETTINGS,
-)
-from keras_recipes.embeddings.word2vec import (
+    _MODEL_CLASSES,
+    NULL_WORD,
     Word2Vec,
+    _open_text,
+    _padded_tree,
     _raise_for_non_string_token,
     _shuffled_batches,
     _subsample,
     _windows,
+)
+from keras_recipes.embeddings.word2vec import (
+    _SETTINGS as _WORD2VEC_SETTINGS,
 )
 
 
@@ -67,11 +75,16 @@ class TaggedDocument(namedtuple("TaggedDocument", "words tags")):
         return f"{self.__class__.__name__}<{self.words}, {self.tags}>"
 
 
-_SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s != "sg") + ("dm", "dbow_words")
+_SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s not in ("sg", "null_word")) + (
+    "dm", "dbow_words", "dm_concat", "dm_tag_count",
+)  # fmt: skip
 
-# Rows of one XLA call of `infer_vector`'s SGD loop are padded to a power of
-# two at least this large, so a few compiled sizes serve every document.
-_MIN_INFER_ROWS = 1024
+# Rows (kept words) of one XLA call of `infer_vector`'s SGD loop: longer runs
+# take several calls and shorter ones are padded, so one compiled size serves
+# every document (compiling a size takes longer than inferring hundreds).
+_INFER_ROWS = 4096
+# infer_vector's words per step of its SGD loop (see `_sequential_sgd`).
+_INFER_GROUP = 32
 
 
 class Doc2Vec(Word2Vec):
@@ -95,8 +108,14 @@ class Doc2Vec(Word2Vec):
             vectors, 0 sums them; None keeps `cbow_mean` (default 1).
         dbow_words: int. PV-DBOW: 1 also trains skip-gram word vectors.
             Defaults to 0.
-        dm_concat: must be 0 (the concatenative PV-DM is not supported).
-        dm_tag_count: accepted for gensim's signature (used by dm_concat).
+        dm_concat: int. PV-DM only: 1 concatenates the `dm_tag_count` tag
+            vectors and the `2 * window` context word vectors into one wide
+            input (gensim's `dm_concat`; the full window, padded with the
+            null word `"\\0"` at document edges; much larger output
+            weights, slower). Defaults to 0 (mean or sum).
+        dm_tag_count: int. With `dm_concat=1`, the tags every document has;
+            documents with another number are skipped, as in gensim.
+            Defaults to 1.
         dv, dv_mapfile: must be None (accepted for gensim's signature).
         window: int. Maximum distance between centre and context words.
             Defaults to 5.
@@ -114,18 +133,18 @@ class Doc2Vec(Word2Vec):
     >>> model = Doc2Vec(docs, vector_size=16, min_count=1, epochs=5)
     >>> model.dv[0].shape
     (16,)
-    >>> model.infer_vector(["cats", "purr"]).shape
+    >>> vector = model.infer_vector(["cats", "purr"])
+    >>> vector.shape
     (16,)
+    >>> len(model.dv.most_similar([vector], topn=len(model.dv)))  # every document, ranked
+    2
 
-    gensim's tutorial, with only the import switched:
-
-    ```python
-    model = Doc2Vec(vector_size=50, min_count=2, epochs=40)
-    model.build_vocab(train_corpus)
-    model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)
-    vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])
-    model.dv.most_similar([vector], topn=len(model.dv))
-    ```
+    gensim's tutorial runs with only the import switched:
+    `model = Doc2Vec(vector_size=50, min_count=2, epochs=40)`, then
+    `model.build_vocab(train_corpus)`,
+    `model.train(train_corpus, total_examples=model.corpus_count, epochs=model.epochs)`,
+    `vector = model.infer_vector(["only", "you", "can", "prevent", "forest", "fires"])`
+    and `model.dv.most_similar([vector], topn=len(model.dv))`.
     """
 
     def __init__(
@@ -150,16 +169,17 @@ class Doc2Vec(Word2Vec):
     ):
         if dm not in (0, 1):
             raise ValueError(f"dm must be 1 (PV-DM) or 0 (PV-DBOW), got {dm!r}.")
-        if dm_concat:
-            raise ValueError(
-                "dm_concat=1 (concatenated context vectors) is not supported; use dm=1 "
-                "with dm_mean (mean or sum of the context), or dm=0 (PV-DBOW)."
-            )
+        if dm_concat not in (0, 1):
+            raise ValueError(f"dm_concat must be 1 (concatenated PV-DM) or 0, got {dm_concat!r}.")
+        if not isinstance(dm_tag_count, (int, np.integer)) or dm_tag_count < 1:
+            raise ValueError(f"dm_tag_count must be an integer >= 1, got {dm_tag_count!r}.")
         if dv is not None or dv_mapfile is not None:
             raise ValueError("dv= and dv_mapfile= are not supported; leave them None.")
         if dm_mean is not None:
             kwargs["cbow_mean"] = dm_mean
         kwargs.pop("sg", None)
+        kwargs["null_word"] = int(dm_concat)  # gensim pads concatenated windows with "\0"
+        self.dm, self.dm_concat, self.dm_tag_count = int(dm), int(dm_concat), int(dm_tag_count)
         super().__init__(
             vector_size=vector_size,
             sg=1 - dm,
@@ -173,20 +193,102 @@ class Doc2Vec(Word2Vec):
         self.dm = int(dm)
         self.dm_mean = None if dm_mean is None else int(dm_mean)
         self.dbow_words = int(dbow_words)
-        self.dm_concat = 0
-        self.dm_tag_count = int(dm_tag_count)
         self.dv: KeyedVectors | None = None
         self._corpus_tags: list[list] = []
         self._infer_step = None
         self._build_and_train(documents, corpus_file, trim_rule)
 
     def __str__(self) -> str:
-        mode = f"dm/{'m' if self.cbow_mean else 's'}" if self.dm else "dbow"
+        mode = (
+            f"dm/{'c' if self.dm_concat else 'm' if self.cbow_mean else 's'}" if self.dm else "dbow"
+        )
         if not self.dm and self.dbow_words:
             mode += f"+w,w{self.window}"
         elif self.dm:
             mode += f",w{self.window}"
         return f"Doc2Vec<{mode},d{self.vector_size},n{self.negative},mc{self.min_count},t{self.workers}>"  # fmt: skip
+
+    def __getitem__(self, tag):
+        """The vector of a word or, if no word has that name, of a document tag (gensim's).
+
+        Args:
+            tag: a str or int key, or a list of them.
+
+        Returns:
+            `(vector_size,)` for one key, `(len(tag), vector_size)` for a list.
+        """
+        if isinstance(tag, (str, int, np.integer)):
+            return self.wv[tag] if tag in self.wv else self.dv[tag]
+        return np.vstack([self[key] for key in tag])
+
+    def similarity_unseen_docs(
+        self,
+        doc_words1: Sequence[str],
+        doc_words2: Sequence[str],
+        alpha: float | None = None,
+        min_alpha: float | None = None,
+        epochs: int | None = None,
+    ) -> np.floating:
+        """Cosine similarity of two new documents' inferred vectors (gensim's).
+
+        Each document gets `infer_vector(doc_words, alpha, min_alpha,
+        epochs)`; the model does not change.
+
+        For a trained model,
+        `model.similarity_unseen_docs(["cats", "purr"], ["kittens", "meow"])`
+        is the cosine of the two inferred vectors (no doctest: inference is
+        random, so the figure changes from run to run).
+        """
+        first = self.infer_vector(doc_words1, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        second = self.infer_vector(doc_words2, alpha=alpha, min_alpha=min_alpha, epochs=epochs)
+        return np.dot(first / np.linalg.norm(first), second / np.linalg.norm(second))
+
+    def save_word2vec_format(
+        self,
+        fname: str | os.PathLike,
+        doctag_vec: bool = False,
+        word_vec: bool = True,
+        prefix: str = "*dt_",
+        fvocab: str | os.PathLike | None = None,
+        binary: bool = False,
+    ) -> None:
+        """Word and/or document vectors in word2vec.c's format, in one file (gensim's).
+
+        Args:
+            fname: the file.
+            doctag_vec: bool. Write the document vectors. Defaults to False.
+            word_vec: bool. Write the word vectors. Defaults to True.
+            prefix: str. Put before every document tag, so tags and words
+                cannot collide. Defaults to `"*dt_"`.
+            fvocab: optional file for the `key count` vocabulary.
+            binary: bool. Binary instead of text.
+
+        With both, the header counts words and tags and the tags follow the
+        words, as gensim writes them; `KeyedVectors.load_word2vec_format`
+        (ours or gensim's) reads the file back.
+        """
+        if word_vec:
+            total = len(self.wv) + len(self.dv) if doctag_vec else None
+            self.wv.save_word2vec_format(fname, fvocab, binary, total)
+        if doctag_vec:
+            self.dv.save_word2vec_format(
+                fname, prefix=prefix, fvocab=fvocab, binary=binary, write_header=not word_vec,
+                append=bool(word_vec), sort_attr="doc_count",
+            )  # fmt: skip
+
+    def reset_from(self, other_model: Doc2Vec) -> None:
+        """Takes `other_model`'s words, tags and corpus, with fresh random vectors (gensim's).
+
+        See `Word2Vec.reset_from`; the document tags (and their counts) are
+        shared too, and the tag vectors start anew.
+        """
+        super().reset_from(other_model)
+        keys = other_model.dv.index_to_key
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
+        self.dv.key_to_index = other_model.dv.key_to_index
+        self.dv.expandos = other_model.dv.expandos
+        self._corpus_tags = other_model._corpus_tags
+        self._document_count = getattr(other_model, "_document_count", other_model.corpus_count)
 
     # ------------------------------------------------------------------ corpus
 
@@ -195,7 +297,7 @@ class Doc2Vec(Word2Vec):
         if corpus_file is not None:
             if corpus_iterable is not None:
                 raise TypeError("Pass documents or corpus_file, not both.")
-            with open(corpus_file, encoding="utf-8") as lines:
+            with _open_text(corpus_file) as lines:
                 corpus_iterable = [TaggedDocument(line.split(), [i]) for i, line in enumerate(lines)]  # fmt: skip
         if corpus_iterable is None:
             raise TypeError("Pass documents (TaggedDocument(words, tags) items) or corpus_file.")
@@ -215,6 +317,11 @@ class Doc2Vec(Word2Vec):
                     f"tags, e.g. TaggedDocument(words, [{document_tags!r}])."
                 )
             document_tags = [int(t) if isinstance(t, np.integer) else t for t in document_tags]
+            if any(isinstance(t, (bool, np.bool_)) for t in document_tags):
+                raise ValueError(
+                    f"Document {number}'s tags {document_tags!r} hold a bool; True and 1 (False "
+                    "and 0) would be one tag. Use ints or strings."
+                )
             if not all(isinstance(t, (str, int)) for t in document_tags):
                 raise ValueError(
                     f"Document {number}'s tags {document_tags!r} must be strings or ints."
@@ -262,9 +369,7 @@ class Doc2Vec(Word2Vec):
         if not keys:
             raise ValueError("No document has a tag: give each TaggedDocument tags, e.g. [i].")
         # Tag vectors start as gensim's do: uniform in [-0.5, 0.5) / vector_size.
-        rng = np.random.default_rng([self.seed, 1])
-        shape = (len(keys), self.vector_size)
-        self.dv = KeyedVectors(keys, (rng.random(shape, np.float32) - 0.5) / self.vector_size)
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
         counts = np.zeros(len(keys), np.int64)
         for tags in self._corpus_tags:
             for tag in tags:
@@ -277,16 +382,20 @@ class Doc2Vec(Word2Vec):
     def _input_vectors(self) -> np.ndarray:
         return np.concatenate([self.wv.vectors, self.dv.vectors])
 
-    def _sync(self, syn0, syn1, loss) -> None:
+    def _sync(self, syn0, syn1, loss, syn1_hs=None) -> None:
         vectors = syn0.numpy()
         self.dv.vectors[:] = vectors[len(self.wv) :]
         self.dv.fill_norms(force=True)
         self._infer_step = None
         self.wv.vectors[:] = vectors[: len(self.wv)]
         self.wv.fill_norms(force=True)
-        self._output_vectors = syn1.numpy()
-        if loss is not None:
-            self.running_training_loss = float(loss.numpy())
+        self._sync_outputs(syn1, loss, syn1_hs)
+
+    def _layer1_size(self) -> int:
+        """PV-DM with `dm_concat=1`: `dm_tag_count` tag slots and `2 * window` word slots."""
+        if self.dm and self.dm_concat:
+            return (self.dm_tag_count + 2 * self.window) * self.vector_size
+        return self.vector_size
 
     def _tag_rows(self) -> np.ndarray:
         """`(pieces, most tags)` int32: each piece's tag rows in the input matrix, -1 padded."""
@@ -310,12 +419,25 @@ class Doc2Vec(Word2Vec):
         window, shrink, dm, dbow_words = self.window, self.shrink_windows, self.dm, self.dbow_words
         keep_probability = tf.constant(self._keep_probability)
         tag_rows = tf.constant(self._tag_rows())
+        concat, tag_count = self.dm and self.dm_concat, self.dm_tag_count
+        null = self.wv.get_index(NULL_WORD, 0)
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
             words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
             tags = tf.gather(tag_rows, sentences)  # (n, most tags)
-            if dm:
+            if concat:
+                # gensim's dm_concat: the full window, padded with the null word at
+                # the document's edges; documents without exactly dm_tag_count tags
+                # are skipped.
+                context, inside = _windows(tf, rng, words, sentences, window, False)
+                context = tf.where(inside, context, null)
+                width = max(0, tag_count - tags.shape[1])
+                tags = tf.pad(tags, [[0, 0], [0, width]], constant_values=-1)
+                has_count = tf.reduce_sum(tf.cast(tags >= 0, tf.int32), axis=1) == tag_count
+                context = tf.boolean_mask(tf.concat([tags[:, :tag_count], context], 1), has_count)
+                target = tf.boolean_mask(words, has_count)
+            elif dm:
                 # Every kept word is a target, with or without context words.
                 context, valid = _windows(tf, rng, words, sentences, window, shrink)
                 context = tf.concat([tags, tf.where(valid, context, -1)], axis=1)
@@ -335,6 +457,17 @@ class Doc2Vec(Word2Vec):
             return target, context, rate, tf.size(words)
 
         return pairs
+
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        super()._restore_gensim(saved)
+        tags = getattr(saved, "dv", None) or getattr(saved, "docvecs", None)
+        if tags is None:
+            raise ValueError("The gensim Doc2Vec holds no document vectors (dv).")
+        self.dv = gensim_files.keyed_vectors(tags, KeyedVectors)
 
     # ------------------------------------------------------------------ inference
 
@@ -372,6 +505,19 @@ class Doc2Vec(Word2Vec):
             )
         doc_words = list(doc_words)
         _raise_for_non_string_token([doc_words])
+        for name, value in (("alpha", alpha), ("min_alpha", min_alpha)):
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float, np.number))
+                or not 0 <= value < np.inf
+            ):
+                raise ValueError(
+                    f"infer_vector: {name} must be a finite number >= 0, got {value!r}."
+                )
+        if epochs is not None and (
+            isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0
+        ):
+            raise ValueError(f"infer_vector: epochs must be an int >= 0, got {epochs!r}.")
         alpha = self.alpha if alpha is None else float(alpha)
         min_alpha = self.min_alpha if min_alpha is None else float(min_alpha)
         epochs = self.epochs if epochs is None else int(epochs)
@@ -385,49 +531,79 @@ class Doc2Vec(Word2Vec):
         if len(ids) == 0 or epochs < 1:
             return vector
         rates = alpha - (alpha - min_alpha) * np.arange(epochs) / max(epochs - 1, 1)
-        per_call = max(1, 16 * _MIN_INFER_ROWS // len(ids))  # epochs drawn together
+        per_call = max(1, 16 * _INFER_ROWS // len(ids))  # epochs drawn together
         for first in range(0, epochs, per_call):
             examples = self._infer_examples(ids, rng, rates[first : first + per_call])
             vector = self._infer_run(vector, examples)
         return vector
 
     def _infer_examples(self, ids: np.ndarray, rng: np.random.Generator, rates: np.ndarray):
-        """Inference passes (one per rate) as arrays: per kept word, its outputs and fixed logits.
+        """Inference passes (one per rate) as small index arrays, one row per kept word.
 
         Each pass subsamples and draws windows and noise words anew; windows
-        stay inside their pass, as in gensim's epochs.
+        stay inside their pass, as in gensim's epochs. Returns `(output_ids,
+        labels, rates, context_ids, context_weights, scale_in, scale_out)`:
+        rows of the stacked output table (`syn1` nodes, then `syn1neg`
+        rows) with the label each is trained towards and its rate (0 where
+        masked), and the context word rows the PV-DM logits add. The
+        vectors themselves are gathered inside the XLA loop.
         """
         flat = np.tile(ids, len(rates))
         keep = rng.random(len(flat)) < self._keep_probability[flat]
         words = flat[keep]
         passes = np.repeat(np.arange(len(rates)), len(ids))[keep]
         n = len(words)
-        negatives = self._noise(rng, (n, self.negative))
-        outputs_ids = np.concatenate([words[:, None], negatives], axis=1)
-        outputs = self._output_vectors[outputs_ids]  # (n, K + 1, D)
-        mask = np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], axis=1)
-        if self.dm:
-            window = self.window
-            offsets = np.array([d for d in range(-window, window + 1) if d != 0])
-            reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
-            where = np.arange(n)[:, None] + offsets[None, :]
-            clipped = np.clip(where, 0, max(n - 1, 0))
-            valid = (
-                (where >= 0)
-                & (where < n)
-                & (np.abs(offsets)[None, :] <= reduced[:, None])
-                & (passes[clipped] == passes[:, None])
-            )
-            summed = np.einsum("nc,ncd->nd", valid.astype(np.float32), self.wv.vectors[words[clipped]])  # fmt: skip
-            inverse = (1.0 / (1.0 + valid.sum(axis=1))).astype(np.float32)
-            fixed = np.einsum("nd,nkd->nk", summed, outputs)
-            scale_in = inverse if self.cbow_mean else np.ones(n, np.float32)
-            scale_out = np.ones(n, np.float32) if self.cbow_mean else inverse
-        else:
-            fixed = np.zeros(outputs_ids.shape, np.float32)
-            scale_in = scale_out = np.ones(n, np.float32)
+        output_ids, labels, mask = [], [], []
+        if self.hs:  # the word's path in the Huffman tree, each node towards 1 - code
+            points, tree_labels, tree_mask = self._tree_arrays()
+            output_ids.append(points[words])
+            labels.append(tree_labels[words])
+            mask.append(tree_mask[words] > 0)
+        if self.negative:  # the word against `negative` noise words
+            negatives = self._noise(rng, (n, self.negative))
+            rows = np.concatenate([words[:, None], negatives], 1) + len(self._hs_vectors) * self.hs
+            output_ids.append(rows)
+            labels.append(np.tile(np.float32([1.0] + [0.0] * self.negative), (n, 1)))
+            mask.append(np.concatenate([np.ones((n, 1), bool), negatives != words[:, None]], 1))
+        output_ids = np.concatenate(output_ids, axis=1).astype(np.int32)
+        labels, mask = np.concatenate(labels, axis=1), np.concatenate(mask, axis=1)
         rates = np.where(mask, rates[passes][:, None], 0.0).astype(np.float32)
-        return outputs, fixed.astype(np.float32), scale_in, scale_out, rates
+        ones = np.ones(n, np.float32)
+        if not self.dm:
+            zeros = np.zeros((n, 1), np.int32)
+            return output_ids, labels, rates, zeros, zeros.astype(np.float32), ones, ones
+        window = self.window
+        offsets = np.array([d for d in range(-window, window + 1) if d != 0])
+        where = np.arange(n)[:, None] + offsets[None, :]
+        clipped = np.clip(where, 0, max(n - 1, 0))
+        inside = (where >= 0) & (where < n) & (passes[clipped] == passes[:, None])
+        if self.dm_concat:
+            # The new vector fills the one tag slot; the full window's word slots
+            # (null-padded) give a fixed part of every logit.
+            context = np.where(inside, words[clipped], self.wv.get_index(NULL_WORD))
+            if self.dm_tag_count != 1:  # gensim trains nothing then: one tag slot != dm_tag_count
+                warnings.warn(
+                    f"infer_vector with dm_concat=1 fills one tag slot, but dm_tag_count="
+                    f"{self.dm_tag_count}: as in gensim, the vector is not trained.",
+                    stacklevel=3,
+                )
+                rates = np.zeros_like(rates)
+            weights = np.ones(context.shape, np.float32)
+            return output_ids, labels, rates, context.astype(np.int32), weights, ones, ones
+        reduced = window - rng.integers(0, window, n) if self.shrink_windows else np.full(n, window)  # fmt: skip
+        valid = inside & (np.abs(offsets)[None, :] <= reduced[:, None])
+        inverse = (1.0 / (1.0 + valid.sum(axis=1))).astype(np.float32)
+        scale_in = inverse if self.cbow_mean else ones
+        scale_out = ones if self.cbow_mean else inverse
+        context = words[clipped].astype(np.int32)
+        return output_ids, labels, rates, context, valid.astype(np.float32), scale_in, scale_out
+
+    def _tree_arrays(self):
+        """The Huffman tree as `(points, labels, mask)` arrays, built once per vocabulary."""
+        if getattr(self, "_tree_cache", (None,))[0] is not self.wv.expandos.get("code"):
+            codes = self.wv.expandos["code"]
+            self._tree_cache = (codes, _padded_tree(codes, self.wv.expandos["point"]))
+        return self._tree_cache[1]
 
     def _noise(self, rng: np.random.Generator, shape) -> np.ndarray:
         """Noise words from the alias table `build_vocab` made (counts ** ns_exponent)."""
@@ -436,19 +612,33 @@ class Doc2Vec(Word2Vec):
         return np.where(coin < self._noise_accept[column], column, self._noise_alias[column])
 
     def _infer_run(self, vector: np.ndarray, examples) -> np.ndarray:
-        """Word-by-word SGD on `vector` over `examples`, in one XLA call."""
-        m = len(examples[0])
-        size = max(_MIN_INFER_ROWS, 1 << max(m - 1, 0).bit_length())
-        padded = []
-        for array in examples:  # padding rows have rate 0: no update
-            full = np.zeros((size, *array.shape[1:]), np.float32)
-            full[:m] = array
-            padded.append(full)
+        """Word-by-word SGD on `vector` over `examples`, in XLA calls of `_INFER_ROWS` rows.
+
+        The last block is padded (rate 0: no update), so one compiled size
+        serves documents of every length; the examples travel as one int and
+        one float array, and the frozen output and word vectors live in
+        variables made once per trained model.
+        """
         if self._infer_step is None:
-            self._infer_step = {}
-        if size not in self._infer_step:  # one compiled function per padded size
-            self._infer_step[size] = _sequential_sgd(self.negative)
-        return self._infer_step[size](vector, *padded).numpy()
+            import tensorflow as tf
+
+            outputs = [self._hs_vectors] * self.hs + [self._output_vectors] * bool(self.negative)
+            table = tf.Variable(np.concatenate(outputs), trainable=False)
+            words = tf.Variable(self.wv.vectors, trainable=False)
+            mode = "concat" if self.dm and self.dm_concat else "dm" if self.dm else "dbow"
+            self._infer_step = _sequential_sgd(
+                table, words, mode, self.vector_size, examples[0].shape[1]
+            )
+        ids = np.concatenate([examples[0], examples[3]], axis=1).astype(np.int32)
+        floats = np.concatenate(
+            [examples[1], examples[2], examples[4], examples[5][:, None], examples[6][:, None]],
+            axis=1,
+        ).astype(np.float32)
+        for start in range(0, len(ids), _INFER_ROWS):  # padding rows have rate 0: no update
+            block = [x[start : start + _INFER_ROWS] for x in (ids, floats)]
+            block = [np.pad(x, [(0, _INFER_ROWS - len(x)), (0, 0)]) for x in block]
+            vector = self._infer_step(vector, *block).numpy()
+        return vector
 
     # ------------------------------------------------------------------ files
 
@@ -457,10 +647,9 @@ class Doc2Vec(Word2Vec):
 
         gensim's extra arguments are accepted and have no effect.
         """
-        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        wv_meta, arrays = self._words_archive()
         dv_meta, dv_arrays = self.dv._archive(prefix="dv.")
         arrays.update(dv_arrays)
-        arrays["syn1neg"] = self._output_vectors
         meta = {
             "class": "Doc2Vec",
             "settings": {name: getattr(self, name) for name in _SETTINGS},
@@ -476,35 +665,100 @@ class Doc2Vec(Word2Vec):
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Doc2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`); refuses gensim pickles."""
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Doc2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) a gensim Doc2Vec's `save()`.
+
+        As `Word2Vec.load`: gensim's pickles are refused unless
+        `allow_pickle=True`, then read through a restricted unpickler (only
+        gensim's classes and numpy arrays) and converted, tag vectors in
+        `dv`, ready for `infer_vector` and `dv.most_similar`.
+
+        Examples:
+
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> docs = [gensim.models.doc2vec.TaggedDocument(["cats", "purr", "and", "meow"], [0]),
+        ...         gensim.models.doc2vec.TaggedDocument(["dogs", "bark", "and", "growl"], [1])] * 20
+        >>> gensim_model = gensim.models.Doc2Vec(docs, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/d2v.model")  # in gensim
+        >>> model = Doc2Vec.load(f"{scratch.name}/d2v.model", allow_pickle=True)
+        >>> bool((model.dv[1] == gensim_model.dv[1]).all())
+        True
+        >>> [tag for tag, _ in model.dv.most_similar([model.dv[0]])]
+        [0, 1]
+        >>> scratch.cleanup()
+
+        Then `model.dv.most_similar([model.infer_vector(["human", "interface"])])`
+        ranks the documents for new text (inference's first call compiles
+        for seconds, so it is not run here).
+        """
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
         meta, arrays = vector_files.load_archive(fname, "Doc2Vec")
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
         model.dv = KeyedVectors._from_archive(meta["dv"], arrays, prefix="dv.")
-        model._output_vectors = arrays["syn1neg"]
-        model.word_counts = model.wv.counts
-        model._set_sampling()
+        model._restore_outputs(arrays)
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
 
 
-def _sequential_sgd(negative: int):
-    """XLA: `vector` trained example by example (gensim's order) against frozen outputs."""
+_MODEL_CLASSES["Doc2Vec"] = Doc2Vec
+
+
+def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
+    """XLA: a vector trained word by word (gensim's order) against frozen outputs.
+
+    Each loop step takes `_INFER_GROUP` consecutive words, their gradients
+    taken at the same vector and added together: one step per word costs
+    more in loop overhead than the arithmetic of a word (a few dot products),
+    and the vector's updates are small, so a group of words barely differs
+    from word-by-word SGD.
+
+    `table` holds the output vectors (tree nodes, then negative-sampling
+    rows), `words` the word vectors; `mode` is `"dbow"` (the vector alone
+    predicts the word), `"dm"` (the vector plus the window's words, mean or
+    sum by `scale_in` / `scale_out`) or `"concat"` (the vector in the first
+    slot of the concatenated input).
+    """
     import tensorflow as tf
 
-    labels = tf.constant([1.0] + [0.0] * negative)
+    def run(vector, ids, floats):
+        # Read the frozen vectors once, outside the loop (not one variable read a step).
+        outputs_table, word_vectors = tf.identity(table), tf.identity(words)
+        # ids: output rows | context rows; floats: labels | rates | context weights |
+        # scale_in | scale_out. (rows, ...) -> (rows / group, group, ...).
+        groups = [-1, _INFER_GROUP]
+        k, c = output_width, ids.shape[1] - output_width
+        output_ids = tf.reshape(ids[:, :k], groups + [k])
+        context_ids = tf.reshape(ids[:, k:], groups + [c])
+        labels = tf.reshape(floats[:, :k], groups + [k])
+        rates = tf.reshape(floats[:, k : 2 * k], groups + [k])
+        context_weights = tf.reshape(floats[:, 2 * k : 2 * k + c], groups + [c])
+        scale_in = tf.reshape(floats[:, -2], groups)
+        scale_out = tf.reshape(floats[:, -1], groups)
 
-    def run(vector, outputs, fixed, scale_in, scale_out, rates):
         def body(i, v):
-            u = outputs[i]  # (K + 1, D)
-            logits = scale_in[i] * (tf.linalg.matvec(u, v) + fixed[i])
-            g = (labels - tf.sigmoid(logits)) * rates[i]
-            return i + 1, v + scale_out[i] * tf.linalg.matvec(u, g, transpose_a=True)
+            u = tf.gather(outputs_table, output_ids[i])  # (group, outputs per word, layer1)
+            if mode == "dbow":
+                logits = tf.einsum("gkd,d->gk", u, v)
+            else:
+                context = tf.gather(word_vectors, context_ids[i]) * context_weights[i][:, :, None]
+                if mode == "concat":
+                    fixed = tf.einsum("gkd,gd->gk", u[:, :, dim:], tf.reshape(context, [_INFER_GROUP, -1]))  # fmt: skip
+                    u = u[:, :, :dim]
+                else:
+                    fixed = tf.einsum("gkd,gd->gk", u, tf.reduce_sum(context, axis=1))
+                logits = scale_in[i][:, None] * (tf.einsum("gkd,d->gk", u, v) + fixed)
+            g = (labels[i] - tf.sigmoid(logits)) * rates[i] * scale_out[i][:, None]
+            return i + 1, v + tf.einsum("gk,gkd->d", g, u)
 
         _, vector = tf.while_loop(
-            lambda i, v: i < tf.shape(outputs)[0], body, (tf.constant(0), vector)
+            lambda i, v: i < tf.shape(output_ids)[0], body, (tf.constant(0), vector)
         )
         return vector
 

@@ -10,7 +10,8 @@
   arrays) whose `meta` entry is UTF-8 JSON (keys, settings). It is read with
   `numpy.load(..., allow_pickle=False)`: loading it runs no code, unlike
   gensim's `save`, which pickles the model. A gensim pickle is recognized and
-  refused with the way out (`load_word2vec_format`).
+  refused naming the opt-in, `load(path, allow_pickle=True)`
+  (`gensim_files`), and the pickle-free way out (`load_word2vec_format`).
 
 Every write goes through `keras_recipes._io.atomic_write`: a temporary file
 beside the destination, synced, then renamed onto it, so an existing file
@@ -22,11 +23,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Iterable
 
 import numpy as np
 
 from keras_recipes._io import atomic_write
+from keras_recipes.embeddings.gensim_files import is_pickle
 
 ARCHIVE_FORMAT = "keras_recipes.embeddings/1"
 
@@ -46,18 +49,21 @@ def read_text(
     unicode_errors: str = "replace",
     header: bool | None = None,
     datatype=np.float32,
+    allow_nonfinite: bool = False,
 ) -> tuple[list[str], np.ndarray, int | None]:
     """Reads a text vector file: `(keys, vectors, declared_count or None)`.
 
     A first line of exactly two integers is a `count dim` header (detected
     when `header` is None, required when True, never read when False).
     Words may contain spaces (some GloVe files have them): the last `dim`
-    fields of a line are the values. Errors name the file and line.
+    fields of a line are the values. Errors name the file and line; a
+    "nan" or "inf" value is one, unless `allow_nonfinite`.
     """
     keys, rows = [], []
     declared = dim = None
-    with open(path, encoding=encoding, errors=unicode_errors) as lines:
-        for number, line in enumerate(lines, 1):
+    with open(path, "rb") as raw_lines:  # split on "\n" only; decoded line by line
+        for number, raw in enumerate(raw_lines, 1):
+            line = _decoded_line(raw, path, number, encoding, unicode_errors)
             fields = line.rstrip("\n").rstrip(" ").split(" ")
             if number == 1 and header is not False:
                 is_header = len(fields) == 2 and all(f.isdigit() for f in fields)
@@ -100,6 +106,12 @@ def read_text(
                     f"{path}, line {number}: word {word!r} has {len(fields) - 1} fields, not "
                     f"{dim} numbers (inconsistent dimensions or a non-numeric value)."
                 ) from None
+            if not allow_nonfinite and not np.all(np.isfinite(vector)):
+                raise ValueError(
+                    f"{path}, line {number}: word {word!r} has a NaN or Inf value; the vectors "
+                    "come from a training run that diverged or a damaged file (pass "
+                    "allow_nonfinite=True to read them anyway)."
+                )
             keys.append(word)
             rows.append(vector)
     if declared is not None:
@@ -119,14 +131,32 @@ def read_text(
     return keys, np.stack(rows), declared
 
 
+def _decoded_line(raw: bytes, path, number: int, encoding: str, errors: str) -> str:
+    """One line of a text vector file; a decode error names the file and line."""
+    if number == 1 and raw.startswith(b"\xef\xbb\xbf") and "utf" in encoding.lower():
+        raw = raw[3:]  # a UTF-8 byte-order mark
+    try:
+        return raw.decode(encoding, errors).replace("\r\n", "\n")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}, line {number} (byte {error.start} of the line): not valid {encoding} "
+            f"text ({error.reason}); pass encoding=... or unicode_errors='replace'."
+        ) from None
+
+
 def read_binary(
     path: str | os.PathLike,
     limit: int | None = None,
     encoding: str = "utf-8",
     unicode_errors: str = "strict",
     datatype=np.float32,
+    allow_nonfinite: bool = False,
 ) -> tuple[list[str], np.ndarray]:
-    """Reads word2vec.c's binary format (with its `count dim` header): `(keys, vectors)`."""
+    """Reads word2vec.c's binary format (with its `count dim` header): `(keys, vectors)`.
+
+    A vector holding NaN or Inf is an error naming the entry and its byte
+    offset, unless `allow_nonfinite`.
+    """
     with open(path, "rb") as f:
         header = f.readline().split()
         if len(header) != 2 or not all(h.isdigit() for h in header):
@@ -159,6 +189,12 @@ def read_binary(
                 )
             keys.append(word.decode(encoding, errors=unicode_errors))
             vectors[row] = np.frombuffer(data, "<f4")
+            if not allow_nonfinite and not np.all(np.isfinite(vectors[row])):
+                raise ValueError(
+                    f"{path}, entry {row + 1} (byte offset {f.tell() - 4 * dim}): word "
+                    f"{keys[-1]!r} has a NaN or Inf value; pass allow_nonfinite=True to read "
+                    "it anyway."
+                )
     return keys, vectors
 
 
@@ -171,8 +207,12 @@ def write_word2vec(
     write_header: bool = True,
     prefix: str = "",
     append: bool = False,
+    allow_nonfinite: bool = False,
 ) -> None:
     """Writes `(key, vector)` entries in word2vec.c's text or binary format, atomically.
+
+    A vector holding NaN or Inf is refused (nothing is written) unless
+    `allow_nonfinite`.
 
     Text lines are `key v1 ... vd` with each float32 value written in full
     (`repr`), so a round trip is exact. Binary entries are `key `, the
@@ -193,15 +233,32 @@ def write_word2vec(
                     f"Key {key!r} is empty or contains whitespace; the word2vec format "
                     "cannot store it."
                 )
+            if not allow_nonfinite and not np.all(np.isfinite(vector)):
+                raise ValueError(
+                    f"{path}: the vector of {key!r} holds NaN or Inf values; nothing was "
+                    "written. Retrain (the run diverged) or pass allow_nonfinite=True."
+                )
             if binary:
                 out.write(key.encode("utf-8") + b" " + vector.astype("<f4").tobytes() + b"\n")
             else:
-                values = " ".join(repr(float(v)) for v in vector.astype(np.float32))
+                # str of a float32: its shortest round-tripping digits, as gensim writes them.
+                values = " ".join(str(v) for v in vector.astype(np.float32))
                 out.write(f"{key} {values}\n".encode())
 
 
-def save_archive(path: str | os.PathLike, meta: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Writes `arrays` and the JSON `meta` to one `.npz` file at exactly `path`, atomically."""
+def save_archive(
+    path: str | os.PathLike,
+    meta: dict,
+    arrays: dict[str, np.ndarray],
+    allow_nonfinite: bool = False,
+) -> None:
+    """Writes `arrays` and the JSON `meta` to one `.npz` file at exactly `path`, atomically.
+
+    Float arrays holding NaN or Inf are refused unless `allow_nonfinite`.
+    """
+    from keras_recipes._finite import check_finite
+
+    check_finite(arrays.items(), str(path), allow_nonfinite)
     meta = {"format": ARCHIVE_FORMAT, **meta}
     encoded = np.frombuffer(json.dumps(meta).encode("utf-8"), np.uint8)
     for name, array in arrays.items():
@@ -220,11 +277,13 @@ def load_archive(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np
     """
     with open(path, "rb") as f:
         magic = f.read(4)
-    if magic[:1] == b"\x80" or magic[:2] in (b"(d", b"cg", b"cc"):
+    if is_pickle(path):
         raise ValueError(
-            f"{path} is a Python pickle, most likely written by gensim's save(). keras_recipes "
-            "does not unpickle files (unpickling runs whatever code the file names). In gensim, "
-            "write the vectors in word2vec format: "
+            f"{path} is a Python pickle, most likely written by gensim's save(). Unpickling can "
+            "run whatever code a file names, so it is refused by default. For a gensim model "
+            f"you trust, pass allow_pickle=True: `{kind}.load(path, allow_pickle=True)` reads "
+            "gensim's Word2Vec, Doc2Vec and KeyedVectors files (only gensim's classes and numpy "
+            "arrays are unpickled). Or, in gensim, write the vectors in word2vec format: "
             "`model.wv.save_word2vec_format('vectors.bin', binary=True)`, then read them with "
             "`KeyedVectors.load_word2vec_format('vectors.bin', binary=True)`."
         )
@@ -233,11 +292,22 @@ def load_archive(path: str | os.PathLike, kind: str) -> tuple[dict, dict[str, np
             f"{path} is not a {kind} saved by keras_recipes (a .npz archive). For word2vec.c, "
             "GloVe or fastText .vec files use KeyedVectors.load_word2vec_format or load_vectors."
         )
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {name: archive[name] for name in archive.files}
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path}: the archive is damaged or truncated ({error}); save it again."
+        ) from None
     if "meta" not in arrays:
         raise ValueError(f"{path} is a .npz file without keras_recipes' 'meta' entry.")
-    meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    try:
+        meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path}: its 'meta' entry is not UTF-8 JSON ({error}); the archive is damaged, "
+            "save it again."
+        ) from None
     if meta.get("format") != ARCHIVE_FORMAT:
         raise ValueError(
             f"{path}: unknown archive format {meta.get('format')!r} (this version reads "

@@ -28,8 +28,10 @@ its import switched. Checked method by method against gensim itself in
   and binary, with `limit`, `no_header`, `fvocab`, `unicode_errors`,
   `datatype`, `write_header`, `prefix`, `append`, `sort_attr`), and
   `save` / `load`, which write one `.npz` file read back with
-  `allow_pickle=False` (gensim pickles; a gensim pickle is refused with the
-  way out, see `vector_files.py`).
+  `allow_pickle=False` (gensim pickles). A gensim pickle is refused by
+  default, naming the way out; `load(path, allow_pickle=True)` reads
+  gensim's own saved KeyedVectors through a restricted unpickler
+  (`gensim_files.py`).
 
 Differences from gensim, on purpose: `most_similar(indexer=...)` (Annoy,
 NMSLIB) raises `NotImplementedError` (the search is exact);
@@ -64,7 +66,7 @@ from numbers import Integral
 import numpy as np
 
 from keras_recipes._io import atomic_write
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 
 logger = logging.getLogger(__name__)
 
@@ -541,11 +543,15 @@ class KeyedVectors:
 
         Examples:
 
-        ```python
-        kv.most_similar(positive=["king", "woman"], negative=["man"], topn=3)
-        kv.most_similar(kv["paris"] - kv["france"] + kv["italy"])   # vectors work too
-        all_cosines = kv.most_similar("king", topn=None)            # one per row
-        ```
+        >>> kv = KeyedVectors(["paris", "france", "rome", "italy"],
+        ...                   np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], "float32"))
+        >>> [key for key, _ in kv.most_similar(positive=["paris", "italy"],
+        ...                                    negative=["france"], topn=3)]
+        ['rome']
+        >>> kv.most_similar(kv["paris"] - kv["france"] + kv["italy"], topn=1)  # vectors too
+        [('rome', 1.0)]
+        >>> [round(float(c), 3) for c in kv.most_similar("paris", topn=None)]  # one a row
+        [1.0, 0.707, 0.5, 0.0]
         """
         if indexer is not None:
             raise NotImplementedError(
@@ -852,9 +858,21 @@ class KeyedVectors:
 
         Examples:
 
-        ```python
-        (pearson, _), (spearman, pvalue), oov = kv.evaluate_word_pairs(datapath("wordsim353.tsv"))
-        ```
+        gensim ships WordSim-353 (`gensim.test.utils.datapath("wordsim353.tsv")`);
+        a file of four pairs here, one with an unknown word:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> kv = KeyedVectors(["paris", "france", "rome", "italy"],
+        ...                   np.array([[1, 0, 1], [1, 0, 0], [0, 1, 1], [0, 1, 0]], "float32"))
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> path = Path(scratch.name, "pairs.tsv")
+        >>> _ = path.write_text("# word1\\tword2\\tscore\\nparis\\tfrance\\t9.0\\n"
+        ...                     "paris\\titaly\\t5.0\\nrome\\tfrance\\t3.0\\nrome\\tunicorn\\t1.0\\n")
+        >>> (pearson, _), (spearman, pvalue), oov = kv.evaluate_word_pairs(path)
+        >>> round(float(pearson), 3), round(float(spearman), 3), oov
+        (0.945, 0.866, 25.0)
+        >>> scratch.cleanup()
         """
         from scipy import stats
 
@@ -1028,19 +1046,20 @@ class KeyedVectors:
                     "not exist"
                 )
             order = self.index_to_key
-        if fvocab is not None:
+        leading = 0
+        for i, key in enumerate(self.index_to_key):
+            if i != key:
+                break
+            leading += 1
+        if fvocab is not None:  # gensim keeps leading int tags out of its vocabulary, and here
             values = self.expandos[sort_attr]
             with atomic_write(fvocab) as out:
                 if append and os.path.exists(fvocab):
                     with open(fvocab, "rb") as old:
                         shutil.copyfileobj(old, out)
                 for key in order:
-                    out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
-        leading = 0
-        for i, key in enumerate(self.index_to_key):
-            if i != key:
-                break
-            leading += 1
+                    if not (isinstance(key, Integral) and 0 <= key < leading):
+                        out.write(f"{prefix}{key} {values[self.key_to_index[key]]}\n".encode())
         keys = [*range(leading), *(k for k in order if not (isinstance(k, Integral) and k < leading))]  # fmt: skip
         vector_files.write_word2vec(
             fname, ((key, self.vectors[self.get_index(key)]) for key in keys), total_vec,
@@ -1159,7 +1178,8 @@ class KeyedVectors:
         meta = {"keys": keys, "vector_size": self.vector_size}
         arrays = {f"{prefix}vectors": self.vectors}
         for attr, values in self.expandos.items():
-            arrays[f"{prefix}vecattr.{attr}"] = values
+            if np.asarray(values).dtype != object:  # Huffman codes: rebuilt from the counts
+                arrays[f"{prefix}vecattr.{attr}"] = values
         if getattr(self, "vectors_lockf", None) is not None:
             arrays[f"{prefix}vectors_lockf"] = self.vectors_lockf
         if self._subwords is not None:
@@ -1196,13 +1216,28 @@ class KeyedVectors:
         vector_files.save_archive(fname, {"class": "KeyedVectors", **meta}, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> KeyedVectors:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> KeyedVectors:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) gensim's saved KeyedVectors.
 
-        A gensim pickle is refused, naming `load_word2vec_format` as the way
-        to bring gensim's vectors over. `mmap` is accepted and ignored (an
-        `.npz` file is read into memory).
+        Our files are read with `numpy.load(..., allow_pickle=False)`. A
+        gensim file is a pickle, refused by default with an error naming
+        `allow_pickle` and `load_word2vec_format`; with `allow_pickle=True`
+        gensim 4's (and 3's) `KeyedVectors.save()` files are read through a
+        restricted unpickler that maps only gensim's classes and numpy
+        arrays (`gensim_files`). `mmap` applies to the arrays gensim stored
+        beside its pickle; an `.npz` file is read into memory.
         """
+        if allow_pickle and gensim_files.is_pickle(fname):
+            saved = gensim_files.read(fname, mmap)
+            if gensim_files.saved_class(saved) != "KeyedVectors":
+                raise ValueError(
+                    f"{fname} holds a gensim {saved.gensim_class}, not KeyedVectors; load it "
+                    f"with {gensim_files.saved_class(saved)}.load(path, allow_pickle=True) and "
+                    "take its .wv."
+                )
+            return gensim_files.keyed_vectors(saved, cls)
         meta, arrays = vector_files.load_archive(fname, "KeyedVectors")
         return cls._from_archive(meta, arrays)
 
@@ -1240,10 +1275,18 @@ def load_vectors(
 
     Examples:
 
-    ```python
-    kv = load_vectors("glove.6B.100d.txt")
-    layer = kv.embedding_layer(vocabulary, trainable=False)
-    ```
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> path = Path(scratch.name, "glove.6B.2d.txt")  # e.g. "glove.6B.100d.txt"
+    >>> _ = path.write_text("the 0.1 0.2\\nking 0.3 0.4\\n")
+    >>> kv = load_vectors(path)
+    >>> len(kv), kv.vector_size, kv["king"].tolist()
+    (2, 2, [0.30000001192092896, 0.4000000059604645])
+    >>> layer = kv.embedding_layer(["", "[UNK]", "the", "king"], trainable=False)
+    >>> layer.input_dim, layer.output_dim
+    (4, 2)
+    >>> scratch.cleanup()
     """
     keys, vectors, _ = vector_files.read_text(path, limit, encoding, "replace", header)
     return KeyedVectors(keys, vectors)

@@ -1,4 +1,4 @@
-"""Word2Vec (skip-gram and CBOW with negative sampling) trained in TensorFlow, in-graph.
+"""Word2Vec (skip-gram and CBOW; negative sampling and hierarchical softmax) in TensorFlow.
 
 The algorithm is word2vec.c's, with gensim's parameter names and defaults,
 so a gensim user needs no new vocabulary:
@@ -14,6 +14,12 @@ so a gensim user needs no new vocabulary:
   CBOW (`sg=0`): the mean of the context input vectors (`cbow_mean=1`) or
   their sum predicts the centre word, and each context vector receives the
   whole error, as in gensim;
+- hierarchical softmax (`hs=1`): gensim's Huffman tree over the counts
+  (`huffman_tree`, the same codes and points as gensim's), each node on the
+  target word's path a sigmoid trained towards `1 - code` with its own
+  output vector (`syn1`); alone (`negative=0`) or beside negative sampling,
+  the two errors summed, as in gensim; `score()` gives gensim's sentence
+  log probabilities;
 - noise words from the unigram^0.75 distribution (sampled exactly, with an
   alias table, instead of word2vec.c's 10^8-entry table); a noise word equal
   to the target is skipped, as in gensim;
@@ -39,9 +45,8 @@ words, `corpus_file=` for LineSentence files, `callbacks` (`CallbackAny2Vec`),
 `compute_loss=True` with `get_latest_training_loss()`, and `save` / `load`
 in one `.npz` file (no pickle) that a loaded model trains on from.
 `wv.vectors_lockf` (set by `wv.intersect_word2vec_format(..., lockf=0.0)`)
-scales each input-vector update, as in gensim. Not supported:
-hierarchical softmax (`hs=1`, refused) and `max_vocab_size` (refused;
-`max_final_vocab` works).
+scales each input-vector update, as in gensim. gensim's own saved models
+load with `load(path, allow_pickle=True)` (`gensim_files`).
 
 Differences from gensim, on purpose: sentences longer than
 `max_sentence_length` are split (gensim silently truncates them), and the
@@ -60,9 +65,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from keras_recipes.embeddings import vector_files
+from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
+
+# Our model classes by gensim's class name, for `Word2Vec.load(allow_pickle=True)`
+# of a gensim Doc2Vec (doc2vec.py adds itself; word2vec.py must not import it).
+_MODEL_CLASSES: dict[str, type] = {}
+
+# gensim's padding word for `null_word=1` (Doc2Vec's dm_concat): outside a
+# document, a window slot holds this word's vector.
+NULL_WORD = "\0"
 
 # Each XLA step walks its batch in slices of about this many (centre, context)
 # pairs, one after the other in an XLA while loop: the rows a slice gathers
@@ -166,6 +179,94 @@ def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch):
     return target, context, rate
 
 
+def _log_sigmoid_table(size: int = 1000, max_exp: int = 6) -> np.ndarray:
+    """word2vec.c's (and gensim's) `log sigmoid` table over `(-max_exp, max_exp)`, in float32."""
+    x = (np.arange(size, dtype=np.float32) / np.float32(size) * 2 - 1) * np.float32(max_exp)
+    e = np.exp(x.astype(np.float64)).astype(np.float32)
+    e = e / (e + np.float32(1.0))
+    return np.log(e.astype(np.float64)).astype(np.float32)
+
+
+_EXP_TABLE_SIZE, _MAX_EXP = 1000, 6
+_LOG_SIGMOID_TABLE = _log_sigmoid_table(_EXP_TABLE_SIZE, _MAX_EXP)
+
+
+class _Node(tuple):
+    """`(count, index, left, right)` compared by count only, as gensim's `Heapitem`."""
+
+    def __new__(cls, *fields):
+        return tuple.__new__(cls, fields)
+
+    def __lt__(self, other) -> bool:
+        return self[0] < other[0]
+
+
+def huffman_tree(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's Huffman code and path of inner nodes, built exactly as gensim builds them.
+
+    gensim's `_build_heap` / `_assign_binary_codes`: a `heapq` of nodes
+    ordered by count alone (ties fall where the heap puts them, so the
+    same heap operations are needed to get gensim's codes) merges the two
+    smallest nodes into inner node `len + i` at step `i`; a word's code is its path of left (0) / right (1) turns from the
+    root and its points are the inner nodes on the way, numbered
+    `node - len(counts)` (the root is the last merged, `len - 2`). So the
+    codes of a vocabulary equal gensim's `wv.get_vecattr(word, "code")`
+    and `"point"`, frequent words getting the shortest codes.
+
+    Args:
+        counts: int array, the words' counts in vocabulary order.
+
+    Returns:
+        `(codes, points)`: object arrays holding a `uint8` and a `uint32`
+        array per word.
+
+    Examples:
+
+    >>> codes, points = huffman_tree(np.array([5, 3, 1, 1]))
+    >>> [c.tolist() for c in codes], [p.tolist() for p in points]
+    ([[0], [1, 1], [1, 0, 0], [1, 0, 1]], [[2], [2, 1], [2, 1, 0], [2, 1, 0]])
+    """
+    import heapq
+
+    n = len(counts)
+    heap = [_Node(int(c), i, None, None) for i, c in enumerate(counts)]
+    heapq.heapify(heap)
+    for i in range(n - 1):
+        low, high = heapq.heappop(heap), heapq.heappop(heap)
+        heapq.heappush(heap, _Node(low[0] + high[0], i + n, low, high))
+    codes = np.empty(n, object)
+    points = np.empty(n, object)
+    stack = [(heap[0], (), ())] if heap else []
+    while stack:
+        node, code, point = stack.pop()
+        if node[1] < n:
+            codes[node[1]] = np.array(code, np.uint8)
+            points[node[1]] = np.array(point, np.uint32)
+        else:
+            point = (*point, node[1] - n)
+            stack.append((node[2], (*code, 0), point))
+            stack.append((node[3], (*code, 1), point))
+    return codes, points
+
+
+def _padded_tree(codes: np.ndarray, points: np.ndarray):
+    """`(points, labels, mask)`, each `(words, depth)`: the tree as rectangular arrays.
+
+    `labels` is `1 - code` (gensim's target for the node's sigmoid), `mask`
+    1.0 on the word's own path and 0.0 on the padding.
+    """
+    depth = max((len(c) for c in codes), default=0)
+    shape = (len(codes), max(depth, 1))
+    padded_points = np.zeros(shape, np.int32)
+    labels = np.zeros(shape, np.float32)
+    mask = np.zeros(shape, np.float32)
+    for row, (code, point) in enumerate(zip(codes, points, strict=True)):
+        padded_points[row, : len(point)] = point
+        labels[row, : len(code)] = 1.0 - code
+        mask[row, : len(code)] = 1.0
+    return padded_points, labels, mask
+
+
 def _raise_for_non_string_token(pieces) -> None:
     """Raises a `ValueError` naming the first token of `pieces` that is not a `str`."""
     offset = 0
@@ -179,6 +280,12 @@ def _raise_for_non_string_token(pieces) -> None:
                     "`[[str(t) for t in sentence] for sentence in sentences]`."
                 )
         offset += len(piece)
+
+
+def _keep_word(word: str, count: int, min_count: int, trim_rule) -> bool:
+    """gensim's `keep_vocab_item`: `trim_rule` returns 2 (keep), 1 (drop) or 0 (count decides)."""
+    rule = trim_rule(word, count, min_count) if trim_rule is not None else 0
+    return rule == 2 or (rule == 0 and count >= min_count)
 
 
 def use_word2vec_threads(workers: int) -> bool:
@@ -200,13 +307,9 @@ def use_word2vec_threads(workers: int) -> bool:
         True if the pools were set; False if TensorFlow had already started
         (its pools are then fixed for this process, and nothing changed).
 
-    Examples:
-
-    ```python
-    from keras_recipes.embeddings import Word2Vec, use_word2vec_threads
-    use_word2vec_threads(2)
-    model = Word2Vec(sentences, workers=2)
-    ```
+    Call `use_word2vec_threads(2)` at the top of the script, then train
+    with `Word2Vec(sentences, workers=2)`. (No doctest: by the time one
+    runs, TensorFlow has started and the call returns False.)
     """
     import tensorflow as tf
 
@@ -229,16 +332,18 @@ class CallbackAny2Vec:
 
     Examples:
 
-    ```python
-    class EpochLoss(CallbackAny2Vec):
-        def __init__(self):
-            self.losses = []
-
-        def on_epoch_end(self, model):
-            self.losses.append(model.get_latest_training_loss())
-
-    Word2Vec(sentences, compute_loss=True, callbacks=[EpochLoss()])
-    ```
+    >>> class EpochLoss(CallbackAny2Vec):
+    ...     def __init__(self):
+    ...         self.losses = []
+    ...
+    ...     def on_epoch_end(self, model):
+    ...         self.losses.append(model.get_latest_training_loss())
+    >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+    >>> epoch_loss = EpochLoss()
+    >>> _ = Word2Vec(sentences, vector_size=8, min_count=1, sample=0, epochs=2,
+    ...              compute_loss=True, callbacks=[epoch_loss])
+    >>> len(epoch_loss.losses)
+    2
     """
 
     def on_epoch_begin(self, model) -> None:
@@ -261,13 +366,27 @@ def _call(callbacks, event: str, model) -> None:
             method(model)
 
 
+def _open_text(path: str | os.PathLike):
+    """A UTF-8 text file, decompressed on the fly if its name ends in `.gz` or `.bz2`."""
+    name = os.fspath(path)
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(name, "rt", encoding="utf-8")
+    if name.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(name, "rt", encoding="utf-8")
+    return open(name, encoding="utf-8")
+
+
 def line_sentences(path: str | os.PathLike, max_sentence_length: int = 10000):
     """Sentences of a LineSentence file (gensim's `corpus_file=` format).
 
     One sentence per line, tokens separated by whitespace, UTF-8; lines
     longer than `max_sentence_length` tokens are cut into pieces.
     """
-    with open(path, encoding="utf-8") as lines:
+    with _open_text(path) as lines:
         for line in lines:
             tokens = line.split()
             for start in range(0, len(tokens), max_sentence_length):
@@ -277,9 +396,9 @@ def line_sentences(path: str | os.PathLike, max_sentence_length: int = 10000):
 # The settings `save` stores and `load` passes back to the constructor.
 _SETTINGS = (
     "vector_size", "alpha", "window", "min_count", "sample", "seed", "workers", "min_alpha",
-    "sg", "negative", "ns_exponent", "cbow_mean", "epochs", "sorted_vocab", "compute_loss",
-    "max_final_vocab", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
-    "shared_negatives", "verbose", "comment",
+    "sg", "hs", "negative", "ns_exponent", "cbow_mean", "epochs", "sorted_vocab", "compute_loss",
+    "max_final_vocab", "max_vocab_size", "shrink_windows", "max_sentence_length", "batch_size", "chunk_words",
+    "shared_negatives", "verbose", "comment", "null_word",
 )  # fmt: skip
 
 
@@ -295,18 +414,24 @@ class Word2Vec:
     `.npz` file, no pickle). See the module docstring for the algorithm.
 
     Args:
-        sentences: iterable of sentences, each a list of string tokens (or
-            None to call `build_vocab` and `train` yourself).
+        sentences: iterable of sentences, each a list (or tuple, array) of
+            string tokens: a list of lists, a generator (read once: the
+            corpus is indexed in memory), or gensim's streams
+            (`LineSentence`, `Text8Corpus`, `PathLineSentences`). None to
+            call `build_vocab` and `train` yourself.
         corpus_file: path of a LineSentence file (one sentence a line,
-            whitespace-separated tokens), instead of `sentences`.
+            whitespace-separated tokens; `.gz` / `.bz2` read compressed),
+            instead of `sentences`.
         vector_size: int. Dimension of the word vectors. Defaults to 100.
         alpha: float. Initial learning rate. Defaults to 0.025.
         window: int. Maximum distance between centre and context words;
             each centre word uses a window drawn uniformly in `1..window`
             (`shrink_windows=True`). Defaults to 5.
-        min_count: int. Words seen fewer times are dropped. Defaults to 5.
-        max_vocab_size: must be None (gensim's vocabulary pruning while
-            counting is not implemented; `max_final_vocab` caps the result).
+        min_count: int. Words seen fewer times are dropped (0 and 1 keep
+            every word). Defaults to 5.
+        max_vocab_size: int or None. Prune rare words while counting, as
+            gensim does, whenever more than this many distinct words are
+            held (see `scan_vocab`). Defaults to None (no pruning).
         sample: float. Subsampling threshold for frequent words; 0 turns
             subsampling off. Defaults to 1e-3.
         seed: int. Seed for the initial vectors and every random draw.
@@ -318,16 +443,18 @@ class Word2Vec:
             process's thread settings itself. Defaults to 3, as gensim.
         min_alpha: float. Final learning rate. Defaults to 1e-4.
         sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
-        hs: int. Must be 0: hierarchical softmax is not supported (negative
-            sampling only).
-        negative: int. Noise words per positive example. Defaults to 5.
+        hs: int. 1 adds hierarchical softmax (gensim's Huffman tree; use
+            `negative=0` for it alone). Defaults to 0.
+        negative: int. Noise words per positive example; 0 turns negative
+            sampling off (then `hs=1` is needed). Defaults to 5.
         ns_exponent: float. Noise words are drawn with probability
             proportional to count ** ns_exponent. Defaults to 0.75.
         cbow_mean: int. 1 averages the context vectors in CBOW, 0 sums them.
         hashfxn: accepted for gensim's signature; unused (`seed` decides
             the initial vectors).
         epochs: int. Passes over the corpus. Defaults to 5.
-        null_word: accepted for gensim's signature; unused.
+        null_word: int. 1 adds gensim's padding word `"\\0"` (count 1) to the
+            vocabulary, as Doc2Vec's `dm_concat=1` needs. Defaults to 0.
         trim_rule: optional callable `(word, count, min_count)` returning
             0 (default rule), 1 (discard) or 2 (keep), as gensim's; applied
             to `sentences` only, not stored (as in gensim).
@@ -367,17 +494,23 @@ class Word2Vec:
     >>> model.wv["king"].shape
     (16,)
 
-    gensim's life cycle:
+    Saved and loaded as in gensim (one pickle-free file):
 
-    ```python
-    model = Word2Vec(vector_size=100, window=5, min_count=1, workers=4)
-    model.build_vocab(sentences)
-    model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)
-    model.save("word2vec.model")
-    model = Word2Vec.load("word2vec.model")
-    model.build_vocab(more_sentences, update=True)
-    model.train(more_sentences, total_examples=len(more_sentences), epochs=model.epochs)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> model.save(f"{scratch.name}/word2vec.model")
+    >>> model = Word2Vec.load(f"{scratch.name}/word2vec.model")
+    >>> model.wv["king"].shape
+    (16,)
+    >>> scratch.cleanup()
+
+    The rest of gensim's life cycle works as written there:
+    `model = Word2Vec(vector_size=100, window=5, min_count=1, workers=4)`,
+    `model.build_vocab(sentences)`,
+    `model.train(sentences, total_examples=model.corpus_count, epochs=model.epochs)`,
+    and to go on training on new text,
+    `model.build_vocab(more_sentences, update=True)` then
+    `model.train(more_sentences, total_examples=len(more_sentences), epochs=model.epochs)`.
     """
 
     def __init__(
@@ -418,7 +551,6 @@ class Word2Vec:
         for name, value in (
             ("vector_size", vector_size),
             ("window", window),
-            ("min_count", min_count),
             ("epochs", epochs),
             ("workers", workers),
             ("max_sentence_length", max_sentence_length),
@@ -427,20 +559,29 @@ class Word2Vec:
         ):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        if hs:
+        if hs not in (0, 1):
+            raise ValueError(f"hs must be 1 (hierarchical softmax) or 0, got {hs!r}.")
+        if not isinstance(negative, (int, np.integer)) or negative < 0:
+            raise ValueError(f"negative must be an integer >= 0, got {negative!r}.")
+        if not hs and not negative:
             raise ValueError(
-                "hs=1 (hierarchical softmax) is not supported: this Word2Vec trains with "
-                "negative sampling only. Use hs=0 with negative=5 (gensim's default)."
+                "hs=0 with negative=0 trains nothing: set hs=1 (hierarchical softmax), "
+                "negative > 0 (negative sampling, e.g. 5), or both."
             )
-        if not isinstance(negative, (int, np.integer)) or negative < 1:
+        if hs and shared_negatives:
             raise ValueError(
-                f"negative must be an integer >= 1 (negative sampling is the only training "
-                f"objective here; hierarchical softmax is not supported), got {negative!r}."
+                "shared_negatives=True shares noise words within a window; it does not apply "
+                "to hs=1. Use shared_negatives=False with hierarchical softmax."
             )
-        if max_vocab_size is not None:
+        if not isinstance(min_count, (int, np.integer)) or min_count < 0:
             raise ValueError(
-                "max_vocab_size (pruning the vocabulary while counting) is not supported; "
-                "max_final_vocab=N keeps the N most frequent words."
+                f"min_count must be an integer >= 0 (0 and 1 keep every word), got {min_count!r}."
+            )
+        if max_vocab_size is not None and (
+            not isinstance(max_vocab_size, (int, np.integer)) or max_vocab_size < 1
+        ):
+            raise ValueError(
+                f"max_vocab_size must be None or an integer >= 1, got {max_vocab_size!r}."
             )
         if sg not in (0, 1):
             raise ValueError(f"sg must be 1 (skip-gram) or 0 (CBOW), got {sg!r}.")
@@ -458,12 +599,13 @@ class Word2Vec:
         self.alpha = float(alpha)
         self.window = int(window)
         self.min_count = int(min_count)
+        self.max_vocab_size = None if max_vocab_size is None else int(max_vocab_size)
         self.sample = float(sample)
         self.seed = int(seed)
         self.workers = int(workers)
         self.min_alpha = float(min_alpha)
         self.sg = int(sg)
-        self.hs = 0
+        self.hs = int(hs)
         self.negative = int(negative)
         self.ns_exponent = float(ns_exponent)
         self.cbow_mean = int(cbow_mean)
@@ -479,6 +621,7 @@ class Word2Vec:
         self.chunk_words = int(chunk_words)
         self.shared_negatives = bool(shared_negatives)
         self.verbose = verbose
+        self.null_word = int(null_word)
         self.wv: KeyedVectors | None = None
         self.corpus_count = 0
         self.corpus_total_words = 0
@@ -507,6 +650,15 @@ class Word2Vec:
     def syn1neg(self) -> np.ndarray:
         """The output (context) vectors of negative sampling, one row per word."""
         return self._output_vectors
+
+    @property
+    def syn1(self) -> np.ndarray:
+        """The output vectors of hierarchical softmax, one row per inner node of the Huffman tree.
+
+        Row `p` belongs to the node numbered `p` in the words' `"point"`
+        attributes (`wv.get_vecattr(word, "point")`), as in gensim.
+        """
+        return self._hs_vectors
 
     # ------------------------------------------------------------------ vocabulary
 
@@ -556,13 +708,8 @@ class Word2Vec:
         Sets `corpus_count` (sentences) and `corpus_total_words` (tokens).
         """
         pieces = self._pieces(corpus_iterable, corpus_file)
-        try:
-            counts = Counter(token for piece in pieces for token in piece)
-        except TypeError:  # an unhashable token (a list, a dict)
-            counts = None
-        if counts is None or not all(isinstance(token, str) for token in counts):
-            _raise_for_non_string_token(pieces)
-        total = sum(counts.values())
+        total, _ = self._scan(pieces, trim_rule)
+        counts = self.raw_vocab
         if total == 0:
             raise ValueError(
                 "The corpus is empty: Word2Vec got no tokens. Pass a list of tokenized "
@@ -578,11 +725,9 @@ class Word2Vec:
             ranked = sorted(counts.values(), reverse=True)
             min_count = max(min_count, ranked[self.max_final_vocab] + 1)
 
-        def keep(word, count):
-            rule = trim_rule(word, count, min_count) if trim_rule is not None else 0
-            return rule == 2 or (rule == 0 and count >= min_count)
-
-        kept = [(t, c) for t, c in counts.items() if keep(t, c)]  # first-seen order
+        kept = [(t, c) for t, c in counts.items() if _keep_word(t, c, min_count, trim_rule)]
+        if self.null_word and not update and NULL_WORD not in dict(kept):
+            kept.append((NULL_WORD, 1))  # gensim's padding word, sorted in like any other
         if not kept and not update:
             word, count = counts.most_common(1)[0]
             raise ValueError(
@@ -600,15 +745,69 @@ class Word2Vec:
             if self.sorted_vocab:  # gensim's order: by count, ties latest-seen first
                 order = np.lexsort((-order, -counts_kept))
             keys = [kept[i][0] for i in order]
-            rng = np.random.default_rng(self.seed)
-            shape = (len(keys), self.vector_size)
-            vectors = (rng.random(shape, np.float32) - 0.5) / self.vector_size
+            vectors = self._initial_vectors(len(keys), self.seed)
             self.wv = KeyedVectors(keys, vectors, counts=counts_kept[order])
-            self._output_vectors = np.zeros_like(vectors)
+            self._output_vectors = np.zeros((len(keys), self._layer1_size()), np.float32)
+            self._hs_vectors = np.zeros_like(self._output_vectors)
         self.word_counts = self.wv.counts
         self._set_sampling()
         self._corpus = self._index(pieces)
         self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def scan_vocab(
+        self,
+        corpus_iterable: Iterable[Sequence[str]] | None = None,
+        corpus_file: str | os.PathLike | None = None,
+        progress_per: int = 10000,
+        workers: int | None = None,
+        trim_rule=None,
+    ) -> tuple[int, int]:
+        """Counts every word of a corpus into `raw_vocab` (gensim's first step of `build_vocab`).
+
+        With `max_vocab_size`, the counts are pruned as gensim prunes them:
+        whenever more than `max_vocab_size` distinct words are held, the
+        words seen fewer than 1, then 2, 3, ... times so far are dropped
+        (`trim_rule` can keep them).
+
+        Args:
+            corpus_iterable: iterable of token lists.
+            corpus_file: path of a LineSentence file, instead.
+            progress_per, workers: accepted for gensim's signature.
+            trim_rule: optional callable `(word, count, min_count)`.
+
+        Returns:
+            `(total_words, corpus_count)`: tokens and sentences seen.
+
+        Examples:
+
+        >>> model = Word2Vec(min_count=1)
+        >>> model.scan_vocab([["a", "b", "a"], ["c"]])
+        (4, 2)
+        >>> dict(model.raw_vocab)
+        {'a': 2, 'b': 1, 'c': 1}
+        """
+        return self._scan(self._pieces(corpus_iterable, corpus_file), trim_rule)
+
+    def _scan(self, pieces, trim_rule) -> tuple[int, int]:
+        """`scan_vocab` on pieces already read: sets `raw_vocab`, returns `(words, sentences)`."""
+        try:
+            if self.max_vocab_size is None:
+                counts = Counter(token for piece in pieces for token in piece)
+            else:
+                counts, floor = Counter(), 1
+                for piece in pieces:
+                    counts.update(piece)
+                    if len(counts) > self.max_vocab_size:
+                        for word, count in list(counts.items()):
+                            if not _keep_word(word, count, floor, trim_rule):
+                                del counts[word]
+                        floor += 1
+        except TypeError:  # an unhashable token (a list, a dict)
+            counts = None
+        if counts is None or not all(isinstance(token, str) for token in counts):
+            _raise_for_non_string_token(pieces)
+        self.raw_vocab = counts
+        return sum(len(piece) for piece in pieces), len(pieces)
 
     def _add_words(self, kept) -> None:
         """`build_vocab(update=True)`: more counts for known words, new rows for new ones."""
@@ -632,6 +831,9 @@ class Word2Vec:
         self._output_vectors = np.concatenate(
             [self._output_vectors, np.zeros((len(new), self.vector_size), np.float32)]
         )
+        self._hs_vectors = np.concatenate(
+            [self._hs_vectors, np.zeros((len(new), self.vector_size), np.float32)]
+        )
 
     def _set_sampling(self) -> None:
         """Keep probabilities (subsampling) and the noise-word table, from the counts."""
@@ -649,6 +851,9 @@ class Word2Vec:
         self._noise_accept, self._noise_alias = _alias_table(
             self.word_counts.astype(np.float64) ** self.ns_exponent
         )
+        if self.hs:
+            codes, points = huffman_tree(self.word_counts)
+            self.wv.expandos["code"], self.wv.expandos["point"] = codes, points
 
     def _index(self, pieces):
         """`(ids, sentence_ids, chunks, raw_words)`: the corpus as vocabulary rows, in chunks."""
@@ -749,11 +954,12 @@ class Word2Vec:
         rng = tf.random.Generator.from_seed(self.seed + self.train_count)
         syn0 = tf.Variable(self._input_vectors(), name="input_vectors")
         syn1 = tf.Variable(self._output_vectors, name="output_vectors")
+        syn1_hs = tf.Variable(self._hs_vectors, name="tree_vectors") if self.hs else None
         loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
         pairs_fn = self._pair_function(tf, rng)
         grouped = not self.sg or self.shared_negatives
         batch = max(1, self.batch_size // 4) if grouped else self.batch_size
-        step_fn = self._step_function(tf, rng, syn0, syn1, batch, loss)
+        step_fn = self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs)
         ids = tf.constant(ids_array)
         sentence_ids = tf.constant(sentence_array)
         total = float(self.epochs * raw_words)
@@ -808,7 +1014,7 @@ class Word2Vec:
                 if progress is not None:
                     progress.update(number + 1, [("epoch", epoch + 1)])
             if callbacks:  # they may read the vectors and the loss so far
-                self._sync(syn0, syn1, loss)
+                self._sync(syn0, syn1, loss, syn1_hs)
             _call(callbacks, "on_epoch_end", self)
         if pool is not None:
             pool.shutdown()
@@ -820,7 +1026,7 @@ class Word2Vec:
                 "initial values. Give a larger corpus, lower min_count, or set sample=0.",
                 stacklevel=2,
             )
-        self._sync(syn0, syn1, loss)
+        self._sync(syn0, syn1, loss, syn1_hs)
         self.train_seconds = time.perf_counter() - start
         self.words_per_second = total / self.train_seconds
         self.train_count += 1
@@ -831,16 +1037,21 @@ class Word2Vec:
         """The rows the input side of training updates (Doc2Vec appends its document vectors)."""
         return self.wv.vectors
 
-    def _sync(self, syn0, syn1, loss) -> None:
-        """Copies the training variables back into `wv`, `syn1neg` and the loss."""
+    def _sync(self, syn0, syn1, loss, syn1_hs=None) -> None:
+        """Copies the training variables back into `wv`, `syn1neg`, `syn1` and the loss."""
         self.wv.vectors[:] = syn0.numpy()
         self.wv.fill_norms(force=True)
+        self._sync_outputs(syn1, loss, syn1_hs)
+
+    def _sync_outputs(self, syn1, loss, syn1_hs) -> None:
         self._output_vectors = syn1.numpy()
+        if syn1_hs is not None:
+            self._hs_vectors = syn1_hs.numpy()
         if loss is not None:
             self.running_training_loss = float(loss.numpy())
 
     def get_latest_training_loss(self) -> float:
-        """The summed negative-sampling loss of the latest `train` call so far.
+        """The summed loss (negative sampling and/or hierarchical softmax) of the latest `train`.
 
         Needs `compute_loss=True`; 0.0 otherwise, as in gensim. Like
         gensim's, it is summed over all epochs of the call (take differences
@@ -848,6 +1059,126 @@ class Word2Vec:
         `-log sigmoid(+-u.v)` of a positive or noise word, computed exactly.
         """
         return self.running_training_loss
+
+    def score(
+        self,
+        sentences: Iterable[Sequence[str]],
+        total_sentences: int = int(1e6),
+        chunksize: int = 100,
+        queue_factor: int = 2,
+        report_delay: float = 1,
+    ) -> np.ndarray:
+        """The log probability of each sentence under a hierarchical-softmax model (gensim's).
+
+        Taddy's "Document Classification by Inversion of Distributed
+        Language Representations" (2015, https://arxiv.org/abs/1504.07295),
+        computed as gensim computes it: skip-gram sums `log sigmoid(+-u.v)`
+        over every (context word, node on the centre word's path) of the
+        full window; CBOW uses the mean (or sum) of the window's vectors.
+        Out-of-vocabulary words are dropped first, nothing is subsampled,
+        and, as in gensim, each term comes from word2vec.c's 1000-entry
+        table of `log sigmoid` over `(-6, 6)` and terms beyond `+-6` are
+        skipped. The model does not change.
+
+        Args:
+            sentences: iterable of token lists.
+            total_sentences: int. Score at most this many sentences.
+            chunksize, queue_factor, report_delay: accepted for gensim's
+                signature.
+
+        Returns:
+            float32 array, one log probability per scored sentence.
+
+        Examples:
+
+        >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+        >>> model = Word2Vec(sentences, vector_size=8, min_count=1, sg=1, hs=1, negative=0, seed=1)
+        >>> scores = model.score([["the", "king", "rules"]])
+        >>> scores.shape, bool(scores[0] < 0)
+        ((1,), True)
+        """
+        if self.wv is None or not len(self.wv):
+            raise RuntimeError("you must first build vocabulary before scoring new data")
+        if not self.hs:
+            raise RuntimeError(
+                "score() is implemented for hierarchical softmax only (as in gensim): train "
+                "with hs=1 (and negative=0) to score sentences."
+            )
+        points, labels, mask = _padded_tree(self.wv.expandos["code"], self.wv.expandos["point"])
+        signs = (2.0 * labels - 1.0).astype(np.float32)
+        index = self.wv.key_to_index
+        vectors, tree = self.wv.vectors, self._hs_vectors
+        scores = []
+        for number, sentence in enumerate(sentences):
+            if number >= total_sentences:
+                break
+            ids = np.array([index[w] for w in sentence if w in index][:10000], np.int64)
+            n = len(ids)
+            where = np.arange(n)[:, None] + np.arange(-self.window, self.window + 1)[None, :]
+            valid = (where >= 0) & (where < n) & (where != np.arange(n)[:, None])
+            context = ids[np.clip(where, 0, max(n - 1, 0))] if n else where
+            if self.sg:  # every (context word, centre word) pair of the window
+                centre, other = np.nonzero(valid)
+                hidden = vectors[context[centre, other]]
+                words = ids[centre]
+            else:  # the window's mean (or sum) predicts the centre word
+                count = valid.sum(axis=1, keepdims=True).astype(np.float32)
+                hidden = np.einsum("nc,ncd->nd", valid.astype(np.float32), vectors[context])
+                if self.cbow_mean:
+                    hidden = hidden / np.maximum(count, 1.0)
+                words = ids
+            f = np.einsum("nd,nld->nl", hidden, tree[points[words]]) * signs[words]
+            used = (mask[words] > 0) & (f > -_MAX_EXP) & (f < _MAX_EXP)
+            # gensim compiles `EXP_TABLE_SIZE / MAX_EXP / 2` as C integer division: 83.
+            table = ((f + _MAX_EXP) * (_EXP_TABLE_SIZE // _MAX_EXP // 2)).astype(np.int64)
+            table = np.clip(table, 0, _EXP_TABLE_SIZE - 1)
+            scores.append(np.float32(_LOG_SIGMOID_TABLE[table][used].sum(dtype=np.float32)))
+        return np.array(scores, np.float32)
+
+    def reset_from(self, other_model: Word2Vec) -> None:
+        """Takes `other_model`'s vocabulary and corpus, with fresh random vectors (gensim's).
+
+        The keys, their attributes (counts, Huffman codes) and the sampling
+        tables are shared with `other_model`, as in gensim, so neither should
+        grow its vocabulary afterwards; the word vectors start anew from this
+        model's `seed` and `vector_size`, the output weights at zero. Useful
+        to train several settings on one corpus without counting it again.
+
+        Args:
+            other_model: a `Word2Vec` whose vocabulary is built.
+
+        Examples:
+
+        >>> first = Word2Vec([["a", "b", "a"], ["b", "c"]] * 20, min_count=1, vector_size=8)
+        >>> second = Word2Vec(vector_size=4, sg=1, seed=2)
+        >>> second.reset_from(first)
+        >>> second.wv.index_to_key == first.wv.index_to_key, second.wv.vectors.shape
+        (True, (3, 4))
+        """
+        if other_model.wv is None:
+            raise ValueError("reset_from needs a model whose vocabulary is built (build_vocab).")
+        keys = other_model.wv.index_to_key
+        self.wv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed))
+        self.wv.key_to_index = other_model.wv.key_to_index
+        self.wv.expandos = other_model.wv.expandos
+        self._output_vectors = np.zeros((len(keys), self._layer1_size()), np.float32)
+        self._hs_vectors = np.zeros_like(self._output_vectors)
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        self.corpus_count = other_model.corpus_count
+        self.corpus_total_words = other_model.corpus_total_words
+        self._corpus = other_model._corpus
+        if self._corpus is not None:
+            self._ids, self._sentence_ids, self._chunks, _ = self._corpus
+
+    def _layer1_size(self) -> int:
+        """Width of the hidden layer, so of the output vectors (Doc2Vec's dm_concat widens it)."""
+        return self.vector_size
+
+    def _initial_vectors(self, rows: int, seed) -> np.ndarray:
+        """Input vectors as gensim starts them: uniform in `[-0.5, 0.5) / vector_size`."""
+        rng = np.random.default_rng(seed)
+        return (rng.random((rows, self.vector_size), np.float32) - 0.5) / self.vector_size
 
     def predict_output_word(self, context_words_list: Sequence[str], topn: int = 10):
         """The `topn` words most probable at the centre of `context_words_list` (gensim's).
@@ -876,8 +1207,7 @@ class Word2Vec:
         `pickle_protocol`) are accepted and have no effect. Callbacks and
         `trim_rule` (code) are not saved.
         """
-        wv_meta, arrays = self.wv._archive(prefix="wv.")
-        arrays["syn1neg"] = self._output_vectors
+        wv_meta, arrays = self._words_archive()
         meta = {
             "class": "Word2Vec",
             "settings": {name: getattr(self, name) for name in _SETTINGS},
@@ -892,21 +1222,114 @@ class Word2Vec:
         vector_files.save_archive(fname, meta, arrays)
 
     @classmethod
-    def load(cls, fname: str | os.PathLike, mmap: str | None = None) -> Word2Vec:
-        """Loads what `save` wrote (`numpy.load(..., allow_pickle=False)`).
+    def load(
+        cls, fname: str | os.PathLike, mmap: str | None = None, allow_pickle: bool = False
+    ) -> Word2Vec:
+        """Loads what `save` wrote, or (with `allow_pickle=True`) what gensim's `save()` wrote.
 
-        A gensim pickle is refused, naming `KeyedVectors.load_word2vec_format`
-        as the way to bring gensim's vectors over. `mmap` is ignored.
+        Our files are read with `numpy.load(..., allow_pickle=False)`. A
+        gensim file is a pickle, refused by default with an error naming
+        `allow_pickle`; with `allow_pickle=True`, a gensim 4 (or 3) Word2Vec
+        is read through a restricted unpickler that maps only gensim's own
+        classes and numpy arrays (`gensim_files`), with the arrays gensim
+        stored beside it, and converted to this class: vectors, output
+        weights, counts and settings, ready to query or train on. (A gensim
+        Doc2Vec comes back as our `Doc2Vec`, as gensim's `Word2Vec.load`
+        returns it.)
+
+        Args:
+            fname: the file.
+            mmap: None, or a `numpy.load` `mmap_mode` for gensim's arrays
+                stored beside its pickle; ignored for our `.npz` files.
+            allow_pickle: bool. Read gensim's pickled models. Defaults to
+                False.
+
+        Examples:
+
+        >>> import tempfile
+        >>> import gensim
+        >>> scratch = tempfile.TemporaryDirectory()
+        >>> sentences = [["the", "king", "rules"], ["the", "queen", "rules"]] * 20
+        >>> gensim_model = gensim.models.Word2Vec(sentences, vector_size=8, min_count=1, workers=1)
+        >>> gensim_model.save(f"{scratch.name}/w2v.model")  # in gensim
+        >>> model = Word2Vec.load(f"{scratch.name}/w2v.model", allow_pickle=True)
+        >>> bool((model.wv["king"] == gensim_model.wv["king"]).all())
+        True
+        >>> model.wv.most_similar("king") == gensim_model.wv.most_similar("king")
+        True
+        >>> scratch.cleanup()
         """
-        meta, arrays = vector_files.load_archive(fname, "Word2Vec")
+        if allow_pickle and gensim_files.is_pickle(fname):
+            return cls._from_gensim(gensim_files.read(fname, mmap), fname)
+        meta, arrays = vector_files.load_archive(fname, cls.__name__)
         model = cls(**meta["settings"])
         model.wv = KeyedVectors._from_archive(meta["wv"], arrays, prefix="wv.")
-        model._output_vectors = arrays["syn1neg"]
-        model.word_counts = model.wv.counts
-        model._set_sampling()
+        model._restore_outputs(arrays)
         for name, value in meta["state"].items():
             setattr(model, name, value)
         return model
+
+    def _words_archive(self) -> tuple[dict, dict]:
+        """`wv` and the output weights for `save_archive`; the Huffman codes are rebuilt on load."""
+        wv_meta, arrays = self.wv._archive(prefix="wv.")
+        arrays["syn1neg"] = self._output_vectors
+        if self.hs:
+            arrays["syn1"] = self._hs_vectors
+        return wv_meta, arrays
+
+    def _restore_outputs(self, arrays) -> None:
+        self._output_vectors = arrays["syn1neg"]
+        self._hs_vectors = arrays.get("syn1", np.zeros_like(self._output_vectors))
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+
+    @classmethod
+    def _from_gensim(cls, saved, fname) -> Word2Vec:
+        """Our model from a gensim model read by `gensim_files.read`."""
+        kind = gensim_files.saved_class(saved)
+        if (
+            kind in _MODEL_CLASSES
+            and issubclass(_MODEL_CLASSES[kind], cls)
+            and kind != cls.__name__
+        ):
+            return _MODEL_CLASSES[kind]._from_gensim(saved, fname)  # gensim's Doc2Vec, via Word2Vec
+        if kind != cls.__name__:
+            raise ValueError(
+                f"{fname} holds a gensim {saved.gensim_class}, not a {cls.__name__}; load it with "
+                f"{kind}.load(path, allow_pickle=True)."
+            )
+        model = cls(**gensim_files.model_settings(saved, cls._settings()))
+        model._restore_gensim(saved)
+        return model
+
+    @classmethod
+    def _settings(cls) -> tuple[str, ...]:
+        return _SETTINGS
+
+    def _restore_gensim(self, saved) -> None:
+        """Vectors, output weights, counts and state of a saved gensim model."""
+        words = getattr(saved, "wv", None) or saved  # gensim < 1.0 kept them on the model
+        self.wv = gensim_files.keyed_vectors(words, KeyedVectors)
+        if self.wv.counts is None:
+            raise ValueError(
+                "The gensim model keeps no word counts, which training and sampling need; "
+                "load its vectors with KeyedVectors.load(path, allow_pickle=True) instead."
+            )
+        output = gensim_files.output_vectors(saved, "syn1neg")
+        self._output_vectors = (
+            np.zeros((len(self.wv), self._layer1_size()), np.float32)
+            if output is None
+            else np.array(output, np.float32)
+        )
+        tree = gensim_files.output_vectors(saved, "syn1")
+        self._hs_vectors = (
+            np.zeros_like(self._output_vectors) if tree is None else np.array(tree, np.float32)
+        )
+        self.word_counts = self.wv.counts
+        self._set_sampling()
+        for name in ("corpus_count", "corpus_total_words", "train_count"):
+            setattr(self, name, int(getattr(saved, name, 0) or 0))
+        self.running_training_loss = float(getattr(saved, "running_training_loss", 0.0) or 0.0)
 
     def _pair_function(self, tf, rng):
         """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""
@@ -934,12 +1357,16 @@ class Word2Vec:
 
         return pairs
 
-    def _step_function(self, tf, rng, syn0, syn1, batch, loss=None):
-        """The XLA-compiled SGD step: gather rows, closed-form NS gradient, scatter-add.
+    def _step_function(self, tf, rng, syn0, syn1, batch, loss=None, syn1_hs=None):
+        """The XLA-compiled SGD step: gather rows, closed-form gradients, scatter-add.
 
-        With `loss` (a float64 variable) each step adds its negative-sampling
-        loss to it; with `wv.vectors_lockf` (not all ones) each input-vector
-        update is scaled by its row's lock factor, as gensim does.
+        Negative sampling updates `syn1` (syn1neg); hierarchical softmax
+        (`syn1_hs`, with `hs=1`) the tree's inner-node vectors along the
+        target word's path, each node's sigmoid trained towards `1 - code`.
+        With both, as in gensim, the two errors are summed into the input
+        update. With `loss` (a float64 variable) each step adds its loss;
+        with `wv.vectors_lockf` (not all ones) each input-vector update is
+        scaled by its row's lock factor, as gensim does.
         """
         lockf = getattr(self.wv, "vectors_lockf", None)
         lock = None if lockf is None or np.all(lockf == 1) else tf.constant(lockf, tf.float32)
@@ -958,6 +1385,7 @@ class Word2Vec:
         negative, sg, cbow_mean = self.negative, self.sg, self.cbow_mean
         vocab = len(self.wv)
         dim = self.vector_size
+        hidden_dim = self._layer1_size()
         accept = tf.constant(self._noise_accept)
         alias = tf.constant(self._noise_alias)
         labels = tf.constant([1.0] + [0.0] * negative)
@@ -973,7 +1401,41 @@ class Word2Vec:
             ) * (1.0 / 16777216.0)
             return tf.where(coin < tf.gather(accept, column), column, tf.gather(alias, column))
 
+        if syn1_hs is not None:
+            tree_points, tree_labels, tree_mask = (
+                tf.constant(a)
+                for a in _padded_tree(self.wv.expandos["code"], self.wv.expandos["point"])
+            )
+
+        def tree_gradient(hidden, target, rate):
+            # Hierarchical softmax: the word's path of inner nodes, each a binary decision.
+            points = tf.gather(tree_points, target)  # (B, depth)
+            labels_hs = tf.gather(tree_labels, target)
+            mask = tf.gather(tree_mask, target) * tf.cast(rate[:, None] > 0, tf.float32)
+            outputs = tf.gather(syn1_hs, points)
+            logits = tf.einsum("bd,bld->bl", hidden, outputs)
+            g = (labels_hs - tf.sigmoid(logits)) * rate[:, None] * mask
+            if loss is not None:
+                terms = -tf.math.log_sigmoid(logits * (2.0 * labels_hs - 1.0)) * mask
+                loss.assign_add(tf.cast(tf.reduce_sum(terms), tf.float64))
+            hidden_error = tf.einsum("bl,bld->bd", g, outputs)
+            syn1_hs.scatter_add(
+                tf.IndexedSlices(
+                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, hidden_dim]),
+                    tf.reshape(points, [-1]),
+                )
+            )
+            return hidden_error
+
         def gradient(hidden, target, rate):
+            if syn1_hs is None:
+                return sampled_gradient(hidden, target, rate)
+            error = tree_gradient(hidden, target, rate)
+            if negative:
+                error = error + sampled_gradient(hidden, target, rate)
+            return error
+
+        def sampled_gradient(hidden, target, rate):
             negatives = noise(tf.concat([tf.shape(target), [negative]], 0))
             outputs_ids = tf.concat([target[:, None], negatives], axis=1)
             outputs = tf.gather(syn1, outputs_ids)
@@ -987,7 +1449,7 @@ class Word2Vec:
             hidden_error = tf.einsum("bk,bkd->bd", g, outputs)
             syn1.scatter_add(
                 tf.IndexedSlices(
-                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, dim]),
+                    tf.reshape(g[:, :, None] * hidden[:, None, :], [-1, hidden_dim]),
                     tf.reshape(outputs_ids, [-1]),
                 )
             )
@@ -1010,6 +1472,17 @@ class Word2Vec:
             spread = locked(error[:, None, :] * present[:, :, None], rows)
             syn0.scatter_add(
                 tf.IndexedSlices(tf.reshape(spread, [-1, dim]), tf.reshape(rows, [-1]))
+            )
+
+        def concat_step(target, context, rate):
+            # PV-DM with dm_concat: the tag and window vectors side by side form
+            # one wide input; each slot's vector gets its slice of the error.
+            rows = tf.maximum(context, 0)  # padding examples (rate 0) change nothing
+            slots = rows.shape[1]
+            hidden = tf.reshape(tf.gather(syn0, rows), [-1, slots * dim])
+            error = tf.reshape(gradient(hidden, target, rate), [-1, slots, dim])
+            syn0.scatter_add(
+                tf.IndexedSlices(tf.reshape(locked(error, rows), [-1, dim]), tf.reshape(rows, [-1]))
             )
 
         def shared_skip_gram_step(target, context, rate):
@@ -1041,7 +1514,9 @@ class Word2Vec:
                 )
             )
 
-        if not sg:
+        if getattr(self, "dm_concat", 0):
+            step, rows = concat_step, SUB_BATCH_PAIRS // (2 * self.window)
+        elif not sg:
             step, rows = cbow_step, SUB_BATCH_PAIRS // (2 * self.window)
         elif self.shared_negatives:
             step, rows = shared_skip_gram_step, SUB_BATCH_PAIRS // (2 * self.window)

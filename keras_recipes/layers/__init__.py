@@ -1,8 +1,9 @@
-"""Keras layers (`keras.ops` only, any backend): LLaMA's building blocks, and tagger layers."""
+"""Keras layers (`keras.ops` only, any backend): decoders' building blocks, and tagger layers."""
 
 from keras_recipes.layers.causal_self_attention import CausalSelfAttention
 from keras_recipes.layers.char_encoder import CharacterEncoder
 from keras_recipes.layers.crf import CRF
+from keras_recipes.layers.geglu import GeGLU
 from keras_recipes.layers.llama_block import LlamaBlock
 from keras_recipes.layers.masked_pooling import MaskedGlobalAveragePooling1D
 from keras_recipes.layers.rms_norm import RMSNorm
@@ -13,6 +14,7 @@ __all__ = [
     "CRF",
     "CausalSelfAttention",
     "CharacterEncoder",
+    "GeGLU",
     "LlamaBlock",
     "MaskedGlobalAveragePooling1D",
     "RMSNorm",

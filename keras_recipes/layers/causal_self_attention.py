@@ -53,6 +53,17 @@ class CausalSelfAttention(keras.layers.Layer):
         rope_scaling: dict or None. Llama 3.1 frequency scaling, see
             `RotaryEmbedding`.
         dropout: float, default 0. Dropout on the attention weights.
+        head_dim: int or None, default None (= model width / `n_heads`).
+            Size of one head, set apart from the width as Gemma does.
+        query_pre_attn_scalar: float or None, default None (= `head_dim`).
+            Scores are `q . k / sqrt(query_pre_attn_scalar)` (Gemma 2 27B
+            uses width / `n_heads` with `head_dim` 128).
+        logit_soft_cap: float or None, default None. When set, scores are
+            squashed to `cap * tanh(scores / cap)` before the mask and
+            softmax (Gemma 2's attention soft-capping).
+        sliding_window: int or None, default None. When set, a query
+            attends only to the `sliding_window` most recent positions,
+            itself included (local attention, as in Mistral and Gemma 2).
         kernel_initializer: initializer for the four projections, default
             `RandomNormal(stddev=0.02)`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
@@ -96,10 +107,28 @@ class CausalSelfAttention(keras.layers.Layer):
         rope_scaling: dict | None = None,
         dropout: float = 0.0,
         kernel_initializer="default",
+        head_dim: int | None = None,
+        query_pre_attn_scalar: float | None = None,
+        logit_soft_cap: float | None = None,
+        sliding_window: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        for name, value in (
+            ("head_dim", head_dim),
+            ("query_pre_attn_scalar", query_pre_attn_scalar),
+            ("logit_soft_cap", logit_soft_cap),
+            ("sliding_window", sliding_window),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"CausalSelfAttention: {name} must be None or > 0, got {value!r}.")
+        self.head_dim = None if head_dim is None else int(head_dim)
+        self.query_pre_attn_scalar = (
+            None if query_pre_attn_scalar is None else float(query_pre_attn_scalar)
+        )
+        self.logit_soft_cap = None if logit_soft_cap is None else float(logit_soft_cap)
+        self.sliding_window = None if sliding_window is None else int(sliding_window)
         if int(n_heads) <= 0 or int(n_kv_heads) <= 0:
             raise ValueError(
                 f"CausalSelfAttention: n_heads and n_kv_heads must be positive, "
@@ -124,16 +153,16 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = input_shape[-1]
-        if dim % self.n_heads:
-            raise ValueError(
-                f"CausalSelfAttention: n_heads ({self.n_heads}) must divide the "
-                f"model width ({dim})."
-            )
-        self.head_dim = dim // self.n_heads
+        if self.head_dim is None:
+            if dim % self.n_heads:
+                raise ValueError(
+                    f"CausalSelfAttention: n_heads ({self.n_heads}) must divide the "
+                    f"model width ({dim}), or head_dim must be given."
+                )
+            self.head_dim = dim // self.n_heads
         if self.head_dim % 2:
             raise ValueError(
-                f"CausalSelfAttention: head_dim = dim / n_heads = {self.head_dim} "
-                "must be even for RoPE."
+                f"CausalSelfAttention: head_dim = {self.head_dim} must be even for RoPE."
             )
 
         def dense(units, name):
@@ -185,10 +214,16 @@ class CausalSelfAttention(keras.layers.Layer):
         # Query heads in groups that share one key/value head: no copies of k, v.
         q = ops.reshape(q, (batch, seq_len, self.n_kv_heads, groups, hd))
         scores = ops.einsum("btkgd,bskd->bkgts", q, ops.cast(k, q.dtype))
-        scores = ops.cast(scores, "float32") * (1.0 / math.sqrt(hd))
+        scale = 1.0 / math.sqrt(self.query_pre_attn_scalar or hd)
+        scores = ops.cast(scores, "float32") * scale
+        if self.logit_soft_cap is not None:
+            scores = ops.tanh(scores / self.logit_soft_cap) * self.logit_soft_cap
         query_pos = ops.arange(seq_len) + ops.cast(start_index, "int32")
         key_pos = ops.arange(ops.shape(k)[1])
         allowed = key_pos[None, :] <= query_pos[:, None]  # (t, s)
+        if self.sliding_window is not None:
+            recent = key_pos[None, :] > query_pos[:, None] - self.sliding_window
+            allowed = ops.logical_and(allowed, recent)
         allowed = allowed[None, None, None]
         if padding_mask is not None:
             allowed = ops.logical_and(
@@ -217,6 +252,10 @@ class CausalSelfAttention(keras.layers.Layer):
                 "rope_scaling": self.rope_scaling,
                 "dropout": self.dropout,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "head_dim": self.head_dim,
+                "query_pre_attn_scalar": self.query_pre_attn_scalar,
+                "logit_soft_cap": self.logit_soft_cap,
+                "sliding_window": self.sliding_window,
             }
         )
         return config

@@ -21,6 +21,10 @@ class RMSNorm(keras.layers.Layer):
     Args:
         epsilon: float, default `1e-5` (LLaMA 2/3; LLaMA 1 used `1e-6`).
             Added to the mean square before the square root.
+        unit_offset: bool, default False. When True the learned scale is
+            stored as an offset from 1: `y = x / rms(x) * (1 + scale)`, with
+            `scale` starting at zeros (Gemma's convention, whose checkpoints
+            store the offset).
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -35,26 +39,33 @@ class RMSNorm(keras.layers.Layer):
     [[0.8485, 1.1314]]
     """
 
-    def __init__(self, epsilon: float = 1e-5, **kwargs):
+    def __init__(self, epsilon: float = 1e-5, unit_offset: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not epsilon > 0:
             raise ValueError(f"RMSNorm: epsilon must be > 0, got {epsilon}.")
         self.epsilon = float(epsilon)
+        self.unit_offset = bool(unit_offset)
 
     def build(self, input_shape):
         self.scale = self.add_weight(
-            name="scale", shape=(input_shape[-1],), initializer="ones", dtype=self.variable_dtype
+            name="scale",
+            shape=(input_shape[-1],),
+            initializer="zeros" if self.unit_offset else "ones",
+            dtype=self.variable_dtype,
         )
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
         x = x * ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + self.epsilon)
-        return ops.cast(x * ops.cast(self.scale, "float32"), self.compute_dtype)
+        scale = ops.cast(self.scale, "float32")
+        if self.unit_offset:
+            scale = 1.0 + scale
+        return ops.cast(x * scale, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
         config = super().get_config()
-        config.update({"epsilon": self.epsilon})
+        config.update({"epsilon": self.epsilon, "unit_offset": self.unit_offset})
         return config

@@ -10,6 +10,7 @@ check on restore that they hold the same step.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -64,11 +65,16 @@ class StepBackupAndRestore(keras.callbacks.Callback):
 
     Examples:
 
-    ```python
-    backup = StepBackupAndRestore("runs/x/backup", save_freq=20)
-    model.fit(stream, epochs=10, steps_per_epoch=steps, callbacks=[backup],
-              initial_epoch=backup.initial_epoch)
-    ```
+    >>> import tempfile
+    >>> scratch = tempfile.TemporaryDirectory()
+    >>> backup = StepBackupAndRestore(f"{scratch.name}/backup", save_freq=20)
+    >>> backup.initial_epoch  # no backup yet: start at epoch 0
+    0
+    >>> scratch.cleanup()
+
+    Then `model.fit(stream, epochs=10, steps_per_epoch=steps,
+    callbacks=[backup], initial_epoch=backup.initial_epoch)`; after a
+    restart, the same lines resume where the last backup left off.
     """
 
     def __init__(
@@ -178,6 +184,12 @@ class StepBackupAndRestore(keras.callbacks.Callback):
         if os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)
 
+    def _last_name(self) -> str | None:
+        if self._last_saved is None:
+            return None
+        epoch, step = self._last_saved
+        return f"epoch{epoch}-step{step}.weights.h5"
+
     def save_now(self) -> dict | None:
         """Backs up at the last step trained, e.g. after Ctrl-C; the backup's state, or `None`.
 
@@ -204,7 +216,36 @@ class StepBackupAndRestore(keras.callbacks.Callback):
         folder = Path(self.backup_dir)
         folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch{self._epoch}-step{self._steps_done}.weights.h5"
-        self.model.save_weights(folder / name, overwrite=True)
+        where = f"epoch {self._epoch + 1}, step {self._steps_done}"
+        bad = [w.path for w in self.model.weights if not _finite(w)]
+        if bad:
+            raise FloatingPointError(
+                f"the weights hold NaN or inf at {where} ({', '.join(bad[:3])}); not backed "
+                f"up, so {folder} keeps the last good backup. Start over with --overwrite and "
+                "a lower --learning-rate."
+            )
+        need = sum(int(np.prod(v.shape)) * 4 for v in self.model.variables)
+        if self.model.optimizer is not None:
+            need += sum(int(np.prod(v.shape)) * 4 for v in self.model.optimizer.variables)
+        free = shutil.disk_usage(folder).free
+        if free < need * 1.1 + (1 << 20):  # h5py may crash the process on a full disk
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left to back up at {where}: about {need / 2**20:.1f} MiB needed, "
+                f"{free / 2**20:.1f} MiB free on the disk of {folder}. The last good backup is "
+                "kept; free some space and rerun the same command to resume from it.",
+            )
+        try:
+            self.model.save_weights(folder / name, overwrite=True)
+        except OSError as error:
+            if (folder / name).exists() and (folder / name).name != self._last_name():
+                (folder / name).unlink()
+            raise OSError(
+                error.errno or errno.EIO,
+                f"Cannot back up at {where} into {folder}: {error}. The last good backup is "
+                "kept; free some space (or fix the folder) and rerun the same command to "
+                "resume from it.",
+            ) from error
         metadata = {
             "epoch": self._epoch,
             "batch": self._steps_done,
@@ -213,13 +254,29 @@ class StepBackupAndRestore(keras.callbacks.Callback):
             "metrics": _values_by_path(self.model.metrics_variables) if self._steps_done else [],
         }
         partial = folder / "training_metadata.json.partial"
-        partial.write_text(json.dumps(metadata))
-        os.replace(partial, folder / "training_metadata.json")
+        try:
+            partial.write_text(json.dumps(metadata))
+            os.replace(partial, folder / "training_metadata.json")
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            (folder / name).unlink(missing_ok=True)
+            raise OSError(
+                error.errno or errno.EIO,
+                f"Cannot back up at {where} into {folder}: {error}. The last good backup is "
+                "kept; free some space and rerun the same command to resume from it.",
+            ) from error
         self._last_saved = (self._epoch, self._steps_done)
         for old in folder.glob("*.weights.h5"):
             if old.name != name:
                 old.unlink()
         return metadata
+
+
+def _finite(variable) -> bool:
+    try:
+        return bool(np.all(np.isfinite(keras.ops.convert_to_numpy(variable))))
+    except TypeError:  # a dtype isfinite does not take: not a number to check
+        return True
 
 
 def random_state_variables(model: keras.Model) -> list:

@@ -115,13 +115,17 @@ def local_tf_configs(count: int) -> list[str]:
 
     The workers listen on loopback ports that were free when this ran; give
     process `i` the `i`-th value. For trying multi-worker training (or
-    measuring its all-reduce) on one machine:
+    measuring its all-reduce) on one machine, start one process per value,
+    e.g. `subprocess.Popen(["keras-recipes", "llama", "train", "--strategy",
+    "multi-worker"], env={**os.environ, "TF_CONFIG": config})`.
 
-    ```python
-    for index, config in enumerate(local_tf_configs(2)):
-        subprocess.Popen(["keras-recipes", "llama", "train", "--strategy", "multi-worker"],
-                         env={**os.environ, "TF_CONFIG": config})
-    ```
+    Examples:
+
+    >>> configs = [json.loads(config) for config in local_tf_configs(2)]
+    >>> [config["task"] for config in configs]
+    [{'type': 'worker', 'index': 0}, {'type': 'worker', 'index': 1}]
+    >>> configs[0]["cluster"] == configs[1]["cluster"], len(configs[0]["cluster"]["worker"])
+    (True, 2)
     """
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"local_tf_configs: count must be a positive int, got {count!r}.")
@@ -158,12 +162,12 @@ def make_strategy(name: str = "default", devices: list[str] | None = None):
 
     Examples:
 
-    ```python
-    strategy = make_strategy("mirrored")
-    with strategy.scope():
-        model = build_llama(config)
-        model.compile(...)
-    ```
+    >>> strategy = make_strategy("mirrored", devices=["/cpu:0"])  # default: every GPU
+    >>> strategy.num_replicas_in_sync
+    1
+    >>> with strategy.scope():  # build and compile inside, e.g. build_llama(config)
+    ...     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    ...     model.compile(optimizer="adamw", loss="mse")
     """
     import tensorflow as tf
 

@@ -13,7 +13,9 @@ Paper: [LLaMA](https://arxiv.org/abs/2302.13971),
 import keras
 from keras import ops
 
+from keras_recipes._ids import check_ids
 from keras_recipes.causal_lm import CausalLM
+from keras_recipes.causal_lm.lora import LoRAMixin
 from keras_recipes.layers import LlamaBlock, RMSNorm
 from keras_recipes.llama import fused_decode, quantize, tflite_functions
 from keras_recipes.llama.config import LlamaConfig
@@ -23,7 +25,7 @@ __all__ = ["PRESETS", "LlamaConfig", "LlamaModel", "build_llama"]
 
 
 @keras.saving.register_keras_serializable(package="keras_recipes")
-class LlamaModel(CausalLM, keras.Model):
+class LlamaModel(CausalLM, LoRAMixin, keras.Model):
     """A LLaMA decoder: int32 token ids `(B, T)` -> float32 logits `(B, T, vocab)`.
 
     Build it with `build_llama(config)`. Layer names are Meta's and
@@ -65,6 +67,10 @@ class LlamaModel(CausalLM, keras.Model):
     (`call_with_cache`, `init_caches`, `output_kernel`, `config`), with the
     optional hooks `fused_decode_step`, `tflite_functions` and
     `quantized_for_export` below.
+
+    `enable_lora(rank, alpha=..., targets=("wq", "wv"))` freezes it and adds
+    LoRA adapters to the named projections (`keras_recipes.causal_lm.lora`);
+    `merge_lora()` folds them back into the kernels.
 
     Examples:
 
@@ -121,6 +127,11 @@ class LlamaModel(CausalLM, keras.Model):
         if self.output_projection is not None:
             self.output_projection.build(hidden_shape)
         self.built = True
+
+    def __call__(self, token_ids, *args, **kwargs):
+        # An eager call checks its ids: the embedding would read row 63 for -1.
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
+        return super().__call__(token_ids, *args, **kwargs)
 
     def call(self, token_ids, padding_mask=None, training=None):
         return self.logits(self.hidden_states(token_ids, padding_mask, training))
@@ -209,16 +220,42 @@ class LlamaModel(CausalLM, keras.Model):
         """The `prefill` / `decode` functions `export_tflite` converts."""
         return tflite_functions.llama_functions(self, prefill_len)
 
+    def litertlm_functions(self, prefill_len: int) -> dict:
+        """The `prefill` / `decode` functions `export_litertlm` converts (LiteRT-LM's names)."""
+        from keras_recipes.llama.litertlm_functions import litertlm_functions
+
+        return litertlm_functions(self, prefill_len)
+
+    def gguf_metadata(self) -> dict:
+        """GGUF's `general.architecture` and `llama.*` keys of this model (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_metadata
+
+        return llama_gguf_metadata(self)
+
+    def gguf_tensors(self):
+        """(llama.cpp's name, float32 array) of every tensor, in GGUF's layout (`save_gguf`)."""
+        from keras_recipes.llama.gguf_format import llama_gguf_tensors
+
+        return llama_gguf_tensors(self)
+
     def quantized_for_export(self, weights: str):
         """The `QuantizedLlama` that `export_saved_model(..., weights=)` serves."""
         return quantize.quantize_for_decoding(self, weights)
 
     def get_config(self):
-        return {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        config = {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        if getattr(self, "_lora_settings", None):
+            config["lora"] = dict(self._lora_settings)  # rebuilt with adapters on loading
+        return config
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        lora = config.pop("lora", None)
+        model = cls(**config)
+        if lora:
+            model.enable_lora(lora["rank"], lora["alpha"], tuple(lora["targets"]))
+        return model
 
 
 def build_llama(config: "LlamaConfig | str") -> LlamaModel:

@@ -289,12 +289,9 @@ class QuantizedLlama(tf.Module):
         bfloat16 where the CPU multiplies bfloat16 (int8's values are exact
         in it; the per-channel scales apply to the outputs), else to
         float32. The stored weights stay 1 or 2 bytes; while a loop runs,
-        its copies take 2 (or 4) bytes per weight.
-
-        ```python
-        with model.decoding():  # inside a tf.function, around the loop
-            out = generate_in_graph(model, ...)
-        ```
+        its copies take 2 (or 4) bytes per weight. Use it inside a
+        `tf.function`, around the loop: `with model.decoding():` then
+        `out = generate_in_graph(model, ...)`.
 
         `copies`: working copies made earlier (`kept_copies()`), used
         instead of converting again.
@@ -370,6 +367,9 @@ class QuantizedLlama(tf.Module):
 
     def __call__(self, token_ids, padding_mask=None, training=None):
         """float32 logits `(B, T, vocab)` of int32 `token_ids (B, T)`, as `LlamaModel.call`."""
+        from keras_recipes._ids import check_ids
+
+        check_ids(token_ids, self.config.vocab_size, "token id", type(self).__name__)
         token_ids = tf.convert_to_tensor(token_ids, tf.int32)
         batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         caches = self.init_caches(batch, length)
@@ -555,7 +555,7 @@ def _write(cache, value, start):
     return update_cache_slice(cache, value, begin, begin + tf.stack([0, tf.shape(value)[1], 0, 0]))
 
 
-def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
+def quantize_for_decoding(model, weights: str, allow_nonfinite: bool = False) -> QuantizedLlama:
     """A copy of a float32 `LlamaModel` with 1- or 2-byte weights, for decoding.
 
     Weight-only: every decoder matrix (q/k/v/o, w1/w2/w3), the token
@@ -566,6 +566,8 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             a checkpoint loader, or `keras.models.load_model`).
         weights: `"int8"` (per-output-channel float32 scales) or
             `"bfloat16"`.
+        allow_nonfinite: bool, default False. Quantize NaN or Inf weights
+            (int8 turns them into finite garbage) instead of refusing them.
 
     Returns:
         A `QuantizedLlama`: `generate(...)` as `LlamaModel.generate`,
@@ -598,6 +600,9 @@ def quantize_for_decoding(model, weights: str) -> QuantizedLlama:
             f"float32 (it has {not_float32 or model.compute_dtype}); build or load it "
             "under the float32 policy."
         )
+    from keras_recipes._finite import check_finite, model_weights
+
+    check_finite(model_weights(model), "quantize_for_decoding", allow_nonfinite)
     return QuantizedLlama(model.config, weights, _keras_arrays(model))
 
 

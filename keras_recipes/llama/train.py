@@ -58,6 +58,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from keras_recipes._text import read_json_file
 from keras_recipes.hardware import resolve_precision
 
 # The default run: README's main job (its time is in README).
@@ -107,7 +108,17 @@ QUICK = dict(
 INTERRUPT_ENV = "KERAS_RECIPES_INTERRUPT_AFTER_STEPS"
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # What a run writes into its folder; `overwrite=True` deletes these (exports stay).
-RUN_FILES = ("model.keras", "tokenizer.model", "metrics.json", "history.json", "run.json", "backup")
+RUN_FILES = (
+    "model.keras",
+    "adapter.safetensors",
+    "tokenizer.model",
+    "tokenizer.bin",
+    "tokenizer.json",
+    "metrics.json",
+    "history.json",
+    "run.json",
+    "backup",
+)
 # Settings that only pick the sample: a resumed or finished run may change them.
 SAMPLING_SETTINGS = ("prompt", "max_new_tokens", "temperature", "top_k", "top_p")
 
@@ -165,12 +176,9 @@ def warmup_cosine_schedule(
 
     Examples:
 
-    ```python
-    schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
-    float(schedule(50))   # 5e-4, half-way up
-    float(schedule(100))  # 1e-3, the peak
-    float(schedule(1000)) # 1e-4, the floor
-    ```
+    >>> schedule = warmup_cosine_schedule(1e-3, total_steps=1000, warmup_steps=100)
+    >>> [round(float(schedule(step)), 7) for step in (50, 100, 1000)]  # half-way, peak, floor
+    [0.0005, 0.001, 0.0001]
     """
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be positive; received {learning_rate}.")
@@ -216,6 +224,9 @@ def make_optimizer(
         beta_1: float. Defaults to `0.9`.
         beta_2: float. Defaults to `0.95` (LLaMA's).
     """
+    check_training_settings(
+        dict(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
+    )
     optimizer = keras.optimizers.AdamW(
         learning_rate=warmup_cosine_schedule(learning_rate, total_steps, warmup_steps),
         weight_decay=weight_decay,
@@ -331,6 +342,49 @@ class InterruptAfterSteps(keras.callbacks.Callback):
             raise KeyboardInterrupt(f"simulated interrupt after {self._seen} steps")
 
 
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops `fit` with a `FloatingPointError` at the first step whose loss is NaN or inf.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` as if it had
+    finished, the error reaches the caller: the run is not saved or marked
+    finished, and the backup (written before the bad step) stays. Put it
+    first in the callbacks, so no callback backs up the bad weights.
+    """
+
+    def __init__(self, out: str | os.PathLike, settings: dict):
+        super().__init__()
+        self.out, self.settings = Path(out), settings
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        from keras_recipes._compat import skipped_step
+
+        loss = (logs or {}).get("loss")
+        if skipped_step(self.model):  # a resumed run passing over trained steps logs NaN
+            return
+        if loss is not None and not math.isfinite(float(loss)):
+            raise FloatingPointError(
+                f"training stopped: the loss is {float(loss)} at epoch {self.epoch + 1}, step "
+                f"{batch + 1}; nothing was saved as finished, and {self.out / 'backup'} keeps the "
+                "last good backup (if one was written). Usual causes: a learning rate too high "
+                f"(--learning-rate {self.settings.get('learning_rate')}) or no clipping "
+                f"(--clipnorm {self.settings.get('clipnorm')}). Start over with --overwrite and "
+                "a lower --learning-rate."
+            )
+
+
+def nonfinite_weights(model) -> list[str]:
+    """The paths of `model`'s weights that hold a NaN or an infinity."""
+    return [
+        weight.path
+        for weight in model.weights
+        if not np.all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(weight), np.float32)))
+    ]
+
+
 def interrupt_from_environment() -> list[keras.callbacks.Callback]:
     """`[InterruptAfterSteps(N)]` when `KERAS_RECIPES_INTERRUPT_AFTER_STEPS=N` is set.
 
@@ -357,7 +411,7 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
     """
     path = Path(out) / "run.json"
     if resuming and path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_json_file(path)
         changed = {
             key: (previous.get(key), value)
             for key, value in settings.items()
@@ -376,7 +430,10 @@ def check_run_settings(out: str | os.PathLike, settings: dict, resuming: bool) -
 
 
 def check_finished_run(
-    out: str | os.PathLike, settings: dict, overwrite: bool = False
+    out: str | os.PathLike,
+    settings: dict,
+    overwrite: bool = False,
+    finished_file: str = "model.keras",
 ) -> dict | None:
     """Never trains over a finished run: its metrics, or `None` when there is work to do.
 
@@ -393,6 +450,8 @@ def check_finished_run(
         overwrite: bool. Delete an earlier run's files (`RUN_FILES`; exports
             under `OUT/saved_models` stay) and start over. Defaults to
             `False`.
+        finished_file: str. The file a finished run leaves (`model.keras`;
+            a LoRA fine-tune leaves `adapter.safetensors`).
     """
     out = Path(out)
     if overwrite:
@@ -403,10 +462,10 @@ def check_finished_run(
             elif path.exists():
                 path.unlink()
         return None
-    if not (out / "model.keras").is_file() or (out / "backup").is_dir():
+    if not (out / finished_file).is_file() or (out / "backup").is_dir():
         return None
     run_path, metrics_path = out / "run.json", out / "metrics.json"
-    previous = json.loads(run_path.read_text()) if run_path.is_file() else {}
+    previous = read_json_file(run_path) if run_path.is_file() else {}
     changed = [
         f"{key}: {previous.get(key)!r} then, {value!r} now"
         for key, value in settings.items()
@@ -418,7 +477,7 @@ def check_finished_run(
             f"({', '.join(changed)}). Pass --out with a new folder to train beside it, "
             "or --overwrite to replace it."
         )
-    return json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return read_json_file(metrics_path) if metrics_path.is_file() else {}
 
 
 def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = "The fire") -> str:
@@ -430,9 +489,11 @@ def generate_command(out: str | os.PathLike, max_new_tokens: int, prompt: str = 
     import shlex
 
     out = Path(out)
+    names = ("tokenizer.model", "tokenizer.bin", "tokenizer.json")
+    tokenizer = next((out / n for n in names if (out / n).is_file()), out / names[0])
     return (
         f"keras-recipes llama generate --checkpoint {shlex.quote(str(out / 'model.keras'))} "
-        f"--tokenizer {shlex.quote(str(out / 'tokenizer.model'))} "
+        f"--tokenizer {shlex.quote(str(tokenizer))} "
         f"--prompt {shlex.quote(prompt)} --max-new-tokens {max_new_tokens}"
     )
 
@@ -516,11 +577,95 @@ def training_settings(quick: bool = False, corpus=None, **overrides) -> dict:
     settings["corpus"] = [str(p) for p in corpus] if corpus else None
     # "auto" is decided here, by this CPU, so run.json records what trained.
     settings["precision"] = resolve_precision(settings["precision"])
-    for key in ("epochs", "backup_steps"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            flag = "--" + key.replace("_", "-")
-            raise ValueError(f"{flag} must be at least 1; got {settings[key]!r}.")
+    check_training_settings(settings)
     return settings
+
+
+# (setting, lowest value) of the integer settings; `None` is refused for each.
+_INTEGER_SETTINGS = dict(
+    epochs=1,
+    seq_len=2,
+    batch_size=1,
+    vocab_size=8,
+    dim=1,
+    n_layers=1,
+    n_heads=1,
+    n_kv_heads=1,
+    hidden_dim=1,
+    warmup_steps=0,
+    backup_steps=1,
+    max_new_tokens=0,
+)
+
+
+def check_training_settings(settings: dict) -> None:
+    """The one check of a run's numbers, for the library and both command lines.
+
+    `training_settings` (so `train_llama`, `keras-recipes llama train` and
+    `recipes/llama_tiny.py`) and `make_optimizer` call it. The optimizer's
+    numbers get the checks `keras_recipes.optimizers.get_optimizer` makes
+    (finite, clipnorm > 0 or None), the sampling ones those of `generate`.
+
+    Raises:
+        ValueError: naming the flag, its value and what it must be.
+    """
+
+    def flag(key):
+        return "--" + key.replace("_", "-")
+
+    for key, lowest in _INTEGER_SETTINGS.items():
+        if key not in settings:
+            continue
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            raise ValueError(f"{flag(key)} must be an int >= {lowest}; got {value!r}.")
+    if "seed" in settings and (
+        isinstance(settings["seed"], bool) or not isinstance(settings["seed"], int)
+    ):
+        raise ValueError(f"--seed must be an int; got {settings['seed']!r}.")
+    if "n_heads" in settings and "n_kv_heads" in settings:
+        if settings["n_heads"] % settings["n_kv_heads"]:
+            raise ValueError(
+                f"--n-heads ({settings['n_heads']}) must be a multiple of --n-kv-heads "
+                f"({settings['n_kv_heads']})."
+            )
+    if "dropout" in settings and not _is_number(settings["dropout"], 0.0, 1.0, high_open=True):
+        raise ValueError(f"--dropout must be in [0, 1); got {settings['dropout']!r}.")
+    if "learning_rate" in settings and not (
+        _is_number(settings["learning_rate"], 0.0) and settings["learning_rate"] > 0
+    ):
+        raise ValueError(
+            f"--learning-rate must be a finite number > 0; got {settings['learning_rate']!r}."
+        )
+    from keras_recipes.optimizers import _check_hyperparameters
+
+    hyperparameters = {
+        key: settings[key] for key in ("learning_rate", "weight_decay") if key in settings
+    }
+    if "clipnorm" in settings:
+        hyperparameters["global_clipnorm"] = settings["clipnorm"]
+    try:
+        _check_hyperparameters("AdamW", hyperparameters, {})
+    except ValueError as error:
+        message = str(error).replace("global_clipnorm", "clipnorm")
+        raise ValueError(
+            f"{message} (flags: --learning-rate, --weight-decay, --clipnorm)"
+        ) from None
+    if {"temperature", "top_k", "top_p"} <= set(settings):
+        from keras_recipes.causal_lm.settings import check_sampling
+
+        try:
+            check_sampling(
+                settings["temperature"], settings["top_k"], settings["top_p"], who="sampling"
+            )
+        except ValueError as error:
+            raise ValueError(f"{error} (flags: --temperature, --top-k, --top-p)") from None
+
+
+def _is_number(value, low: float, high: float = math.inf, high_open: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return low <= value and (value < high if high_open else value <= high)
 
 
 def open_run(
@@ -529,6 +674,7 @@ def open_run(
     strategy,
     strategy_name: str = "default",
     overwrite: bool = False,
+    finished_file: str = "model.keras",
 ) -> TrainingRun:
     """Readies `out` for a run: a finished run found, a backup to resume, or a fresh start.
 
@@ -538,7 +684,8 @@ def open_run(
     refused unless `overwrite` (`check_finished_run`); a backup is read
     (a damaged one is a `ValueError` naming the file) and must have been
     written with the same settings (`check_run_settings`, which writes
-    `run.json`).
+    `run.json`). `finished_file` is what a finished run leaves
+    (`model.keras`, or a fine-tune's `adapter.safetensors`).
     """
     from keras_recipes._io import stale_partials
     from keras_recipes.llama.backup import read_backup
@@ -549,11 +696,14 @@ def open_run(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the run (made if needed).")
     run = TrainingRun(out, settings, strategy, strategy_name)
-    run.finished = check_finished_run(out, settings, overwrite)
+    if out.is_dir():  # before --overwrite deletes anything: the folder may be in use
+        lock_run_folder(out)
+    run.finished = check_finished_run(out, settings, overwrite, finished_file)
     if run.finished is not None:
         return run
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("model.keras", "metrics.json", "history.json", "run.json"):
+    lock_run_folder(out)
+    for name in (finished_file, "model.keras", "metrics.json", "history.json", "run.json"):
         for leftover in stale_partials(out / name):  # a killed save's temporary file
             leftover.unlink()
     backup = read_backup(run.backup_dir)
@@ -563,6 +713,47 @@ def open_run(
     check_run_settings(out, settings, resuming=run.resuming)
     keras.utils.set_random_seed(settings["seed"])
     return run
+
+
+LOCK_FILE = ".lock"
+_HELD_LOCKS: dict[str, object] = {}  # run folder -> its open lock file, for this process
+
+
+def lock_run_folder(out: str | os.PathLike):
+    """An advisory lock on a run folder for this process; the open lock file.
+
+    One training per folder: another process that asks for the lock gets
+    a `ValueError` naming the pid that holds it (written in `OUT/.lock`).
+    The lock is the operating system's (`fcntl.flock`), held until this
+    process ends, so it goes away with the process, even a killed one;
+    this process may open the same run again. Where `fcntl` does not exist
+    (Windows), no lock is taken.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    path = Path(out) / LOCK_FILE
+    key = str(path.resolve())
+    if key in _HELD_LOCKS and path.exists():
+        return _HELD_LOCKS[key]
+    handle = open(path, "a+")  # noqa: SIM115 (held open for the process's lifetime)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ValueError(
+            f"{out} is in use by another training (pid {holder}, which holds {path}). "
+            "Wait for it to end, stop it, or pass --out with another folder."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    _HELD_LOCKS[key] = handle
+    return handle
 
 
 def load_documents(settings: dict) -> list[str]:
@@ -590,6 +781,54 @@ def run_tokenizer(run: TrainingRun, documents: list[str]):
         tokenizer.save(run.tokenizer_path)
     check_same_on_every_worker(run.strategy, run.tokenizer_path.read_bytes(), "tokenizer")
     return tokenizer
+
+
+class _EncodesEachDocument:
+    """A tokenizer whose `encode` takes one string, taking a list too (what `data` passes)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self.tokenizer, name)
+
+    def encode(self, text, add_bos: bool = False, add_eos: bool = False):
+        if isinstance(text, str):
+            return self.tokenizer.encode(text, add_bos=add_bos, add_eos=add_eos)
+        return [self.tokenizer.encode(t, add_bos=add_bos, add_eos=add_eos) for t in text]
+
+
+def load_checkpoint_to_continue(run: TrainingRun):
+    """`(tokenizer, model)` of `run.settings["checkpoint"]`, to train every weight further.
+
+    The tokenizer beside the checkpoint is copied into the run folder (so
+    the printed `generate` command finds it); the model is loaded in the
+    run's strategy scope and precision, and `seq_len` must fit its context.
+    """
+    from keras_recipes._io import atomic_path
+    from keras_recipes.llama.checkpoints import load_checkpoint
+    from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
+
+    settings = run.settings
+    found = find_tokenizer(settings["checkpoint"])
+    if found is None:
+        raise ValueError(
+            f"No tokenizer.model, tokenizer.bin or tokenizer.json beside {settings['checkpoint']}; "
+            "put the checkpoint's tokenizer there."
+        )
+    with run.strategy.scope(), training_precision(settings["precision"]):
+        model = load_checkpoint(settings["checkpoint"])
+    if settings["seq_len"] > model.config.max_seq_len:
+        raise ValueError(
+            f"--seq-len {settings['seq_len']} exceeds the checkpoint's context "
+            f"({model.config.max_seq_len}); lower it."
+        )
+    copy = run.out / found.name
+    if not copy.is_file():
+        with atomic_path(copy) as partial:
+            shutil.copyfile(found, partial)
+    tokenizer = load_tokenizer(copy, vocab_size=model.config.vocab_size)
+    return _EncodesEachDocument(tokenizer), model
 
 
 def check_prompt_fits(tokenizer, settings: dict) -> None:
@@ -693,7 +932,7 @@ def training_callbacks(
     history_path = run.out / "history.json"
     earlier = []
     if run.initial_epoch and history_path.is_file():
-        earlier = json.loads(history_path.read_text())[: run.initial_epoch]
+        earlier = read_json_file(history_path)[: run.initial_epoch]
     logger = PerplexityLogger(
         settings["batch_size"] * settings["seq_len"], history_path, history=earlier
     )
@@ -706,7 +945,8 @@ def training_callbacks(
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
     progress = [keras.callbacks.ProgbarLogger()] if verbose else []  # before the logger's line
-    return [backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
+    guard = StopOnNonFiniteLoss(run.out, settings)  # first: before the backup saves a step
+    return [guard, backup, *progress, logger, *(callbacks or [])], int(bool(verbose))
 
 
 def fit_model(model, run: TrainingRun, data, train_stream, steps_per_epoch, callbacks, verbose=0):
@@ -781,6 +1021,13 @@ def finish_run(model, run: TrainingRun, data, callbacks, train_seconds: float) -
     from keras_recipes._io import atomic_path
 
     (logger,) = [c for c in callbacks if isinstance(c, PerplexityLogger)]
+    bad = nonfinite_weights(model)
+    if bad:
+        raise FloatingPointError(
+            f"training ended with non-finite weights ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the run is not saved as finished and "
+            f"{run.backup_dir} is kept. Start over with --overwrite and a lower --learning-rate."
+        )
     model = inference_copy(model)
     with atomic_path(run.out / "model.keras", suffix=".keras") as partial:
         model.save(partial)
@@ -839,6 +1086,7 @@ def train_llama(
     strategy: str = "default",
     overwrite: bool = False,
     callbacks: list[keras.callbacks.Callback] | None = None,
+    checkpoint: str | os.PathLike | None = None,
     **overrides,
 ) -> dict:
     """Trains a SentencePiece tokenizer and a small LLaMA on text; saves both.
@@ -877,6 +1125,14 @@ def train_llama(
             callbacks for `fit`, after the run's own (backup, progress bar,
             perplexity logger), e.g. `[InterruptAfterSteps(20)]`. Defaults
             to `None`.
+        checkpoint: str or path or None. Continue training this checkpoint
+            (a `.keras` file, llama2.c `.bin` or Hugging Face folder), every
+            weight, with the tokenizer beside it (copied into `out`),
+            instead of training a new tokenizer and model; the size
+            settings (`dim`, `vocab_size`, ...) are then the checkpoint's,
+            and `seq_len` must fit its context. See
+            `keras_recipes.llama.finetune` for chat data, loss masking and
+            LoRA. Defaults to `None`.
         **overrides: any key of `DEFAULTS` (`epochs`, `seq_len`, `dim`, ...);
             `None` values are ignored.
 
@@ -889,14 +1145,21 @@ def train_llama(
 
     distribution = make_strategy(strategy)  # before TensorFlow runs any op
     settings = training_settings(quick, corpus, **overrides)
+    if checkpoint is not None:
+        settings["checkpoint"] = str(Path(checkpoint).resolve())
     run = open_run(out, settings, distribution, strategy, overwrite=overwrite)
     if run.finished is not None:
         return {**run.finished, "out": str(run.out), "already_trained": True}
     documents = load_documents(settings)
-    tokenizer = run_tokenizer(run, documents)
+    if checkpoint is None:
+        tokenizer = run_tokenizer(run, documents)
+    else:
+        tokenizer, model = load_checkpoint_to_continue(run)
     check_prompt_fits(tokenizer, settings)
     data, train_stream, steps_per_epoch = make_datasets(documents, tokenizer, run)
-    model = compile_model(build_model(tokenizer.vocab_size, run), run, steps_per_epoch)
+    if checkpoint is None:
+        model = build_model(tokenizer.vocab_size, run)
+    model = compile_model(model, run, steps_per_epoch)
     run_callbacks, verbose = training_callbacks(run, verbose, callbacks)
     seconds = fit_model(model, run, data, train_stream, steps_per_epoch, run_callbacks, verbose)
     model, metrics = finish_run(model, run, data, run_callbacks, seconds)

@@ -77,14 +77,23 @@ class Seq2Seq(keras.Model):
         max_target_length: int. Most tokens decoding generates (`<end>` included).
 
     Examples:
-    ```python
-    model = Seq2Seq.from_pairs(pairs, level="char", attention="bahdanau")
-    x, y = model.prepare(pairs)
-    model.compile(optimizer="adam")
-    model.fit(x, y, epochs=10)
-    model.translate(["9 May 2018"], beam_width=4)   # ["2018-05-09"]
-    texts, attention = model.translate(["9 May 2018"], return_attention=True)
-    ```
+
+    >>> from keras_recipes.datasets.dates import load_dates
+    >>> pairs, _ = load_dates(num_train=8, num_test=1, seed=0)
+    >>> model = Seq2Seq.from_pairs(pairs, level="char", attention="bahdanau", units=8)
+    >>> x, y = model.prepare(pairs)  # ((source_ids, target_in), target_out)
+    >>> [ids.shape for ids in x], y.shape
+    ([(8, 24), (8, 11)], (8, 11))
+    >>> texts = model.translate(["9 May 2018"], max_length=3)  # untrained: any 3 tokens
+    >>> len(texts)
+    1
+
+    Train with `model.compile(optimizer="adam")` then `model.fit(x, y,
+    epochs=10)` (no `loss`: the model's own is the masked per-token
+    cross-entropy). A trained dates model answers
+    `model.translate(["9 May 2018"], beam_width=4)` with `["2018-05-09"]`;
+    `texts, attention = model.translate(texts, return_attention=True)` also
+    returns the attention weights.
     """
 
     def __init__(
@@ -350,11 +359,11 @@ class Seq2Seq(keras.Model):
         SavedModel with a `translate` signature (TensorFlow backend only);
         details in `keras_recipes.seq2seq.serving.translation_module`.
 
-        ```python
-        module = model.translation_module()
-        module.translate(tf.constant(["9 May 2018"]))   # [b"2018-05-09"]
-        tf.saved_model.save(module, path, signatures={"translate": module.translate})
-        ```
+        `module = model.translation_module()`, then
+        `module.translate(tf.constant(["9 May 2018"]))` gives
+        `[b"2018-05-09"]` for a trained dates model, and
+        `tf.saved_model.save(module, path, signatures={"translate": module.translate})`
+        writes the SavedModel.
         """
         return serving.translation_module(self, max_length)
 

@@ -35,11 +35,12 @@ class SequenceTokenizer:
         lowercase: bool. Lower-case text before splitting. Defaults to `False`.
 
     Examples:
-    ```python
-    tok = SequenceTokenizer.fit(["2018-05-09"], level="char")
-    tok.encode("2018", markers=True)  # [2, ..., 3]
-    tok.decode(tok.encode("2018"))    # "2018"
-    ```
+
+    >>> tok = SequenceTokenizer.fit(["2018-05-09"], level="char")
+    >>> tok.encode("2018", markers=True)  # <start> ... <end>
+    [2, 7, 4, 6, 9, 3]
+    >>> tok.decode(tok.encode("2018"))
+    '2018'
     """
 
     def __init__(self, vocabulary: Sequence[str], level: str = "char", lowercase: bool = False):

@@ -10,6 +10,9 @@
   `inputs` bodies), model status and metadata, and gRPC `Predict`.
 - `write_models_config(path, models)`: the `--model_config_file` TF Serving
   reads to serve several models, with version policies and labels.
+- `write_batching_parameters(path, ...)`: the `--batching_parameters_file`
+  TF Serving reads with `--enable_batching` (send batched prompts to
+  `generate_padded`, with their `lengths`).
 - `serving_command(base_dir)`: the `docker run` line that serves an export.
 - `LocalServer(base_dir)`: TF Serving's REST routes (and gRPC `Predict`) on
   127.0.0.1, answered by `SavedModelSession`: a stand-in for the model
@@ -29,6 +32,7 @@ curl -d '{"signature_name": "generate", "instances": [{"token_ids": [1, 5, 9],
 Nothing here imports TensorFlow's Python package at import time.
 """
 
+from keras_recipes.serving.batching import read_batching_parameters, write_batching_parameters
 from keras_recipes.serving.check import Replay, check_saved_model, compare_outputs
 from keras_recipes.serving.client import DEFAULT_GRPC_TARGET, DEFAULT_REST_URL, TFServingClient
 from keras_recipes.serving.docker import serving_command
@@ -49,11 +53,13 @@ __all__ = [
     "TFServingClient",
     "check_saved_model",
     "compare_outputs",
+    "read_batching_parameters",
     "read_models_config",
     "read_warmup_requests",
     "rest_predict",
     "serving_command",
     "signature_metadata",
+    "write_batching_parameters",
     "write_models_config",
     "write_warmup_requests",
 ]

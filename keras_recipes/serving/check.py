@@ -60,9 +60,18 @@ def xla_parts(path: str | os.PathLike) -> list[str]:
     started with `--xla_cpu_compilation_enabled=true`. (TensorFlow's own
     loader compiles them on demand, so loading alone does not show it.)
     """
+    from google.protobuf.message import DecodeError
     from tensorflow.core.protobuf import saved_model_pb2
 
-    graph = saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+    file = Path(path) / "saved_model.pb"
+    try:
+        graph = saved_model_pb2.SavedModel.FromString(file.read_bytes())
+    except DecodeError as error:
+        raise ServingError(
+            f"{file} is damaged: it does not parse as a SavedModel ({error}); it was truncated "
+            "or changed in a copy. Copy the version folder again, or export a new version "
+            "(keras-recipes export / export_saved_model)."
+        ) from None
     found = set()
     for meta_graph in graph.meta_graphs:
         library = meta_graph.graph_def.library.function
@@ -93,6 +102,13 @@ def compare_outputs(name: str, got: dict, expected: dict, atol: float = 1e-5) ->
         if want.dtype.kind == "f":
             scale = max(1.0, float(np.abs(want).max(initial=0.0)))
             worst = float(np.abs(have.astype(np.float64) - want).max(initial=0.0))
+            if np.isnan(have).any() or np.isnan(want).any():
+                side = "TF Serving's answer" if np.isnan(have).any() else "the Keras model"
+                raise ServingError(
+                    f"signature {name!r}: output {key!r} holds NaN in {side}: the weights "
+                    "hold NaN or Inf (a run that diverged) or the computation overflows. "
+                    "Check the model with keras_recipes._finite.nonfinite_names."
+                )
             if not worst <= atol * scale:
                 raise ServingError(
                     f"signature {name!r}: output {key!r} differs from the Keras model by "
@@ -206,12 +222,12 @@ def check_saved_model(
             `allow_xla`), a request the graph refuses, or an answer that
             differs from `expected`.
 
-    Examples:
-
-    ```python
-    for replay in check_saved_model("saved_models/llama_tiny"):
-        print(replay.signature, {k: v.shape for k, v in replay.outputs.items()})
-    ```
+    On a model folder that `keras_recipes.export.export_saved_model` wrote,
+    `check_saved_model("saved_models/llama_tiny")` returns one `Replay` per
+    warm-up request: `replay.signature` names the SignatureDef and
+    `replay.outputs` maps each output name to its array. (Exporting even a
+    tiny model takes seconds, so `tests/test_serving_capi.py` runs this
+    instead of a doctest.)
     """
     version = version_folder(path)
     if not allow_xla and (needs := xla_parts(version)):
@@ -232,6 +248,13 @@ def check_saved_model(
         requests = read_warmup_requests(warmup)
         if not requests:
             raise ServingError(f"{warmup} holds no records.")
+    if not (version / "variables").is_dir():
+        raise ServingError(
+            f"{version / 'variables'} is missing: TF Serving restores the weights from "
+            "variables/variables.index and variables/variables.data-*. The folder was copied "
+            "without it: copy the whole version folder (saved_model.pb, variables/, assets/, "
+            "assets.extra/), or export a new version."
+        )
     _, replies = replay_in_fresh_process(version, requests, timeout=timeout)
     replays = []
     for (name, inputs), (outputs, error) in zip(requests, replies, strict=True):

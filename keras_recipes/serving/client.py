@@ -23,16 +23,17 @@ class TFServingClient:
             REST host on port 8500).
         timeout: float, seconds per request, default 30.
 
-    Examples:
+    With a server running (TF Serving, or `LocalServer` in tests),
+    `client = TFServingClient("http://localhost:8501")`, then:
 
-    ```python
-    client = TFServingClient("http://localhost:8501")
-    client.status("llama_tiny")            # [{"version": "1", "state": "AVAILABLE", ...}]
-    client.predict("llama_tiny", signature_name="generate_text",
-                   instances=[{"prompt": "Once upon a time", "max_new_tokens": 32,
-                               "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}])
-    client.grpc_predict("llama_tiny", {"token_ids": [[1, 5, 9]]})   # {"logits": array}
-    ```
+    - `client.status("llama_tiny")` lists the versions and their states,
+      `[{"version": "1", "state": "AVAILABLE", ...}]`;
+    - `client.predict("llama_tiny", signature_name="generate_text",
+      instances=[{"prompt": "Once upon a time", "max_new_tokens": 32,
+      "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}])` calls the
+      REST predict API;
+    - `client.grpc_predict("llama_tiny", {"token_ids": [[1, 5, 9]]})` calls
+      gRPC `Predict` and answers `{"logits": array}`.
     """
 
     def __init__(

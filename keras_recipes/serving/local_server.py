@@ -16,6 +16,39 @@ from keras_recipes.serving.session import SavedModelSession, ServingError
 MAX_BODY_BYTES = 256 * 1024 * 1024
 
 
+def request_problem(signature, request) -> str | None:
+    """Why TF Serving's `PreProcessPrediction` refuses a gRPC `PredictRequest`, or None.
+
+    The messages are those of `tensorflow_serving/servables/tensorflow/predict_util.cc`
+    and `tensorflow/cc/saved_model/util.cc` (`GetInputValues`).
+    """
+    sent, wanted = set(request.inputs), set(signature.inputs)
+    if len(sent) == len(wanted) and sent != wanted:
+        alias = sorted(sent - wanted)[0]
+        return (
+            f"input tensor alias not found in signature: {alias}. Inputs expected to be in "
+            f"the set {{{','.join(sorted(wanted))}}}."
+        )
+    if sent != wanted:
+        return (
+            f"input size does not match signature: {len(sent)}!={len(wanted)} "
+            f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(wanted))}}}). "
+            f"Sent extra: {{{','.join(sorted(sent - wanted))}}}. "
+            f"Missing but required: {{{','.join(sorted(wanted - sent))}}}."
+        )
+    seen = set()
+    for alias in request.output_filter:
+        if alias not in signature.outputs:
+            return (
+                f"output tensor alias not found in signature: {alias} Outputs expected to be "
+                f"in the set {{{','.join(sorted(signature.outputs))}}}."
+            )
+        if alias in seen:
+            return f"duplicate output tensor alias: {alias}"
+        seen.add(alias)
+    return None
+
+
 def served_version(base_dir: Path) -> int:
     """The version TF Serving serves by default: the highest numbered folder."""
     versions = [int(p.name) for p in base_dir.iterdir() if p.is_dir() and p.name.isdigit()]
@@ -46,13 +79,12 @@ class LocalServer:
         read_timeout: float, default 10. Seconds a request's body may take to
             arrive; a body shorter than its Content-Length is answered 400.
 
-    Examples:
-
-    ```python
-    with LocalServer("saved_models/llama_tiny") as server:
-        client = TFServingClient(server.url, grpc_target=server.grpc_target)
-        client.predict("llama_tiny", instances=[{"token_ids": [1, 2]}])
-    ```
+    On a model folder that `export_saved_model` wrote, `with
+    LocalServer("saved_models/llama_tiny") as server:` serves it; inside,
+    `TFServingClient(server.url, grpc_target=server.grpc_target)` talks to
+    it, e.g. `.predict("llama_tiny", instances=[{"token_ids": [1, 2]}])`.
+    (`tests/test_serving.py` runs this: exporting and serving take seconds,
+    too long for a doctest.)
     """
 
     def __init__(
@@ -97,14 +129,44 @@ class LocalServer:
 
             def _model_path(self):
                 prefix = f"/v1/models/{server.name}"
-                if not self.path.startswith(prefix):
-                    self._answer(404, {"error": f"Servable not found for request: {self.path}"})
+                rest = self.path[len(prefix) :]
+                if not self.path.startswith(prefix) or rest[:1] not in ("", "/", ":"):
+                    name = self.path.removeprefix("/v1/models/").split("/")[0].split(":")[0]
+                    self._error(404, f"Servable not found for request: Latest({name})")
                     return None
-                return self.path[len(prefix) :]
+                return rest
+
+            def _version(self, rest: str) -> tuple[str | None, str]:
+                """`/versions/N...` or `/labels/L...` as TF Serving resolves them.
+
+                Returns `(error, the rest of the path)`; answers the error itself.
+                """
+                for prefix in ("/versions/", "/labels/"):
+                    if rest.startswith(prefix):
+                        part, sep, tail = rest[len(prefix) :].partition(":")
+                        part, slash, sub = part.partition("/")
+                        tail = (slash + sub) + (sep + tail)
+                        if prefix == "/labels/":
+                            self._error(400, f"Unrecognized servable version label: {part}")
+                            return "label", tail
+                        if not part.lstrip("-").isdigit():
+                            self._error(400, f"Malformed request: {self.command} {self.path}")
+                            return "malformed", tail
+                        if int(part) != server.version:
+                            self._error(404, server.not_found(int(part), self.command == "GET"))
+                            return "version", tail
+                        return None, tail
+                return None, rest
+
+            def _error(self, code: int, message: str):
+                self._answer(code, {"error": message})
 
             def do_GET(self):
                 rest = self._model_path()
                 if rest is None:
+                    return
+                error, rest = self._version(rest)
+                if error:
                     return
                 if rest in ("", "/"):
                     status = {"error_code": "OK", "error_message": ""}
@@ -119,7 +181,7 @@ class LocalServer:
                     metadata = signature_metadata(server.session)
                     self._answer(200, {"model_spec": spec, "metadata": metadata})
                 else:
-                    self._answer(404, {"error": f"Unknown route {self.path}"})
+                    self._error(400, f"Malformed request: GET {self.path}")
 
             def _body(self):
                 try:
@@ -146,19 +208,16 @@ class LocalServer:
                 rest = self._model_path()
                 if rest is None:
                     return
-                if rest.startswith("/versions/"):
-                    version, _, rest = rest[len("/versions/") :].partition(":")
-                    if version != str(server.version):
-                        self._answer(404, {"error": f"Servable not found: version {version}"})
-                        return
-                    rest = ":" + rest
+                error, rest = self._version(rest)
+                if error:
+                    return
                 if rest != ":predict":
-                    self._answer(404, {"error": f"Unknown route {self.path}"})
+                    self._error(400, f"Malformed request: POST {self.path}")
                     return
                 try:
                     self._answer(200, rest_predict(server.session, self._body()))
                 except (ValueError, ServingError) as error:  # ServingError: the graph refused it
-                    self._answer(400, {"error": str(error)})
+                    self._error(400, server.without_path(str(error)))
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}"
@@ -178,22 +237,48 @@ class LocalServer:
 
         class Service(prediction_service_pb2_grpc.PredictionServiceServicer):
             def Predict(self, request, context):
-                if request.model_spec.name != server.name:
+                spec = request.model_spec
+                if spec.name != server.name or (
+                    spec.HasField("version") and spec.version.value != server.version
+                ):
+                    version = spec.version.value if spec.HasField("version") else None
                     context.abort(
-                        grpc.StatusCode.NOT_FOUND,
-                        f"Servable not found for request: {request.model_spec.name}",
+                        grpc.StatusCode.NOT_FOUND, server.not_found(version, name=spec.name)
                     )
-                name = request.model_spec.signature_name or "serving_default"
-                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-                try:
-                    outputs = server.session.run(name, inputs)
+                if spec.HasField("version_label"):
+                    context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"Unrecognized servable version label: {spec.version_label}",
+                    )
+                name = spec.signature_name or "serving_default"
+                if name not in server.session.signatures:
+                    context.abort(
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f'Serving signature key "{name}" not found.',
+                    )
+                signature = server.session.signatures[name]
+                problem = request_problem(signature, request)
+                if problem:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+                inputs = {}
+                for key, proto in request.inputs.items():
+                    try:
+                        inputs[key] = tf.make_ndarray(proto)
+                    except Exception:  # noqa: BLE001 (whatever the proto holds)
+                        context.abort(
+                            grpc.StatusCode.INVALID_ARGUMENT, f"tensor parsing error: {key}"
+                        )
+                try:  # in the TensorProto's own dtype: TensorFlow refuses a mismatch
+                    outputs = server.session.run(name, inputs, exact_dtypes=True)
                 except ServingError as error:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, server.without_path(str(error)))
+                wanted = list(request.output_filter) or list(outputs)
                 response = predict_pb2.PredictResponse()
-                response.model_spec.CopyFrom(request.model_spec)
+                response.model_spec.name = server.name
+                response.model_spec.signature_name = name
                 response.model_spec.version.value = server.version
-                for key, value in outputs.items():
-                    response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                for key in wanted:
+                    response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
                 return response
 
         self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -201,6 +286,20 @@ class LocalServer:
         port = self._grpc.add_insecure_port("127.0.0.1:0")
         self._grpc.start()
         self.grpc_target = f"127.0.0.1:{port}"
+
+    def not_found(self, version: int | None, status: bool = False, name: str | None = None) -> str:
+        """TF Serving's NOT_FOUND message for a model name or version it does not serve."""
+        name = self.name if name is None else name
+        if status:  # GetModelStatus
+            return f"Could not find version {version} of model {name}"
+        if version is None:
+            return f"Servable not found for request: Latest({name})"
+        return f"Servable not found for request: Specific({name}, {version})"
+
+    def without_path(self, message: str) -> str:
+        """The session's message as TF Serving words it: without the model's folder in front."""
+        prefix = f"{self.session.path}: "
+        return message[len(prefix) :] if message.startswith(prefix) else message
 
     def stop(self) -> None:
         if self._http is not None:

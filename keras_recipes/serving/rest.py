@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-
 import numpy as np
 
+from keras_recipes.serving.json_tensor import debug_string, is_base64_object, tensor_from_json
 from keras_recipes.serving.session import SavedModelSession
-from keras_recipes.serving.signature_defs import (
-    DTYPE_NAMES,
-    TF_BOOL,
-    TF_STRING,
-    _numpy_dtype,
-)
+from keras_recipes.serving.signature_defs import ServingError
 
 
 def to_json(value):
@@ -29,100 +23,123 @@ def to_json(value):
 def from_json(value, dtype: int, key: str) -> np.ndarray:
     """A JSON value as the tensor of a signature input, refused as TF Serving refuses it.
 
-    Strings may be `{"b64": ...}` objects. Numbers must fit the input's type:
-    a fraction or a string for an integer input is an error, not truncated.
+    Strings may be `{"b64": ...}` objects. Numbers must be of the input's
+    type: a fraction or a string for an integer input, or an integer that
+    does not fit, is an error, not cast (`keras_recipes.serving.json_tensor`).
     """
-    if dtype == TF_STRING:
-
-        def convert(item):
-            if isinstance(item, dict) and "b64" in item:
-                return base64.b64decode(item["b64"])
-            if isinstance(item, list):
-                return [convert(i) for i in item]
-            return str(item).encode("utf-8")
-
-        return np.array(convert(value), dtype=object)
-    name = DTYPE_NAMES.get(dtype, str(dtype))
     try:
-        array = np.asarray(value)
-    except ValueError:
-        raise ValueError(
-            f"input {key!r}: rows of different lengths; a {name} tensor must be rectangular "
-            "(pad the rows to one length)."
-        ) from None
-    if array.dtype == object or array.dtype.kind in "SU":
-        raise ValueError(f"input {key!r} must hold {name} numbers; got {value!r:.80}.")
-    target = np.dtype(_numpy_dtype(dtype))
-    if dtype == TF_BOOL:
-        if array.dtype.kind != "b":
-            raise ValueError(f"input {key!r} must hold true/false values ({name}).")
-    elif target.kind in "iu":
-        if array.dtype.kind == "b" or (
-            array.dtype.kind == "f" and not np.all(np.isfinite(array) & (array == np.round(array)))
-        ):
-            raise ValueError(
-                f"input {key!r} must hold integers ({name}); got a non-integer value in "
-                f"{value!r:.80}."
+        return tensor_from_json(value, dtype)
+    except ServingError as error:
+        raise ServingError(f"input {key!r}: {error}") from None
+
+
+def _instances_columns(instances: list, specs: dict) -> dict:
+    """TF Serving's row format (`FillTensorMapFromInstancesList`) as `{input: array}`."""
+
+    def is_named(value):
+        return isinstance(value, dict) and not is_base64_object(value)
+
+    if not is_named(instances[0]) and len(specs) > 1:
+        raise ServingError(
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            f"required as per tensorinfo_map (the inputs: {sorted(specs)})"
+        )
+    named = is_named(instances[0])
+    rows: dict[str, list] = {key: [] for key in specs}
+    for index, element in enumerate(instances):
+        if named and not is_named(element):
+            raise ServingError(f"Expecting object but got list at item {index} of input list")
+        if not named and is_named(element):
+            raise ServingError(f"Expecting value/list but got object at item {index} of input list")
+        items = element if named else {next(iter(specs)): element}
+        for key, item in items.items():
+            if key not in specs:
+                raise ServingError(
+                    f"Failed to process element: {index} key: {key} of 'instances' list. "
+                    f"Error: INVALID_ARGUMENT: JSON object: does not have named input: {key}"
+                )
+            try:
+                tensor = tensor_from_json(item, specs[key].dtype)
+            except ServingError as error:
+                raise ServingError(
+                    f"Failed to process element: {index} key: {key} of 'instances' list. "
+                    f"Error: INVALID_ARGUMENT: {error}"
+                ) from None
+            if rows[key] and rows[key][0].shape != tensor.shape:
+                raise ServingError(
+                    f"Failed to process element: {index} key: {key} of 'instances' list. "
+                    f"Error: INVALID_ARGUMENT: Expecting shape {list(rows[key][0].shape)} "
+                    f"but got: {list(tensor.shape)} (pad the rows to one length)"
+                )
+            rows[key].append(tensor)
+        if set(items) != set(specs):
+            raise ServingError(
+                f"Failed to process element: {index} of 'instances' list. JSON object: "
+                f"{debug_string(element)} keys must be equal to: {','.join(sorted(specs))}"
             )
-        info = np.iinfo(target)
-        if array.size and (array.min() < info.min or array.max() > info.max):
-            raise ValueError(f"input {key!r}: a value is out of range for {name}.")
-    return array.astype(target)
+    return {key: np.stack(arrays) for key, arrays in rows.items()}
 
 
-def rest_predict(session: SavedModelSession, body: dict) -> dict:
+def rest_predict(session: SavedModelSession, body) -> dict:
     """Answer a TF Serving REST predict body with a SavedModel session.
 
-    Follows TF Serving's JSON rules: `{"signature_name", "instances": [...]}`
-    (row format: a list of per-example dicts, or of values for a one-input
-    signature) answers `{"predictions": [...]}` (per-example dicts, or
-    values for a one-output signature); `{"inputs": ...}` (columnar: a dict
-    of batched values, or one value) answers `{"outputs": ...}`.
-    A body TF Serving would refuse raises a `ValueError` with its reason;
-    a request the graph refuses raises `ServingError` with TensorFlow's.
+    Follows TF Serving's JSON rules (`tensorflow_serving/util/json_tensor.cc`):
+    `{"signature_name", "instances": [...]}` (row format: a list of
+    per-example objects, or of values for a one-input signature; a
+    `{"b64": ...}` object is a value) answers `{"predictions": [...]}`;
+    `{"inputs": ...}` (columnar: an object of batched values, or one value)
+    answers `{"outputs": ...}`. A body TF Serving would refuse raises a
+    `ServingError` (a `ValueError`) with TF Serving's reason; a request the
+    graph refuses raises `ServingError` with TensorFlow's.
     """
     if not isinstance(body, dict):
-        raise ValueError("The request body must be a JSON object.")
-    name = body.get("signature_name", "serving_default")
+        raise ServingError(f"JSON Value: {debug_string(body)} Is not object")
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise ServingError(
+            f"JSON Value: {debug_string(body)} not formatted correctly. 'signature_name' key "
+            "must be a string value."
+        )
+    name = name or "serving_default"
     if name not in session.signatures:
-        raise ValueError(
-            f'Serving signature name: "{name}" not found in signature def; '
-            f"available: {sorted(session.signatures)}"
+        raise ServingError(
+            f'Serving signature name: "{name}" not found in signature def '
+            f"(available: {sorted(session.signatures)})"
         )
     specs = session.signatures[name].inputs
     if ("instances" in body) == ("inputs" in body):
-        raise ValueError('JSON body must have exactly one of "instances" or "inputs".')
+        raise ServingError(
+            f"JSON Value: {debug_string(body)} Not formatted correctly expecting only one of "
+            "'inputs' or 'instances' keys to exist "
+        )
     if "instances" in body:
         instances = body["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise ValueError('"instances" must be a non-empty list.')
-        if isinstance(instances[0], dict):
-            keys = set(instances[0])
-            if any(not isinstance(row, dict) or set(row) != keys for row in instances):
-                raise ValueError("Every instance must name the same inputs.")
-            columns = {key: [row[key] for row in instances] for key in keys}
-        else:
-            if len(specs) != 1:
-                raise ValueError(
-                    f"Signature {name!r} takes named inputs {sorted(specs)}; send "
-                    'instances as objects, e.g. [{"input_name": value}].'
-                )
-            columns = {next(iter(specs)): instances}
+        if not isinstance(instances, list):
+            raise ServingError(
+                f"JSON Value: {debug_string(body)} Expecting 'instances' to be an list/array"
+            )
+        if not instances:
+            raise ServingError(f"JSON Value: {debug_string(body)} No values in 'instances' array")
+        feeds = _instances_columns(instances, specs)
     else:
         inputs = body["inputs"]
-        if isinstance(inputs, dict):
-            columns = inputs
-        elif len(specs) == 1:
-            columns = {next(iter(specs)): inputs}
-        else:
-            raise ValueError(f"Signature {name!r} takes named inputs {sorted(specs)}.")
-    missing, extra = sorted(set(specs) - set(columns)), sorted(set(columns) - set(specs))
-    if missing or extra:
-        raise ValueError(
-            f"input size does not match signature {name!r}: needs {sorted(specs)}, "
-            f"missing {missing}, unexpected {extra}."
-        )
-    feeds = {key: from_json(columns[key], specs[key].dtype, key) for key in specs}
+        if not isinstance(inputs, dict) or is_base64_object(inputs):
+            if len(specs) > 1:
+                raise ServingError(
+                    "inputs is a plain value/list, but expecting an object as multiple input "
+                    f"tensors required as per tensorinfo_map (the inputs: {sorted(specs)})"
+                )
+            inputs = {next(iter(specs)): inputs}
+        missing = sorted(set(specs) - set(inputs))
+        if missing:
+            raise ServingError(f"Missing named input: {missing[0]} in 'inputs' object.")
+        extra = sorted(set(inputs) - set(specs))
+        if extra:  # TF Serving ignores them; a misspelt control should not pass unseen
+            raise ServingError(
+                f"input size does not match signature {name!r}: needs {sorted(specs)}, "
+                f"unexpected {extra}."
+            )
+        feeds = {key: from_json(inputs[key], specs[key].dtype, key) for key in specs}
     outputs = session.run(name, feeds)
     if "instances" in body:
         if len(outputs) == 1:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes.serving.json_tensor import as_input_tensor
 from keras_recipes.serving.signature_defs import (
     TF_STRING,
     ServingError,
@@ -30,6 +31,7 @@ from keras_recipes.serving.signature_defs import (
     TensorInfo,
     _numpy_dtype,
     parse_signatures,
+    tf_dtype_of,
 )
 
 TF_TSTRING_SIZE = 24  # sizeof(TF_TString), tensorflow/core/platform/ctstring_internal.h
@@ -148,14 +150,14 @@ def load_op_libraries(paths) -> None:
             raise ServingError(f"cannot load op library {path}: {message}")
 
 
-def _to_tensor(lib, value, info: TensorInfo, key: str):
-    if info.dtype == TF_STRING:
-        array = np.asarray(value, dtype=object)
+def _to_tensor(lib, array: np.ndarray, dtype: int, key: str):
+    """A TF_Tensor of `dtype` holding `array` (already of that type)."""
+    if dtype == TF_STRING:
         items = [v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1)]
     else:
-        array = np.ascontiguousarray(value, dtype=_numpy_dtype(info.dtype))
+        array = np.ascontiguousarray(array)
     dims = (ctypes.c_int64 * array.ndim)(*array.shape)
-    if info.dtype == TF_STRING:
+    if dtype == TF_STRING:
         tensor = lib.TF_AllocateTensor(TF_STRING, dims, array.ndim, len(items) * TF_TSTRING_SIZE)
         base = lib.TF_TensorData(tensor)
         for index, item in enumerate(items):
@@ -163,12 +165,34 @@ def _to_tensor(lib, value, info: TensorInfo, key: str):
             lib.TF_StringInit(element)
             lib.TF_StringCopy(element, item, len(item))
     else:
-        tensor = lib.TF_AllocateTensor(info.dtype, dims, array.ndim, array.nbytes)
+        tensor = lib.TF_AllocateTensor(dtype, dims, array.ndim, array.nbytes)
         if array.nbytes:
             ctypes.memmove(lib.TF_TensorData(tensor), array.ctypes.data, array.nbytes)
     if not tensor:
         raise ServingError(f"cannot allocate the tensor for input {key!r}.")
     return tensor
+
+
+def _feed(value, info: TensorInfo, key: str, exact_dtypes: bool) -> tuple[np.ndarray, int]:
+    """An input as `(array, TF_DataType)`, checked against the signature's rank and sizes."""
+    if exact_dtypes:
+        array = np.asarray(value)
+        dtype = tf_dtype_of(array)
+    else:
+        try:
+            array, dtype = as_input_tensor(value, info.dtype), info.dtype
+        except ServingError as error:
+            raise ServingError(f"input {key!r}: {error}") from None
+    if info.shape is not None and (
+        array.ndim != len(info.shape)
+        or any(want not in (-1, got) for want, got in zip(info.shape, array.shape, strict=True))
+    ):
+        want = "[" + ",".join("?" if d == -1 else str(d) for d in info.shape) + "]"
+        raise ServingError(
+            f"input {key!r} has shape {list(array.shape)}, but its signature takes shape "
+            f"{want} (rank {len(info.shape)})."
+        )
+    return array, dtype
 
 
 def _from_tensor(lib, tensor) -> np.ndarray:
@@ -199,6 +223,26 @@ def _explain(message: str, path: Path) -> str:
             "nor in tensorflow-text, so TF Serving's stock build cannot load it. "
             f"TensorFlow said: {message.splitlines()[0]}"
         )
+    if "RestoreV2" in message or re.search(r"not an sstable|Read less bytes|Data loss", message):
+        variables = path / "variables"
+        index_damaged = re.search(r"sstable|index", message)
+        files = (
+            [variables / "variables.index"]
+            if index_damaged
+            else sorted(variables.glob("variables.data-*"))
+        )
+        named = ", ".join(str(f) for f in files) or str(variables)
+        return (
+            f"{named}: the saved weights cannot be restored ({message.splitlines()[0]}); the "
+            "file is truncated or damaged. Copy the version folder again, or export a new "
+            "version."
+        )
+    if not (path / "variables").is_dir():
+        return (
+            f"{path / 'variables'} is missing, so the weights cannot be restored: copy the "
+            f"whole version folder, or export a new version. TensorFlow said: "
+            f"{message.splitlines()[0]}"
+        )
     if re.search(r"Could not find variable|uninitialized|not initialized", message):
         return (
             f"{path}: a variable the graph reads was not restored by the SavedModel's saver "
@@ -223,13 +267,13 @@ class SavedModelSession:
         op_libraries: shared libraries of custom ops to load first; default
             tensorflow-text's, which the stock model server links.
 
-    Examples:
-
-    ```python
-    session = SavedModelSession("saved_models/llama_tiny/1")
-    sorted(session.signatures)            # ['generate', 'generate_text', 'serving_default']
-    session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"].shape
-    ```
+    On a version folder of a LLaMA export,
+    `session = SavedModelSession("saved_models/llama_tiny/1")`;
+    `sorted(session.signatures)` is `['generate', 'generate_text',
+    'serving_default']` (with a tokenizer) and
+    `session.run("serving_default", {"token_ids": [[1, 5, 9]]})["logits"]`
+    is an array `(1, 3, vocab_size)`. (`tests/test_serving_capi.py` runs
+    this: exporting takes seconds, too long for a doctest.)
     """
 
     def __init__(self, path, tags=("serve",), op_libraries=None):
@@ -281,12 +325,26 @@ class SavedModelSession:
             )
         return self.signatures[name]
 
-    def run(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
+    def run(
+        self, signature_name: str, inputs: dict, exact_dtypes: bool = False
+    ) -> dict[str, np.ndarray]:
         """Answers one predict request: `{input key: array}` -> `{output key: np.ndarray}`.
 
-        Inputs are converted to the SignatureDef's dtypes (as TF Serving's
-        JSON API does); a missing or unknown key raises `ServingError`, and
-        so does a request the graph refuses (the message is TensorFlow's).
+        Args:
+            signature_name: str, a SignatureDef's key.
+            inputs: `{input key: value}`; a value is a numpy array or
+                (nested) lists.
+            exact_dtypes: bool, default False. True feeds each array in its
+                own dtype, as TF Serving feeds a gRPC request's TensorProto:
+                TensorFlow then refuses a dtype other than the signature's
+                ("Expects arg[0] to be int32 but float is provided"). False
+                converts values to the signature's dtypes by the rules of TF
+                Serving's JSON API, which cast nothing: a fraction for an
+                integer input, or an integer that does not fit, is refused.
+
+        Raises:
+            ServingError: a missing or unknown key, a value of the wrong type
+                or rank, or a request the graph refuses (TensorFlow's message).
         """
         if self._session is None:
             raise ServingError(f"{self.path}: the session is closed.")
@@ -311,7 +369,8 @@ class SavedModelSession:
         status = _Status(lib)
         try:
             for slot, key in enumerate(feed_keys):
-                values[slot] = _to_tensor(lib, inputs[key], signature.inputs[key], key)
+                array, dtype = _feed(inputs[key], signature.inputs[key], key, exact_dtypes)
+                values[slot] = _to_tensor(lib, array, dtype, key)
             lib.TF_SessionRun(
                 self._session,
                 None,

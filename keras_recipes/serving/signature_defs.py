@@ -52,6 +52,37 @@ class ServingError(ValueError):
     """A SavedModel, or a request, that TensorFlow's session loader (TF Serving's) refuses."""
 
 
+_TF_TYPE_OF_NUMPY = {np.dtype(numpy): code for code, numpy in _NUMPY.items()}
+# DataTypeString's spelling in TensorFlow's own messages ("int32", "float").
+TF_TYPE_STRINGS = {
+    TF_FLOAT: "float",
+    TF_DOUBLE: "double",
+    TF_INT32: "int32",
+    TF_UINT8: "uint8",
+    TF_INT16: "int16",
+    TF_INT8: "int8",
+    TF_STRING: "string",
+    TF_INT64: "int64",
+    TF_BOOL: "bool",
+    TF_BFLOAT16: "bfloat16",
+    TF_UINT16: "uint16",
+    TF_HALF: "half",
+    TF_UINT32: "uint32",
+    TF_UINT64: "uint64",
+}
+
+
+def tf_dtype_of(array: np.ndarray) -> int:
+    """The TF_DataType of a numpy array, as a TensorProto of it would carry."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        return TF_STRING
+    if array.dtype.name == "bfloat16":
+        return TF_BFLOAT16
+    if array.dtype not in _TF_TYPE_OF_NUMPY:
+        raise ServingError(f"tensors of numpy type {array.dtype} are not supported.")
+    return _TF_TYPE_OF_NUMPY[array.dtype]
+
+
 def _numpy_dtype(dtype: int):
     if dtype == TF_BFLOAT16:
         import ml_dtypes  # a dependency of tensorflow; imports without it

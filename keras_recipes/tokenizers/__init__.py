@@ -8,7 +8,9 @@ A language model sees integers, not text. One file per format:
 (`ChatTemplate`: `tokenizer_config.json`'s chat template rendered as
 `transformers` renders it), `graph.py` (`GraphTokenizer`: a `tokenizer.json` as
 TensorFlow ops, for the SavedModel's `generate_text`). `load_tokenizer` picks the format from the
-file; `find_tokenizer` finds the one beside a checkpoint.
+file; `find_tokenizer` finds the one beside a checkpoint. `streaming.py`
+(`IncrementalDecoder`) turns a growing id sequence into text piece by piece,
+for printing tokens as they are generated.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from keras_recipes.tokenizers.sentencepiece import (
     load_sentencepiece,
     train_sentencepiece,
 )
+from keras_recipes.tokenizers.streaming import IncrementalDecoder
 
 __all__ = [
     "BOS_ID",
@@ -39,6 +42,7 @@ __all__ = [
     "UNK_ID",
     "BytePairTokenizerJson",
     "ChatTemplate",
+    "IncrementalDecoder",
     "Llama2cTokenizer",
     "SentencePieceTokenizer",
     "TokenizerJson",

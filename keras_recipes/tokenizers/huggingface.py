@@ -18,6 +18,7 @@ import json
 import os
 from pathlib import Path
 
+from keras_recipes._text import read_json_file
 from keras_recipes.tokenizers.chat import template_from_config, token_content
 
 # Names a tokenizer.json uses for its begin / end token when no
@@ -82,13 +83,13 @@ class TokenizerJson:
         from tokenizers import Tokenizer
 
         self.path = Path(path)
+        self.spec = read_json_file(self.path)  # bad JSON: named with its line and column
         try:
             self._tokenizer = Tokenizer.from_file(str(self.path))
         except Exception as error:  # the library raises plain Exception for a bad file
             raise ValueError(
                 f"{self.path}: the tokenizers library cannot read this tokenizer.json ({error})."
             ) from None
-        self.spec = json.loads(self.path.read_text(encoding="utf-8"))
         self.config = read_tokenizer_config(self.path.parent)
         vocab = self._tokenizer.get_vocab(with_added_tokens=True)
         self.vocab_size = max(vocab.values()) + 1
@@ -111,6 +112,12 @@ class TokenizerJson:
         self.special_ids = frozenset(
             token["id"] for token in self.spec.get("added_tokens", []) if token.get("special")
         )
+        # What a converter to another runtime (GGUF, LiteRT-LM) needs besides the ids.
+        model = self.spec.get("model") or {}
+        self.vocabulary = vocab
+        self.merges = [" ".join(m) if isinstance(m, list) else m for m in model.get("merges", [])]
+        self.added_tokens = list(self.spec.get("added_tokens", []))
+        self.pre_tokenizer = self.spec.get("pre_tokenizer")
 
     @property
     def chat_template(self) -> str | None:

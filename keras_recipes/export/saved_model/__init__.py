@@ -15,6 +15,7 @@ holds what they share.
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import socket
@@ -26,13 +27,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes._io import _fsync_path
+from keras_recipes._io import _fsync_path, atomic_write
 from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.causal_lm.protocol import WEIGHT_DTYPES
 from keras_recipes.export.saved_model.causal_lm import _CausalLMSignatures, _tokenizer_proto
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT
 from keras_recipes.export.saved_model.keras_models import _KerasSignatures
 from keras_recipes.export.saved_model.vectors import _VectorSignatures
+from keras_recipes.serving.batching import BATCHING_PARAMETERS_FILE, batching_parameters_text
 from keras_recipes.serving.check import check_saved_model
 from keras_recipes.serving.warmup import WARMUP_FILE, write_warmup_requests
 
@@ -145,6 +147,8 @@ def export_saved_model(
     verify: bool = True,
     jit_compile: bool = False,
     weights: str = "float32",
+    allow_nonfinite: bool = False,
+    batching: dict | None = None,
 ) -> Path:
     """Export a model as a TF Serving SavedModel in `base_dir/<version>/`.
 
@@ -208,26 +212,43 @@ def export_saved_model(
             float32 scale per output channel) and read as such by every
             signature; the checks compare with the quantized model's own
             Keras-side answers. Not with `jit_compile`.
+        allow_nonfinite: bool, default False. Export weights (or vectors)
+            holding NaN or Inf instead of refusing them, naming the weight.
+        batching: optional dict of TF Serving batching settings
+            (`keras_recipes.serving.batching.batching_parameters_text`:
+            `max_batch_size`, `batch_timeout_micros`, `num_batch_threads`,
+            `max_enqueued_batches`, `pad_variable_length_inputs`,
+            `allowed_batch_sizes`; `{}` for the defaults). Writes
+            `base_dir/batching_parameters.txt` (replacing an older one),
+            which TF Serving reads when started with `--enable_batching
+            --batching_parameters_file=/models/NAME/batching_parameters.txt`.
+            A batching server pads prompts: send them to `generate_padded`.
 
     Returns:
         The `Path` of the version folder.
 
-    Examples:
-
-    ```python
-    model = build_llama("tiny")
-    path = export_saved_model(model, "saved_models/llama")   # saved_models/llama/1
-    # docker run -p 8501:8501 -v $PWD/saved_models/llama:/models/llama \\
-    #     -e MODEL_NAME=llama tensorflow/serving
-    wv = Word2Vec(sentences, vector_size=100, min_count=5).wv
-    export_saved_model(wv, "saved_models/word2vec")            # signature "lookup"
-    ```
+    `export_saved_model(build_llama("tiny"), "saved_models/llama")` writes
+    and returns `saved_models/llama/1` (then `2`, ...), which TF Serving
+    serves with `docker run -p 8501:8501 -v
+    $PWD/saved_models/llama:/models/llama -e MODEL_NAME=llama
+    tensorflow/serving`. Word vectors export the same way:
+    `export_saved_model(Word2Vec(sentences, vector_size=100, min_count=5).wv,
+    "saved_models/word2vec")` gives a `lookup` signature. (Exports trace
+    and verify graphs for seconds, so `tests/test_export_saved_model.py`
+    runs them rather than a doctest.)
     """
     base_dir = Path(base_dir)
     if version is not None and (
         isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 1
     ):
         raise ValueError(f"export_saved_model: version must be a positive int, got {version!r}.")
+    from keras_recipes._finite import check_finite, model_weights
+
+    if isinstance(model, keras.Model):
+        named = model_weights(model)
+    else:  # word vectors: a KeyedVectors, or a Word2Vec's `wv`
+        named = [("vectors", getattr(getattr(model, "wv", model), "vectors", []))]
+    check_finite(named, "export_saved_model", allow_nonfinite)
     if weights not in WEIGHT_DTYPES:
         raise ValueError(
             f"export_saved_model: weights must be one of {list(WEIGHT_DTYPES)}, got {weights!r}."
@@ -245,6 +266,20 @@ def export_saved_model(
                 "Export it with weights='float32'."
             )
         model = model.quantized_for_export(weights)
+    batching_text = None
+    if batching is not None:
+        if not isinstance(batching, dict):
+            raise ValueError(
+                "export_saved_model: `batching` must be a dict of TF Serving batching "
+                f"settings, e.g. {{'max_batch_size': 8}}; got {type(batching).__name__}."
+            )
+        unknown = set(batching) - set(inspect.signature(batching_parameters_text).parameters)
+        if unknown:
+            raise ValueError(
+                f"export_saved_model: unknown batching settings {sorted(unknown)}; known: "
+                f"{list(inspect.signature(batching_parameters_text).parameters)}."
+            )
+        batching_text = batching_parameters_text(**batching)
     signatures = _signatures_for(model, tokenizer, labels, example_prompt, jit_compile)
     base_dir.mkdir(parents=True, exist_ok=True)
     version = _next_version(base_dir) if version is None else int(version)
@@ -290,4 +325,7 @@ def export_saved_model(
     finally:
         if partial.exists():
             shutil.rmtree(partial, ignore_errors=True)
+    if batching_text is not None:
+        with atomic_write(base_dir / BATCHING_PARAMETERS_FILE, "w") as f:
+            f.write(batching_text)
     return final

@@ -1,4 +1,5 @@
-"""The signatures of a causal LM: `serving_default`, `generate`, `generate_text`.
+"""The signatures of a causal LM: `serving_default`, `generate`, `generate_padded`,
+`generate_text`.
 
 `_CausalLMSignatures` builds the `tf.function`s (the KV-cached loop runs
 in-graph through `keras_recipes.causal_lm.graph_generate`), their warm-up
@@ -72,6 +73,7 @@ class _CausalLMSignatures:
         )
         def serving_default(token_ids):
             token_ids = _checked_token_ids(token_ids, vocab_size)
+            token_ids = _checked_length(token_ids, model.config.max_seq_len)
             return {"logits": model(token_ids, training=False)}
 
         @tf.function(
@@ -82,7 +84,9 @@ class _CausalLMSignatures:
             autograph=False,
         )
         def generate(token_ids, max_new_tokens, temperature, top_k, top_p, seed):
-            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+            controls = _request_controls(
+                tf.shape(token_ids)[0], max_new_tokens, temperature, top_k, top_p, seed
+            )
             token_ids = _checked_token_ids(token_ids, vocab_size)
             lengths = tf.fill([tf.shape(token_ids)[0]], tf.shape(token_ids)[1])
             with decoding():
@@ -91,44 +95,80 @@ class _CausalLMSignatures:
                 )
             return {"token_ids": out}
 
-        functions = {SERVING_DEFAULT: serving_default, "generate": generate}
-        if self.proto is None:
-            return functions
-        if not isinstance(self.proto, bytes):  # a tokenizer.json, as graph ops
-            functions["generate_text"] = self._generate_text_json(decoding, _control_specs())
-            return functions
-        import tensorflow_text as tf_text
-
-        from keras_recipes.tokenizers import SentencePieceTokenizer
-
-        sp = tf_text.SentencepieceTokenizer(model=self.proto, add_bos=True)
-        eos_id = SentencePieceTokenizer(self.proto).eos_id
-
         @tf.function(
             input_signature=[
-                tf.TensorSpec([None], tf.string, name="prompt"),
+                tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+                tf.TensorSpec([None], tf.int32, name="lengths"),
                 *_control_specs(),
             ],
             autograph=False,
         )
-        def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
-            ids = tf.cast(sp.tokenize(prompt), tf.int32)
-            padded, lengths = graph_generate.left_pad(ids)
-            padded = _checked_token_ids(padded, vocab_size)
+        def generate_padded(token_ids, lengths, max_new_tokens, temperature, top_k, top_p, seed):
+            # TF Serving's batcher (`--enable_batching`, `pad_variable_length_inputs:
+            # true`) concatenates requests on axis 0 and pads every other axis AFTER
+            # the values, with the request's own first value as the pad
+            # (tensorflow_serving/batching/batching_util.cc: `CreatePadding` pads
+            # {0 before, max - size after}; `PadTensor` pads with
+            # `input.flat<T>()(0)`). A shorter prompt thus gets copies of its first
+            # token (often BOS) on the right; `lengths` says where each prompt ends.
+            batch = tf.shape(token_ids)[0]
+            controls = _request_controls(batch, max_new_tokens, temperature, top_k, top_p, seed)
+            token_ids = _checked_token_ids(token_ids, vocab_size)
+            lengths = _checked_lengths(lengths, batch, tf.shape(token_ids)[1])
+            ragged = tf.RaggedTensor.from_tensor(token_ids, lengths=lengths)
+            left_padded, lengths = graph_generate.left_pad(ragged)
             with decoding():
                 out = graph_generate.generate_in_graph(
-                    model, padded, lengths, *controls, jit_compile=self.jit_compile
+                    model, left_padded, lengths, *controls, jit_compile=self.jit_compile
                 )
-            new = out[:, tf.shape(padded)[1] :]
-            before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
-            new = tf.ragged.boolean_mask(new, before_eos)
-            # Decoding prompt and continuation together keeps the space
-            # between them (a piece's leading "▁" is dropped at the start).
-            return {"text": sp.detokenize(tf.concat([ids, new], axis=1))}
+            # Back to each row's prompt first, 0 after its end.
+            n_pad = tf.shape(left_padded)[1] - lengths
+            kept = tf.range(tf.shape(out)[1])[None, :] >= n_pad[:, None]
+            return {"token_ids": tf.ragged.boolean_mask(out, kept).to_tensor(0)}
 
-        functions["generate_text"] = generate_text
-        self.sentencepiece = sp
+        functions = {
+            SERVING_DEFAULT: serving_default,
+            "generate": generate,
+            "generate_padded": generate_padded,
+        }
+        if self.proto is not None and not isinstance(self.proto, bytes):  # a tokenizer.json
+            functions["generate_text"] = self._generate_text_json(decoding, _control_specs())
+            return functions
+        if self.proto is not None:
+            import tensorflow_text as tf_text
+
+            from keras_recipes.tokenizers import SentencePieceTokenizer
+
+            sp = tf_text.SentencepieceTokenizer(model=self.proto, add_bos=True)
+            eos_id = SentencePieceTokenizer(self.proto).eos_id
+
+            @tf.function(
+                input_signature=[
+                    tf.TensorSpec([None], tf.string, name="prompt"),
+                    *_control_specs(),
+                ],
+                autograph=False,
+            )
+            def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+                controls = _request_controls(
+                    tf.shape(prompt)[0], max_new_tokens, temperature, top_k, top_p, seed
+                )
+                ids = tf.cast(sp.tokenize(prompt), tf.int32)
+                padded, lengths = graph_generate.left_pad(ids)
+                padded = _checked_token_ids(padded, vocab_size)
+                with decoding():
+                    out = graph_generate.generate_in_graph(
+                        model, padded, lengths, *controls, jit_compile=self.jit_compile
+                    )
+                new = out[:, tf.shape(padded)[1] :]
+                before_eos = tf.cumsum(tf.cast(tf.equal(new, eos_id), tf.int32), axis=1) == 0
+                new = tf.ragged.boolean_mask(new, before_eos)
+                # Decoding prompt and continuation together keeps the space
+                # between them (a piece's leading "▁" is dropped at the start).
+                return {"text": sp.detokenize(tf.concat([ids, new], axis=1))}
+
+            functions["generate_text"] = generate_text
+            self.sentencepiece = sp
         return functions
 
     def _generate_text_json(self, decoding, control_specs):
@@ -148,7 +188,9 @@ class _CausalLMSignatures:
             autograph=False,
         )
         def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
-            controls = _request_scalars(max_new_tokens, temperature, top_k, top_p, seed)
+            controls = _request_controls(
+                tf.shape(prompt)[0], max_new_tokens, temperature, top_k, top_p, seed
+            )
             ids = graph.tokenize(prompt)
             if bos_id is not None:
                 ids = _with_bos(ids, bos_id)
@@ -205,6 +247,11 @@ class _CausalLMSignatures:
         examples = {
             SERVING_DEFAULT: {"token_ids": ids},
             "generate": {"token_ids": ids, **controls},
+            "generate_padded": {
+                "token_ids": ids,
+                "lengths": np.array([5, 3], np.int32),
+                **controls,
+            },
         }
         if self.proto is not None:
             prompts = np.array([self.example_prompt.encode(), b"Hello"], object)
@@ -216,15 +263,20 @@ class _CausalLMSignatures:
         model = self.model
         if name == SERVING_DEFAULT:
             return {"logits": np.asarray(model(inputs["token_ids"], training=False))}
-        kwargs = dict(
-            max_new_tokens=int(inputs["max_new_tokens"][0]),
-            temperature=float(inputs["temperature"][0]),
-            top_k=int(inputs["top_k"][0]) or None,
-            top_p=_top_p_or_none(float(inputs["top_p"][0])),
-            seed=int(inputs["seed"][0]),
-        )
+        kwargs = _row_controls(inputs, 0)
         # A model's own generate (quantized ones decode without XLA), else the generic one.
         decode = getattr(model, "generate", None) or functools.partial(generate, model)
+        if name == "generate_padded":  # each row alone, then prompt first and 0 after
+            rows = [
+                np.asarray(decode(ids[None, :length], **_row_controls(inputs, i)))[0]
+                for i, (ids, length) in enumerate(
+                    zip(inputs["token_ids"], inputs["lengths"], strict=True)
+                )
+            ]
+            out = np.zeros([len(rows), max(map(len, rows))], np.int32)
+            for i, row in enumerate(rows):
+                out[i, : len(row)] = row
+            return {"token_ids": out}
         if name == "generate":
             return {"token_ids": decode(inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
@@ -250,6 +302,38 @@ class _CausalLMSignatures:
                 text = tokenizer.decode([*ids, *new])
             texts.append(text.encode())
         return {"text": np.array(texts, object)}
+
+
+def _row_controls(inputs: dict, row: int) -> dict:
+    """The `generate` keyword arguments of one row of a request (one value = every row)."""
+
+    def value(name):
+        values = np.asarray(inputs[name]).reshape(-1)
+        return values[row if values.size > 1 else 0]
+
+    return dict(
+        max_new_tokens=int(value("max_new_tokens")),
+        temperature=float(value("temperature")),
+        top_k=int(value("top_k")) or None,
+        top_p=_top_p_or_none(float(value("top_p"))),
+        seed=int(value("seed")),
+    )
+
+
+def _checked_lengths(lengths, batch, width):
+    """`lengths`, once it holds one length per row, each in `[1, width]`."""
+    check = tf.debugging.Assert(
+        (tf.size(lengths) == batch) & tf.reduce_all((lengths >= 1) & (lengths <= width)),
+        [
+            "lengths must hold one prompt length per row of token_ids, each in [1, the "
+            "width of token_ids]; rows, width and lengths:",
+            batch,
+            width,
+            lengths,
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(lengths)
 
 
 def _with_bos(ids, bos_id: int):
@@ -295,9 +379,27 @@ def _control_specs() -> list:
     ]
 
 
-def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
-    """The first value of each control; a request must use one value for all rows."""
-    scalars = []
+def _checked_length(token_ids, context: int):
+    """`token_ids`, once its length fits the model's context (`max_seq_len`)."""
+    check = tf.debugging.Assert(
+        tf.shape(token_ids)[1] <= context,
+        [
+            f"token_ids: the sequence is longer than the context of the model ({context} tokens, "
+            "max_seq_len); send at most that many tokens. Length:",
+            tf.shape(token_ids)[1],
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(token_ids)
+
+
+def _request_controls(batch, max_new_tokens, temperature, top_k, top_p, seed):
+    """One value of each control per row, checked as `generate` checks it.
+
+    A control holds one value per row (`batch` values) or one for all rows;
+    rows may differ (each row is decoded with its own settings).
+    """
+    controls = []
     for name, value in (
         ("max_new_tokens", max_new_tokens),
         ("temperature", temperature),
@@ -305,11 +407,34 @@ def _request_scalars(max_new_tokens, temperature, top_k, top_p, seed):
         ("top_p", top_p),
         ("seed", seed),
     ):
-        tf.debugging.assert_equal(
-            value,
-            value[0],
-            message=f"{name} must be the same for every row of a request "
-            "(send rows with different settings as separate requests)",
+        size = tf.size(value)
+        counted = tf.debugging.Assert(
+            (size == 1) | (size == batch),
+            [
+                f"{name} must hold one value per row of token_ids or a single value; rows "
+                "and values:",
+                batch,
+                size,
+            ],
         )
-        scalars.append(value[0])
-    return scalars
+        with tf.control_dependencies([counted]):
+            controls.append(tf.broadcast_to(value, [batch]))
+    max_new_tokens, temperature, top_k, top_p, seed = controls
+    checks = [
+        tf.debugging.assert_greater_equal(
+            top_k, 0, message="top_k must be >= 0 (0 = off), as in Keras generate"
+        ),
+        tf.debugging.Assert(
+            tf.reduce_all((top_p >= 0.0) & (top_p <= 1.0)),
+            ["top_p must be in [0, 1] (0 or 1 = off), as in Keras generate; got", top_p],
+        ),
+        tf.debugging.Assert(
+            tf.reduce_all((temperature >= 0.0) & (temperature < np.inf)),
+            [
+                "temperature must be >= 0 (0 = greedy) and finite, as in Keras generate; got",
+                temperature,
+            ],
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return [tf.identity(value) for value in controls]

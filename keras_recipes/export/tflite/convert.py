@@ -243,14 +243,13 @@ def export_tflite(
     Returns:
         The `Path` written.
 
-    Examples:
-
-    ```python
-    model = build_llama("tiny")
-    export_tflite(model, "saved_models/llama.tflite")
-    export_tflite(model, "saved_models/llama-int8.tflite", quantize="dynamic-int8")
-    TFLiteGenerator("saved_models/llama.tflite").generate([[1, 2, 3]], 16)
-    ```
+    For `model = build_llama("tiny")`:
+    `export_tflite(model, "saved_models/llama.tflite")` writes the float
+    model, `export_tflite(model, "saved_models/llama-int8.tflite",
+    quantize="dynamic-int8")` the int8-weight one, and
+    `TFLiteGenerator("saved_models/llama.tflite").generate([[1, 2, 3]], 16)`
+    decodes with it. (Conversion takes seconds, so
+    `tests/test_export_tflite.py` runs these rather than a doctest.)
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(

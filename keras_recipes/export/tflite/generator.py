@@ -30,13 +30,10 @@ class TFLiteGenerator:
         path: str or path of the `.tflite` file.
         num_threads: int or None, LiteRT CPU threads (None: its default).
 
-    Examples:
-
-    ```python
-    export_tflite(model, "llama.tflite")
-    generator = TFLiteGenerator("llama.tflite")
-    generator.generate([[1, 5, 9]], max_new_tokens=32)   # same as model.generate
-    ```
+    After `export_tflite(model, "llama.tflite")`,
+    `TFLiteGenerator("llama.tflite").generate([[1, 5, 9]], max_new_tokens=32)`
+    returns what `model.generate` does (`tests/test_export_tflite.py`
+    checks it; conversion takes seconds, too long for a doctest).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):

@@ -37,13 +37,12 @@ class TFLiteTranslator:
         path: the `.tflite` file.
         num_threads: LiteRT threads (None: its default).
 
-    Examples:
-
-    ```python
-    export_tflite(model, "dates.tflite")
-    TFLiteTranslator("dates.tflite").translate(["9 May 2018"])  # ["2018-05-09"]
-    TFLiteTranslator("dates.tflite").translate(["9 May 2018"], beam_width=4)
-    ```
+    After `export_tflite(model, "dates.tflite")` of a trained dates
+    `Seq2Seq`, `TFLiteTranslator("dates.tflite").translate(["9 May 2018"])`
+    gives `["2018-05-09"]`, and `.translate(["9 May 2018"], beam_width=4)`
+    decodes by beam search (`tests/test_export_tflite.py` checks both
+    against the Keras model; conversion takes seconds, too long for a
+    doctest).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):

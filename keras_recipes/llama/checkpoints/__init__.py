@@ -19,6 +19,7 @@ public names of the files above.
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,15 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False):
             "Face folder with config.json and safetensors."
         )
     if path.suffix == ".keras":
-        model = keras.models.load_model(path)
+        try:
+            model = keras.models.load_model(path)
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise CheckpointError(
+                f"{path} cannot be read as a .keras file ({type(error).__name__}: {first[:200]}); "
+                "it is damaged or truncated. Save the model again, or train it again "
+                "(keras-recipes llama train --overwrite)."
+            ) from None
         if not isinstance(model, LlamaModel):
             raise CheckpointError(f"{path} holds a {type(model).__name__}, not a LLaMA model.")
         if not allow_nonfinite:
@@ -134,18 +143,26 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False):
     return load_llama2c(path, allow_nonfinite=allow_nonfinite)
 
 
-def save_checkpoint(model, path: str | os.PathLike, llama2c_version: int = 0) -> Path:
-    """Writes `model` in the format `path` names: `.keras`, `.bin` (llama2.c) or a folder (HF)."""
+def save_checkpoint(
+    model, path: str | os.PathLike, llama2c_version: int = 0, allow_nonfinite: bool = False
+) -> Path:
+    """Writes `model` in the format `path` names: `.keras`, `.bin` (llama2.c) or a folder (HF).
+
+    NaN or Inf weights are refused, naming the weight, unless `allow_nonfinite=True`.
+    """
+    from keras_recipes._finite import check_finite, model_weights
+
     path = Path(path)
+    check_finite(model_weights(model), f"save_checkpoint {path}", allow_nonfinite)
     if path.suffix == ".keras":
         with atomic_path(path, suffix=".keras") as tmp:  # Keras insists on the extension
             model.save(tmp)
         return path
     if path.suffix == ".bin":
-        return save_llama2c(model, path, version=llama2c_version)
+        return save_llama2c(model, path, version=llama2c_version, allow_nonfinite=True)
     if path.suffix:
         raise CheckpointError(
             f"{path}: unknown checkpoint format {path.suffix!r}; use .keras, .bin (llama2.c) "
             "or a folder name (Hugging Face)."
         )
-    return save_hf(model, path)
+    return save_hf(model, path, allow_nonfinite=allow_nonfinite)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_recipes._io import atomic_folder
+from keras_recipes._finite import check_finite
+from keras_recipes._io import atomic_folder, umask
 from keras_recipes.llama.checkpoints.errors import CheckpointError
 from keras_recipes.llama.checkpoints.safetensors_files import (
     SAFETENSORS_DTYPES,
@@ -314,12 +315,10 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
         allow_nonfinite: bool. Load NaN or Inf weights instead of refusing
             them. Defaults to False.
 
-    Examples:
-
-    ```python
-    model = load_hf("path/to/TinyLlama-1.1B")
-    model.generate([[1, 450, 4996]], max_new_tokens=20)
-    ```
+    `model = load_hf("path/to/TinyLlama-1.1B")` loads a downloaded
+    checkpoint folder, then `model.generate([[1, 450, 4996]],
+    max_new_tokens=20)` continues a prompt. `save_hf` writes the same
+    layout back (no doctest: a real checkpoint is gigabytes).
     """
     from keras_recipes.llama.model import LlamaModel
 
@@ -336,7 +335,9 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
     return model
 
 
-def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path:
+def save_hf(
+    model, directory: str | os.PathLike, dtype: str = "float32", allow_nonfinite: bool = False
+) -> Path:
     """Writes `model` as a Hugging Face LLaMA folder: config.json + model.safetensors.
 
     Interleaved-RoPE models (llama2.c) get their wq/wk rows permuted to
@@ -354,6 +355,9 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         model: a `LlamaModel`.
         directory: the folder (created if needed).
         dtype: "float32", "float16" or "bfloat16", the stored weight type.
+        allow_nonfinite: bool, default False. Write NaN or Inf weights
+            (after the cast: a value that overflows float16 counts) instead
+            of refusing them, naming the tensor.
     """
     import ml_dtypes
     from safetensors.numpy import save_file
@@ -370,6 +374,7 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         canonical_to_hf_name(name): np.ascontiguousarray(value.astype(numpy_dtypes[dtype]))
         for name, value in tensors
     }
+    check_finite(state.items(), f"save_hf {directory}", allow_nonfinite)
     hf_config = {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -395,6 +400,8 @@ def save_hf(model, directory: str | os.PathLike, dtype: str = "float32") -> Path
         hf_config["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
     with atomic_folder(directory, carry_over=_kept_beside_hf_weights) as tmp:
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        # safetensors creates its file 0600 whatever the umask; the house rule is the umask's.
+        os.chmod(tmp / "model.safetensors", 0o666 & ~umask())
         (tmp / "config.json").write_text(json.dumps(hf_config, indent=2), encoding="utf-8")
     return directory
 

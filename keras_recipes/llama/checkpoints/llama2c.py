@@ -352,14 +352,12 @@ def load_llama2c(path: str | os.PathLike, allow_nonfinite: bool = False):
     Returns:
         `LlamaModel`, with `.generate(...)`.
 
-    Examples:
-
-    ```python
-    model = load_llama2c("stories15M.bin")
-    tokenizer = Llama2cTokenizer.load("tokenizer.bin")
-    ids = model.generate([tokenizer.encode("Once upon a time")], max_new_tokens=64)
-    print(tokenizer.decode(ids[0]))
-    ```
+    With llama2.c's `stories15M.bin` and `tokenizer.bin` at hand:
+    `model = load_llama2c("stories15M.bin")`,
+    `tokenizer = Llama2cTokenizer.load("tokenizer.bin")`,
+    `ids = model.generate([tokenizer.encode("Once upon a time")], max_new_tokens=64)`,
+    then `tokenizer.decode(ids[0])` is the story (no doctest: it needs the
+    downloaded checkpoint).
     """
     from keras_recipes.llama.model import LlamaConfig, LlamaModel
 
@@ -382,7 +380,9 @@ def load_llama2c(path: str | os.PathLike, allow_nonfinite: bool = False):
     return model
 
 
-def save_llama2c(model, path: str | os.PathLike, version: int = 0) -> Path:
+def save_llama2c(
+    model, path: str | os.PathLike, version: int = 0, allow_nonfinite: bool = False
+) -> Path:
     """Writes `model` as a llama2.c checkpoint, atomically.
 
     Args:
@@ -391,11 +391,16 @@ def save_llama2c(model, path: str | os.PathLike, version: int = 0) -> Path:
         path: the `.bin` to write (replaced only once fully written).
         version: 0 (legacy, what `run.c` reads), 1 (fp32 with a header) or
             2 (int8 Q8_0, what `runq.c` reads).
+        allow_nonfinite: bool, default False. Write NaN or Inf weights
+            instead of refusing them, naming the tensor.
 
     Raises:
         CheckpointError: the model uses what llama2.c cannot express (a RoPE
             theta other than 10000, RoPE scaling, RMSNorm epsilon not 1e-5).
     """
+    from keras_recipes._finite import check_finite, model_weights
+
+    check_finite(model_weights(model), f"save_llama2c {path}", allow_nonfinite)
     config = model.config
     problems = []
     if config.rope_theta != 10000.0:
