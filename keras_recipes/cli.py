@@ -167,19 +167,23 @@ def _llama_finetune(args) -> int:
 DEFAULT_NEW_TOKENS = 200  # `llama generate` without --max-new-tokens (capped by the context)
 
 
-def stream_generate(model, tokenizer, prompt: list[int], out, on_first_token=None, **controls):
-    """`model.generate([prompt], eos_id=tokenizer.eos_id, **controls)`, its new text written to `out`.
+def stream_generate(
+    model, tokenizer, prompt: list[int], out, on_first_token=None, stop_ids=None, **controls
+):
+    """`model.generate([prompt], stop_ids=..., **controls)`, its new text written to `out`.
 
     What `llama generate` prints: the text of each chunk of new tokens as it
     comes (`IncrementalDecoder`: a few tokens decoded per chunk, never the
     whole text), stopping before the end-of-sequence token; what `out`
     receives in all equals `tokenizer.decode` of the new ids after the
     prompt's text. `on_first_token()` is called when the first new token is
-    there. Returns `generate`'s ids.
+    there. `stop_ids` (default: the tokenizer's end id) end the text before
+    them. Returns `generate`'s ids.
     """
     from keras_recipes.tokenizers.streaming import IncrementalDecoder
 
-    decoder, eos_id = IncrementalDecoder(tokenizer, prompt), tokenizer.eos_id
+    decoder = IncrementalDecoder(tokenizer, prompt)
+    stops = set(stop_ids if stop_ids is not None else [tokenizer.eos_id])
     started = ended = False
 
     def stream(tokens):
@@ -190,15 +194,105 @@ def stream_generate(model, tokenizer, prompt: list[int], out, on_first_token=Non
         new = tokens[0, len(decoder.ids) :].tolist()
         if ended or not new:
             return
-        if eos_id in new:
-            new, ended = new[: new.index(eos_id)], True
+        ends = [k for k, token in enumerate(new) if token in stops]
+        if ends:
+            new, ended = new[: ends[0]], True
         out.write(decoder.push(new))
         out.flush()
 
-    ids = model.generate([prompt], eos_id=eos_id, callback=stream, **controls)
+    ids = model.generate([prompt], stop_ids=sorted(stops), callback=stream, **controls)
     out.write(decoder.finish())
     out.flush()
     return ids
+
+
+def _load_model_and_tokenizer(args, load_checkpoint, who: str):
+    """The checkpoint's model and tokenizer (`--tokenizer`, or the one beside it)."""
+    from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
+
+    if not Path(args.checkpoint).exists():
+        raise ValueError(
+            f"No checkpoint at {args.checkpoint}: give a .keras file"
+            + (", a llama2.c .bin" if who.startswith("llama") else "")
+            + " or a Hugging Face folder."
+        )
+    tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
+    if tokenizer_path is None:
+        raise ValueError(
+            f"No tokenizer.model, tokenizer.bin or tokenizer.json next to {args.checkpoint}; "
+            "pass --tokenizer."
+        )
+    model = load_checkpoint(args.checkpoint)
+    return model, load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+
+
+def _stop_ids(tokenizer, checkpoint) -> list[int]:
+    """The tokenizer's end id and the stop ids of the checkpoint's folder
+    (generation_config.json / config.json `eos_token_id`, an int or a list)."""
+    from keras_recipes.tokenizers.huggingface import folder_stop_ids
+
+    folder = Path(checkpoint) if Path(checkpoint).is_dir() else Path(checkpoint).parent
+    ids = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return list(dict.fromkeys([*ids, *folder_stop_ids(folder)]))
+
+
+def _chat_settings(args, model, tokenizer):
+    """The generation settings of `llama chat` / `generate --chat` from the flags."""
+    from keras_recipes.causal_lm import GenerationConfig
+
+    max_new_tokens = args.max_new_tokens
+    if max_new_tokens is None:
+        max_new_tokens = min(DEFAULT_NEW_TOKENS, model.config.max_seq_len)
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        stop_ids=[*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])],
+    )
+
+
+def _chat_turn(chat, text: str) -> None:
+    """One streamed reply of `chat` to `text` on stdout."""
+    chat.send(text, stream=lambda piece: print(piece, end="", flush=True))
+    print(flush=True)
+
+
+def _llama_chat(args) -> int:
+    """An interactive chat: one user turn per line of stdin, replies streamed."""
+    from keras_recipes.causal_lm.chat import Chat
+    from keras_recipes.llama.checkpoints import load_checkpoint
+
+    model, tokenizer = _load_model_and_tokenizer(args, load_checkpoint, "llama chat")
+    settings = _chat_settings(args, model, tokenizer)
+    chat = Chat(model, tokenizer, system=args.system, settings=settings)
+    interactive = sys.stdin.isatty()
+    print(
+        "Chat with the model: a line is one turn; /reset starts over, /exit (or end of input) "
+        "quits.",
+        file=sys.stderr,
+    )
+    while True:
+        if interactive:
+            print("> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            break
+        text = line.rstrip("\n")
+        if not text.strip():
+            continue
+        if text.strip() in ("/exit", "/quit"):
+            break
+        if text.strip() == "/reset":
+            chat.reset()
+            print("(conversation reset)", file=sys.stderr)
+            continue
+        try:
+            _chat_turn(chat, text)
+        except ValueError as error:
+            print(f"keras-recipes llama chat: {error}", file=sys.stderr)
+    return 0
 
 
 def _llama_generate(args) -> int:
@@ -217,22 +311,19 @@ def _generate(args, load_checkpoint, who: str) -> int:
     """`keras-recipes FAMILY generate`: `load_checkpoint(path)` gives the family's model."""
     import time
 
-    from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
-
     try:
-        if not Path(args.checkpoint).exists():
-            raise ValueError(
-                f"No checkpoint at {args.checkpoint}: give a .keras file"
-                + (", a llama2.c .bin" if who.startswith("llama") else "")
-                + " or a Hugging Face folder."
-            )
-        tokenizer_path = args.tokenizer or find_tokenizer(args.checkpoint)
-        if tokenizer_path is None:
-            raise ValueError(
-                f"No tokenizer.model or tokenizer.bin next to {args.checkpoint}; pass --tokenizer."
-            )
-        model = load_checkpoint(args.checkpoint)
-        tokenizer = load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+        model, tokenizer = _load_model_and_tokenizer(args, load_checkpoint, who)
+        if args.chat:
+            from keras_recipes.causal_lm.chat import Chat
+
+            settings = _chat_settings(args, model, tokenizer)
+            _chat_turn(Chat(model, tokenizer, system=args.system, settings=settings), args.prompt)
+            return 0
+        if args.system:
+            raise ValueError("--system applies with --chat only.")
+        stop_ids = list(
+            dict.fromkeys([*_stop_ids(tokenizer, args.checkpoint), *(args.stop_id or [])])
+        )
         prompt = tokenizer.encode(args.prompt, add_bos=True)
         room = model.config.max_seq_len - len(prompt)
         if room < 1:
@@ -256,6 +347,7 @@ def _generate(args, load_checkpoint, who: str) -> int:
             top_k=args.top_k,
             top_p=args.top_p,
             seed=args.seed,
+            stop_ids=stop_ids,
             on_first_token=lambda: first_token_at.append(time.perf_counter()),
         )
     except ValueError as error:
@@ -263,7 +355,8 @@ def _generate(args, load_checkpoint, who: str) -> int:
         return 2
     end = time.perf_counter()
     new = out[0, len(prompt) :].tolist()
-    produced = new.index(tokenizer.eos_id) + 1 if tokenizer.eos_id in new else len(new)
+    ends = [k for k, token in enumerate(new) if token in stop_ids]
+    produced = ends[0] + 1 if ends else len(new)
     first = first_token_at[0] if first_token_at else end
     rate = (produced - 1) / (end - first) if produced > 1 and end > first else float("nan")
     print()
@@ -355,9 +448,12 @@ def _export(args) -> int:
             if args.quantize:
                 raise ValueError("--quantize applies to --format tflite only.")
             tokenizer = args.tokenizer
-            default_tokenizer = checkpoint.with_name("tokenizer.model")
-            if tokenizer is None and is_causal_lm(model) and default_tokenizer.is_file():
-                tokenizer = default_tokenizer
+            beside = [checkpoint.with_name("tokenizer.model")]
+            if checkpoint.is_dir():  # a Hugging Face folder: its SentencePiece or tokenizer.json
+                beside = [checkpoint / "tokenizer.model", checkpoint / "tokenizer.json"]
+            found = [path for path in beside if path.is_file()]
+            if tokenizer is None and is_causal_lm(model) and found:
+                tokenizer = found[0]
             from keras_recipes.serving.docker import serving_command
 
             path = export_saved_model(model, args.out, version=args.version, tokenizer=tokenizer)
@@ -414,7 +510,11 @@ def _serve_check(args) -> int:
     return 0
 
 
-def _add_generate_arguments(parser: argparse.ArgumentParser, checkpoint_help: str) -> None:
+def _add_generate_arguments(
+    parser: argparse.ArgumentParser, checkpoint_help: str, chat: str | None = "flag"
+) -> None:
+    """The flags of `FAMILY generate` (chat="flag": with `--chat`) and of
+    `llama chat` (chat="command": no `--prompt`, sampling at 0.7)."""
     parser.add_argument(
         "--checkpoint",
         required=True,
@@ -424,20 +524,44 @@ def _add_generate_arguments(parser: argparse.ArgumentParser, checkpoint_help: st
     parser.add_argument(
         "--tokenizer",
         metavar="PATH",
-        help="SentencePiece .model or llama2.c tokenizer.bin "
-        "(default: tokenizer.model or tokenizer.bin next to the checkpoint)",
+        help="SentencePiece .model, llama2.c tokenizer.bin or Hugging Face tokenizer.json "
+        "(default: the one next to the checkpoint)",
     )
-    parser.add_argument("--prompt", default="Once upon a time", help="text to continue")
+    if chat != "command":
+        parser.add_argument("--prompt", default="Once upon a time", help="text to continue")
     parser.add_argument(
         "--max-new-tokens",
         type=int,
         default=None,
         help=f"default: {DEFAULT_NEW_TOKENS}, or what the model's context leaves after the prompt",
     )
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 for greedy decoding")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=0.7 if chat == "command" else 0.8,
+        help="0 for greedy decoding",
+    )
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--top-p", type=float, default=0.9)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--stop-id",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="one more id that ends generation (repeatable); the tokenizer's end token and "
+        "the folder's generation_config.json eos_token_id list always stop",
+    )
+    parser.add_argument(
+        "--system", default=None, help="chat: the system message that opens the conversation"
+    )
+    if chat == "flag":
+        parser.add_argument(
+            "--chat",
+            action="store_true",
+            help="the prompt is one user turn, written with the tokenizer's chat template "
+            "(tokenizer_config.json); the assistant's reply is streamed",
+        )
 
 
 def _add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -584,6 +708,18 @@ def build_parser() -> argparse.ArgumentParser:
         llama_generate, "a .keras file (llama train), a llama2.c .bin, or a Hugging Face folder"
     )
     llama_generate.set_defaults(func=_llama_generate)
+    llama_chat = llama_commands.add_parser(
+        "chat",
+        help="an interactive multi-turn chat through the checkpoint's chat template "
+        "(a line of input is a turn; /reset, /exit)",
+    )
+    _add_generate_arguments(
+        llama_chat,
+        "a Hugging Face chat folder (or any LLaMA checkpoint "
+        "with --tokenizer naming a tokenizer.json)",
+        chat="command",
+    )
+    llama_chat.set_defaults(func=_llama_chat)
     llama_convert = llama_commands.add_parser(
         "convert",
         help="convert a checkpoint between .keras, llama2.c .bin, Hugging Face and GGUF",

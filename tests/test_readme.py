@@ -37,6 +37,7 @@ MAIN_JOB_STAND_IN = ("recipes/llama_tiny.py", "--quick", "--seq-len", "128")
 # Sections whose blocks take longest; `pytest -m slow` runs them. No fast
 # block may use a file that only a slow block writes.
 SLOW_SECTIONS = (
+    "Chat with a real checkpoint",
     "Fine-tune a checkpoint: LoRA, loss on the answers only",
     "Training: one process, or several (tf.distribute)",
     "Word embeddings",

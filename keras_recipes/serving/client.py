@@ -128,6 +128,83 @@ class TFServingClient:
         answer = self._request(self._model_path(model, version, label) + ":predict", body)
         return answer["predictions"] if instances is not None else answer["outputs"]
 
+    def chat(
+        self,
+        model: str,
+        messages: list[dict],
+        tokenizer,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        version: int | None = None,
+        **template_variables,
+    ) -> str:
+        """The assistant's reply to `messages`, from a model served with `generate_text`.
+
+        The conversation is written with the chat template on this side
+        (`keras_recipes.tokenizers.ChatTemplate`, as `transformers` renders
+        it) and sent to the `generate_text` signature of an export made with
+        the checkpoint's `tokenizer.json`; the server tokenizes it, stops on
+        the checkpoint's stop ids and answers prompt and reply as one text
+        without special tokens, from which the prompt's text is cut.
+
+        Args:
+            model: str, the served model name.
+            messages: list of `{"role": ..., "content": ...}` dicts.
+            tokenizer: the checkpoint's folder (tokenizer.json and
+                tokenizer_config.json), or a `TokenizerJson`.
+            max_new_tokens, temperature, top_k, top_p, seed: the request's
+                controls (top_k 0 and top_p 1 switch those filters off).
+            version: serve a given version.
+            **template_variables: more template variables (e.g. Llama 3.2's
+                `date_string`).
+
+        Examples:
+
+        ```python
+        client.chat("llama32", [{"role": "user", "content": "Hi!"}],
+                    tokenizer="Llama-3.2-1B-Instruct/")
+        ```
+        """
+        from keras_recipes.tokenizers import TokenizerJson, load_tokenizer
+        from keras_recipes.tokenizers.chat import chat_template_of
+
+        if not isinstance(tokenizer, TokenizerJson):
+            tokenizer = load_tokenizer(tokenizer)
+        prompt = chat_template_of(tokenizer).render(
+            messages, add_generation_prompt=True, **template_variables
+        )
+        answer = self.predict(
+            model,
+            inputs={
+                "prompt": [prompt],
+                "max_new_tokens": [int(max_new_tokens)],
+                "temperature": [float(temperature)],
+                "top_k": [int(top_k)],
+                "top_p": [float(top_p)],
+                "seed": [int(seed)],
+            },
+            signature_name="generate_text",
+            version=version,
+        )
+        text = answer["text"][0] if isinstance(answer, dict) else answer[0]
+        if isinstance(text, dict):  # a string that is not UTF-8 comes base64-encoded
+            import base64
+
+            text = base64.b64decode(text["b64"]).decode("utf-8", errors="replace")
+        ids = tokenizer.encode(prompt)
+        if tokenizer.bos_id is not None and ids[:1] != [tokenizer.bos_id]:
+            ids = [tokenizer.bos_id, *ids]
+        shown = tokenizer.decode(ids, skip_special_tokens=True)
+        if not text.startswith(shown):
+            raise ValueError(
+                f"TFServingClient.chat: the answer of {model!r} does not start with the prompt's "
+                "text; is it served with this tokenizer.json?"
+            )
+        return text[len(shown) :]
+
     def grpc_predict(
         self,
         model: str,

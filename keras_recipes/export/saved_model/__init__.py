@@ -188,7 +188,13 @@ def export_saved_model(
             existing version. An existing version is an error, never
             overwritten.
         tokenizer: `SentencePieceTokenizer`, its proto bytes or `.model`
-            path, or None. Adds `generate_text` to a LLaMA export.
+            path; a `TokenizerJson`, a `tokenizer.json` path or a Hugging
+            Face folder holding one; or None. Adds `generate_text` to a
+            LLaMA export. A `tokenizer.json` runs as graph ops exact against
+            the `tokenizers` library (`keras_recipes.tokenizers.graph`), or
+            the export is refused with the reason; the begin token is added
+            unless the prompt starts with it, and special tokens are left
+            out of the returned text.
         labels: list of str or None, class names of a classifier or tagger.
         model_name: str or None, the name TF Serving serves it under (used in
             the warm-up requests); defaults to `base_dir`'s name.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -20,9 +21,20 @@ from keras_recipes.causal_lm.generation import generate
 from keras_recipes.export.saved_model.common import SERVING_DEFAULT, _tf_variables
 
 
-def _tokenizer_proto(tokenizer) -> bytes:
-    if tokenizer is None:
-        return None
+def _tokenizer_proto(tokenizer):
+    """The tokenizer `generate_text` runs: SentencePiece proto bytes, or a
+    `TokenizerJson` (a `tokenizer.json` file, or a folder holding one and no
+    `tokenizer.model`); None without one."""
+    from keras_recipes.tokenizers import TokenizerJson
+
+    if tokenizer is None or isinstance(tokenizer, TokenizerJson):
+        return tokenizer
+    if isinstance(tokenizer, (str, os.PathLike)):
+        path = Path(tokenizer)
+        if path.is_dir() and not (path / "tokenizer.model").is_file():
+            path = path / "tokenizer.json"
+        if path.suffix == ".json":
+            return TokenizerJson(path)
     if isinstance(tokenizer, (bytes, str, os.PathLike)):
         from keras_recipes.tokenizers import SentencePieceTokenizer
 
@@ -31,7 +43,8 @@ def _tokenizer_proto(tokenizer) -> bytes:
     if not isinstance(proto, bytes):
         raise ValueError(
             "export_saved_model: `tokenizer` must be a keras_recipes SentencePieceTokenizer, "
-            f"its proto bytes or a .model path; got {type(tokenizer).__name__}."
+            "its proto bytes or a .model path, or a TokenizerJson or tokenizer.json path; got "
+            f"{type(tokenizer).__name__}."
         )
     return proto
 
@@ -118,6 +131,9 @@ class _CausalLMSignatures:
             "generate": generate,
             "generate_padded": generate_padded,
         }
+        if self.proto is not None and not isinstance(self.proto, bytes):  # a tokenizer.json
+            functions["generate_text"] = self._generate_text_json(decoding, _control_specs())
+            return functions
         if self.proto is not None:
             import tensorflow_text as tf_text
 
@@ -155,8 +171,65 @@ class _CausalLMSignatures:
             self.sentencepiece = sp
         return functions
 
+    def _generate_text_json(self, decoding, control_specs):
+        """`generate_text` for a `tokenizer.json`: its pipeline as graph ops
+        (`keras_recipes.tokenizers.graph`), exact against the `tokenizers`
+        library or refused at construction."""
+        from keras_recipes.tokenizers.graph import GraphTokenizer
+
+        model, tokenizer = self.model, self.proto
+        vocab_size = model.config.vocab_size
+        graph = GraphTokenizer(tokenizer, vocab_size=vocab_size)
+        self.graph_tokenizer = graph
+        bos_id, stop_ids = tokenizer.bos_id, self.stop_ids()
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.string, name="prompt"), *control_specs],
+            autograph=False,
+        )
+        def generate_text(prompt, max_new_tokens, temperature, top_k, top_p, seed):
+            controls = _request_controls(
+                tf.shape(prompt)[0], max_new_tokens, temperature, top_k, top_p, seed
+            )
+            ids = graph.tokenize(prompt)
+            if bos_id is not None:
+                ids = _with_bos(ids, bos_id)
+            padded, lengths = graph_generate.left_pad(ids)
+            padded = _checked_token_ids(padded, vocab_size)
+            with decoding():
+                out = graph_generate.generate_in_graph(
+                    model,
+                    padded,
+                    lengths,
+                    *controls,
+                    jit_compile=self.jit_compile,
+                    stop_ids=stop_ids,
+                )
+            new = out[:, tf.shape(padded)[1] :]
+            stopped = tf.zeros_like(new, tf.bool)
+            for stop_id in stop_ids:
+                stopped |= tf.equal(new, stop_id)
+            before_stop = tf.cumsum(tf.cast(stopped, tf.int32), axis=1) == 0
+            new = tf.ragged.boolean_mask(new, before_stop)
+            # Special tokens are left out of the text (decode with skip_special_tokens).
+            return {"text": graph.detokenize(tf.concat([ids, new], axis=1))}
+
+        return generate_text
+
+    def stop_ids(self) -> tuple[int, ...]:
+        """The ids that end a `generate_text` answer: a `tokenizer.json`'s end
+        token and the stop ids of `generation_config.json` / `config.json`
+        beside it."""
+        from keras_recipes.tokenizers.huggingface import stop_ids_of
+
+        return stop_ids_of(self.proto)
+
     def resources(self) -> list:
-        return [self.sentencepiece] if self.proto is not None else []
+        if self.proto is None:
+            return []
+        if isinstance(self.proto, bytes):
+            return [self.sentencepiece]
+        return self.graph_tokenizer.resources
 
     def variables(self) -> list:
         return _tf_variables(self.model)
@@ -208,15 +281,26 @@ class _CausalLMSignatures:
             return {"token_ids": decode(inputs["token_ids"], **kwargs)}
         from keras_recipes.tokenizers import SentencePieceTokenizer
 
-        tokenizer = SentencePieceTokenizer(self.proto)
+        json_file = not isinstance(self.proto, bytes)
+        tokenizer = self.proto if json_file else SentencePieceTokenizer(self.proto)
+        stop_ids = self.stop_ids() if json_file else (tokenizer.eos_id,)
         texts = []
         for prompt in inputs["prompt"]:
             prompt = prompt.decode() if isinstance(prompt, bytes) else str(prompt)
-            ids = tokenizer.encode(prompt, add_bos=True)
-            out = decode([ids], eos_id=tokenizer.eos_id, **kwargs)[0, len(ids) :]
-            ends = np.flatnonzero(out == tokenizer.eos_id)
+            if json_file:
+                ids = tokenizer.encode(prompt)
+                if tokenizer.bos_id is not None and ids[:1] != [tokenizer.bos_id]:
+                    ids = [tokenizer.bos_id, *ids]
+            else:
+                ids = tokenizer.encode(prompt, add_bos=True)
+            out = decode([ids], stop_ids=stop_ids, **kwargs)[0, len(ids) :]
+            ends = np.flatnonzero(np.isin(out, stop_ids))
             new = out[: ends[0]] if len(ends) else out
-            texts.append(tokenizer.decode([*ids, *new]).encode())
+            if json_file:
+                text = tokenizer.decode([*ids, *new], skip_special_tokens=True)
+            else:
+                text = tokenizer.decode([*ids, *new])
+            texts.append(text.encode())
         return {"text": np.array(texts, object)}
 
 
@@ -250,6 +334,17 @@ def _checked_lengths(lengths, batch, width):
     )
     with tf.control_dependencies([check]):
         return tf.identity(lengths)
+
+
+def _with_bos(ids, bos_id: int):
+    """Ragged `ids` with `bos_id` in front of each row that does not start with it
+    (a chat template writes its own, as `<|begin_of_text|>`)."""
+    first = ids[:, :1].to_tensor(default_value=-1)[:, 0]
+    needs = tf.cast(tf.not_equal(first, bos_id), tf.int64)
+    bos = tf.RaggedTensor.from_row_lengths(
+        tf.fill([tf.reduce_sum(needs)], tf.constant(bos_id, ids.dtype)), needs
+    )
+    return tf.concat([bos, ids], axis=1)
 
 
 def _top_p_or_none(top_p: float) -> float | None:
