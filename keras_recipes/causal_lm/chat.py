@@ -34,15 +34,11 @@ class Chat:
         template_variables: dict, more variables for the template (e.g.
             Llama 3.2's `date_string`).
 
-    Examples:
-
-    ```python
-    chat = Chat(load_hf("Llama-3.2-1B-Instruct"), load_tokenizer("Llama-3.2-1B-Instruct"),
-                system="Answer in one sentence.")
-    chat.send("What is a llama?", stream=lambda text: print(text, end=""))
-    chat.send("And an alpaca?")
-    chat.reset()
-    ```
+    With a downloaded instruct model: `chat = Chat(load_hf(folder),
+    load_tokenizer(folder), system="Answer in one sentence.")`, then
+    `chat.send("What is a llama?", stream=lambda text: print(text, end=""))`
+    for each turn and `chat.reset()` to start over (`tests/test_llama3_chat.py`
+    runs it on a tiny Llama 3.2-shaped folder).
     """
 
     def __init__(

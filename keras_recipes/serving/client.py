@@ -161,12 +161,10 @@ class TFServingClient:
             **template_variables: more template variables (e.g. Llama 3.2's
                 `date_string`).
 
-        Examples:
-
-        ```python
-        client.chat("llama32", [{"role": "user", "content": "Hi!"}],
-                    tokenizer="Llama-3.2-1B-Instruct/")
-        ```
+        For instance `client.chat("llama32", [{"role": "user", "content":
+        "Hi!"}], tokenizer="Llama-3.2-1B-Instruct/")` against a server that
+        serves that folder's export (`tests/test_llama3_chat.py` runs it
+        through `LocalServer`).
         """
         from keras_recipes.tokenizers import TokenizerJson, load_tokenizer
         from keras_recipes.tokenizers.chat import chat_template_of

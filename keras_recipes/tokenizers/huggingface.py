@@ -70,13 +70,11 @@ class TokenizerJson:
         vocab_size: ids in use, added tokens included.
         config: the `tokenizer_config.json` dict ({} when absent).
 
-    Examples:
-
-    ```python
-    tokenizer = TokenizerJson("Llama-3.2-1B-Instruct/tokenizer.json")
-    ids = tokenizer.encode("rose 12345 in 2024", add_bos=True)
-    tokenizer.decode(ids)          # 'rose 12345 in 2024'
-    ```
+    On Llama 3.2's file, `TokenizerJson(folder + "/tokenizer.json").encode(
+    "rose 12345 in 2024", add_bos=True)` splits the digits as Llama 3 does
+    (`' '`, `'123'`, `'45'`), and `decode` gives the text back
+    (`tests/test_hf_tokenizer.py` checks such files against the `tokenizers`
+    library itself).
     """
 
     def __init__(self, path: str | os.PathLike):
