@@ -3,7 +3,9 @@
 # wheel compiles), installs the Python binding against that build instead of
 # compiling llama.cpp a second time, and exports what tests/test_llama_cpp.py
 # reads: LLAMA_CPP_LIB_PATH (libllama.so for the binding) and LLAMA_CPP_BIN
-# (llama-convert-llama2c-to-ggml, llama-simple, llama-bench). About 10 minutes
+# (llama-convert-llama2c-to-ggml, llama-simple, llama-bench), and LLAMA_CPP_SRC (the
+# source folder whose convert_hf_to_gguf.py tests/test_gguf_hf_convert.py runs; that
+# test also needs torch, and skips with the reason without it). About 10 minutes
 # on 2 cores.
 LLAMA_CPP_PYTHON_VERSION=0.3.36
 llama_cpp_dir="$(mkdir -p "${1:-.ci-llama-cpp}" && cd "${1:-.ci-llama-cpp}" && pwd)"
@@ -22,3 +24,4 @@ pip install -q cmake ninja
 )
 export LLAMA_CPP_LIB_PATH="$llama_cpp_dir/build/bin"
 export LLAMA_CPP_BIN="$llama_cpp_dir/build/bin"
+export LLAMA_CPP_SRC="$llama_cpp_dir/llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp"
