@@ -393,7 +393,16 @@ def _llama_convert(args) -> int:
 
             path = save_gguf(model, target, tokenizer=tokenizer, dtype=args.gguf_type)
         else:
-            path = save_checkpoint(model, target, llama2c_version=args.llama2c_version)
+            from keras_recipes.tokenizers import find_tokenizer, load_tokenizer
+
+            # A Hugging Face folder's config.json names the tokenizer's bos/eos ids.
+            found = None if target.suffix else args.tokenizer or find_tokenizer(source)
+            tokenizer = (
+                None if found is None else load_tokenizer(found, vocab_size=model.config.vocab_size)
+            )
+            path = save_checkpoint(
+                model, target, llama2c_version=args.llama2c_version, tokenizer=tokenizer
+            )
     except ValueError as error:
         print(f"keras-recipes llama convert: {error}", file=sys.stderr)
         return 2

@@ -301,3 +301,22 @@ def test_loaded_model_is_fully_allocated_and_trains(llama2c_file):
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True))
     loss = model.train_on_batch(TOKENS, np.roll(TOKENS, -1, axis=1))
     assert np.isfinite(loss)
+
+
+def test_save_hf_writes_the_tokenizers_bos_and_eos_ids(tmp_path):
+    import json
+
+    from keras_recipes.llama import LlamaConfig, build_llama, save_hf
+    from keras_recipes.tokenizers import train_sentencepiece
+
+    tokenizer = train_sentencepiece(
+        ["the fire spread fast", "the wind blew the fire"] * 20, vocab_size=20
+    )
+    model = build_llama(LlamaConfig.preset("tiny", vocab_size=20, max_seq_len=16))
+    save_hf(model, tmp_path / "with", tokenizer=tokenizer)
+    config = json.loads((tmp_path / "with" / "config.json").read_text())
+    assert (config["bos_token_id"], config["eos_token_id"]) == (tokenizer.bos_id, tokenizer.eos_id)
+    assert (tokenizer.bos_id, tokenizer.eos_id) != (1, 2)  # the defaults would be wrong here
+    save_hf(model, tmp_path / "without")
+    config = json.loads((tmp_path / "without" / "config.json").read_text())
+    assert (config["bos_token_id"], config["eos_token_id"]) == (1, 2)  # Hugging Face's defaults

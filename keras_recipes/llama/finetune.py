@@ -322,7 +322,10 @@ def write_merged(model, settings: dict, out: Path, merge_format: str | None, tok
     if merge_format not in MERGE_FORMATS:
         raise ValueError(f"--merge-format must be one of {MERGE_FORMATS}; got {merge_format!r}.")
     target = {"hf": out / "merged", "llama2c": out / "merged.bin", "keras": out / "merged.keras"}
-    path = save_checkpoint(model, target[merge_format])
+    from keras_recipes.tokenizers import load_tokenizer
+
+    tokenizer = load_tokenizer(tokenizer_path, vocab_size=model.config.vocab_size)
+    path = save_checkpoint(model, target[merge_format], tokenizer=tokenizer)
     if merge_format == "hf":
         shutil.copy2(tokenizer_path, Path(path) / Path(tokenizer_path).name)
     return path

@@ -144,11 +144,16 @@ def load_checkpoint(path: str | os.PathLike, allow_nonfinite: bool = False):
 
 
 def save_checkpoint(
-    model, path: str | os.PathLike, llama2c_version: int = 0, allow_nonfinite: bool = False
+    model,
+    path: str | os.PathLike,
+    llama2c_version: int = 0,
+    allow_nonfinite: bool = False,
+    tokenizer=None,
 ) -> Path:
     """Writes `model` in the format `path` names: `.keras`, `.bin` (llama2.c) or a folder (HF).
 
     NaN or Inf weights are refused, naming the weight, unless `allow_nonfinite=True`.
+    `tokenizer` (optional) gives a Hugging Face folder's bos/eos ids (`save_hf`).
     """
     from keras_recipes._finite import check_finite, model_weights
 
@@ -165,4 +170,4 @@ def save_checkpoint(
             f"{path}: unknown checkpoint format {path.suffix!r}; use .keras, .bin (llama2.c) "
             "or a folder name (Hugging Face)."
         )
-    return save_hf(model, path, allow_nonfinite=allow_nonfinite)
+    return save_hf(model, path, allow_nonfinite=allow_nonfinite, tokenizer=tokenizer)

@@ -335,8 +335,22 @@ def load_hf(directory: str | os.PathLike, dtype: str | None = None, allow_nonfin
     return model
 
 
+def _special_ids(tokenizer) -> dict:
+    """`config.json`'s bos/eos ids: the tokenizer's, else Hugging Face's LLaMA defaults."""
+    ids = {"bos_token_id": 1, "eos_token_id": 2}
+    for key, attribute in (("bos_token_id", "bos_id"), ("eos_token_id", "eos_id")):
+        value = getattr(tokenizer, attribute, None) if tokenizer is not None else None
+        if isinstance(value, int) and value >= 0:
+            ids[key] = value
+    return ids
+
+
 def save_hf(
-    model, directory: str | os.PathLike, dtype: str = "float32", allow_nonfinite: bool = False
+    model,
+    directory: str | os.PathLike,
+    dtype: str = "float32",
+    allow_nonfinite: bool = False,
+    tokenizer=None,
 ) -> Path:
     """Writes `model` as a Hugging Face LLaMA folder: config.json + model.safetensors.
 
@@ -358,6 +372,11 @@ def save_hf(
         allow_nonfinite: bool, default False. Write NaN or Inf weights
             (after the cast: a value that overflows float16 counts) instead
             of refusing them, naming the tensor.
+        tokenizer: the model's tokenizer (anything with `bos_id` / `eos_id`),
+            or None. `config.json`'s `bos_token_id` / `eos_token_id` are its
+            ids; without one they are Hugging Face's LLaMA defaults, 1 and 2,
+            which a tokenizer trained here does not use (readers such as
+            llama.cpp's converter and our chat take them as BOS and a stop id).
     """
     import ml_dtypes
     from safetensors.numpy import save_file
@@ -393,8 +412,7 @@ def save_hf(
         "attention_bias": False,
         "mlp_bias": False,
         "torch_dtype": dtype,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
+        **_special_ids(tokenizer),
     }
     if config.rope_scaling:
         hf_config["rope_scaling"] = {"rope_type": "llama3", **config.rope_scaling}
