@@ -74,3 +74,16 @@ def test_each_push_decodes_a_window_not_the_whole_text(sentencepiece):
     for token in ids[2:]:
         decoder.push([token])
     assert len(ids) > 60 and max(calls) <= 8  # never the whole text
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 1000])
+def test_a_run_of_space_tokens_streams_every_space(sentencepiece, chunks):
+    # What an undertrained model emits: "▁" again and again. A window that
+    # starts on a space piece decodes without it, so each one used to vanish.
+    space = [i for i in range(sentencepiece.vocab_size) if sentencepiece.id_to_piece(i) == "▁"]
+    ids = sentencepiece.encode("The cat", add_bos=True)
+    tail = [space[0]] * 6 + sentencepiece.encode("sat", add_bos=False) + [space[0]] * 3
+    full = ids + tail
+    assert streamed(sentencepiece, full, len(ids), min(chunks, len(tail))) == (
+        sentencepiece.decode(full)
+    )

@@ -59,12 +59,27 @@ class IncrementalDecoder:
         text = self.tokenizer.decode(self.ids[self._prefix :])
         if len(text) <= len(shown) or text.endswith(REPLACEMENT):
             return ""
-        self._prefix, self._read = self._read, len(self.ids)
+        self._read = len(self.ids)
+        self._advance_window()
         return text[len(shown) :]
+
+    def _advance_window(self) -> None:
+        """Starts the next window at the last shown token that decodes to a visible character.
+
+        A window that starts with whitespace pieces loses them (SentencePiece
+        drops the spaces at the start of a text), so a run of space tokens
+        keeps the window's start at the token before it.
+        """
+        for start in range(self._read - 1, self._prefix, -1):
+            text = self.tokenizer.decode(self.ids[start : start + 1])
+            if text and not text[0].isspace():
+                self._prefix = start
+                return
 
     def finish(self) -> str:
         """The text still held back (an unfinished character at the end, as `decode` writes it)."""
         shown = self.tokenizer.decode(self.ids[self._prefix : self._read])
         text = self.tokenizer.decode(self.ids[self._prefix :])
-        self._prefix, self._read = self._read, len(self.ids)
+        self._read = len(self.ids)
+        self._advance_window()
         return text[len(shown) :]
