@@ -39,8 +39,8 @@ def write_models_config(path: str | os.PathLike, models: list[dict]) -> Path:
     >>> [(model.name, model.model_version_policy.WhichOneof("policy_choice"))
     ...  for model in config.model_config_list.config]
     [('llama_tiny', 'latest'), ('sentiment', 'specific')]
-    >>> dict(config.model_config_list.config[1].version_labels)
-    {'canary': 2, 'stable': 1}
+    >>> sorted(config.model_config_list.config[1].version_labels.items())
+    [('canary', 2), ('stable', 1)]
     >>> scratch.cleanup()
     """
     from google.protobuf import text_format
