@@ -37,6 +37,19 @@ from conditions import print_conditions
 
 RUNTIMES = ("keras", "saved_model_c_api", "tflite", "litertlm")
 PROMPT = "The government said"
+# Shapes the library has no preset for: llama2.c's stories110M (its model.py's
+# published config; hidden_dim is SwiGLU's 2/3 * 4 * dim rounded to 32).
+SHAPES = {
+    "stories110M": dict(
+        vocab_size=32000,
+        dim=768,
+        n_layers=12,
+        n_heads=12,
+        hidden_dim=2048,
+        max_seq_len=1024,
+        tie_embeddings=True,
+    ),
+}
 
 
 def _single_thread():
@@ -169,7 +182,11 @@ def prepare(args, work: Path) -> int:
 
         tokenizer = train_sentencepiece(load_builtin_corpus("lee_background"), vocab_size=512)
         keras.utils.set_random_seed(0)
-        model = build_llama(LlamaConfig.preset(args.preset))
+        if args.preset in SHAPES:
+            config = LlamaConfig.from_dict(SHAPES[args.preset])
+        else:
+            config = LlamaConfig.preset(args.preset)
+        model = build_llama(config)
         head = model.tok_embeddings.embeddings if model.output_projection is None else None
         if head is not None:  # tied: ids beyond the tokenizer never win the argmax
             table = head.numpy()
@@ -202,7 +219,11 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", help="a training run folder (model.keras, tokenizer.model)")
-    source.add_argument("--preset", default="stories15M", help="random weights of this shape")
+    source.add_argument(
+        "--preset",
+        default="stories15M",
+        help=f"random weights of this shape: a LlamaConfig preset or one of {sorted(SHAPES)}",
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--llama-bench", default=None, help="llama.cpp's llama-bench binary")
@@ -212,6 +233,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--work", default=None, help="internal: the prepared folder")
     parser.add_argument("--prepare", action="store_true", help="internal: write the exports")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--keep", default=None, help="prepare the exports in this folder and keep them (to profile)"
+    )
     args = parser.parse_args(argv)
     if args.prepare:
         print(json.dumps({"prompt_len": prepare(args, Path(args.work))}))
@@ -221,6 +245,9 @@ def main(argv=None) -> dict:
         print(json.dumps(figures))
         return figures
     conditions = print_conditions(threads={"tensorflow": 1, "tflite": 1, "llama.cpp": 1})
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        return _compare(args, Path(args.keep), conditions)
     work = Path(tempfile.mkdtemp(prefix="runtimes-bench-"))
     try:
         return _compare(args, work, conditions)
