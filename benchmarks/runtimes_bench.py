@@ -138,14 +138,21 @@ def measure(runtime: str, work: Path, new_tokens: int, repeats: int) -> dict:
 
 def child(command: list[str]) -> tuple[str, int]:
     """Runs `command`; its stdout and its own peak RSS in bytes (wait4's rusage)."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            stderr.seek(0)
+            tail = "".join(stderr.readlines()[-15:])
+            killed = (
+                " (SIGKILL, e.g. the OOM killer: see dmesg)" if process.returncode == -9 else ""
+            )
+            raise RuntimeError(
+                f"{' '.join(command)} exited with {process.returncode}{killed}; "
+                f"its stderr ends:\n{tail}"
+            )
     return stdout, usage.ru_maxrss * 1024
 
 
