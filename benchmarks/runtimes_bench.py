@@ -12,10 +12,16 @@ first. Nothing passes or fails on time.
 
     python benchmarks/runtimes_bench.py --run runs/llama_tiny --llama-bench DIR/llama-bench
     python benchmarks/runtimes_bench.py --preset stories15M --llama-bench DIR/llama-bench
+    python benchmarks/runtimes_bench.py --preset stories110M \
+        --runtimes keras,saved_model_c_api --llama-bench DIR/llama-bench --keep /tmp/b110
 
 A `--preset` model has random weights (rows of the output head beyond the
 tokenizer's vocabulary zeroed, so every runtime can turn its greedy ids into
-text) and a SentencePiece tokenizer trained on the built-in corpus. Keras
+text) and a SentencePiece tokenizer trained on the built-in corpus;
+`stories110M` is llama2.c's shape, kept here (`SHAPES`) as the library has no
+such preset. `--runtimes` picks which Python-side runtimes are exported and
+timed (the TFLite conversion of a large model needs far more memory than its
+weights); `--keep DIR` keeps the exports, e.g. to profile one runtime. Keras
 and TensorFlow get one intra-op thread (`TF_NUM_INTRAOP_THREADS=1`-style
 settings), TFLite and llama.cpp one thread; LiteRT-LM's CPU engine picks its
 own. On a loaded machine compare only the ratios of one run.
@@ -37,6 +43,19 @@ from conditions import print_conditions
 
 RUNTIMES = ("keras", "saved_model_c_api", "tflite", "litertlm")
 PROMPT = "The government said"
+# Shapes the library has no preset for: llama2.c's stories110M (its model.py's
+# published config; hidden_dim is SwiGLU's 2/3 * 4 * dim rounded to 32).
+SHAPES = {
+    "stories110M": dict(
+        vocab_size=32000,
+        dim=768,
+        n_layers=12,
+        n_heads=12,
+        hidden_dim=2048,
+        max_seq_len=1024,
+        tie_embeddings=True,
+    ),
+}
 
 
 def _single_thread():
@@ -119,14 +138,21 @@ def measure(runtime: str, work: Path, new_tokens: int, repeats: int) -> dict:
 
 def child(command: list[str]) -> tuple[str, int]:
     """Runs `command`; its stdout and its own peak RSS in bytes (wait4's rusage)."""
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}")
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            stderr.seek(0)
+            tail = "".join(stderr.readlines()[-15:])
+            killed = (
+                " (SIGKILL, e.g. the OOM killer: see dmesg)" if process.returncode == -9 else ""
+            )
+            raise RuntimeError(
+                f"{' '.join(command)} exited with {process.returncode}{killed}; "
+                f"its stderr ends:\n{tail}"
+            )
     return stdout, usage.ru_maxrss * 1024
 
 
@@ -169,7 +195,11 @@ def prepare(args, work: Path) -> int:
 
         tokenizer = train_sentencepiece(load_builtin_corpus("lee_background"), vocab_size=512)
         keras.utils.set_random_seed(0)
-        model = build_llama(LlamaConfig.preset(args.preset))
+        if args.preset in SHAPES:
+            config = LlamaConfig.from_dict(SHAPES[args.preset])
+        else:
+            config = LlamaConfig.preset(args.preset)
+        model = build_llama(config)
         head = model.tok_embeddings.embeddings if model.output_projection is None else None
         if head is not None:  # tied: ids beyond the tokenizer never win the argmax
             table = head.numpy()
@@ -185,14 +215,18 @@ def prepare(args, work: Path) -> int:
     )
     model.save(work / "model.keras")
     tokenizer.save(work / "tokenizer.model")
-    export_saved_model(model, work / "saved_model", verify=False)
-    export_tflite(model, work / "model.tflite", verify=False)
-    # LiteRT-LM needs a stop token: one the greedy continuation never emits, so
-    # every runtime decodes the same number of tokens.
-    ids = tokenizer.encode(PROMPT, add_bos=True)
-    continuation = set(model.generate([ids], max_new_tokens=args.new_tokens)[0].tolist())
-    stop = min(set(range(tokenizer.vocab_size)) - continuation)
-    export_litertlm(model, work / "model.litertlm", tokenizer=tokenizer, stop_token_ids=[stop])
+    runtimes = args.runtimes.split(",")
+    if "saved_model_c_api" in runtimes:
+        export_saved_model(model, work / "saved_model", verify=False)
+    if "tflite" in runtimes:
+        export_tflite(model, work / "model.tflite", verify=False)
+    if "litertlm" in runtimes:
+        # LiteRT-LM needs a stop token: one the greedy continuation never emits,
+        # so every runtime decodes the same number of tokens.
+        ids = tokenizer.encode(PROMPT, add_bos=True)
+        continuation = set(model.generate([ids], max_new_tokens=args.new_tokens)[0].tolist())
+        stop = min(set(range(tokenizer.vocab_size)) - continuation)
+        export_litertlm(model, work / "model.litertlm", tokenizer=tokenizer, stop_token_ids=[stop])
     for dtype in ("f32", "q8_0"):
         save_gguf(model, work / f"model-{dtype}.gguf", tokenizer=tokenizer, dtype=dtype)
     return len(tokenizer.encode(PROMPT, add_bos=True))
@@ -202,9 +236,18 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--run", help="a training run folder (model.keras, tokenizer.model)")
-    source.add_argument("--preset", default="stories15M", help="random weights of this shape")
+    source.add_argument(
+        "--preset",
+        default="stories15M",
+        help=f"random weights of this shape: a LlamaConfig preset or one of {sorted(SHAPES)}",
+    )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--runtimes",
+        default=",".join(RUNTIMES),
+        help="comma-separated subset of the Python-side runtimes to export and time",
+    )
     parser.add_argument("--llama-bench", default=None, help="llama.cpp's llama-bench binary")
     parser.add_argument(
         "--only", default=None, help="internal: measure one runtime in this process"
@@ -212,6 +255,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--work", default=None, help="internal: the prepared folder")
     parser.add_argument("--prepare", action="store_true", help="internal: write the exports")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--keep", default=None, help="prepare the exports in this folder and keep them (to profile)"
+    )
     args = parser.parse_args(argv)
     if args.prepare:
         print(json.dumps({"prompt_len": prepare(args, Path(args.work))}))
@@ -221,6 +267,9 @@ def main(argv=None) -> dict:
         print(json.dumps(figures))
         return figures
     conditions = print_conditions(threads={"tensorflow": 1, "tflite": 1, "llama.cpp": 1})
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        return _compare(args, Path(args.keep), conditions)
     work = Path(tempfile.mkdtemp(prefix="runtimes-bench-"))
     try:
         return _compare(args, work, conditions)
@@ -235,11 +284,14 @@ def _compare(args, work: Path, conditions: dict) -> dict:
     source = ["--run", args.run] if args.run else ["--preset", args.preset]
     stdout, _ = child(
         [sys.executable, __file__, "--prepare", "--work", str(work), *source,
-         "--new-tokens", str(args.new_tokens)]
+         "--new-tokens", str(args.new_tokens), "--runtimes", args.runtimes]
     )  # fmt: skip
     prompt_len = json.loads(stdout.strip().splitlines()[-1])["prompt_len"]
     results = {}
-    for runtime in RUNTIMES:
+    unknown = set(args.runtimes.split(",")) - set(RUNTIMES)
+    if unknown:
+        raise SystemExit(f"--runtimes: unknown {sorted(unknown)}; choose from {RUNTIMES}.")
+    for runtime in args.runtimes.split(","):
         stdout, rss = child(
             [sys.executable, __file__, "--only", runtime, "--work", str(work),
              "--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
@@ -251,16 +303,21 @@ def _compare(args, work: Path, conditions: dict) -> dict:
                 args.llama_bench, work / f"model-{dtype}.gguf", prompt_len, args.new_tokens,
                 args.repeats,
             )  # fmt: skip
-    reference = results.get("llama.cpp f32", {}).get("tokens_per_s")
+    references = {
+        dtype: results[f"llama.cpp {dtype}"]["tokens_per_s"]
+        for dtype in ("f32", "q8_0")
+        if f"llama.cpp {dtype}" in results
+    }
     print(f"\nprompt {prompt_len} tokens, {args.new_tokens} new tokens, greedy, batch 1")
     print(
-        f"{'runtime':<22}{'tokens/s':>10}{'first token ms':>16}{'peak RSS MB':>13}{'vs llama.cpp f32':>18}"
+        f"{'runtime':<22}{'tokens/s':>10}{'first token ms':>16}{'peak RSS MB':>13}"
+        + "".join(f"{'vs llama.cpp ' + dtype:>19}" for dtype in references)
     )
     for name, figures in results.items():
-        ratio = f"{figures['tokens_per_s'] / reference:.2f}x" if reference else "-"
         print(
             f"{name:<22}{figures['tokens_per_s']:>10.1f}{figures['first_token_s'] * 1e3:>16.1f}"
-            f"{figures['peak_rss_bytes'] / 1e6:>13.0f}{ratio:>18}"
+            f"{figures['peak_rss_bytes'] / 1e6:>13.0f}"
+            + "".join(f"{figures['tokens_per_s'] / ref:>18.2f}x" for ref in references.values())
         )
     print_conditions(threads={"tensorflow": 1, "tflite": 1, "llama.cpp": 1}, label="after")
     report = {"conditions": conditions, "prompt_len": prompt_len, "results": results}
