@@ -12,7 +12,8 @@ llama_cpp_dir="$(mkdir -p "${1:-.ci-llama-cpp}" && cd "${1:-.ci-llama-cpp}" && p
 pip install -q cmake ninja
 (
     cd "$llama_cpp_dir"
-    pip download -q --no-binary :all: --no-deps "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+    # --no-binary for this package only: its build tools (cmake, scikit-build-core) come as wheels.
+    pip download -q --no-binary llama-cpp-python --no-deps "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
     tar xzf "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION.tar.gz"
     cmake -S "llama_cpp_python-$LLAMA_CPP_PYTHON_VERSION/vendor/llama.cpp" -B build -G Ninja \
         -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=ON \
