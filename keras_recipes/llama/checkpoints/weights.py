@@ -234,8 +234,8 @@ def _finite_check(file, name):
 
 # Each block is alive about four times at once (the rows read, their transpose
 # or cast, and the copies TensorFlow makes of a numpy argument), so the block
-# size bounds the import's overhead over the model (benchmarks/checkpoint_bench.py):
-# 2 MB blocks add about 13 MB, 16 MB blocks about 70 MB.
+# size bounds the import's overhead over the model (benchmarks/checkpoint_bench.py
+# measures it; README's Real checkpoints section has the figures).
 ROWS_BLOCK_BYTES = 2 << 20
 
 
