@@ -21,8 +21,7 @@ Private APIs used, by the module that needs them:
   `clip_after_all_reduce`, `skip_training_steps`.
 - `keras_recipes.optimizers`: `optimizer_slot`, `nadam_momentum_product`,
   `NadamMomentumSchedule`.
-- `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
-  `convert_variables_to_constants_v2`.
+- `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`.
 - `keras_recipes.causal_lm.generation`: `align_function_uids`.
 - `keras_recipes.causal_lm.lora`: `replace_sublayer`.
 """
@@ -288,22 +287,6 @@ def tflite_flatbuffer_utils():
     from tensorflow.lite.tools import flatbuffer_utils
 
     return flatbuffer_utils
-
-
-def convert_variables_to_constants_v2(concrete_function):
-    """A `tf.function`'s concrete function with its variables frozen into constants.
-
-    Why: the TFLite export converts frozen graphs, so the weights are
-    constants the converter can quantize and fold; TensorFlow 2 offers this
-    only as `tensorflow.python.framework.convert_to_constants`
-    (`tf.compat.v1.graph_util.convert_variables_to_constants` is for v1
-    graphs). Public equivalent: none in TensorFlow 2.21.
-    """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2 as convert,
-    )
-
-    return convert(concrete_function)
 
 
 # --- keras_recipes.causal_lm.generation ----------------------------------------------

@@ -2,8 +2,9 @@
 
 Each kind of model gets its signature functions (LLaMA `prefill` /
 `decode` with the KV cache as tensors, `Seq2Seq` `encode` / `decode_step` /
-`tokenizers`, any other one-input model `serving_default`); they are frozen
-(weights as constants), converted with built-in TFLite ops only, the tied
+`tokenizers`, any other one-input model `serving_default`); they are written
+as a SavedModel's signatures and converted with built-in TFLite ops only
+(the converter freezes the weights into constants), the tied
 int8 embedding table shared (`flatbuffer.py`), and the file written under a
 temporary name, verified (`verify.py`) and renamed into place.
 """
@@ -11,13 +12,13 @@ temporary name, verified (`verify.py`) and renamed into place.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_recipes._compat import convert_variables_to_constants_v2
 from keras_recipes._io import atomic_path
 from keras_recipes.causal_lm import is_causal_lm
 from keras_recipes.export.tflite.flatbuffer import share_tied_int8_table
@@ -168,45 +169,49 @@ def _seq2seq_functions(model) -> dict:
     return {"encode": encode, "decode_step": decode_step, "tokenizers": tokenizers}
 
 
-def _frozen(name: str, function):
-    """`function` with its weights as constants, outputs still named, called `name`.
+def _saved_model(functions: dict, folder: Path) -> None:
+    """Writes `functions` as the signatures of a SavedModel in `folder`, their weights as variables.
 
-    The converter keeps captured variables as READ_VARIABLE ops that nothing
-    initializes; frozen, they are plain constants (one buffer per weight,
-    however many ops read it).
+    The converter reads the variables from the checkpoint and freezes them
+    into constants itself, one buffer per weight however many ops read it.
+    Freezing the functions in Python first (`convert_variables_to_constants_v2`
+    and `from_concrete_functions`) copies every weight through a chain of
+    GraphDefs instead, tens of copies at once (the stories110M shape did not
+    fit in 20 GB; `benchmarks/runtimes_bench.py`). `ExportArchive` tracks the variables each function reads,
+    so the converter sees them unmodified (a `tf.Module` holding the model
+    leaves them as READ_VARIABLE ops).
     """
-    concrete = function.get_concrete_function()
-    frozen = convert_variables_to_constants_v2(concrete)
-    keys = sorted(concrete.structured_outputs)  # tf.nest flattens dicts by key
-
-    def named(*args):
-        return dict(zip(keys, frozen(*args), strict=True))
-
-    named.__name__ = name
-    specs = concrete.structured_input_signature[0]
-    return tf.function(named, input_signature=specs, autograph=False).get_concrete_function()
+    archive = keras.export.ExportArchive()
+    for name, function in functions.items():
+        archive.add_endpoint(name, function)
+    archive.write_out(str(folder), verbose=False)
 
 
 def _convert(model, functions: dict, quantize: str | None) -> bytes:
-    # Signatures are named after their functions (one function alone is
-    # `serving_default`); from concrete functions, no stray `serve` endpoint
-    # of a Keras export shadows them.
-    concrete = [_frozen(name, function) for name, function in functions.items()]
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(concrete, tf.Module())
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize == "dynamic-int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif quantize == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    try:
-        return converter.convert()
-    except Exception as error:  # the converter raises ConverterError and friends
-        raise ValueError(
-            "export_tflite: the model does not convert with built-in TFLite ops only. "
-            f"The converter says:\n{error}\nThe op named there has no TFLite kernel: for "
-            "recurrent layers give a fixed batch and sequence length or `unroll=True`."
-        ) from error
+    # Signatures are named after their functions, and only they are
+    # converted, so no stray endpoint of a Keras export shadows them.
+    with tempfile.TemporaryDirectory(prefix="tflite-") as scratch:
+        _saved_model(functions, Path(scratch))
+        converter = tf.lite.TFLiteConverter.from_saved_model(
+            scratch, signature_keys=list(functions)
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        # Weights become constants (the converter quantizes and folds them),
+        # not VAR_HANDLE / READ_VARIABLE ops that nothing initializes.
+        converter.experimental_enable_resource_variables = False
+        if quantize == "dynamic-int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        try:
+            return converter.convert()
+        except Exception as error:  # the converter raises ConverterError and friends
+            raise ValueError(
+                "export_tflite: the model does not convert with built-in TFLite ops only. "
+                f"The converter says:\n{error}\nThe op named there has no TFLite kernel: for "
+                "recurrent layers give a fixed batch and sequence length or `unroll=True`."
+            ) from error
 
 
 def export_tflite(
