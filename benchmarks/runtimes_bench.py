@@ -12,16 +12,14 @@ first. Nothing passes or fails on time.
 
     python benchmarks/runtimes_bench.py --run runs/llama_tiny --llama-bench DIR/llama-bench
     python benchmarks/runtimes_bench.py --preset stories15M --llama-bench DIR/llama-bench
-    python benchmarks/runtimes_bench.py --preset stories110M \
-        --runtimes keras,saved_model_c_api --llama-bench DIR/llama-bench --keep /tmp/b110
+    python benchmarks/runtimes_bench.py --preset stories110M --llama-bench DIR/llama-bench
 
 A `--preset` model has random weights (rows of the output head beyond the
 tokenizer's vocabulary zeroed, so every runtime can turn its greedy ids into
 text) and a SentencePiece tokenizer trained on the built-in corpus;
 `stories110M` is llama2.c's shape, kept here (`SHAPES`) as the library has no
 such preset. `--runtimes` picks which Python-side runtimes are exported and
-timed (the TFLite conversion of a large model needs far more memory than its
-weights); `--keep DIR` keeps the exports, e.g. to profile one runtime. Keras
+timed; `--keep DIR` keeps the exports, e.g. to profile one runtime. Keras
 and TensorFlow get one intra-op thread (`TF_NUM_INTRAOP_THREADS=1`-style
 settings), TFLite and llama.cpp one thread; LiteRT-LM's CPU engine picks its
 own. On a loaded machine compare only the ratios of one run.

@@ -6,15 +6,17 @@ there lists what the engine asks of the signatures. The forward pass is
 `LlamaModel`'s, restated in TensorFlow ops on the model's own weights
 (`graph_ops` for RMSNorm and the RoPE tables, either convention), batch 1:
 
-- caches `[1, kv_heads, ctx, head_dim]`, written through a one-hot product,
-  only for the rows whose position follows the chunk's first one (the
-  engine pads a chunk with token 0 at position 0);
+- caches `[1, kv_heads, ctx, head_dim]`; `decode` writes its one row in
+  place, `prefill` through a one-hot product, only for the rows whose
+  position follows the chunk's first one (the engine pads a chunk with
+  token 0 at position 0);
 - every row attends to the slots at or before its position, the mask built
   from `input_pos` inside the model.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -47,9 +49,17 @@ def litertlm_functions(model, prefill_len: int) -> dict:
         pairs = tf.reshape(x, [-1, hd // 2, 2])
         return tf.reshape(tf.reverse(pairs, [2]), tf.shape(x))
 
-    def write(cache, rows, one_hot, written):
-        """`cache[0, :, s] = rows[t]` for each row t that `one_hot[t, s]` marks."""
+    def write(cache, rows, one_hot, written, position):
+        """`cache[0, :, s] = rows[t]` for each row t that `one_hot[t, s]` marks.
+
+        One row (`decode`) is written in place at `position` (a
+        DYNAMIC_UPDATE_SLICE); a chunk goes through the one-hot product,
+        which reads and rewrites the whole cache but skips padding rows.
+        """
         t = rows.shape[0]
+        if t == 1:
+            update = tf.reshape(rows, [1, n_kv, 1, hd])
+            return keras.ops.slice_update(cache, [0, 0, position, 0], update)
         update = tf.matmul(one_hot, tf.reshape(rows, [t, n_kv * hd]), transpose_a=True)
         update = tf.transpose(tf.reshape(update, [ctx, n_kv, hd]), [1, 0, 2])[None]
         return cache * (1.0 - written) + update
@@ -79,17 +89,20 @@ def litertlm_functions(model, prefill_len: int) -> dict:
             v = tf.reshape(tf.matmul(h, weight(attention.wv.kernel)), [t, n_kv, hd])
             q = (q * cos + partner(q) * sin) * (1.0 / np.sqrt(hd))
             k = k * cos + partner(k) * sin
-            keys = write(flat[2 * i], k, one_hot, written)
-            values = write(flat[2 * i + 1], v, one_hot, written)
+            keys = write(flat[2 * i], k, one_hot, written, positions[0])
+            values = write(flat[2 * i + 1], v, one_hot, written, positions[0])
             new_caches[names[i][0]], new_caches[names[i][1]] = keys, values
             # Query heads in groups sharing a key/value head: (kv, groups * t, hd).
             q = tf.reshape(
                 tf.transpose(tf.reshape(q, [t, n_kv, groups, hd]), [1, 2, 0, 3]),
                 [n_kv, groups * t, hd],
             )
-            scores = tf.reshape(tf.matmul(q, keys[0], transpose_b=True), [n_kv, groups, t, ctx])
+            # The caches without their batch axis: a reshape, where `keys[0]` is a
+            # STRIDED_SLICE copying the whole cache on every call.
+            cached_k, cached_v = (tf.reshape(c, [n_kv, ctx, hd]) for c in (keys, values))
+            scores = tf.reshape(tf.matmul(q, cached_k, transpose_b=True), [n_kv, groups, t, ctx])
             probs = tf.nn.softmax(scores + bias, axis=-1)
-            out = tf.matmul(tf.reshape(probs, [n_kv, groups * t, ctx]), values[0])
+            out = tf.matmul(tf.reshape(probs, [n_kv, groups * t, ctx]), cached_v)
             out = tf.reshape(
                 tf.transpose(tf.reshape(out, [n_kv, groups, t, hd]), [2, 0, 1, 3]),
                 [t, cfg.n_heads * hd],
