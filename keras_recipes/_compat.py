@@ -21,7 +21,8 @@ Private APIs used, by the module that needs them:
   `clip_after_all_reduce`, `skip_training_steps`.
 - `keras_recipes.optimizers`: `optimizer_slot`, `nadam_momentum_product`,
   `NadamMomentumSchedule`.
-- `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`.
+- `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
+  `litert_signature_in_place`.
 - `keras_recipes.causal_lm.generation`: `align_function_uids`.
 - `keras_recipes.causal_lm.lora`: `replace_sublayer`.
 """
@@ -287,6 +288,35 @@ def tflite_flatbuffer_utils():
     from tensorflow.lite.tools import flatbuffer_utils
 
     return flatbuffer_utils
+
+
+def litert_signature_in_place(interpreter, signature_key: str):
+    """One signature of a LiteRT `Interpreter`, run on its tensors in place.
+
+    Returns `(invoke, view)`: `invoke()` runs the signature on what its
+    input tensors hold; `view(index)` is a numpy array over one of its
+    tensors' memory (valid while the tensors are not reallocated, which
+    happens only on a resize). Tensors are allocated once here.
+
+    Why: a `SignatureRunner` call copies every input in and every output
+    out, into new arrays; the causal LM generator carries KV caches of
+    megabytes from call to call, and those copies (and the page faults of
+    fresh arrays) were most of a decode step. `Interpreter.tensor` gives such
+    views of the first subgraph only. Public equivalent: none
+    (`ai_edge_litert` 2.3).
+    """
+    runner = interpreter.get_signature_runner(signature_key)
+    subgraph = runner._subgraph_index
+    wrapper = interpreter._interpreter
+    wrapper.AllocateTensors(subgraph)
+
+    def invoke() -> None:
+        wrapper.Invoke(subgraph)
+
+    def view(index: int):
+        return wrapper.tensor(wrapper, index, subgraph)
+
+    return invoke, view
 
 
 # --- keras_recipes.causal_lm.generation ----------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_recipes._compat import litert_signature_in_place
 from keras_recipes.causal_lm.generation import check_prompts
 from keras_recipes.causal_lm.sampling import sample_numpy
 from keras_recipes.causal_lm.settings import GenerationConfig
@@ -47,38 +48,44 @@ class TFLiteGenerator:
                 f"TFLiteGenerator: {path} has signatures {sorted(signatures)}; a LLaMA export "
                 "has `prefill` and `decode` (write it with export_tflite(llama_model, ...))."
             )
-        self.prefill_runner = self.interpreter.get_signature_runner("prefill")
-        self.decode_runner = self.interpreter.get_signature_runner("decode")
-        details = self.decode_runner.get_input_details()
-        self.cache_names = sorted(n for n in details if "_cache_" in n)
-        self.cache_shapes = {n: tuple(details[n]["shape"]) for n in self.cache_names}
+        # The caches live in the interpreter's own tensors, the decode inputs
+        # holding the current ones: a step copies each new cache once, from its
+        # output tensor to its input tensor, and nothing else.
+        self._prefill = _InPlace(self.interpreter, "prefill")
+        self._decode = _InPlace(self.interpreter, "decode")
+        self.cache_names = sorted(n for n in self._decode.inputs if "_cache_" in n)
+        self.cache_shapes = {n: self._decode.inputs[n].shape for n in self.cache_names}
         self.context = int(self.cache_shapes[self.cache_names[0]][1])
-        self.prefill_len = int(self.prefill_runner.get_input_details()["tokens"]["shape"][1])
-        self.vocab_size = int(self.decode_runner.get_output_details()["logits"]["shape"][-1])
+        self.prefill_len = int(self._prefill.inputs["tokens"].shape[1])
+        self.vocab_size = int(self._decode.outputs["logits"].shape[-1])
 
-    def _empty_caches(self) -> dict:
-        return {name: np.zeros(shape, np.float32) for name, shape in self.cache_shapes.items()}
-
-    def prefill(self, prompt: np.ndarray) -> dict:
-        """The caches after the prompt's tokens, all but the last one."""
-        caches = self._empty_caches()
-        body = prompt[:-1]
+    def prefill(self, prompt: np.ndarray) -> None:
+        """Fills the caches with the prompt's tokens, all but the last one (fed to `decode`)."""
+        caches = self._decode.inputs
+        for name in self.cache_names:
+            caches[name].fill(0.0)
+        body = np.asarray(prompt, np.int32)[:-1]
         for start in range(0, len(body), self.prefill_len):
-            chunk = np.zeros((1, self.prefill_len), np.int32)
             piece = body[start : start + self.prefill_len]
-            chunk[0, : len(piece)] = piece
-            caches = self.prefill_runner(
-                tokens=chunk, input_pos=np.array([start], np.int32), **caches
-            )
-        return caches
+            tokens = self._prefill.inputs["tokens"]
+            tokens.fill(0)
+            tokens[0, : len(piece)] = piece
+            self._prefill.inputs["input_pos"][:] = start
+            for name in self.cache_names:
+                np.copyto(self._prefill.inputs[name], caches[name])
+            self._prefill.invoke()
+            for name in self.cache_names:
+                np.copyto(caches[name], self._prefill.outputs[name])
 
-    def decode(self, token: int, position: int, caches: dict) -> tuple[np.ndarray, dict]:
-        """Logits `(vocab,)` after feeding `token` at `position`, and the new caches."""
-        out = self.decode_runner(
-            tokens=np.array([[token]], np.int32), input_pos=np.array([position], np.int32), **caches
-        )
-        logits = out.pop("logits")[0]
-        return logits, out
+    def decode(self, token: int, position: int) -> np.ndarray:
+        """Logits `(vocab,)` after feeding `token` at `position`; the caches move on by one."""
+        self._decode.inputs["tokens"][:] = token
+        self._decode.inputs["input_pos"][:] = position
+        self._decode.invoke()
+        logits = self._decode.outputs["logits"][0].copy()
+        for name in self.cache_names:
+            np.copyto(self._decode.inputs[name], self._decode.outputs[name])
+        return logits
 
     def logits(self, token_ids) -> np.ndarray:
         """Logits `(T, vocab)` after each token of one sequence (teacher forcing).
@@ -90,12 +97,8 @@ class TFLiteGenerator:
         ids = np.asarray(token_ids, np.int32).reshape(-1)
         if not 0 < len(ids) <= self.context:
             raise ValueError(f"TFLiteGenerator.logits: need 1 to {self.context} token ids.")
-        caches = self._empty_caches()
-        rows = []
-        for position, token in enumerate(ids):
-            row, caches = self.decode(int(token), position, caches)
-            rows.append(row)
-        return np.stack(rows)
+        self.prefill(ids[:1])  # empty caches
+        return np.stack([self.decode(int(token), position) for position, token in enumerate(ids)])
 
     def generate(
         self,
@@ -137,13 +140,23 @@ class TFLiteGenerator:
             out[row, offset:longest] = prompt
             if max_new_tokens == 0:
                 continue
-            caches = self.prefill(prompt)
+            self.prefill(prompt)
             token, position = int(prompt[-1]), len(prompt) - 1
             for step in range(max_new_tokens):
-                logits, caches = self.decode(token, position, caches)
+                logits = self.decode(token, position)
                 token = sample_numpy(logits, temperature, top_k, top_p, rng)
                 position += 1
                 out[row, longest + step] = token
                 if token in settings.stop_ids:
                     break
         return out
+
+
+class _InPlace:
+    """One signature's input and output tensors as numpy views, and `invoke()`."""
+
+    def __init__(self, interpreter, key: str):
+        self.invoke, view = litert_signature_in_place(interpreter, key)
+        runner = interpreter.get_signature_runner(key)
+        self.inputs = {n: view(d["index"]) for n, d in runner.get_input_details().items()}
+        self.outputs = {n: view(d["index"]) for n, d in runner.get_output_details().items()}

@@ -29,8 +29,8 @@ def verify_tflite(path, model, quantize: str | None = None, steps: int = 8) -> d
         generator = TFLiteGenerator(path)
         prompt = (np.arange(7) * 11 + 1) % model.config.vocab_size
         steps = min(steps, model.config.max_seq_len - len(prompt))
-        caches = generator.prefill(prompt)
-        got, _ = generator.decode(int(prompt[-1]), len(prompt) - 1, caches)
+        generator.prefill(prompt)
+        got = generator.decode(int(prompt[-1]), len(prompt) - 1)
         want = np.asarray(model(prompt[None].astype("int32"), training=False))[0, -1]
         report = {"cosine": _cosine(got, want)}
         if quantize is None:
