@@ -143,3 +143,41 @@ def test_unsupported_options_are_refused():
         Doc2Vec(dm_concat=2)
     with pytest.raises(ValueError, match="string"):
         Doc2Vec(topic_corpus(2), min_count=1, epochs=1).infer_vector("cat dog")
+
+
+def _grouped_sgd_in_numpy(model, vector, examples, group):
+    """`infer_vector`'s SGD loop restated in numpy: each group's gradients at one vector, summed."""
+    output_ids, labels, rates, context_ids, context_weights, scale_in, scale_out = examples
+    table = np.concatenate(
+        [model._hs_vectors] * model.hs + [model._output_vectors] * bool(model.negative)
+    )
+    v = vector.astype(np.float64)
+    for start in range(0, len(output_ids), group):
+        rows = slice(start, start + group)
+        u = table[output_ids[rows]].astype(np.float64)  # (g, k, d)
+        logits = u @ v
+        if model.dm:
+            context = model.wv.vectors[context_ids[rows]] * context_weights[rows][:, :, None]
+            logits = scale_in[rows][:, None] * (logits + np.einsum("gkd,gd->gk", u, context.sum(1)))
+        g = (labels[rows] - 1.0 / (1.0 + np.exp(-logits))) * rates[rows] * scale_out[rows][:, None]
+        v = v + np.einsum("gk,gkd->d", g, u)
+    return v
+
+
+@pytest.mark.parametrize("name", ["pv_dm", "pv_dbow"])
+def test_infer_sgd_over_several_padded_blocks_equals_numpy(name, request, monkeypatch):
+    # Blocks of 64 rows: a 30-word document over 7 passes spans several
+    # calls, the last one padded, and the XLA loop must stop at its last row.
+    import keras_recipes.embeddings.doc2vec as doc2vec
+
+    model = request.getfixturevalue(name)
+    monkeypatch.setattr(doc2vec, "_INFER_ROWS", 64)
+    monkeypatch.setattr(model, "_infer_step", None)  # compiled anew for 64 rows
+    ids = np.array([model.wv.key_to_index[w] for w in model.wv.index_to_key[:30]], np.int64)
+    rates = np.linspace(0.025, 0.0001, 7)
+    examples = model._infer_examples(ids, np.random.default_rng(3), rates)
+    assert len(examples[0]) % 64, "the last block should be padded"
+    start = np.random.default_rng(4).random(model.vector_size).astype(np.float32) - 0.5
+    got = model._infer_run(start, examples)
+    want = _grouped_sgd_in_numpy(model, start, examples, doc2vec._INFER_GROUP)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

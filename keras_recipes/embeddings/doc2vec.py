@@ -81,8 +81,9 @@ _SETTINGS = tuple(s for s in _WORD2VEC_SETTINGS if s not in ("sg", "null_word"))
 
 # Rows (kept words) of one XLA call of `infer_vector`'s SGD loop: longer runs
 # take several calls and shorter ones are padded, so one compiled size serves
-# every document (compiling a size takes longer than inferring hundreds).
-_INFER_ROWS = 4096
+# every document (compiling a size takes longer than inferring hundreds); the
+# loop stops at the last real row, so padding costs only its transfer.
+_INFER_ROWS = 8192
 # infer_vector's words per step of its SGD loop (see `_sequential_sgd`).
 _INFER_GROUP = 32
 
@@ -614,8 +615,8 @@ class Doc2Vec(Word2Vec):
     def _infer_run(self, vector: np.ndarray, examples) -> np.ndarray:
         """Word-by-word SGD on `vector` over `examples`, in XLA calls of `_INFER_ROWS` rows.
 
-        The last block is padded (rate 0: no update), so one compiled size
-        serves documents of every length; the examples travel as one int and
+        The last block is padded (the loop stops before the padding), so one
+        compiled size serves documents of every length; the examples travel as one int and
         one float array, and the frozen output and word vectors live in
         variables made once per trained model.
         """
@@ -627,17 +628,22 @@ class Doc2Vec(Word2Vec):
             words = tf.Variable(self.wv.vectors, trainable=False)
             mode = "concat" if self.dm and self.dm_concat else "dm" if self.dm else "dbow"
             self._infer_step = _sequential_sgd(
-                table, words, mode, self.vector_size, examples[0].shape[1]
+                table, words, mode, self.vector_size, examples[0].shape[1], examples[3].shape[1]
             )
-        ids = np.concatenate([examples[0], examples[3]], axis=1).astype(np.int32)
-        floats = np.concatenate(
+        rows = len(examples[0])
+        width = examples[0].shape[1] + examples[3].shape[1]
+        ids = np.zeros((-(-rows // _INFER_ROWS) * _INFER_ROWS, width), np.int32)
+        np.concatenate([examples[0], examples[3]], axis=1, out=ids[:rows])
+        floats = np.zeros((len(ids), 2 * examples[1].shape[1] + examples[4].shape[1] + 2), np.float32)  # fmt: skip
+        np.concatenate(
             [examples[1], examples[2], examples[4], examples[5][:, None], examples[6][:, None]],
             axis=1,
-        ).astype(np.float32)
-        for start in range(0, len(ids), _INFER_ROWS):  # padding rows have rate 0: no update
-            block = [x[start : start + _INFER_ROWS] for x in (ids, floats)]
-            block = [np.pad(x, [(0, _INFER_ROWS - len(x)), (0, 0)]) for x in block]
-            vector = self._infer_step(vector, *block).numpy()
+            out=floats[:rows],
+        )
+        for start in range(0, rows, _INFER_ROWS):  # the loop stops before the padding
+            block = slice(start, start + _INFER_ROWS)
+            count = np.int32(min(_INFER_ROWS, rows - start))
+            vector = self._infer_step(vector, ids[block], floats[block], count).numpy()
         return vector
 
     # ------------------------------------------------------------------ files
@@ -710,7 +716,7 @@ class Doc2Vec(Word2Vec):
 _MODEL_CLASSES["Doc2Vec"] = Doc2Vec
 
 
-def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
+def _sequential_sgd(table, words, mode: str, dim: int, output_width: int, context_width: int):
     """XLA: a vector trained word by word (gensim's order) against frozen outputs.
 
     Each loop step takes `_INFER_GROUP` consecutive words, their gradients
@@ -723,11 +729,15 @@ def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
     rows), `words` the word vectors; `mode` is `"dbow"` (the vector alone
     predicts the word), `"dm"` (the vector plus the window's words, mean or
     sum by `scale_in` / `scale_out`) or `"concat"` (the vector in the first
-    slot of the concatenated input).
+    slot of the concatenated input). Rows from `count` on are padding: the
+    loop stops before them.
     """
     import tensorflow as tf
 
-    def run(vector, ids, floats):
+    id_width = output_width + context_width
+    float_width = 2 * output_width + context_width + 2
+
+    def run(vector, ids, floats, count):
         # Read the frozen vectors once, outside the loop (not one variable read a step).
         outputs_table, word_vectors = tf.identity(table), tf.identity(words)
         # ids: output rows | context rows; floats: labels | rates | context weights |
@@ -757,12 +767,18 @@ def _sequential_sgd(table, words, mode: str, dim: int, output_width: int):
             g = (labels[i] - tf.sigmoid(logits)) * rates[i] * scale_out[i][:, None]
             return i + 1, v + tf.einsum("gk,gkd->d", g, u)
 
-        _, vector = tf.while_loop(
-            lambda i, v: i < tf.shape(output_ids)[0], body, (tf.constant(0), vector)
-        )
+        steps = (count + _INFER_GROUP - 1) // _INFER_GROUP  # the groups with real rows
+        _, vector = tf.while_loop(lambda i, v: i < steps, body, (tf.constant(0), vector))
         return vector
 
-    return tf.function(run, jit_compile=True, autograph=False)
+    # Called through its concrete function: a `tf.function` call spends longer
+    # matching its arguments to a trace than the SGD of a short document takes.
+    return tf.function(run, jit_compile=True, autograph=False).get_concrete_function(
+        tf.TensorSpec([dim], tf.float32),
+        tf.TensorSpec([_INFER_ROWS, id_width], tf.int32),
+        tf.TensorSpec([_INFER_ROWS, float_width], tf.float32),
+        tf.TensorSpec([], tf.int32),
+    )
 
 
 def _short(value) -> str:
