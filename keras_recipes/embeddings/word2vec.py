@@ -1521,5 +1521,8 @@ class Word2Vec:
         elif self.shared_negatives:
             step, rows = shared_skip_gram_step, SUB_BATCH_PAIRS // (2 * self.window)
         else:
-            step, rows = skip_gram_step, SUB_BATCH_PAIRS
+            # Slices of about as many output rows as 512 pairs of negative=5 touch:
+            # a tree path of 16 nodes makes a pair's rows 16, not 6.
+            outputs = (tree_points.shape[1] if syn1_hs is not None else 0) + (negative + 1 if negative else 0)  # fmt: skip
+            step, rows = skip_gram_step, max(1, SUB_BATCH_PAIRS * 6 // outputs)
         return _in_sub_batches(tf, step, batch, rows)
