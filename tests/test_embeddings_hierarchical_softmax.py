@@ -149,3 +149,44 @@ def test_quality_is_within_gensims_seed_to_seed_spread(sg):
     ours = np.array([quality(Word2Vec(LEE, seed=s, **settings).wv) for s in (1, 2, 3)])
     # Not worse than gensim's worst seed (better than its best would be no fault).
     assert np.all(ours.mean(axis=0) >= theirs.min(axis=0) - 1e-9), (ours, theirs)
+
+
+def test_examples_split_by_tree_depth_train_as_with_the_deepest_padding(monkeypatch):
+    # Examples whose target's path is short are padded only to their bucket's
+    # depth: the step over them must equal the step padded to the deepest path.
+    import tensorflow as tf
+
+    import keras_recipes.embeddings.word2vec as word2vec
+
+    monkeypatch.setattr(word2vec, "_MIN_SPLIT_DEPTH", 2)
+    model = Word2Vec(hs=1, negative=0, vector_size=8, min_count=1, sample=0, seed=1, sg=1)
+    model.build_vocab(LEE)
+    depths = model._bucket_depths()
+    lengths = np.array([len(code) for code in model.wv.expandos["code"]])
+    assert len(depths) == 2 and depths[0] < depths[1] == lengths.max()
+    # Every example lands in the bucket its target's path fits, none lost.
+    pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
+    ids, sentences = tf.constant(model._ids[:4000]), tf.constant(model._sentence_ids[:4000])
+    buckets, _ = pairs(ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256))
+    real = [
+        (t.numpy()[r.numpy() > 0], depth) for (t, _, r), depth in zip(buckets, depths, strict=True)
+    ]
+    assert all(lengths[t].max() <= depth for t, depth in real)
+    assert lengths[real[1][0]].min() > depths[0]
+    total = sum(len(t) for t, _ in real)
+    monkeypatch.setattr(word2vec, "_MIN_SPLIT_DEPTH", 10**6)  # one bucket
+    one = model._pair_function(tf, tf.random.Generator.from_seed(0))
+    ((_, _, rate),), _ = one(ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256))
+    assert total == int((rate.numpy() > 0).sum())
+    # The short bucket's step, padded to its depth, equals the deepest padding's.
+    target, context, rate = (x[0] for x in buckets[0])
+    results = []
+    for depth in (depths[0], None):
+        syn0 = tf.Variable(model.wv.vectors)
+        syn1 = tf.Variable(model._output_vectors)
+        tree = tf.Variable(np.random.default_rng(2).normal(size=model._hs_vectors.shape).astype("float32"))  # fmt: skip
+        step = model._step_function(tf, None, syn0, syn1, 256, None, tree, depth)
+        step(target, context, rate)
+        results.append((syn0.numpy(), tree.numpy()))
+    for short, full in zip(*results, strict=True):
+        np.testing.assert_allclose(short, full, rtol=1e-6, atol=1e-7)

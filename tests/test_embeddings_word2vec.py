@@ -85,7 +85,7 @@ def test_pairs_respect_windows_sentences_and_decay():
     model.build_vocab([[f"w{i}" for i in range(50)], [f"v{i}" for i in range(30)]])
     pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
     ids, sentences = tf.constant(model._ids), tf.constant(model._sentence_ids)
-    target, context, rate, kept = pairs(
+    ((target, context, rate),), kept = pairs(  # one bucket: no hs
         ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(64)
     )
     assert int(kept) == 80  # sample=0 keeps every word

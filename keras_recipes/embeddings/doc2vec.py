@@ -52,10 +52,10 @@ from keras_recipes.embeddings.word2vec import (
     _MODEL_CLASSES,
     NULL_WORD,
     Word2Vec,
+    _bucketed_batches,
     _open_text,
     _padded_tree,
     _raise_for_non_string_token,
-    _shuffled_batches,
     _subsample,
     _windows,
 )
@@ -422,6 +422,7 @@ class Doc2Vec(Word2Vec):
         tag_rows = tf.constant(self._tag_rows())
         concat, tag_count = self.dm and self.dm_concat, self.dm_tag_count
         null = self.wv.get_index(NULL_WORD, 0)
+        depths, lengths = self._bucket_depths(), self._code_lengths(tf)
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
@@ -452,10 +453,10 @@ class Doc2Vec(Word2Vec):
                     centre = tf.broadcast_to(words[:, None], tf.shape(near))
                     target = tf.concat([target, tf.boolean_mask(centre, valid)], 0)
                     context = tf.concat([context, tf.boolean_mask(near, valid)], 0)
-            target, context, rate = _shuffled_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch
+            buckets = _bucketed_batches(
+                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths
             )
-            return target, context, rate, tf.size(words)
+            return buckets, tf.size(words)
 
         return pairs
 

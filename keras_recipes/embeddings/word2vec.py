@@ -83,6 +83,10 @@ NULL_WORD = "\0"
 # 16,384-pair slice: benchmarks/word2vec_bench.py), and consecutive slices
 # see each other's updates, closer to word-by-word SGD.
 SUB_BATCH_PAIRS = 512
+# Hierarchical softmax splits its examples by tree depth (`_bucket_depths`)
+# only from this depth on: a small vocabulary's few levels are not worth a
+# second compilation.
+_MIN_SPLIT_DEPTH = 12
 
 
 def _in_sub_batches(tf, step, batch: int, rows: int):
@@ -177,6 +181,36 @@ def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch):
         context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
         context = tf.reshape(context, [steps, batch, width])
     return target, context, rate
+
+
+def _bucketed_batches(tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths):
+    """`_shuffled_batches` of each bucket of examples whose target's tree path fits its depth.
+
+    With `depths` `[d1, d2, ...]` (hierarchical softmax, `Word2Vec._bucket_depths`)
+    the examples whose target word's code has at most `d1` nodes form the
+    first bucket, those with `d1 < length <= d2` the next, and so on, each
+    batched (and given its rates) on its own; one depth means one bucket.
+    `lengths` holds every word's code length.
+    """
+    if len(depths) == 1:
+        return (_shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch),)
+    length = tf.gather(lengths, target)
+    buckets, low = [], 0
+    for depth in depths:
+        inside = (length > low) & (length <= depth)
+        buckets.append(
+            _shuffled_batches(
+                tf,
+                rng,
+                tf.boolean_mask(target, inside),
+                tf.boolean_mask(context, inside),
+                alpha_start,
+                alpha_end,
+                batch,
+            )  # fmt: skip
+        )
+        low = depth
+    return tuple(buckets)
 
 
 def _log_sigmoid_table(size: int = 1000, max_exp: int = 6) -> np.ndarray:
@@ -959,7 +993,10 @@ class Word2Vec:
         pairs_fn = self._pair_function(tf, rng)
         grouped = not self.sg or self.shared_negatives
         batch = max(1, self.batch_size // 4) if grouped else self.batch_size
-        step_fn = self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs)
+        step_fns = [
+            self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs, depth)
+            for depth in self._bucket_depths()
+        ]
         ids = tf.constant(ids_array)
         sentence_ids = tf.constant(sentence_array)
         total = float(self.epochs * raw_words)
@@ -976,7 +1013,7 @@ class Word2Vec:
                 alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
                 done += raw
                 alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
-                targets, contexts, rates, kept = pairs_fn(
+                buckets, kept = pairs_fn(
                     ids[lo:hi],
                     sentence_ids[lo:hi],
                     tf.constant(alpha_start, tf.float32),
@@ -984,30 +1021,35 @@ class Word2Vec:
                     tf.constant(batch, tf.int32),
                 )
                 trained_words += int(kept)
-                steps = int(targets.shape[0])
-                self.trained_examples += steps * batch
+                # Every bucket's steps, interleaved in proportion along the chunk.
+                order = sorted(
+                    ((s + 0.5) / int(b[0].shape[0]), k, s)
+                    for k, b in enumerate(buckets)
+                    for s in range(int(b[0].shape[0]))
+                )
+                steps = [(step_fns[k], *(x[s] for x in buckets[k])) for _, k, s in order]
+                self.trained_examples += len(steps) * batch
                 made = time.perf_counter()
                 self.seconds["pairs"] += made - mark
-                if steps == 0:  # no word kept with a neighbour in this chunk, this epoch
+                if not steps:  # no word kept with a neighbour in this chunk, this epoch
                     mark = made
                     continue
                 if "first_step" not in self.seconds:  # tracing and XLA compilation
-                    step_fn(targets[0], contexts[0], rates[0])
+                    function, *args = steps[0]
+                    function(*args)
                     _ = syn0[0, 0].numpy()
                     self.seconds["first_step"] = time.perf_counter() - made
-                    first = 1
-                else:
-                    first = 0
+                    steps = steps[1:]
 
-                def run(indices, targets=targets, contexts=contexts, rates=rates):
-                    for s in indices:
-                        step_fn(targets[s], contexts[s], rates[s])
+                def run(work):
+                    for function, *args in work:
+                        function(*args)
 
                 if pool is None:
-                    run(range(first, steps))
+                    run(steps)
                 else:  # Hogwild: workers update the shared vectors without locks of their own
                     every = self.workers
-                    list(pool.map(run, [range(first + k, steps, every) for k in range(every)]))
+                    list(pool.map(run, [steps[k::every] for k in range(every)]))
                 _ = syn0[0, 0].numpy()
                 mark = time.perf_counter()
                 self.seconds["steps"] += mark - made
@@ -1331,12 +1373,49 @@ class Word2Vec:
             setattr(self, name, int(getattr(saved, name, 0) or 0))
         self.running_training_loss = float(getattr(saved, "running_training_loss", 0.0) or 0.0)
 
+    def _bucket_depths(self) -> list:
+        """The tree depths the training examples are grouped by, one step function each.
+
+        Without `hs`, `[None]` (no tree). With it, each example gathers and
+        updates its target word's path of inner nodes, padded to a fixed
+        depth; padding every path to the deepest word's wastes the work of
+        the difference, since frequent words have short codes. So when it
+        saves a tenth of the tree's rows or more (by the words' counts after
+        subsampling, the noise rows of `negative` counted too), the examples
+        split into two buckets: paths up to `d1` nodes, padded to `d1`, and
+        the rest, padded to the deepest. Small vocabularies keep one bucket
+        (one compilation).
+        """
+        if not self.hs:
+            return [None]
+        lengths = np.array([len(code) for code in self.wv.expandos["code"]])
+        deepest = int(lengths.max(initial=1))
+        weights = self.word_counts * self._keep_probability
+        weights = weights / max(float(weights.sum()), 1e-12)
+        extra = self.negative + 1 if self.negative else 0
+        best, cost = deepest, float(deepest + extra)
+        for depth in range(1, deepest):
+            short = float(weights[lengths <= depth].sum())
+            split = short * (depth + extra) + (1.0 - short) * (deepest + extra)
+            if split < cost:
+                best, cost = depth, split
+        if deepest < _MIN_SPLIT_DEPTH or cost > 0.9 * (deepest + extra):
+            return [deepest]
+        return [best, deepest]
+
+    def _code_lengths(self, tf):
+        """Each word's Huffman code length as an int32 tensor, or None without `hs`."""
+        if not self.hs:
+            return None
+        return tf.constant([len(code) for code in self.wv.expandos["code"]], tf.int32)
+
     def _pair_function(self, tf, rng):
         """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""
         window = self.window
         sg = self.sg and not self.shared_negatives  # shared: grouped like CBOW
         shrink = self.shrink_windows
         keep_probability = tf.constant(self._keep_probability)
+        depths, lengths = self._bucket_depths(), self._code_lengths(tf)
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
@@ -1350,21 +1429,23 @@ class Word2Vec:
                 has_context = tf.reduce_any(valid, axis=1)
                 target = tf.boolean_mask(words, has_context)
                 context = tf.boolean_mask(tf.where(valid, context, -1), has_context)
-            target, context, rate = _shuffled_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch
+            buckets = _bucketed_batches(
+                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths
             )
-            return target, context, rate, tf.size(words)
+            return buckets, tf.size(words)
 
         return pairs
 
-    def _step_function(self, tf, rng, syn0, syn1, batch, loss=None, syn1_hs=None):
+    def _step_function(self, tf, rng, syn0, syn1, batch, loss=None, syn1_hs=None, depth=None):
         """The XLA-compiled SGD step: gather rows, closed-form gradients, scatter-add.
 
         Negative sampling updates `syn1` (syn1neg); hierarchical softmax
         (`syn1_hs`, with `hs=1`) the tree's inner-node vectors along the
         target word's path, each node's sigmoid trained towards `1 - code`.
         With both, as in gensim, the two errors are summed into the input
-        update. With `loss` (a float64 variable) each step adds its loss;
+        update. `depth` (hs) pads the tree paths to that many nodes: the
+        step trains only examples whose target's path fits
+        (`_bucket_depths`). With `loss` (a float64 variable) each step adds its loss;
         with `wv.vectors_lockf` (not all ones) each input-vector update is
         scaled by its row's lock factor, as gensim does.
         """
@@ -1401,9 +1482,9 @@ class Word2Vec:
             ) * (1.0 / 16777216.0)
             return tf.where(coin < tf.gather(accept, column), column, tf.gather(alias, column))
 
-        if syn1_hs is not None:
+        if syn1_hs is not None:  # paths padded to `depth` (its bucket's words fit)
             tree_points, tree_labels, tree_mask = (
-                tf.constant(a)
+                tf.constant(a[:, :depth])
                 for a in _padded_tree(self.wv.expandos["code"], self.wv.expandos["point"])
             )
 
