@@ -999,6 +999,8 @@ class Word2Vec:
         ]
         ids = tf.constant(ids_array)
         sentence_ids = tf.constant(sentence_array)
+        chunk_tensors = [(ids[lo:hi], sentence_ids[lo:hi]) for lo, hi, _ in chunks]
+        batch_tensor = tf.constant(batch, tf.int32)
         total = float(self.epochs * raw_words)
         done = trained_words = 0
         self.trained_examples = 0
@@ -1009,25 +1011,25 @@ class Word2Vec:
         for epoch in range(self.epochs):
             _call(callbacks, "on_epoch_begin", self)
             progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
-            for number, (lo, hi, raw) in enumerate(chunks):
+            for number, (_, _, raw) in enumerate(chunks):
                 alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
                 done += raw
                 alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
                 buckets, kept = pairs_fn(
-                    ids[lo:hi],
-                    sentence_ids[lo:hi],
+                    *chunk_tensors[number],
                     tf.constant(alpha_start, tf.float32),
                     tf.constant(alpha_end, tf.float32),
-                    tf.constant(batch, tf.int32),
+                    batch_tensor,
                 )
                 trained_words += int(kept)
                 # Every bucket's steps, interleaved in proportion along the chunk.
+                columns = [[tf.unstack(x) for x in bucket] for bucket in buckets]
                 order = sorted(
-                    ((s + 0.5) / int(b[0].shape[0]), k, s)
-                    for k, b in enumerate(buckets)
-                    for s in range(int(b[0].shape[0]))
+                    ((s + 0.5) / len(c[0]), k, s)
+                    for k, c in enumerate(columns)
+                    for s in range(len(c[0]))
                 )
-                steps = [(step_fns[k], *(x[s] for x in buckets[k])) for _, k, s in order]
+                steps = [(step_fns[k], *(x[s] for x in columns[k])) for _, k, s in order]
                 self.trained_examples += len(steps) * batch
                 made = time.perf_counter()
                 self.seconds["pairs"] += made - mark
