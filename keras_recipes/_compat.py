@@ -23,7 +23,8 @@ Private APIs used, by the module that needs them:
   `NadamMomentumSchedule`.
 - `keras_recipes.export.tflite`: `tflite_schema`, `tflite_flatbuffer_utils`,
   `litert_signature_in_place`.
-- `keras_recipes.causal_lm.generation`: `align_function_uids`.
+- `keras_recipes.causal_lm.generation`, `keras_recipes.embeddings.word2vec`:
+  `align_function_uids`.
 - `keras_recipes.causal_lm.lora`: `replace_sublayer`.
 """
 

@@ -65,6 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from keras_recipes._compat import align_function_uids
 from keras_recipes.embeddings import gensim_files, vector_files
 from keras_recipes.embeddings.vectors import KeyedVectors
 from keras_recipes.embeddings.vectors import _top as _top_rows
@@ -1007,6 +1008,10 @@ class Word2Vec:
         self.seconds = {"pairs": 0.0, "steps": 0.0}
         pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         _call(callbacks, "on_train_begin", self)
+        # The traces that follow get the same names in every process that runs
+        # the same calls, so XLA's disk cache (keras_recipes.xla_cache) answers
+        # a script's train() calls from its second run on.
+        align_function_uids()
         mark = time.perf_counter()
         for epoch in range(self.epochs):
             _call(callbacks, "on_epoch_begin", self)
