@@ -175,3 +175,41 @@ def test_predict_output_word_is_a_softmax_over_output_vectors(trained):
     scores = np.exp(hidden @ model.syn1neg.T)
     assert ranked[0][0] == model.wv.index_to_key[int(np.argmax(scores))]
     assert ranked[0][1] == pytest.approx(scores.max() / scores.sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize("cls", ["Word2Vec", "Doc2Vec"])
+def test_a_second_train_reuses_its_compiled_step_and_trains_as_a_fresh_one(cls):
+    # gensim code calls train() once per epoch, lowering alpha in between.
+    from keras_recipes.embeddings import Doc2Vec, TaggedDocument
+
+    text = royal_corpus()[:60]
+    if cls == "Doc2Vec":
+        corpus = [TaggedDocument(words, [i]) for i, words in enumerate(text)]
+        make = lambda: Doc2Vec(vector_size=8, min_count=1, epochs=1, seed=5)  # noqa: E731
+    else:
+        corpus = text
+        make = lambda: Word2Vec(vector_size=8, min_count=1, epochs=1, seed=5)  # noqa: E731
+    reused, rebuilt = make(), make()
+    for model in (reused, rebuilt):
+        model.build_vocab(corpus)
+    for number in range(3):
+        for model in (reused, rebuilt):
+            if model is rebuilt:
+                model._trained_functions = None  # traced and compiled anew
+            model.train(corpus, total_examples=len(corpus), epochs=1)
+            model.alpha -= 0.005
+            model.wv.vectors[:2] *= 0.5  # edits between calls are trained on
+        if number == 0:
+            first = reused._trained_functions[1]
+    assert reused._trained_functions[1] is first  # the same variables and functions
+    np.testing.assert_allclose(reused.wv.vectors, rebuilt.wv.vectors, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(reused.syn1neg, rebuilt.syn1neg, rtol=1e-5, atol=1e-6)
+    # A new setting or vocabulary changes what the functions capture: made anew.
+    reused.window += 1
+    reused.train(corpus, total_examples=len(corpus), epochs=1)
+    assert reused._trained_functions[1] is not first
+    if cls == "Word2Vec":
+        second = reused._trained_functions[1]
+        reused.build_vocab([["brand", "new", "words"] * 3], update=True)
+        reused.train([["brand", "new", "words"] * 3], total_examples=1, epochs=1)
+        assert reused._trained_functions[1] is not second

@@ -415,6 +415,9 @@ class Doc2Vec(Word2Vec):
                 rows[number, position] = len(self.wv) + index[tag]
         return rows
 
+    def _captured_arrays(self) -> list:
+        return [self._tag_rows()]
+
     def _pair_function(self, tf, rng):
         """Examples of PV-DM (tags + context -> word) or PV-DBOW (tag -> word) per chunk."""
         window, shrink, dm, dbow_words = self.window, self.shrink_windows, self.dm, self.dbow_words

@@ -956,7 +956,9 @@ class Word2Vec:
         out-of-vocabulary ones included, times epochs, over the training
         time with indexing, graph building and XLA compilation included),
         and `seconds`: the time spent building pairs, in update steps, and
-        in the first step (which includes XLA compilation).
+        in the first step (which includes XLA compilation, on the first
+        call only while the settings and vocabulary stay: later calls reuse
+        the compiled step, so a loop of one-epoch `train` calls is cheap).
         """
         if self.wv is None:
             raise ValueError("Call build_vocab(corpus) before train().")
@@ -986,18 +988,9 @@ class Word2Vec:
         import tensorflow as tf
 
         ids_array, sentence_array, chunks, raw_words = corpus
-        rng = tf.random.Generator.from_seed(self.seed + self.train_count)
-        syn0 = tf.Variable(self._input_vectors(), name="input_vectors")
-        syn1 = tf.Variable(self._output_vectors, name="output_vectors")
-        syn1_hs = tf.Variable(self._hs_vectors, name="tree_vectors") if self.hs else None
-        loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
-        pairs_fn = self._pair_function(tf, rng)
         grouped = not self.sg or self.shared_negatives
         batch = max(1, self.batch_size // 4) if grouped else self.batch_size
-        step_fns = [
-            self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs, depth)
-            for depth in self._bucket_depths()
-        ]
+        rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = self._trainer(tf, batch)
         ids = tf.constant(ids_array)
         sentence_ids = tf.constant(sentence_array)
         chunk_tensors = [(ids[lo:hi], sentence_ids[lo:hi]) for lo, hi, _ in chunks]
@@ -1081,6 +1074,69 @@ class Word2Vec:
         self.train_count += 1
         _call(callbacks, "on_train_end", self)
         return trained_words, int(total)
+
+    def _trainer(self, tf, batch: int):
+        """The training variables and traced functions, reused by every `train` they fit.
+
+        They are traced and XLA-compiled once and kept while nothing they
+        capture changes (settings, vocabulary, sampling and noise tables,
+        lock factors, shapes): gensim code often calls `train` once per
+        epoch, lowering `alpha` in between, and compiling the step again
+        would take longer than an epoch. Each call loads the current vectors
+        into the variables and reseeds the generator, as a fresh start would.
+        """
+        arrays = [self._keep_probability, self._noise_accept, self._noise_alias, self.word_counts]
+        arrays += [getattr(self.wv, "vectors_lockf", None), *self._captured_arrays()]
+        key = (
+            type(self),
+            tuple(
+                repr(getattr(self, name, None))
+                for name in self._settings()
+                if name
+                not in (
+                    "alpha",
+                    "min_alpha",
+                    "epochs",
+                    "seed",
+                    "workers",
+                    "verbose",
+                    "comment",
+                )  # fmt: skip
+            ),
+            self._input_vectors().shape,
+            batch,
+            bool(self.compute_loss),
+            tuple(None if a is None else hash(np.ascontiguousarray(a).tobytes()) for a in arrays),
+        )
+        state = getattr(self, "_trained_functions", None)
+        seed = self.seed + self.train_count
+        if state is not None and state[0] == key:
+            rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = state[1]
+            rng.reset_from_seed(seed)
+            syn0.assign(self._input_vectors())
+            syn1.assign(self._output_vectors)
+            if syn1_hs is not None:
+                syn1_hs.assign(self._hs_vectors)
+            if loss is not None:
+                loss.assign(0.0)
+            return state[1]
+        rng = tf.random.Generator.from_seed(seed)
+        syn0 = tf.Variable(self._input_vectors(), name="input_vectors")
+        syn1 = tf.Variable(self._output_vectors, name="output_vectors")
+        syn1_hs = tf.Variable(self._hs_vectors, name="tree_vectors") if self.hs else None
+        loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
+        pairs_fn = self._pair_function(tf, rng)
+        step_fns = [
+            self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs, depth)
+            for depth in self._bucket_depths()
+        ]
+        functions = (rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns)
+        self._trained_functions = (key, functions)
+        return functions
+
+    def _captured_arrays(self) -> list:
+        """Arrays besides the vocabulary's that the training functions capture (Doc2Vec's tags)."""
+        return []
 
     def _input_vectors(self) -> np.ndarray:
         """The rows the input side of training updates (Doc2Vec appends its document vectors)."""
