@@ -70,6 +70,28 @@ def test_prompt_longer_than_one_prefill_chunk(files, llama):
     np.testing.assert_array_equal(generator.generate(prompt, 8), llama.generate(prompt, 8))
 
 
+def test_short_cache_decodes_hand_over_as_the_position_grows(tmp_path):
+    # Context 512: `decode_128` and `decode_256` read the first slots and return
+    # new rows only; a 120-token prompt decoding 150 tokens crosses both, then
+    # runs on into the full `decode`, and still answers what Keras does.
+    keras.utils.set_random_seed(6)
+    model = build_llama(LlamaConfig.preset("tiny", max_seq_len=512))
+    model.norm.scale.assign(model.norm.scale.numpy() * 6.0)
+    path = export_tflite(model, tmp_path / "long.tflite")
+    interpreter = Interpreter(model_path=str(path))
+    signatures = interpreter.get_signature_list()
+    assert {"decode_128", "decode_256"} <= set(signatures) and "decode_512" not in signatures
+    rows = [f"{kind}_row_{i}" for i in range(model.config.n_layers) for kind in "kv"]
+    assert sorted(signatures["decode_128"]["outputs"]) == sorted(["logits", *rows])
+    prompt = (np.arange(120, dtype=np.int32)[None] * 7 + 3) % model.config.vocab_size
+    generator = TFLiteGenerator(path)
+    np.testing.assert_array_equal(generator.generate(prompt, 150), model.generate(prompt, 150))
+    # Teacher forcing from an empty cache walks the same hand-overs from slot 0.
+    ids = model.generate(prompt, 150)[0, :300]
+    want = np.asarray(model(ids[None], training=False))[0]
+    np.testing.assert_allclose(generator.logits(ids), want, atol=2e-4 * np.abs(want).max())
+
+
 def test_dynamic_int8_agrees_on_90_percent(files, llama):
     # Next-token agreement along model.generate's 64 tokens (teacher forcing):
     # a free-running comparison would count every token after the first

@@ -11,6 +11,12 @@ ones, and the caller (`TFLiteGenerator`) carries them from call to call.
   before any real query can see it.
 - `decode(tokens (1, 1), input_pos (1,), caches...)` feeds one token and
   returns `logits (1, vocab)` and the caches.
+- LLaMA exports also have `decode_<length>` (128, 256, ... below
+  `max_seq_len`): `decode` for positions below `length`, taking the first
+  `length` slots of each cache and returning only the new rows
+  `k_row_i` / `v_row_i (1, 1, n_kv_heads, head_dim)`, which the caller
+  writes at `input_pos`; a step early in a long context then moves a
+  fraction of the caches.
 
 Only built-in TFLite ops are used (no Flex delegate), so the pip LiteRT
 interpreter runs the file as it is.
@@ -18,7 +24,7 @@ interpreter runs the file as it is.
 The package, one idea per file:
 
 - `convert.py`: `export_tflite`, the signature functions of each kind of
-  model, freezing and the converter.
+  model, the SavedModel they are written to and the converter.
 - `flatbuffer.py`: schema surgery on the converted file (one int8 copy of a
   tied embedding table).
 - `generator.py`: `TFLiteGenerator`, the LLaMA runtime that carries the caches.

@@ -53,6 +53,17 @@ class TFLiteGenerator:
         # output tensor to its input tensor, and nothing else.
         self._prefill = _InPlace(self.interpreter, "prefill")
         self._decode = _InPlace(self.interpreter, "decode")
+        # `decode_<length>` (LLaMA exports): the first `length` slots only, new rows
+        # out. The caches then live in the shortest one's inputs that holds the
+        # position, and move to a longer one (or to `decode`'s) when it is full.
+        self._short = {}
+        for key in sorted(signatures, key=lambda k: (len(k), k)):
+            if key.startswith("decode_") and key[len("decode_") :].isdigit():
+                short = _InPlace(self.interpreter, key)
+                for view in short.inputs.values():
+                    view.fill(0)  # arena memory: no NaN may sit under the mask
+                self._short[int(key[len("decode_") :])] = short
+        self._active = None  # the decode_<length> holding the caches; None: `decode`
         self.cache_names = sorted(n for n in self._decode.inputs if "_cache_" in n)
         self.cache_shapes = {n: self._decode.inputs[n].shape for n in self.cache_names}
         self.context = int(self.cache_shapes[self.cache_names[0]][1])
@@ -76,15 +87,35 @@ class TFLiteGenerator:
             self._prefill.invoke()
             for name in self.cache_names:
                 np.copyto(caches[name], self._prefill.outputs[name])
+        self._active = None
+        self._hold(len(body))
+
+    def _hold(self, position: int) -> _InPlace:
+        """The signature whose inputs hold the caches for a step at `position`.
+
+        Moving to another copies the slots written so far (`:position`).
+        """
+        length = next((n for n in self._short if position < n), None)
+        if length != self._active:
+            source = self._decode if self._active is None else self._short[self._active]
+            target = self._decode if length is None else self._short[length]
+            for name in self.cache_names:
+                target.inputs[name][:, :position] = source.inputs[name][:, :position]
+            self._active = length
+        return self._decode if length is None else self._short[length]
 
     def decode(self, token: int, position: int) -> np.ndarray:
         """Logits `(vocab,)` after feeding `token` at `position`; the caches move on by one."""
-        self._decode.inputs["tokens"][:] = token
-        self._decode.inputs["input_pos"][:] = position
-        self._decode.invoke()
-        logits = self._decode.outputs["logits"][0].copy()
+        step = self._hold(position)
+        step.inputs["tokens"][:] = token
+        step.inputs["input_pos"][:] = position
+        step.invoke()
+        logits = step.outputs["logits"][0].copy()
         for name in self.cache_names:
-            np.copyto(self._decode.inputs[name], self._decode.outputs[name])
+            if step is self._decode:
+                np.copyto(step.inputs[name], step.outputs[name])
+            else:  # only the new row came back
+                step.inputs[name][:, position] = step.outputs[name.replace("cache", "row")][:, 0]
         return logits
 
     def logits(self, token_ids) -> np.ndarray:
