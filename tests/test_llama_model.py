@@ -92,6 +92,23 @@ def test_keras_file_round_trip_keeps_logits_and_generate(tiny, tmp_path):
     np.testing.assert_array_equal(loaded.generate(ids, 5), tiny.generate(ids, 5))
 
 
+def test_mixed_bfloat16_reaches_every_layer_and_survives_a_keras_file(tiny, tmp_path):
+    mixed = LlamaModel(tiny.config, dtype="mixed_bfloat16")
+    mixed.set_weights(tiny.get_weights())
+    block = mixed.blocks[-1]
+    layers = [mixed.tok_embeddings, mixed.norm, mixed.output_projection, block.attention.wq]
+    assert {layer.compute_dtype for layer in layers + [block.feed_forward.w2]} == {"bfloat16"}
+    assert {w.dtype for w in mixed.weights} == {"float32"}  # mixed: float32 variables
+    ids = np.random.default_rng(1).integers(0, 512, (2, 9)).astype("int32")
+    want, got = np.asarray(tiny(ids)), np.asarray(mixed(ids))
+    assert got.dtype == np.float32
+    assert np.abs(got - want).max() < 0.1 * np.abs(want).max()  # bfloat16 error
+    mixed.save(tmp_path / "mixed.keras")
+    loaded = keras.models.load_model(tmp_path / "mixed.keras")
+    assert loaded.blocks[0].attention.wq.compute_dtype == "bfloat16"
+    np.testing.assert_array_equal(np.asarray(loaded(ids)), got)
+
+
 def test_padding_mask_hides_left_padding(tiny):
     ids = np.array([[7, 8, 9, 10]], "int32")
     padded = np.array([[0, 0, 7, 8, 9, 10]], "int32")

@@ -90,8 +90,13 @@ class LlamaModel(CausalLM, LoRAMixin, keras.Model):
         # Weights about to be overwritten (checkpoint loading) start as "zeros":
         # random draws of a large embedding cost several times its size.
         init = initializer or keras.initializers.RandomNormal(stddev=0.02)
+        policy = self.dtype_policy  # e.g. dtype="mixed_bfloat16" reaches every layer
         self.tok_embeddings = keras.layers.Embedding(
-            cfg.vocab_size, cfg.dim, embeddings_initializer=init, name="tok_embeddings"
+            cfg.vocab_size,
+            cfg.dim,
+            embeddings_initializer=init,
+            dtype=policy,
+            name="tok_embeddings",
         )
         self.blocks = [
             LlamaBlock(
@@ -106,15 +111,20 @@ class LlamaModel(CausalLM, LoRAMixin, keras.Model):
                 cfg.rope_scaling,
                 cfg.dropout,
                 kernel_initializer=initializer or "default",
+                dtype=policy,
                 name=f"layers_{i}",
             )
             for i in range(cfg.n_layers)
         ]
-        self.norm = RMSNorm(cfg.norm_eps, name="norm")
+        self.norm = RMSNorm(cfg.norm_eps, dtype=policy, name="norm")
         self.output_projection = None
         if not cfg.tie_embeddings:
             self.output_projection = keras.layers.Dense(
-                cfg.vocab_size, use_bias=False, kernel_initializer=init, name="output"
+                cfg.vocab_size,
+                use_bias=False,
+                kernel_initializer=init,
+                dtype=policy,
+                name="output",
             )
         self.build((None, None))
 
@@ -243,7 +253,12 @@ class LlamaModel(CausalLM, LoRAMixin, keras.Model):
         return quantize.quantize_for_decoding(self, weights)
 
     def get_config(self):
-        config = {"config": self.config.to_dict(), "name": self.name, "trainable": self.trainable}
+        config = {
+            "config": self.config.to_dict(),
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
         if getattr(self, "_lora_settings", None):
             config["lora"] = dict(self._lora_settings)  # rebuilt with adapters on loading
         return config
