@@ -1,4 +1,4 @@
-"""Keras model -> `.tflite` file: the signatures, freezing, the converter and `export_tflite`.
+"""Keras model -> `.tflite` file: the signatures, the SavedModel, the converter and `export_tflite`.
 
 Each kind of model gets its signature functions (LLaMA `prefill` /
 `decode` with the KV cache as tensors, `Seq2Seq` `encode` / `decode_step` /
