@@ -88,6 +88,9 @@ SUB_BATCH_PAIRS = 512
 # only from this depth on: a small vocabulary's few levels are not worth a
 # second compilation.
 _MIN_SPLIT_DEPTH = 12
+# Settings a `train` call may change without the traced functions seeing it
+# (the rates and epochs are arguments; the seed reseeds the generator).
+_PER_CALL_SETTINGS = ("alpha", "min_alpha", "epochs", "seed", "workers", "verbose", "comment")
 
 
 def _in_sub_batches(tf, step, batch: int, rows: int):
@@ -208,7 +211,7 @@ def _bucketed_batches(tf, rng, target, context, alpha_start, alpha_end, batch, l
                 alpha_start,
                 alpha_end,
                 batch,
-            )  # fmt: skip
+            )
         )
         low = depth
     return tuple(buckets)
@@ -1092,16 +1095,7 @@ class Word2Vec:
             tuple(
                 repr(getattr(self, name, None))
                 for name in self._settings()
-                if name
-                not in (
-                    "alpha",
-                    "min_alpha",
-                    "epochs",
-                    "seed",
-                    "workers",
-                    "verbose",
-                    "comment",
-                )  # fmt: skip
+                if name not in _PER_CALL_SETTINGS
             ),
             self._input_vectors().shape,
             batch,
