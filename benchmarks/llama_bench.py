@@ -617,17 +617,9 @@ def prefill(cfg, repeats, report, length=256, llamacpp=None):
 # vocab, tied embeddings): 5 GB in float32, 2.5 GB in bfloat16, 1.3 GB int8.
 SCALING_DTYPES = ("float32", "bfloat16", "int8")
 SCALING_PRESETS = {
-    "stories15M": (dict(), SCALING_DTYPES, 256),
-    "stories42M": (
-        dict(dim=512, n_layers=8, n_heads=8, hidden_dim=1376, max_seq_len=1024),
-        SCALING_DTYPES,
-        1024,
-    ),
-    "stories110M": (
-        dict(dim=768, n_layers=12, n_heads=12, hidden_dim=2048, max_seq_len=1024),
-        SCALING_DTYPES,
-        1024,
-    ),
+    "stories15M": (None, SCALING_DTYPES, 256),
+    "stories42M": (None, SCALING_DTYPES, 1024),
+    "stories110M": (None, SCALING_DTYPES, 1024),
     "llama3.2-1b": (None, SCALING_DTYPES, 512),
 }
 
@@ -635,8 +627,8 @@ SCALING_PRESETS = {
 def scaling_config(name, context=None):
     from keras_recipes.llama import LlamaConfig
 
-    fields, _, default_context = SCALING_PRESETS[name]
-    cfg = LlamaConfig.preset(name) if fields is None else LlamaConfig.preset("stories15M", **fields)
+    _, _, default_context = SCALING_PRESETS[name]
+    cfg = LlamaConfig.preset(name)
     return cfg.replace(max_seq_len=min(cfg.max_seq_len, context or default_context))
 
 

@@ -52,11 +52,7 @@ import time
 # shape -> (LlamaConfig.preset name and overrides, batch, sequence length)
 SHAPES = {
     "stories15M": (("stories15M", dict()), 8, 128),  # a quick look, not a default
-    "stories110M": (
-        ("stories15M", dict(dim=768, n_layers=12, n_heads=12, hidden_dim=2048, max_seq_len=1024)),
-        4,
-        256,
-    ),
+    "stories110M": (("stories110M", dict()), 4, 256),
     "llama3.2-1b": (("llama3.2-1b", dict(max_seq_len=2048, rope_scaling=None)), 1, 128),
 }
 

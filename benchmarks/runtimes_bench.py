@@ -17,8 +17,7 @@ first. Nothing passes or fails on time.
 A `--preset` model has random weights (rows of the output head beyond the
 tokenizer's vocabulary zeroed, so every runtime can turn its greedy ids into
 text) and a SentencePiece tokenizer trained on the built-in corpus;
-`stories110M` is llama2.c's shape, kept here (`SHAPES`) as the library has no
-such preset. `--runtimes` picks which Python-side runtimes are exported and
+`--runtimes` picks which Python-side runtimes are exported and
 timed; `--keep DIR` keeps the exports, e.g. to profile one runtime. Keras
 and TensorFlow get one intra-op thread (`TF_NUM_INTRAOP_THREADS=1`-style
 settings), TFLite and llama.cpp one thread; LiteRT-LM's CPU engine picks its
@@ -41,19 +40,6 @@ from conditions import print_conditions
 
 RUNTIMES = ("keras", "saved_model_c_api", "tflite", "litertlm")
 PROMPT = "The government said"
-# Shapes the library has no preset for: llama2.c's stories110M (its model.py's
-# published config; hidden_dim is SwiGLU's 2/3 * 4 * dim rounded to 32).
-SHAPES = {
-    "stories110M": dict(
-        vocab_size=32000,
-        dim=768,
-        n_layers=12,
-        n_heads=12,
-        hidden_dim=2048,
-        max_seq_len=1024,
-        tie_embeddings=True,
-    ),
-}
 
 
 def _single_thread():
@@ -193,10 +179,7 @@ def prepare(args, work: Path) -> int:
 
         tokenizer = train_sentencepiece(load_builtin_corpus("lee_background"), vocab_size=512)
         keras.utils.set_random_seed(0)
-        if args.preset in SHAPES:
-            config = LlamaConfig.from_dict(SHAPES[args.preset])
-        else:
-            config = LlamaConfig.preset(args.preset)
+        config = LlamaConfig.preset(args.preset)
         model = build_llama(config)
         head = model.tok_embeddings.embeddings if model.output_projection is None else None
         if head is not None:  # tied: ids beyond the tokenizer never win the argmax
@@ -237,7 +220,7 @@ def main(argv=None) -> dict:
     source.add_argument(
         "--preset",
         default="stories15M",
-        help=f"random weights of this shape: a LlamaConfig preset or one of {sorted(SHAPES)}",
+        help="random weights of this LlamaConfig preset's shape (e.g. stories110M)",
     )
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)

@@ -26,6 +26,12 @@ def test_presets_have_the_papers_shapes():
     assert LlamaConfig.preset("llama2-13b").max_seq_len == 4096
     s = LlamaConfig.preset("stories15M")
     assert (s.dim, s.n_layers, s.n_heads, s.vocab_size, s.max_seq_len) == (288, 6, 6, 32000, 256)
+    # llama2.c's model.py configs; the names round the parameter counts (ties included).
+    for name, shape, millions in (("stories42M", (512, 8, 8, 1376), 42), ("stories110M", (768, 12, 12, 2048), 110)):  # fmt: skip
+        s = LlamaConfig.preset(name)
+        assert (s.dim, s.n_layers, s.n_heads, s.ffn_hidden_dim) == shape
+        assert (s.vocab_size, s.max_seq_len, s.tie_embeddings) == (32000, 1024, True)
+        assert round(s.num_parameters() / 1e6) == millions
     s = LlamaConfig.preset("stories260K")
     assert (s.dim, s.ffn_hidden_dim, s.n_layers, s.n_heads, s.n_kv_heads) == (64, 172, 5, 8, 4)
     assert (s.vocab_size, s.max_seq_len) == (512, 512)
