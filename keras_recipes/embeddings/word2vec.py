@@ -1088,6 +1088,7 @@ class Word2Vec:
         would take longer than an epoch. Each call loads the current vectors
         into the variables and reseeds the generator, as a fresh start would.
         """
+        vectors = self._input_vectors()  # Doc2Vec's joins two tables: made once
         arrays = [self._keep_probability, self._noise_accept, self._noise_alias, self.word_counts]
         arrays += [getattr(self.wv, "vectors_lockf", None), *self._captured_arrays()]
         key = (
@@ -1097,7 +1098,7 @@ class Word2Vec:
                 for name in self._settings()
                 if name not in _PER_CALL_SETTINGS
             ),
-            self._input_vectors().shape,
+            vectors.shape,
             batch,
             bool(self.compute_loss),
             tuple(None if a is None else hash(np.ascontiguousarray(a).tobytes()) for a in arrays),
@@ -1107,7 +1108,7 @@ class Word2Vec:
         if state is not None and state[0] == key:
             rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = state[1]
             rng.reset_from_seed(seed)
-            syn0.assign(self._input_vectors())
+            syn0.assign(vectors)
             syn1.assign(self._output_vectors)
             if syn1_hs is not None:
                 syn1_hs.assign(self._hs_vectors)
@@ -1115,7 +1116,7 @@ class Word2Vec:
                 loss.assign(0.0)
             return state[1]
         rng = tf.random.Generator.from_seed(seed)
-        syn0 = tf.Variable(self._input_vectors(), name="input_vectors")
+        syn0 = tf.Variable(vectors, name="input_vectors")
         syn1 = tf.Variable(self._output_vectors, name="output_vectors")
         syn1_hs = tf.Variable(self._hs_vectors, name="tree_vectors") if self.hs else None
         loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
