@@ -31,6 +31,29 @@ def test_min_count_zero_keeps_every_word_as_in_gensim(module, min_count):
     assert len(model.wv) == len({w for s in common_texts for w in s}) == 12
 
 
+@pytest.mark.parametrize("seed", [1, 7])
+def test_initial_vectors_are_gensims_for_the_same_seed(seed):
+    # gensim 4's prep_vectors: uniform in [-1, 1) / vector_size from
+    # default_rng(seed); Doc2Vec's tags from seed + 7919; a grown vocabulary
+    # keeps its rows and draws the new ones from the grown table.
+    ours, theirs = (
+        Word2Vec(vector_size=8, min_count=1, seed=seed),
+        gensim_word2vec.Word2Vec(vector_size=8, min_count=1, seed=seed),
+    )
+    for corpus, update in ((common_texts, False), ([["new", "words"], ["human", "new"]], True)):
+        ours.build_vocab(corpus, update=update)
+        theirs.build_vocab(corpus, update=update)
+        assert ours.wv.index_to_key == theirs.wv.index_to_key
+        np.testing.assert_array_equal(ours.wv.vectors, theirs.wv.vectors)
+    documents = [TaggedDocument(words, [i]) for i, words in enumerate(common_texts)]
+    ours = Doc2Vec(vector_size=8, min_count=1, seed=seed)
+    theirs = gensim_doc2vec.Doc2Vec(vector_size=8, min_count=1, seed=seed)
+    ours.build_vocab(documents)
+    theirs.build_vocab(documents)
+    np.testing.assert_array_equal(ours.wv.vectors, theirs.wv.vectors)
+    np.testing.assert_array_equal(ours.dv.vectors, theirs.dv.vectors)
+
+
 @pytest.mark.parametrize(
     "kwargs", [{"max_vocab_size": 3000}, {"max_vocab_size": 500, "min_count": 2}]
 )

@@ -285,7 +285,7 @@ class Doc2Vec(Word2Vec):
         """
         super().reset_from(other_model)
         keys = other_model.dv.index_to_key
-        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed + 7919))
         self.dv.key_to_index = other_model.dv.key_to_index
         self.dv.expandos = other_model.dv.expandos
         self._corpus_tags = other_model._corpus_tags
@@ -369,8 +369,8 @@ class Doc2Vec(Word2Vec):
                     keys.append(tag)
         if not keys:
             raise ValueError("No document has a tag: give each TaggedDocument tags, e.g. [i].")
-        # Tag vectors start as gensim's do: uniform in [-0.5, 0.5) / vector_size.
-        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), [self.seed, 1]))
+        # Tag vectors start as gensim's do, from the seed plus the 1000th prime.
+        self.dv = KeyedVectors(keys, self._initial_vectors(len(keys), self.seed + 7919))
         counts = np.zeros(len(keys), np.int64)
         for tags in self._corpus_tags:
             for tag in tags:
@@ -426,6 +426,7 @@ class Doc2Vec(Word2Vec):
         concat, tag_count = self.dm and self.dm_concat, self.dm_tag_count
         null = self.wv.get_index(NULL_WORD, 0)
         depths, lengths = self._bucket_depths(), self._code_lengths(tf)
+        local = self._local_order()
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
@@ -448,16 +449,16 @@ class Doc2Vec(Word2Vec):
                 context = tf.concat([tags, tf.where(valid, context, -1)], axis=1)
                 target = words
             else:
-                has_tag = tags >= 0
-                target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(tags)), has_tag)
-                context = tf.boolean_mask(tags, has_tag)
+                # Each word's (tag, word) examples, then with dbow_words its
+                # skip-gram ones, word by word in corpus order.
+                context, valid = tags, tags >= 0
                 if dbow_words:
-                    near, valid = _windows(tf, rng, words, sentences, window, shrink)
-                    centre = tf.broadcast_to(words[:, None], tf.shape(near))
-                    target = tf.concat([target, tf.boolean_mask(centre, valid)], 0)
-                    context = tf.concat([context, tf.boolean_mask(near, valid)], 0)
+                    near, inside = _windows(tf, rng, words, sentences, window, shrink)
+                    context, valid = tf.concat([context, near], 1), tf.concat([valid, inside], 1)
+                target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(context)), valid)
+                context = tf.boolean_mask(context, valid)
             buckets = _bucketed_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths
+                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local
             )
             return buckets, tf.size(words)
 

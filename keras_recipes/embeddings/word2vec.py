@@ -24,8 +24,9 @@ so a gensim user needs no new vocabulary:
   alias table, instead of word2vec.c's 10^8-entry table); a noise word equal
   to the target is skipped, as in gensim;
 - plain SGD whose learning rate falls linearly from `alpha` to `min_alpha`
-  over all words of all epochs; input vectors start uniform in
-  `[-0.5, 0.5) / vector_size`, output vectors at zero.
+  over all words of all epochs; input vectors start as gensim 4's, uniform
+  in `[-1, 1) / vector_size` (the same numbers for the same seed), output
+  vectors at zero.
 
 How it runs: per chunk of about `chunk_words` corpus words, one
 `tf.function` subsamples, draws reduced windows, builds every pair with a
@@ -161,16 +162,19 @@ def _windows(tf, rng, words, sentences, window: int, shrink: bool):
     return tf.gather(words, clipped), valid
 
 
-def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch):
+def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch, local=False):
     """Shuffles the examples and cuts them into `(steps, batch, ...)` with a learning rate each.
 
     The rate falls linearly from `alpha_start` to `alpha_end` along the
     shuffled examples; padding examples get rate 0 (and context -1 in a
-    grouped layout), so they change nothing.
+    grouped layout), so they change nothing. With `local`, the examples keep
+    their corpus order from step to step and are shuffled only within each
+    step's batch (`Word2Vec._local_order` says when).
     """
     m = tf.size(target)
-    order = tf.random.experimental.stateless_shuffle(tf.range(m), rng.make_seeds(1)[:, 0])
-    target, context = tf.gather(target, order), tf.gather(context, order)
+    if not local:
+        order = tf.random.experimental.stateless_shuffle(tf.range(m), rng.make_seeds(1)[:, 0])
+        target, context = tf.gather(target, order), tf.gather(context, order)
     pad = (-m) % batch
     steps = (m + pad) // batch
     rate = alpha_start + (alpha_end - alpha_start) * tf.cast(tf.range(m), tf.float32) / (
@@ -184,10 +188,15 @@ def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch):
         width = context.shape[1]
         context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
         context = tf.reshape(context, [steps, batch, width])
+    if local:  # one permutation of the columns: a step's slices take examples across it
+        within = tf.random.experimental.stateless_shuffle(tf.range(batch), rng.make_seeds(1)[:, 0])
+        target, context, rate = (tf.gather(x, within, axis=1) for x in (target, context, rate))
     return target, context, rate
 
 
-def _bucketed_batches(tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths):
+def _bucketed_batches(
+    tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local=False
+):
     """`_shuffled_batches` of each bucket of examples whose target's tree path fits its depth.
 
     With `depths` `[d1, d2, ...]` (hierarchical softmax, `Word2Vec._bucket_depths`)
@@ -197,7 +206,7 @@ def _bucketed_batches(tf, rng, target, context, alpha_start, alpha_end, batch, l
     `lengths` holds every word's code length.
     """
     if len(depths) == 1:
-        return (_shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch),)
+        return (_shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch, local),)
     length = tf.gather(lengths, target)
     buckets, low = [], 0
     for depth in depths:
@@ -211,6 +220,7 @@ def _bucketed_batches(tf, rng, target, context, alpha_start, alpha_end, batch, l
                 alpha_start,
                 alpha_end,
                 batch,
+                local,
             )
         )
         low = depth
@@ -856,8 +866,7 @@ class Word2Vec:
                 counts[self.wv.key_to_index[word]] += count
             else:
                 new.append((word, count))
-        rng = np.random.default_rng([self.seed, len(self.wv)])
-        rows = (rng.random((len(new), self.vector_size), np.float32) - 0.5) / self.vector_size
+        rows = self._initial_vectors(len(self.wv) + len(new), self.seed, first=len(self.wv))
         lockf = getattr(self.wv, "vectors_lockf", None)
         self.wv.expandos["count"] = counts
         if new:
@@ -1275,10 +1284,20 @@ class Word2Vec:
         """Width of the hidden layer, so of the output vectors (Doc2Vec's dm_concat widens it)."""
         return self.vector_size
 
-    def _initial_vectors(self, rows: int, seed) -> np.ndarray:
-        """Input vectors as gensim starts them: uniform in `[-0.5, 0.5) / vector_size`."""
-        rng = np.random.default_rng(seed)
-        return (rng.random((rows, self.vector_size), np.float32) - 0.5) / self.vector_size
+    def _initial_vectors(self, rows: int, seed, first: int = 0) -> np.ndarray:
+        """Rows `first:rows` of the input vectors gensim 4 starts with for `seed`.
+
+        gensim's `prep_vectors`: uniform in `[-1, 1) / vector_size`, from
+        `numpy.random.default_rng(seed)`, in float32; the same seed and
+        vocabulary give gensim's very numbers. A vocabulary grown by
+        `build_vocab(update=True)` keeps its rows and takes the new ones
+        from the grown table, as gensim does.
+        """
+        vectors = np.random.default_rng(seed).random((rows, self.vector_size), np.float32)
+        vectors *= 2.0
+        vectors -= 1.0
+        vectors /= self.vector_size
+        return vectors[first:]
 
     def predict_output_word(self, context_words_list: Sequence[str], topn: int = 10):
         """The `topn` words most probable at the centre of `context_words_list` (gensim's).
@@ -1461,6 +1480,19 @@ class Word2Vec:
             return [deepest]
         return [best, deepest]
 
+    def _local_order(self) -> bool:
+        """Whether training keeps the corpus order from step to step (see `_shuffled_batches`).
+
+        Hierarchical softmax alone learns better in corpus order, the order
+        gensim trains in: with every example of a chunk shuffled, CBOW's
+        WordSim-353 Spearman fell well below gensim's on the benchmark corpus
+        (README, "Word embeddings"). Each step's batch is still shuffled, so
+        the slices that update at once take examples from all over it rather
+        than neighbours that share their context words. Negative sampling
+        learns better fully shuffled, so it stays so.
+        """
+        return bool(self.hs and not self.negative)
+
     def _code_lengths(self, tf):
         """Each word's Huffman code length as an int32 tensor, or None without `hs`."""
         if not self.hs:
@@ -1474,6 +1506,7 @@ class Word2Vec:
         shrink = self.shrink_windows
         keep_probability = tf.constant(self._keep_probability)
         depths, lengths = self._bucket_depths(), self._code_lengths(tf)
+        local = self._local_order()
 
         @tf.function(reduce_retracing=True, autograph=False)
         def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
@@ -1488,7 +1521,7 @@ class Word2Vec:
                 target = tf.boolean_mask(words, has_context)
                 context = tf.boolean_mask(tf.where(valid, context, -1), has_context)
             buckets = _bucketed_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths
+                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local
             )
             return buckets, tf.size(words)
 
