@@ -174,7 +174,9 @@ def test_examples_split_by_tree_depth_train_as_with_the_deepest_padding(monkeypa
     # Every example lands in the bucket its target's path fits, none lost.
     pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
     ids, sentences = tf.constant(model._ids[:4000]), tf.constant(model._sentence_ids[:4000])
-    buckets, _ = pairs(ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256))
+    buckets, _, _ = pairs(
+        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256), tf.size(ids)
+    )
     real = [
         (t.numpy()[r.numpy() > 0], depth) for (t, _, r), depth in zip(buckets, depths, strict=True)
     ]
@@ -183,7 +185,9 @@ def test_examples_split_by_tree_depth_train_as_with_the_deepest_padding(monkeypa
     total = sum(len(t) for t, _ in real)
     monkeypatch.setattr(word2vec, "_MIN_SPLIT_DEPTH", 10**6)  # one bucket
     one = model._pair_function(tf, tf.random.Generator.from_seed(0))
-    ((_, _, rate),), _ = one(ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256))
+    ((_, _, rate),), _, _ = one(
+        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(256), tf.size(ids)
+    )
     assert total == int((rate.numpy() > 0).sum())
     # The short bucket's step, padded to its depth, equals the deepest padding's.
     target, context, rate = (x[0] for x in buckets[0])
@@ -193,7 +197,7 @@ def test_examples_split_by_tree_depth_train_as_with_the_deepest_padding(monkeypa
         syn1 = tf.Variable(model._output_vectors)
         tree = tf.Variable(np.random.default_rng(2).normal(size=model._hs_vectors.shape).astype("float32"))  # fmt: skip
         step = model._step_function(tf, None, syn0, syn1, 256, None, tree, depth)
-        step(target, context, rate)
+        step((target, context, rate))
         results.append((syn0.numpy(), tree.numpy()))
     for short, full in zip(*results, strict=True):
         np.testing.assert_allclose(short, full, rtol=1e-6, atol=1e-7)
@@ -214,7 +218,7 @@ def test_hierarchical_softmax_alone_keeps_the_corpus_order_from_step_to_step():
     rng = tf.random.Generator.from_seed(0)
     corpus = tf.range(m)
     rates = 0.025 - 0.025 * np.arange(m) / m  # the corpus-order schedule
-    local = _shuffled_batches(tf, rng, corpus, corpus, 0.025, 0.0, batch, local=True)
+    local = _shuffled_batches(tf, rng, (corpus, corpus), 0.025, 0.0, batch, local=True)
     target, context, rate = (x.numpy() for x in local)
     assert target.shape == (8, batch)
     np.testing.assert_array_equal(target, context)
@@ -224,7 +228,7 @@ def test_hierarchical_softmax_alone_keeps_the_corpus_order_from_step_to_step():
         np.testing.assert_allclose(rate[step][rate[step] > 0], rates[real], atol=1e-8)
     assert not np.array_equal(target[0], np.arange(batch))
     target, _, rate = (
-        x.numpy() for x in _shuffled_batches(tf, rng, corpus, corpus, 0.025, 0.0, batch)
+        x.numpy() for x in _shuffled_batches(tf, rng, (corpus, corpus), 0.025, 0.0, batch)
     )
     assert target[0].max() >= batch  # shuffled across steps
     np.testing.assert_array_equal(np.sort(target[rate > 0]), np.arange(m))

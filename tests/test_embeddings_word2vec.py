@@ -85,9 +85,10 @@ def test_pairs_respect_windows_sentences_and_decay():
     model.build_vocab([[f"w{i}" for i in range(50)], [f"v{i}" for i in range(30)]])
     pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
     ids, sentences = tf.constant(model._ids), tf.constant(model._sentence_ids)
-    ((target, context, rate),), kept = pairs(  # one bucket: no hs
-        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(64)
+    ((target, context, rate),), arrays, kept = pairs(  # one bucket: no hs
+        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(64), tf.size(ids)
     )
+    assert arrays == ()  # skip-gram's examples are whole (centre, context) pairs
     assert int(kept) == 80  # sample=0 keeps every word
     rate = rate.numpy().ravel()
     real = rate > 0
@@ -160,3 +161,31 @@ def test_sample_above_one_is_an_absolute_count_as_in_gensim():
     for word in ours.wv.index_to_key:
         keep = ours._keep_probability[ours.wv.key_to_index[word]]
         assert keep == pytest.approx(theirs.wv.get_vecattr(word, "sample_int") / 2**32, abs=1e-6)
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+def test_window_reach_gives_the_windows_of_the_window_mask(shrink):
+    # CBOW and PV-DM steps read each word's window from two numbers per word
+    # (`_window_reach`, `_window_context`); they must be the windows the
+    # (n, 2 * window) mask of `_windows` draws from the same generator state.
+    import tensorflow as tf
+
+    from keras_recipes.embeddings.word2vec import _window_context, _window_reach, _windows
+
+    rng = np.random.default_rng(3)
+    n, window = 400, 4
+    words = tf.constant(rng.integers(0, 50, n), tf.int32)
+    lengths = [1, 2, 7, 3, 60, 1, 150, 9]  # sentences of one word too
+    sentences = tf.constant(np.repeat(np.arange(len(lengths)) * 3, lengths)[:n], tf.int32)
+    n = int(tf.size(sentences))
+    words = words[:n]
+    mask = _windows(tf, tf.random.Generator.from_seed(1), words, sentences, window, shrink)
+    expected = tf.where(mask[1], mask[0], -1).numpy()
+    reach = _window_reach(tf, tf.random.Generator.from_seed(1), sentences, window, shrink)
+    positions = tf.constant(rng.permutation(n), tf.int32)
+    target, context = _window_context(tf, positions, words, reach, window)
+    np.testing.assert_array_equal(target.numpy(), words.numpy()[positions.numpy()])
+    np.testing.assert_array_equal(context.numpy(), expected[positions.numpy()])
+    assert (context.numpy() >= 0).sum() > n  # windows were drawn, not all empty
+    empty = _window_reach(tf, tf.random.Generator.from_seed(1), sentences[:0], window, shrink)
+    assert empty.shape == (0, 2)

@@ -54,9 +54,11 @@ from keras_recipes.embeddings.word2vec import (
     Word2Vec,
     _bucketed_batches,
     _open_text,
+    _padded,
     _padded_tree,
     _raise_for_non_string_token,
     _subsample,
+    _window_reach,
     _windows,
 )
 from keras_recipes.embeddings.word2vec import (
@@ -418,8 +420,15 @@ class Doc2Vec(Word2Vec):
     def _captured_arrays(self) -> list:
         return [self._tag_rows()]
 
+    def _windowed(self) -> bool:
+        """PV-DM (but not dm_concat) reads each word's window in the step, as CBOW does."""
+        return bool(self.dm and not self.dm_concat)
+
     def _pair_function(self, tf, rng):
-        """Examples of PV-DM (tags + context -> word) or PV-DBOW (tag -> word) per chunk."""
+        """Examples of PV-DM (tags + context -> word) or PV-DBOW (tag -> word) per chunk.
+
+        Called as `Word2Vec._pair_function`'s function is, with the same results.
+        """
         window, shrink, dm, dbow_words = self.window, self.shrink_windows, self.dm, self.dbow_words
         keep_probability = tf.constant(self._keep_probability)
         tag_rows = tf.constant(self._tag_rows())
@@ -429,9 +438,10 @@ class Doc2Vec(Word2Vec):
         local = self._local_order()
 
         @tf.function(reduce_retracing=True, autograph=False)
-        def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
+        def pairs(ids, sentence_ids, alpha_start, alpha_end, batch, capacity):
             words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
             tags = tf.gather(tag_rows, sentences)  # (n, most tags)
+            arrays = ()
             if concat:
                 # gensim's dm_concat: the full window, padded with the null word at
                 # the document's edges; documents without exactly dm_tag_count tags
@@ -443,11 +453,16 @@ class Doc2Vec(Word2Vec):
                 has_count = tf.reduce_sum(tf.cast(tags >= 0, tf.int32), axis=1) == tag_count
                 context = tf.boolean_mask(tf.concat([tags[:, :tag_count], context], 1), has_count)
                 target = tf.boolean_mask(words, has_count)
+                examples = (target, context)
             elif dm:
-                # Every kept word is a target, with or without context words.
-                context, valid = _windows(tf, rng, words, sentences, window, shrink)
-                context = tf.concat([tags, tf.where(valid, context, -1)], axis=1)
-                target = words
+                # Every kept word is a target, with or without context words: its
+                # position, the step reads its tags and window (`_windowed`).
+                reach = _window_reach(tf, rng, sentences, window, shrink)
+                examples, target = (tf.range(tf.size(words)),), words
+                arrays = tuple(
+                    _padded(tf, x, capacity, fill)
+                    for x, fill in ((words, 0), (reach, -1), (tags, -1))
+                )
             else:
                 # Each word's (tag, word) examples, then with dbow_words its
                 # skip-gram ones, word by word in corpus order.
@@ -456,11 +471,11 @@ class Doc2Vec(Word2Vec):
                     near, inside = _windows(tf, rng, words, sentences, window, shrink)
                     context, valid = tf.concat([context, near], 1), tf.concat([valid, inside], 1)
                 target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(context)), valid)
-                context = tf.boolean_mask(context, valid)
+                examples = (target, tf.boolean_mask(context, valid))
             buckets = _bucketed_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local
+                tf, rng, examples, target, alpha_start, alpha_end, batch, lengths, depths, local
             )
-            return buckets, tf.size(words)
+            return buckets, arrays, tf.size(words)
 
         return pairs
 

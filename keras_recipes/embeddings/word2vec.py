@@ -57,6 +57,8 @@ exact sigmoid is used (gensim skips updates whose dot product is beyond
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import time
 import warnings
@@ -95,26 +97,64 @@ _PER_CALL_SETTINGS = ("alpha", "min_alpha", "epochs", "seed", "workers", "verbos
 
 
 def _in_sub_batches(tf, step, batch: int, rows: int):
-    """`step` XLA-compiled over `batch` examples, run as consecutive slices of about `rows`."""
+    """`step` XLA-compiled over `batch` examples, run as consecutive slices of about `rows`.
+
+    The result is called as `run(examples, arrays)`: `examples` a tuple of
+    tensors with `batch` rows (cut into the slices), `arrays` a tuple of the
+    chunk's tensors every slice reads whole (`Word2Vec._windowed`).
+    """
     parts = max(1, batch // max(1, rows))
     while batch % parts:  # equal slices
         parts -= 1
 
-    def run(target, context, rate):
+    def run(examples, arrays):
         if parts == 1:
-            step(target, context, rate)
+            step(*examples, *arrays)
             return
 
         def body(i):
             def cut(x):
                 return tf.reshape(x, [parts, batch // parts, *x.shape[1:]])[i]
 
-            step(cut(target), cut(context), cut(rate))
+            step(*(cut(x) for x in examples), *arrays)
             return (i + 1,)
 
         tf.while_loop(lambda i: i < parts, body, (tf.constant(0),))
 
-    return tf.function(run, jit_compile=True, autograph=False)
+    compiled = tf.function(run, jit_compile=True, autograph=False)
+    concrete = {}
+
+    def call(examples, arrays=()):
+        # Training calls a step thousands of times with the same shapes: the
+        # concrete function skips tf.function's per-call signature matching.
+        examples, arrays = tuple(examples), tuple(arrays)
+        shapes = tuple(tuple(x.shape) for x in examples + arrays)
+        if shapes not in concrete:
+            concrete[shapes] = compiled.get_concrete_function(examples, arrays)
+        return concrete[shapes](examples, arrays)
+
+    return call
+
+
+@contextlib.contextmanager
+def _full_collections_paused():
+    """Python's cyclic garbage collector leaves the objects that exist at entry alone.
+
+    A full collection walks every object the process holds, and with
+    TensorFlow and Keras loaded that is millions: one lands in a training
+    loop every so many steps, a pause of about 0.2 s (a tenth of a Doc2Vec
+    benchmark run). `gc.freeze` takes the objects made before the loop out
+    of its reach until the loop ends; garbage the loop makes is still
+    collected. A program that freezes objects itself is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,67 +202,102 @@ def _windows(tf, rng, words, sentences, window: int, shrink: bool):
     return tf.gather(words, clipped), valid
 
 
-def _shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch, local=False):
+def _window_reach(tf, rng, sentences, window: int, shrink: bool):
+    """`(n, 2)` int32: how many words each word's window takes on its left and its right.
+
+    The same windows as `_windows` (drawn with the same generator state, the
+    same ones), as two numbers per word instead of a `(n, 2 * window)` mask:
+    the reduced window, cut at the sentence's first and last word. Sentence
+    numbers must not decrease along the corpus (`Word2Vec._index`).
+    """
+    n = tf.size(sentences)
+    if shrink:
+        reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
+    else:
+        reduced = tf.fill([n], window)
+    position = tf.range(n)
+    starts = tf.not_equal(sentences, tf.concat([[-1], sentences], 0)[:-1])
+    segment = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    first = tf.gather(tf.math.segment_min(position, segment), segment)
+    last = tf.gather(tf.math.segment_max(position, segment), segment)
+    return tf.stack(
+        [tf.minimum(position - first, reduced), tf.minimum(last - position, reduced)], 1
+    )
+
+
+def _window_context(tf, positions, words, reach, window: int):
+    """`(target, context)` of the words at `positions`: their window's words, -1 outside it.
+
+    `words` and `reach` (`_window_reach`) are the whole chunk's, so a step
+    reads each example's window itself (in XLA, fused) instead of taking a
+    `(batch, 2 * window)` array built for the whole chunk.
+    """
+    offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
+    side = tf.constant([0] * window + [1] * window, tf.int32)
+    limit = tf.gather(tf.gather(reach, positions), side, axis=1)  # (B, 2 * window)
+    where = tf.clip_by_value(positions[:, None] + offsets[None, :], 0, tf.size(words) - 1)
+    inside = tf.abs(offsets)[None, :] <= limit
+    return tf.gather(words, positions), tf.where(inside, tf.gather(words, where), -1)
+
+
+def _padded(tf, x, capacity, value=0):
+    """`x` padded with `value` along its first axis to `capacity` rows."""
+    rank = len(x.shape)
+    return tf.pad(x, [[0, capacity - tf.shape(x)[0]]] + [[0, 0]] * (rank - 1), constant_values=value)  # fmt: skip
+
+
+def _shuffled_batches(tf, rng, examples, alpha_start, alpha_end, batch, local=False):
     """Shuffles the examples and cuts them into `(steps, batch, ...)` with a learning rate each.
 
-    The rate falls linearly from `alpha_start` to `alpha_end` along the
-    shuffled examples; padding examples get rate 0 (and context -1 in a
-    grouped layout), so they change nothing. With `local`, the examples keep
-    their corpus order from step to step and are shuffled only within each
-    step's batch (`Word2Vec._local_order` says when).
+    `examples` is a tuple of tensors, one row per example (a target and its
+    context, or a word position); the result is that tuple batched, then the
+    rates. The rate falls linearly from `alpha_start` to `alpha_end` along
+    the shuffled examples; padding examples get rate 0 (and context -1 where
+    a tensor has a second axis), so they change nothing. With `local`, the
+    examples keep their corpus order from step to step and are shuffled
+    only within each step's batch (`Word2Vec._local_order` says when).
     """
-    m = tf.size(target)
+    m = tf.shape(examples[0])[0]
     if not local:
         order = tf.random.experimental.stateless_shuffle(tf.range(m), rng.make_seeds(1)[:, 0])
-        target, context = tf.gather(target, order), tf.gather(context, order)
+        examples = tuple(tf.gather(x, order) for x in examples)
     pad = (-m) % batch
     steps = (m + pad) // batch
     rate = alpha_start + (alpha_end - alpha_start) * tf.cast(tf.range(m), tf.float32) / (
         tf.cast(tf.maximum(m, 1), tf.float32)
     )
-    target = tf.reshape(tf.pad(target, [[0, pad]]), [steps, batch])
-    rate = tf.reshape(tf.pad(rate, [[0, pad]]), [steps, batch])
-    if context.shape.rank == 1:
-        context = tf.reshape(tf.pad(context, [[0, pad]]), [steps, batch])
-    else:
-        width = context.shape[1]
-        context = tf.pad(context, [[0, pad], [0, 0]], constant_values=-1)
-        context = tf.reshape(context, [steps, batch, width])
+    batched = [
+        tf.reshape(
+            _padded(tf, x, m + pad, -1 if x.shape.rank > 1 else 0), [steps, batch, *x.shape[1:]]
+        )  # fmt: skip
+        for x in (*examples, rate)
+    ]
     if local:  # one permutation of the columns: a step's slices take examples across it
         within = tf.random.experimental.stateless_shuffle(tf.range(batch), rng.make_seeds(1)[:, 0])
-        target, context, rate = (tf.gather(x, within, axis=1) for x in (target, context, rate))
-    return target, context, rate
+        batched = [tf.gather(x, within, axis=1) for x in batched]
+    return tuple(batched)
 
 
 def _bucketed_batches(
-    tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local=False
+    tf, rng, examples, targets, alpha_start, alpha_end, batch, lengths, depths, local=False
 ):
     """`_shuffled_batches` of each bucket of examples whose target's tree path fits its depth.
 
     With `depths` `[d1, d2, ...]` (hierarchical softmax, `Word2Vec._bucket_depths`)
-    the examples whose target word's code has at most `d1` nodes form the
-    first bucket, those with `d1 < length <= d2` the next, and so on, each
-    batched (and given its rates) on its own; one depth means one bucket.
-    `lengths` holds every word's code length.
+    the examples whose target word (`targets`, one per example) has a code
+    of at most `d1` nodes form the first bucket, those with
+    `d1 < length <= d2` the next, and so on, each batched (and given its
+    rates) on its own; one depth means one bucket. `lengths` holds every
+    word's code length.
     """
     if len(depths) == 1:
-        return (_shuffled_batches(tf, rng, target, context, alpha_start, alpha_end, batch, local),)
-    length = tf.gather(lengths, target)
+        return (_shuffled_batches(tf, rng, examples, alpha_start, alpha_end, batch, local),)
+    length = tf.gather(lengths, targets)
     buckets, low = [], 0
     for depth in depths:
         inside = (length > low) & (length <= depth)
-        buckets.append(
-            _shuffled_batches(
-                tf,
-                rng,
-                tf.boolean_mask(target, inside),
-                tf.boolean_mask(context, inside),
-                alpha_start,
-                alpha_end,
-                batch,
-                local,
-            )
-        )
+        bucket = tuple(tf.boolean_mask(x, inside) for x in examples)
+        buckets.append(_shuffled_batches(tf, rng, bucket, alpha_start, alpha_end, batch, local))
         low = depth
     return tuple(buckets)
 
@@ -1007,6 +1082,7 @@ class Word2Vec:
         sentence_ids = tf.constant(sentence_array)
         chunk_tensors = [(ids[lo:hi], sentence_ids[lo:hi]) for lo, hi, _ in chunks]
         batch_tensor = tf.constant(batch, tf.int32)
+        capacity = tf.constant(max(hi - lo for lo, hi, _ in chunks), tf.int32)
         total = float(self.epochs * raw_words)
         done = trained_words = 0
         self.trained_examples = 0
@@ -1017,59 +1093,61 @@ class Word2Vec:
         # the same calls, so XLA's disk cache (keras_recipes.xla_cache) answers
         # a script's train() calls from its second run on.
         align_function_uids()
-        mark = time.perf_counter()
-        for epoch in range(self.epochs):
-            _call(callbacks, "on_epoch_begin", self)
-            progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
-            for number, (_, _, raw) in enumerate(chunks):
-                alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
-                done += raw
-                alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
-                buckets, kept = pairs_fn(
-                    *chunk_tensors[number],
-                    tf.constant(alpha_start, tf.float32),
-                    tf.constant(alpha_end, tf.float32),
-                    batch_tensor,
-                )
-                trained_words += int(kept)
-                # Every bucket's steps, interleaved in proportion along the chunk.
-                columns = [[tf.unstack(x) for x in bucket] for bucket in buckets]
-                order = sorted(
-                    ((s + 0.5) / len(c[0]), k, s)
-                    for k, c in enumerate(columns)
-                    for s in range(len(c[0]))
-                )
-                steps = [(step_fns[k], *(x[s] for x in columns[k])) for _, k, s in order]
-                self.trained_examples += len(steps) * batch
-                made = time.perf_counter()
-                self.seconds["pairs"] += made - mark
-                if not steps:  # no word kept with a neighbour in this chunk, this epoch
-                    mark = made
-                    continue
-                if "first_step" not in self.seconds:  # tracing and XLA compilation
-                    function, *args = steps[0]
-                    function(*args)
+        with _full_collections_paused():
+            mark = time.perf_counter()
+            for epoch in range(self.epochs):
+                _call(callbacks, "on_epoch_begin", self)
+                progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
+                for number, (_, _, raw) in enumerate(chunks):
+                    alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
+                    done += raw
+                    alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
+                    buckets, arrays, kept = pairs_fn(
+                        *chunk_tensors[number],
+                        tf.constant(alpha_start, tf.float32),
+                        tf.constant(alpha_end, tf.float32),
+                        batch_tensor,
+                        capacity,
+                    )
+                    trained_words += int(kept)
+                    # Every bucket's steps, interleaved in proportion along the chunk.
+                    columns = [[tf.unstack(x) for x in bucket] for bucket in buckets]
+                    order = sorted(
+                        ((s + 0.5) / len(c[0]), k, s)
+                        for k, c in enumerate(columns)
+                        for s in range(len(c[0]))
+                    )
+                    steps = [(step_fns[k], tuple(x[s] for x in columns[k])) for _, k, s in order]
+                    self.trained_examples += len(steps) * batch
+                    made = time.perf_counter()
+                    self.seconds["pairs"] += made - mark
+                    if not steps:  # no word kept with a neighbour in this chunk, this epoch
+                        mark = made
+                        continue
+                    if "first_step" not in self.seconds:  # tracing and XLA compilation
+                        function, examples = steps[0]
+                        function(examples, arrays)
+                        _ = syn0[0, 0].numpy()
+                        self.seconds["first_step"] = time.perf_counter() - made
+                        steps = steps[1:]
+
+                    def run(work, arrays=arrays):
+                        for function, examples in work:
+                            function(examples, arrays)
+
+                    if pool is None:
+                        run(steps)
+                    else:  # Hogwild: workers update the shared vectors without locks of their own
+                        every = self.workers
+                        list(pool.map(run, [steps[k::every] for k in range(every)]))
                     _ = syn0[0, 0].numpy()
-                    self.seconds["first_step"] = time.perf_counter() - made
-                    steps = steps[1:]
-
-                def run(work):
-                    for function, *args in work:
-                        function(*args)
-
-                if pool is None:
-                    run(steps)
-                else:  # Hogwild: workers update the shared vectors without locks of their own
-                    every = self.workers
-                    list(pool.map(run, [steps[k::every] for k in range(every)]))
-                _ = syn0[0, 0].numpy()
-                mark = time.perf_counter()
-                self.seconds["steps"] += mark - made
-                if progress is not None:
-                    progress.update(number + 1, [("epoch", epoch + 1)])
-            if callbacks:  # they may read the vectors and the loss so far
-                self._sync(syn0, syn1, loss, syn1_hs)
-            _call(callbacks, "on_epoch_end", self)
+                    mark = time.perf_counter()
+                    self.seconds["steps"] += mark - made
+                    if progress is not None:
+                        progress.update(number + 1, [("epoch", epoch + 1)])
+                if callbacks:  # they may read the vectors and the loss so far
+                    self._sync(syn0, syn1, loss, syn1_hs)
+                _call(callbacks, "on_epoch_end", self)
         if pool is not None:
             pool.shutdown()
         if self.trained_examples == 0:
@@ -1499,31 +1577,50 @@ class Word2Vec:
             return None
         return tf.constant([len(code) for code in self.wv.expandos["code"]], tf.int32)
 
+    def _windowed(self) -> bool:
+        """Whether an example is a word position whose window the step reads (CBOW's layout).
+
+        CBOW (and skip-gram with `shared_negatives`) trains one example per
+        corpus word with its whole window: the pair function then hands out
+        word positions, and the step reads each position's window from the
+        chunk's words (`_window_context`), instead of a `(words, 2 * window)`
+        array built outside XLA. Skip-gram's examples are (centre, context)
+        pairs, built as before.
+        """
+        return not self.sg or self.shared_negatives
+
     def _pair_function(self, tf, rng):
-        """One tf.function: subsample, draw windows, build, shuffle and batch the examples."""
-        window = self.window
-        sg = self.sg and not self.shared_negatives  # shared: grouped like CBOW
-        shrink = self.shrink_windows
+        """One tf.function: subsample, draw windows, build, shuffle and batch the examples.
+
+        Called per chunk as `pairs(ids, sentence_ids, alpha_start, alpha_end,
+        batch, capacity)`, it returns `(buckets, arrays, kept)`: each bucket
+        the batched examples and their rates (`_bucketed_batches`), `arrays`
+        the chunk's tensors the steps read whole, padded to `capacity` rows
+        so that every chunk gives them one shape (one compilation), and the
+        number of corpus words subsampling kept.
+        """
+        window, shrink, windowed = self.window, self.shrink_windows, self._windowed()
         keep_probability = tf.constant(self._keep_probability)
         depths, lengths = self._bucket_depths(), self._code_lengths(tf)
         local = self._local_order()
 
         @tf.function(reduce_retracing=True, autograph=False)
-        def pairs(ids, sentence_ids, alpha_start, alpha_end, batch):
+        def pairs(ids, sentence_ids, alpha_start, alpha_end, batch, capacity):
             words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
-            context, valid = _windows(tf, rng, words, sentences, window, shrink)
-            if sg:
-                # Skip-gram: the context word's input vector predicts the centre word.
-                target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(context)), valid)
-                context = tf.boolean_mask(context, valid)
+            if windowed:
+                # One example per kept word: its position (the step reads the window).
+                reach = _window_reach(tf, rng, sentences, window, shrink)
+                examples, target = (tf.range(tf.size(words)),), words
+                arrays = (_padded(tf, words, capacity), _padded(tf, reach, capacity, -1))
             else:
-                has_context = tf.reduce_any(valid, axis=1)
-                target = tf.boolean_mask(words, has_context)
-                context = tf.boolean_mask(tf.where(valid, context, -1), has_context)
+                # Skip-gram: the context word's input vector predicts the centre word.
+                context, valid = _windows(tf, rng, words, sentences, window, shrink)
+                target = tf.boolean_mask(tf.broadcast_to(words[:, None], tf.shape(context)), valid)
+                examples, arrays = (target, tf.boolean_mask(context, valid)), ()
             buckets = _bucketed_batches(
-                tf, rng, target, context, alpha_start, alpha_end, batch, lengths, depths, local
+                tf, rng, examples, target, alpha_start, alpha_end, batch, lengths, depths, local
             )
-            return buckets, tf.size(words)
+            return buckets, arrays, tf.size(words)
 
         return pairs
 
@@ -1686,12 +1783,24 @@ class Word2Vec:
                 )
             )
 
+        window = self.window
+
+        def windowed(step):
+            # Examples are word positions; `tags` (PV-DM) are the chunk's tag rows per word.
+            def from_positions(positions, rate, words, reach, tags=None):
+                target, context = _window_context(tf, positions, words, reach, window)
+                if tags is not None:
+                    context = tf.concat([tf.gather(tags, positions), context], axis=1)
+                step(target, context, rate)
+
+            return from_positions
+
         if getattr(self, "dm_concat", 0):
             step, rows = concat_step, SUB_BATCH_PAIRS // (2 * self.window)
         elif not sg:
-            step, rows = cbow_step, SUB_BATCH_PAIRS // (2 * self.window)
+            step, rows = windowed(cbow_step), SUB_BATCH_PAIRS // (2 * self.window)
         elif self.shared_negatives:
-            step, rows = shared_skip_gram_step, SUB_BATCH_PAIRS // (2 * self.window)
+            step, rows = windowed(shared_skip_gram_step), SUB_BATCH_PAIRS // (2 * self.window)
         else:
             # Slices of about as many output rows as 512 pairs of negative=5 touch:
             # a tree path of 16 nodes makes a pair's rows 16, not 6.
