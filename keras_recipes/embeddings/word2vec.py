@@ -96,27 +96,32 @@ _MIN_SPLIT_DEPTH = 12
 _PER_CALL_SETTINGS = ("alpha", "min_alpha", "epochs", "seed", "workers", "verbose", "comment")
 
 
-def _in_sub_batches(tf, step, batch: int, rows: int):
+def _in_sub_batches(tf, step, batch: int, rows: int, prepare=None):
     """`step` XLA-compiled over `batch` examples, run as consecutive slices of about `rows`.
 
     The result is called as `run(examples, arrays)`: `examples` a tuple of
-    tensors with `batch` rows (cut into the slices), `arrays` a tuple of the
-    chunk's tensors every slice reads whole (`Word2Vec._windowed`).
+    tensors with `batch` rows, `arrays` a tuple of the chunk's tensors. With
+    `prepare`, `prepare(*examples, *arrays)` makes the examples the step
+    takes (`Word2Vec._windowed`: the words around each position), once per
+    call before the slices: the chunk's arrays stay out of the slices' XLA
+    while loop, whose state XLA would copy them into on every call.
     """
     parts = max(1, batch // max(1, rows))
     while batch % parts:  # equal slices
         parts -= 1
 
     def run(examples, arrays):
+        if prepare is not None:
+            examples = prepare(*examples, *arrays)
         if parts == 1:
-            step(*examples, *arrays)
+            step(*examples)
             return
 
         def body(i):
             def cut(x):
                 return tf.reshape(x, [parts, batch // parts, *x.shape[1:]])[i]
 
-            step(*(cut(x) for x in examples), *arrays)
+            step(*(cut(x) for x in examples))
             return (i + 1,)
 
         tf.while_loop(lambda i: i < parts, body, (tf.constant(0),))
@@ -1785,25 +1790,23 @@ class Word2Vec:
 
         window = self.window
 
-        def windowed(step):
+        def from_positions(positions, rate, words, reach, tags=None):
             # Examples are word positions; `tags` (PV-DM) are the chunk's tag rows per word.
-            def from_positions(positions, rate, words, reach, tags=None):
-                target, context = _window_context(tf, positions, words, reach, window)
-                if tags is not None:
-                    context = tf.concat([tf.gather(tags, positions), context], axis=1)
-                step(target, context, rate)
+            target, context = _window_context(tf, positions, words, reach, window)
+            if tags is not None:
+                context = tf.concat([tf.gather(tags, positions), context], axis=1)
+            return target, context, rate
 
-            return from_positions
-
+        prepare = from_positions if self._windowed() else None
         if getattr(self, "dm_concat", 0):
             step, rows = concat_step, SUB_BATCH_PAIRS // (2 * self.window)
         elif not sg:
-            step, rows = windowed(cbow_step), SUB_BATCH_PAIRS // (2 * self.window)
+            step, rows = cbow_step, SUB_BATCH_PAIRS // (2 * self.window)
         elif self.shared_negatives:
-            step, rows = windowed(shared_skip_gram_step), SUB_BATCH_PAIRS // (2 * self.window)
+            step, rows = shared_skip_gram_step, SUB_BATCH_PAIRS // (2 * self.window)
         else:
             # Slices of about as many output rows as 512 pairs of negative=5 touch:
             # a tree path of 16 nodes makes a pair's rows 16, not 6.
             outputs = (tree_points.shape[1] if syn1_hs is not None else 0) + (negative + 1 if negative else 0)  # fmt: skip
             step, rows = skip_gram_step, max(1, SUB_BATCH_PAIRS * 6 // outputs)
-        return _in_sub_batches(tf, step, batch, rows)
+        return _in_sub_batches(tf, step, batch, rows, prepare)
