@@ -53,6 +53,7 @@ from keras_recipes.embeddings.word2vec import (
     NULL_WORD,
     Word2Vec,
     _bucketed_batches,
+    _full_collections_paused,
     _open_text,
     _padded,
     _padded_tree,
@@ -553,9 +554,10 @@ class Doc2Vec(Word2Vec):
             return vector
         rates = alpha - (alpha - min_alpha) * np.arange(epochs) / max(epochs - 1, 1)
         per_call = max(1, 16 * _INFER_ROWS // len(ids))  # epochs drawn together
-        for first in range(0, epochs, per_call):
-            examples = self._infer_examples(ids, rng, rates[first : first + per_call])
-            vector = self._infer_run(vector, examples)
+        with _full_collections_paused():  # a loop of calls would meet them often
+            for first in range(0, epochs, per_call):
+                examples = self._infer_examples(ids, rng, rates[first : first + per_call])
+                vector = self._infer_run(vector, examples)
         return vector
 
     def _infer_examples(self, ids: np.ndarray, rng: np.random.Generator, rates: np.ndarray):
