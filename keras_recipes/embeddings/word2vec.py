@@ -29,15 +29,18 @@ so a gensim user needs no new vocabulary:
   vectors at zero.
 
 How it runs: per chunk of about `chunk_words` corpus words, one
-`tf.function` subsamples, draws reduced windows, builds every pair with a
-vectorized window mask and shuffles them (no Python loop per pair); then an
-XLA-compiled step takes `batch_size` pairs at a time, gathers their rows,
-computes the negative-sampling gradient in closed form and adds it back with
-sparse scatter updates (`IndexedSlices`), like many Hogwild threads at once.
-Shuffling matters: a batch of consecutive pairs from one article sums dozens
-of updates to the same topic words and diverges, while shuffled batches
-train as well as gensim's word-by-word SGD (measured in
-`benchmarks/word2vec_bench.py`).
+`tf.function` subsamples, draws reduced windows, builds the examples with
+vectorized ops and shuffles them (no Python loop per pair): skip-gram's
+(centre, context) pairs, or for CBOW and PV-DM one word position each,
+whose window the step reads from the chunk. An XLA-compiled step then takes
+`batch_size` examples at a time, gathers their rows, computes the gradient
+in closed form and adds it back with sparse scatter updates
+(`IndexedSlices`), like many Hogwild threads at once. Shuffling matters for
+negative sampling: a batch of consecutive pairs from one article sums
+dozens of updates to the same topic words, while shuffled batches train as
+well as gensim's word-by-word SGD or better (measured in
+`benchmarks/word2vec_bench.py`). Hierarchical softmax alone keeps the
+corpus order from step to step instead (`Word2Vec._local_order`).
 
 The life cycle is gensim's: `Word2Vec()` then `build_vocab(corpus)` then
 `train(corpus, total_examples=..., epochs=...)` (returning gensim's
