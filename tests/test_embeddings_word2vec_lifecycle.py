@@ -213,3 +213,36 @@ def test_a_second_train_reuses_its_compiled_step_and_trains_as_a_fresh_one(cls):
         reused.build_vocab([["brand", "new", "words"] * 3], update=True)
         reused.train([["brand", "new", "words"] * 3], total_examples=1, epochs=1)
         assert reused._trained_functions[1] is not second
+
+
+def test_training_keeps_full_collections_off_older_objects_and_restores_the_collector():
+    # train() (and Doc2Vec.infer_vector) freeze the objects that exist when they
+    # start, so that a full garbage collection in the loop walks only new ones;
+    # afterwards nothing stays frozen, and a program's own freeze is left alone.
+    import gc
+
+    seen = []
+
+    class Watch(CallbackAny2Vec):
+        def on_epoch_end(self, model):
+            seen.append(gc.get_freeze_count())
+
+    assert gc.get_freeze_count() == 0
+    model = Word2Vec(royal_corpus(200), **{**SMALL, "epochs": 2}, callbacks=[Watch()])
+    assert len(seen) == 2 and min(seen) > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        model.train(royal_corpus(200), total_examples=200, epochs=1)
+        assert 0 < gc.get_freeze_count() <= frozen  # still frozen (some objects freed)
+    finally:
+        gc.unfreeze()
+
+    class Stop(CallbackAny2Vec):
+        def on_epoch_end(self, model):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # a train stopped midway leaves nothing frozen
+        model.train(royal_corpus(200), total_examples=200, epochs=1, callbacks=[Stop()])
+    assert gc.get_freeze_count() == 0
