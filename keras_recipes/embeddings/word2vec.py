@@ -567,11 +567,14 @@ class Word2Vec:
             subsampling off. Defaults to 1e-3.
         seed: int. Seed for the initial vectors and every random draw.
             Defaults to 1.
-        workers: int. Threads that run update steps side by side on the
-            shared vectors (Hogwild, as gensim's worker threads). Fastest
-            with TensorFlow's pools set by `use_word2vec_threads(workers)`
-            first (one thread per op); `Word2Vec` never changes the
-            process's thread settings itself. Defaults to 3, as gensim.
+        workers: int. Threads that call update steps side by side on the
+            shared vectors (Hogwild, as gensim's worker threads), with
+            TensorFlow's pools set by `use_word2vec_threads(workers)` first
+            (one thread per op); `Word2Vec` never changes the process's
+            thread settings itself. TensorFlow locks the variables a
+            compiled step updates while it runs, so the steps take turns
+            and more workers do not train faster (README, "Word
+            embeddings"). Defaults to 3, as gensim.
         min_alpha: float. Final learning rate. Defaults to 1e-4.
         sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
         hs: int. 1 adds hierarchical softmax (gensim's Huffman tree; use
