@@ -150,8 +150,8 @@ def _full_collections_paused():
 
     A full collection walks every object the process holds, and with
     TensorFlow and Keras loaded that is millions: one lands in a training
-    loop every so many steps, a pause of about 0.2 s (a tenth of a Doc2Vec
-    benchmark run). `gc.freeze` takes the objects made before the loop out
+    loop every so many steps, a pause as long as many steps (README, "Word
+    embeddings"). `gc.freeze` takes the objects made before the loop out
     of its reach until the loop ends; garbage the loop makes is still
     collected. A program that freezes objects itself is left as it is.
     """
