@@ -181,3 +181,44 @@ def test_infer_sgd_over_several_padded_blocks_equals_numpy(name, request, monkey
     got = model._infer_run(start, examples)
     want = _grouped_sgd_in_numpy(model, start, examples, doc2vec._INFER_GROUP)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_pv_dm_step_reads_each_words_tags_and_window_from_the_chunk(monkeypatch):
+    # PV-DM's examples are word positions; the step reads the word's tags and
+    # window from the chunk's arrays. It must update the vectors as the step
+    # given each (target, tags + window) row spelled out here.
+    import tensorflow as tf
+
+    documents = topic_corpus(4, 12)
+    documents.append(TaggedDocument(["cat"], [len(documents), "alone"]))  # two tags, no window
+    model = Doc2Vec(dm=1, vector_size=8, window=2, min_count=1, sample=0, seed=1, epochs=1)
+    model.build_vocab(documents)
+    assert model._windowed()
+    ids, sentences = tf.constant(model._ids), tf.constant(model._sentence_ids)
+    pairs = model._pair_function(tf, tf.random.Generator.from_seed(0))
+    ((positions, rate),), arrays, _ = pairs(
+        ids, sentences, tf.constant(0.02), tf.constant(0.01), tf.constant(64), tf.size(ids) + 5
+    )
+    words, reach, tags = (x.numpy() for x in arrays)
+    positions, rate = positions[0], rate[0]
+    rows = []
+    for p in positions.numpy():
+        window = [words[p + d] if -d <= reach[p, 0] else -1 for d in (-2, -1)]
+        window += [words[p + d] if d <= reach[p, 1] else -1 for d in (1, 2)]
+        rows.append([*tags[p], *window])
+    context = tf.constant(rows, tf.int32)
+    assert (context.numpy()[:, 2:] >= 0).any() and (context.numpy()[:, 1] >= 0).any()
+    results = []
+    for windowed in (True, False):
+        monkeypatch.setattr(model, "_windowed", lambda windowed=windowed: windowed)
+        syn0 = tf.Variable(model._input_vectors())
+        syn1 = tf.Variable(np.random.default_rng(2).normal(size=model._output_vectors.shape).astype("float32"))  # fmt: skip
+        step = model._step_function(tf, tf.random.Generator.from_seed(5), syn0, syn1, 64)
+        if windowed:
+            step((positions, rate), arrays)
+        else:
+            step((tf.gather(arrays[0], positions), context, rate))
+        results.append((syn0.numpy(), syn1.numpy()))
+    for ours, spelled in zip(*results, strict=True):
+        np.testing.assert_allclose(ours, spelled, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(results[0][0], model._input_vectors())  # the step trained
