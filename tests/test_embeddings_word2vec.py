@@ -140,12 +140,16 @@ def test_tiny_corpora_train_instead_of_crashing_in_tensorflow():
     assert model.trained_examples > 0 and np.isfinite(model.wv.vectors).all()
 
 
-def test_corpus_in_several_chunks_trains_every_chunk_with_decaying_rate():
+@pytest.mark.parametrize("sg", [1, 0], ids=["skip-gram", "cbow"])
+def test_corpus_in_several_chunks_trains_every_chunk_with_decaying_rate(sg):
+    # CBOW's steps read windows from each chunk's arrays, padded to the longest
+    # chunk: chunks of other lengths must train as well.
     model = Word2Vec(
-        royal_corpus(600), vector_size=16, window=3, min_count=1, sg=1, sample=0,
+        royal_corpus(600), vector_size=16, window=3, min_count=1, sg=sg, sample=0,
         epochs=2, seed=1, batch_size=256, chunk_words=1000, workers=1,
     )  # fmt: skip
     assert len(model._chunks) == 5  # 4200 words, cut at sentence ends after 1000
+    assert len({hi - lo for lo, hi, _ in model._chunks}) > 1  # of different lengths
     assert sum(raw for _, _, raw in model._chunks) == model.corpus_total_words
     assert model.trained_examples >= 2 * 4200  # every centre word has neighbours
     best = model.wv.most_similar(positive=["king", "woman"], negative=["man"], topn=1)
