@@ -89,9 +89,18 @@ def test_infer_vector_is_reproducible_and_close_to_the_trained_vector(pv_dbow, c
     assert all(tag < 20 for tag in ranked)
 
 
-def test_infer_vector_of_pv_dm_lands_in_its_topic(pv_dm):
-    vector = pv_dm.infer_vector(["bank", "loan", "rate", "money", "credit"] * 4, epochs=50)
-    assert all(tag >= 20 for tag, _ in pv_dm.dv.most_similar([vector], topn=5))
+def test_infer_vector_of_pv_dm_lands_in_its_topic(pv_dm, corpus):
+    # Each training document's words, inferred anew: the nearest trained
+    # vector is of its topic. (Five made-up finance words, the older form of
+    # this test, land there for some seeds only, in gensim too: its top five
+    # held 0 to 5 finance documents over seeds 3-10.) Measured over seeds 3-7:
+    # 39-40 of 40 for ours and for gensim.
+    same = 0
+    for document in corpus:
+        vector = pv_dm.infer_vector(document.words, epochs=50)
+        nearest = pv_dm.dv.most_similar([vector], topn=1)[0][0]
+        same += (nearest >= 20) == (document.tags[0] >= 20)
+    assert same >= 38
 
 
 def test_infer_vector_of_unknown_words_is_its_start_vector(pv_dm):

@@ -96,6 +96,8 @@ SUB_BATCH_PAIRS = 512
 _MIN_SPLIT_DEPTH = 12
 # Settings a `train` call may change without the traced functions seeing it
 # (the rates and epochs are arguments; the seed reseeds the generator).
+# The examples' random generator is seeded with the model's seed plus this.
+_PAIR_SEED_OFFSET = 7919
 _PER_CALL_SETTINGS = ("alpha", "min_alpha", "epochs", "seed", "workers", "verbose", "comment")
 
 
@@ -1088,79 +1090,88 @@ class Word2Vec:
         ids_array, sentence_array, chunks, raw_words = corpus
         grouped = not self.sg or self.shared_negatives
         batch = max(1, self.batch_size // 4) if grouped else self.batch_size
-        rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = self._trainer(tf, batch)
+        _, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = self._trainer(tf, batch)
         ids = tf.constant(ids_array)
         sentence_ids = tf.constant(sentence_array)
         chunk_tensors = [(ids[lo:hi], sentence_ids[lo:hi]) for lo, hi, _ in chunks]
         batch_tensor = tf.constant(batch, tf.int32)
         capacity = tf.constant(max(hi - lo for lo, hi, _ in chunks), tf.int32)
         total = float(self.epochs * raw_words)
-        done = trained_words = 0
+        trained_words = 0
         self.trained_examples = 0
         self.seconds = {"pairs": 0.0, "steps": 0.0}
-        pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        # With workers > 1 a second thread builds the next chunk's examples while
+        # this one runs the steps; the steps themselves run one at a time, in
+        # order (TensorFlow locks the variables a compiled step updates, so
+        # Hogwild threads would only take turns).
+        ahead = ThreadPoolExecutor(1) if self.workers > 1 else None
+        schedule = [(epoch, number) for epoch in range(self.epochs) for number in range(len(chunks))]  # fmt: skip
+        rates = np.concatenate([[0.0], np.cumsum([raw for _ in range(self.epochs) for _, _, raw in chunks])])  # fmt: skip
+        rates = self.alpha - (self.alpha - self.min_alpha) * rates / max(total, 1.0)
+
+        def examples(index):
+            """The steps of `schedule[index]`'s chunk: `(steps, arrays, kept words)`."""
+            _, number = schedule[index]
+            buckets, arrays, kept = pairs_fn(
+                *chunk_tensors[number],
+                tf.constant(rates[index], tf.float32),
+                tf.constant(rates[index + 1], tf.float32),
+                batch_tensor,
+                capacity,
+            )
+            # Every bucket's steps, interleaved in proportion along the chunk.
+            columns = [[tf.unstack(x) for x in bucket] for bucket in buckets]
+            order = sorted(
+                ((s + 0.5) / len(c[0]), k, s)
+                for k, c in enumerate(columns)
+                for s in range(len(c[0]))
+            )
+            steps = [(step_fns[k], tuple(x[s] for x in columns[k])) for _, k, s in order]
+            return steps, arrays, int(kept)
+
         _call(callbacks, "on_train_begin", self)
         # The traces that follow get the same names in every process that runs
         # the same calls, so XLA's disk cache (keras_recipes.xla_cache) answers
         # a script's train() calls from its second run on.
         align_function_uids()
-        with _full_collections_paused():
-            mark = time.perf_counter()
-            for epoch in range(self.epochs):
-                _call(callbacks, "on_epoch_begin", self)
-                progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
-                for number, (_, _, raw) in enumerate(chunks):
-                    alpha_start = self.alpha - (self.alpha - self.min_alpha) * done / total
-                    done += raw
-                    alpha_end = self.alpha - (self.alpha - self.min_alpha) * done / total
-                    buckets, arrays, kept = pairs_fn(
-                        *chunk_tensors[number],
-                        tf.constant(alpha_start, tf.float32),
-                        tf.constant(alpha_end, tf.float32),
-                        batch_tensor,
-                        capacity,
-                    )
-                    trained_words += int(kept)
-                    # Every bucket's steps, interleaved in proportion along the chunk.
-                    columns = [[tf.unstack(x) for x in bucket] for bucket in buckets]
-                    order = sorted(
-                        ((s + 0.5) / len(c[0]), k, s)
-                        for k, c in enumerate(columns)
-                        for s in range(len(c[0]))
-                    )
-                    steps = [(step_fns[k], tuple(x[s] for x in columns[k])) for _, k, s in order]
+        try:
+            with _full_collections_paused():
+                mark = time.perf_counter()
+                coming = ahead.submit(examples, 0) if ahead is not None and schedule else None
+                for index, (epoch, number) in enumerate(schedule):
+                    if number == 0:
+                        _call(callbacks, "on_epoch_begin", self)
+                        progress = keras.utils.Progbar(len(chunks), unit_name="chunk") if self.verbose else None  # fmt: skip
+                    if coming is None:
+                        steps, arrays, kept = examples(index)
+                    else:
+                        steps, arrays, kept = coming.result()
+                        if index + 1 < len(schedule):
+                            coming = ahead.submit(examples, index + 1)
+                    trained_words += kept
                     self.trained_examples += len(steps) * batch
                     made = time.perf_counter()
                     self.seconds["pairs"] += made - mark
-                    if not steps:  # no word kept with a neighbour in this chunk, this epoch
-                        mark = made
-                        continue
-                    if "first_step" not in self.seconds:  # tracing and XLA compilation
-                        function, examples = steps[0]
-                        function(examples, arrays)
+                    if steps and "first_step" not in self.seconds:  # tracing and XLA compilation
+                        function, first = steps[0]
+                        function(first, arrays)
                         _ = syn0[0, 0].numpy()
                         self.seconds["first_step"] = time.perf_counter() - made
                         steps = steps[1:]
-
-                    def run(work, arrays=arrays):
-                        for function, examples in work:
-                            function(examples, arrays)
-
-                    if pool is None:
-                        run(steps)
-                    else:  # Hogwild: workers update the shared vectors without locks of their own
-                        every = self.workers
-                        list(pool.map(run, [steps[k::every] for k in range(every)]))
+                    for function, step_examples in steps:
+                        function(step_examples, arrays)
                     _ = syn0[0, 0].numpy()
                     mark = time.perf_counter()
                     self.seconds["steps"] += mark - made
                     if progress is not None:
                         progress.update(number + 1, [("epoch", epoch + 1)])
-                if callbacks:  # they may read the vectors and the loss so far
-                    self._sync(syn0, syn1, loss, syn1_hs)
-                _call(callbacks, "on_epoch_end", self)
-        if pool is not None:
-            pool.shutdown()
+                    if number == len(chunks) - 1:
+                        if callbacks:  # they may read the vectors and the loss so far
+                            self._sync(syn0, syn1, loss, syn1_hs)
+                        _call(callbacks, "on_epoch_end", self)
+        finally:
+            if ahead is not None:
+                ahead.shutdown(cancel_futures=True)
         if self.trained_examples == 0:
             warnings.warn(
                 f"Word2Vec trained on no (centre, context) pairs: after subsampling "
@@ -1203,9 +1214,14 @@ class Word2Vec:
         )
         state = getattr(self, "_trained_functions", None)
         seed = self.seed + self.train_count
+        # The examples and the steps draw from generators of their own, so that
+        # building the next chunk's examples beside the steps (workers > 1)
+        # draws the same numbers as building them in turn.
+        pair_seed = seed + _PAIR_SEED_OFFSET
         if state is not None and state[0] == key:
-            rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = state[1]
+            (rng, pair_rng), syn0, syn1, syn1_hs, loss, pairs_fn, step_fns = state[1]
             rng.reset_from_seed(seed)
+            pair_rng.reset_from_seed(pair_seed)
             syn0.assign(vectors)
             syn1.assign(self._output_vectors)
             if syn1_hs is not None:
@@ -1214,16 +1230,17 @@ class Word2Vec:
                 loss.assign(0.0)
             return state[1]
         rng = tf.random.Generator.from_seed(seed)
+        pair_rng = tf.random.Generator.from_seed(pair_seed)
         syn0 = tf.Variable(vectors, name="input_vectors")
         syn1 = tf.Variable(self._output_vectors, name="output_vectors")
         syn1_hs = tf.Variable(self._hs_vectors, name="tree_vectors") if self.hs else None
         loss = tf.Variable(0.0, dtype=tf.float64, name="loss") if self.compute_loss else None
-        pairs_fn = self._pair_function(tf, rng)
+        pairs_fn = self._pair_function(tf, pair_rng)
         step_fns = [
             self._step_function(tf, rng, syn0, syn1, batch, loss, syn1_hs, depth)
             for depth in self._bucket_depths()
         ]
-        functions = (rng, syn0, syn1, syn1_hs, loss, pairs_fn, step_fns)
+        functions = ((rng, pair_rng), syn0, syn1, syn1_hs, loss, pairs_fn, step_fns)
         self._trained_functions = (key, functions)
         return functions
 
