@@ -246,3 +246,15 @@ def test_training_keeps_full_collections_off_older_objects_and_restores_the_coll
     with pytest.raises(KeyboardInterrupt):  # a train stopped midway leaves nothing frozen
         model.train(royal_corpus(200), total_examples=200, epochs=1, callbacks=[Stop()])
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("sg", [1, 0], ids=["skip-gram", "cbow"])
+def test_any_workers_train_the_same_vectors(sg):
+    # workers > 1 builds the next chunk's examples on a second thread while the
+    # steps run in order; the examples draw from their own generator, so the
+    # vectors are those of workers=1, chunk after chunk.
+    settings = {**SMALL, "sg": sg, "epochs": 2, "chunk_words": 1500}
+    one, three = (Word2Vec(royal_corpus(600), **{**settings, "workers": w}) for w in (1, 3))
+    assert len(one._chunks) > 1
+    np.testing.assert_array_equal(one.wv.vectors, three.wv.vectors)
+    assert one.trained_examples == three.trained_examples

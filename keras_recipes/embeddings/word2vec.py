@@ -426,8 +426,8 @@ def use_word2vec_threads(workers: int) -> bool:
 
     An XLA training step is a serial loop over small slices: splitting each
     op over threads only adds synchronisation (slower per pair on two
-    cores), so `Word2Vec(workers=N)` runs whole steps side by
-    side instead, and is fastest with one thread per op and `N` ops at once.
+    cores), so one thread per op is fastest, and `Word2Vec(workers=N)`
+    builds the next chunk's examples beside the running steps instead.
     The pools belong to the whole process (every TensorFlow op in it), so
     `Word2Vec` never sets them itself: call this first, before anything
     runs a TensorFlow op, in a process that mostly trains vectors (the
@@ -569,14 +569,14 @@ class Word2Vec:
             subsampling off. Defaults to 1e-3.
         seed: int. Seed for the initial vectors and every random draw.
             Defaults to 1.
-        workers: int. Threads that call update steps side by side on the
-            shared vectors (Hogwild, as gensim's worker threads), with
-            TensorFlow's pools set by `use_word2vec_threads(workers)` first
-            (one thread per op); `Word2Vec` never changes the process's
-            thread settings itself. TensorFlow locks the variables a
-            compiled step updates while it runs, so the steps take turns
-            and more workers do not train faster (README, "Word
-            embeddings"). Defaults to 3, as gensim.
+        workers: int. Above 1, a second thread builds the next chunk's
+            examples while the update steps run (gensim's threads each run
+            steps, Hogwild; here TensorFlow locks the variables a compiled
+            step updates while it runs, so steps can only take turns). The
+            vectors are the same for any `workers`. Set TensorFlow's pools
+            with `use_word2vec_threads(workers)` first; `Word2Vec` never
+            changes the process's thread settings itself. Defaults to 3, as
+            gensim.
         min_alpha: float. Final learning rate. Defaults to 1e-4.
         sg: int. 1 for skip-gram, 0 for CBOW. Defaults to 0, as gensim.
         hs: int. 1 adds hierarchical softmax (gensim's Huffman tree; use
