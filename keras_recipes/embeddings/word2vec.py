@@ -1146,8 +1146,6 @@ class Word2Vec:
                         steps, arrays, kept = examples(index)
                     else:
                         steps, arrays, kept = coming.result()
-                        if index + 1 < len(schedule):
-                            coming = ahead.submit(examples, index + 1)
                     trained_words += kept
                     self.trained_examples += len(steps) * batch
                     made = time.perf_counter()
@@ -1158,6 +1156,9 @@ class Word2Vec:
                         _ = syn0[0, 0].numpy()
                         self.seconds["first_step"] = time.perf_counter() - made
                         steps = steps[1:]
+                    if coming is not None and index + 1 < len(schedule):
+                        # After the first step's tracing: traces keep one order (XLA's cache).
+                        coming = ahead.submit(examples, index + 1)
                     for function, step_examples in steps:
                         function(step_examples, arrays)
                     _ = syn0[0, 0].numpy()
