@@ -45,16 +45,6 @@ from conditions import print_conditions
 
 from keras_recipes import quiet_tensorflow
 
-SHAPE_110M = dict(
-    vocab_size=32000,
-    dim=768,
-    n_layers=12,
-    n_heads=12,
-    hidden_dim=2048,
-    max_seq_len=1024,
-    tie_embeddings=True,
-)
-
 
 def best_rates(runs: dict, tokens: int, repeats: int) -> dict:
     """Tokens/s of each run's best of `repeats`, the runs timed in turns after one warm-up."""
@@ -280,7 +270,7 @@ def main(argv=None) -> dict:
         return report
 
     keras.utils.set_random_seed(0)
-    config = LlamaConfig.preset("tiny") if args.quick else LlamaConfig(**SHAPE_110M)
+    config = LlamaConfig.preset("tiny" if args.quick else "stories110M")
     new_tokens = 16 if args.quick else args.new_tokens
     model = build_llama(config)
     prompt = (np.arange(args.prompt_len, dtype=np.int32)[None] * 37 + 1) % config.vocab_size
