@@ -57,9 +57,9 @@ from keras_recipes.embeddings.word2vec import (
     _open_text,
     _padded,
     _padded_tree,
+    _position_examples,
     _raise_for_non_string_token,
     _subsample,
-    _window_reach,
     _windows,
 )
 from keras_recipes.embeddings.word2vec import (
@@ -458,12 +458,10 @@ class Doc2Vec(Word2Vec):
             elif dm:
                 # Every kept word is a target, with or without context words: its
                 # position, the step reads its tags and window (`_windowed`).
-                reach = _window_reach(tf, rng, sentences, window, shrink)
-                examples, target = (tf.range(tf.size(words)),), words
-                arrays = tuple(
-                    _padded(tf, x, capacity, fill)
-                    for x, fill in ((words, 0), (reach, -1), (tags, -1))
+                examples, arrays = _position_examples(
+                    tf, rng, words, sentences, window, shrink, capacity
                 )
+                target, arrays = words, (*arrays, _padded(tf, tags, capacity, -1))
             else:
                 # Each word's (tag, word) examples, then with dbow_words its
                 # skip-gram ones, word by word in corpus order.

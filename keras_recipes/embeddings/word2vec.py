@@ -189,6 +189,13 @@ def _subsample(tf, rng, ids, sentence_ids, keep_probability):
     return tf.boolean_mask(ids, kept), tf.boolean_mask(sentence_ids, kept)
 
 
+def _reduced_windows(tf, rng, n, window: int, shrink: bool):
+    """`(n,)` int32: each word's window, drawn uniformly in `1..window` when `shrink`."""
+    if shrink:
+        return window - rng.uniform([n], 0, window, dtype=tf.int32)
+    return tf.fill([n], window)
+
+
 def _windows(tf, rng, words, sentences, window: int, shrink: bool):
     """`(context, valid)`, each `(n, 2 * window)`: every word's neighbours and which count.
 
@@ -197,10 +204,7 @@ def _windows(tf, rng, words, sentences, window: int, shrink: bool):
     """
     offsets = tf.constant([d for d in range(-window, window + 1) if d != 0], tf.int32)
     n = tf.size(words)
-    if shrink:
-        reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
-    else:
-        reduced = tf.fill([n], window)
+    reduced = _reduced_windows(tf, rng, n, window, shrink)
     where = tf.range(n)[:, None] + offsets[None, :]
     clipped = tf.clip_by_value(where, 0, tf.maximum(n - 1, 0))
     valid = (
@@ -221,10 +225,7 @@ def _window_reach(tf, rng, sentences, window: int, shrink: bool):
     numbers must not decrease along the corpus (`Word2Vec._index`).
     """
     n = tf.size(sentences)
-    if shrink:
-        reduced = window - rng.uniform([n], 0, window, dtype=tf.int32)
-    else:
-        reduced = tf.fill([n], window)
+    reduced = _reduced_windows(tf, rng, n, window, shrink)
     position = tf.range(n)
     starts = tf.not_equal(sentences, tf.concat([[-1], sentences], 0)[:-1])
     segment = tf.cumsum(tf.cast(starts, tf.int32)) - 1
@@ -233,6 +234,17 @@ def _window_reach(tf, rng, sentences, window: int, shrink: bool):
     return tf.stack(
         [tf.minimum(position - first, reduced), tf.minimum(last - position, reduced)], 1
     )
+
+
+def _position_examples(tf, rng, words, sentences, window: int, shrink: bool, capacity):
+    """One example per kept word, its position, and the chunk's arrays its step reads.
+
+    Returns `((positions,), (words, reach))`, the arrays padded to
+    `capacity` rows (reach with -1: no window), for `_window_context`.
+    """
+    reach = _window_reach(tf, rng, sentences, window, shrink)
+    arrays = (_padded(tf, words, capacity), _padded(tf, reach, capacity, -1))
+    return (tf.range(tf.size(words)),), arrays
 
 
 def _window_context(tf, positions, words, reach, window: int):
@@ -279,7 +291,7 @@ def _shuffled_batches(tf, rng, examples, alpha_start, alpha_end, batch, local=Fa
     batched = [
         tf.reshape(
             _padded(tf, x, m + pad, -1 if x.shape.rank > 1 else 0), [steps, batch, *x.shape[1:]]
-        )  # fmt: skip
+        )
         for x in (*examples, rate)
     ]
     if local:  # one permutation of the columns: a step's slices take examples across it
@@ -1638,9 +1650,10 @@ class Word2Vec:
             words, sentences = _subsample(tf, rng, ids, sentence_ids, keep_probability)
             if windowed:
                 # One example per kept word: its position (the step reads the window).
-                reach = _window_reach(tf, rng, sentences, window, shrink)
-                examples, target = (tf.range(tf.size(words)),), words
-                arrays = (_padded(tf, words, capacity), _padded(tf, reach, capacity, -1))
+                examples, arrays = _position_examples(
+                    tf, rng, words, sentences, window, shrink, capacity
+                )
+                target = words
             else:
                 # Skip-gram: the context word's input vector predicts the centre word.
                 context, valid = _windows(tf, rng, words, sentences, window, shrink)
